@@ -1,0 +1,1 @@
+"""Analysis: estimators, laws, forecasts, ceilings, costs. Pure functions on arrays."""

@@ -1,0 +1,1 @@
+"""Sampling backends, each imported only when chosen."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ttscale CLI, one module each (see ttscale.cli)."""
