@@ -1,0 +1,21 @@
+"""``ttscale report DIR``: one self-contained HTML page for a run or a sweep."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write one self-contained HTML page for a run or a sweep",
+                       description=__doc__)
+    p.add_argument("dir", help="a run directory or a sweep folder (holding run directories)")
+    p.add_argument("--out", help="output file (default DIR/report.html)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttscale.report import build_report
+
+    path = build_report(args.dir, args.out)
+    print(path)
+    return 0

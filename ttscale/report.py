@@ -1,0 +1,182 @@
+"""One self-contained HTML page for a run or a whole sweep.
+
+The page embeds every figure (SVG inline, PNG as data URIs), so it can be mailed or attached as
+one file. It shows the grid of runs, the scaling curves with fits and confidence bands, the fitted
+laws, the verifier comparison, ceilings and saturation points, and the config and versions that
+produced them. It reads only what the analysis stages wrote:
+
+- ``<run>/run.json``, ``<run>/analysis/{curves.parquet, fits.json, figures/*}``
+- ``<run>/compare/{compare.parquet, *.svg|*.png}`` where ``ttscale compare`` ran
+- ``<sweep>/sweep.json`` (the resolved sweep config) where the folder is a sweep
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ttscale import __version__
+from ttscale.errors import InputError
+from ttscale.store import atomic_write_bytes
+
+#: k values shown in the tables of the report (those present in a curve)
+TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}figure{margin:1em 0}figure svg,figure img{max-width:100%;height:auto}
+figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
+.muted{color:#777}
+"""
+
+# Marks the page once every figure has decoded: data-figures="<loaded>/<total>" on <body>.
+_SCRIPT = """
+window.addEventListener('load',function(){var imgs=[].slice.call(document.images);
+var ok=imgs.filter(function(i){return i.complete&&i.naturalWidth>0}).length;
+var svgs=[].slice.call(document.querySelectorAll('figure svg')).filter(function(s){
+var b=s.getBBox();return b.width>0&&b.height>0}).length;
+document.body.setAttribute('data-figures',(ok+svgs)+'/'+(imgs.length+document.querySelectorAll('figure svg').length));});
+"""
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under ``root`` (itself included): folders holding a run.json."""
+    if (root / "run.json").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("run.json") if p.parent != root)
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _figure(path: Path, caption: str) -> str:
+    if path.suffix == ".svg":
+        svg = path.read_text()
+        svg = svg[svg.find("<svg"):] if "<svg" in svg else svg
+        body = svg
+    else:
+        data = base64.b64encode(path.read_bytes()).decode()
+        body = f'<img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
+    return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+
+
+def _figures(folder: Path) -> list[str]:
+    """Prefer SVG (crisp, smaller); fall back to PNG where no SVG of the same name exists."""
+    if not folder.is_dir():
+        return []
+    out = []
+    stems = sorted({p.stem for p in folder.iterdir() if p.suffix in (".svg", ".png")})
+    for stem in stems:
+        svg, png = folder / f"{stem}.svg", folder / f"{stem}.png"
+        path = svg if svg.is_file() else png
+        out.append(_figure(path, stem.replace("_", " ")))
+    return out
+
+
+def _table(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
+    head = "".join(f'<th class="l">{_esc(c)}</th>' if df[c].dtype == object else f"<th>{_esc(c)}</th>"
+                   for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for v in rec:
+            if isinstance(v, float):
+                cells.append(f"<td>{'' if pd.isna(v) else float_fmt.format(v)}</td>")
+            elif isinstance(v, int):
+                cells.append(f"<td>{v}</td>")
+            else:
+                cells.append(f'<td class="l">{_esc(v)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _curve_table(curves: pd.DataFrame) -> str:
+    ks = [k for k in TABLE_KS if k in set(curves["k"])]
+    kmax = int(curves["k"].max())
+    if kmax not in ks:
+        ks.append(kmax)
+    sub = curves[curves["k"].isin(ks)].copy()
+    group = [c for c in sub.columns if c not in ("k", "estimate", "ci_low", "ci_high")]
+    sub["value"] = [
+        f"{e:.3f}" if pd.isna(lo) else f"{e:.3f} [{lo:.3f}, {hi:.3f}]"
+        for e, lo, hi in zip(sub["estimate"], sub["ci_low"], sub["ci_high"], strict=True)
+    ]
+    wide = sub.pivot_table(index=group, columns="k", values="value", aggfunc="first").reset_index()
+    wide.columns = [f"k={c}" if isinstance(c, int | float) and not isinstance(c, bool) else str(c)
+                    for c in wide.columns]
+    return _table(wide.astype({c: str for c in wide.columns if c.startswith("k=")}))
+
+
+def _run_section(run: Path, root: Path) -> str:
+    parts = [f"<h2>Run {_esc(run.relative_to(root) if run != root else run.name)}</h2>"]
+    cfg = json.loads((run / "run.json").read_text())
+    summary = {k: cfg.get(k) for k in ("task", "model", "backend", "num_samples", "temperatures", "seed")
+               if k in cfg}
+    if summary:
+        parts.append(_table(pd.DataFrame([{k: json.dumps(v) if isinstance(v, list | dict) else v
+                                           for k, v in summary.items()}])))
+    analysis = run / "analysis"
+    curves_path = analysis / "curves.parquet"
+    if curves_path.is_file():
+        parts.append("<h3>Scaling curves (estimate [CI])</h3>")
+        parts.append(_curve_table(pd.read_parquet(curves_path)))
+    fits_path = analysis / "fits.json"
+    if fits_path.is_file():
+        fits = json.loads(fits_path.read_text())
+        if fits:
+            parts.append("<h3>Fitted laws, saturation points and ceilings</h3>")
+            parts.append(_table(pd.DataFrame(fits)))
+    parts.extend(_figures(analysis / "figures"))
+    compare = run / "compare"
+    if (compare / "compare.parquet").is_file():
+        parts.append("<h3>Verifier comparison (same samples)</h3>")
+        table = pd.read_parquet(compare / "compare.parquet")
+        parts.append(_curve_table(table.rename(columns={"accuracy": "estimate"}))
+                     if "accuracy" in table.columns and "k" in table.columns else _table(table))
+        parts.extend(_figures(compare))
+    parts.append(f"<details><summary>run.json</summary><pre>{_esc(json.dumps(cfg, indent=2))}</pre></details>")
+    return "\n".join(parts)
+
+
+def build_report(root: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a run directory or a sweep folder; return its path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such directory")
+    runs = find_runs(root)
+    if not runs:
+        raise InputError(f"{root}: no run directories (no run.json found below it)")
+    if not any((r / "analysis" / "curves.parquet").is_file() for r in runs):
+        raise InputError(f"{root}: no analysis found; run `ttscale analyze` (or the sweep) first")
+    title = f"ttscale report: {root.resolve().name}"
+    sections = [f"<h1>{_esc(title)}</h1>",
+                f'<p class="muted">ttscale {__version__}, Python {platform.python_version()}</p>']
+    sweep_json = root / "sweep.json"
+    if sweep_json.is_file():
+        sweep = json.loads(sweep_json.read_text())
+        sections.append("<h2>Grid</h2>")
+        grid = [{"run": str(r.relative_to(root)),
+                 "analysed": (r / "analysis" / "curves.parquet").is_file(),
+                 "compared": (r / "compare" / "compare.parquet").is_file()} for r in runs]
+        sections.append(_table(pd.DataFrame(grid)))
+        sections.extend(_figures(root / "figures"))
+        sections.append(f"<details><summary>sweep config</summary><pre>{_esc(json.dumps(sweep, indent=2))}</pre></details>")
+    for run in runs:
+        sections.append(_run_section(run, root))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
+            + "\n".join(sections) + "</body></html>")
+    out_path = Path(out) if out else root / "report.html"
+    atomic_write_bytes(out_path, page.encode())
+    return out_path
