@@ -1,0 +1,360 @@
+"""The analysis of one input: a counts table or a run directory -> curves, fits, marks, figures.
+
+``load_input`` reads and validates the input (nothing is computed yet), ``analyze`` computes
+curves and fits in memory, and ``write_outputs`` writes them under an output directory only at
+the end, atomically (see ``ttscale.commands.analyze`` for the formats). Every check that can fail
+on bad input runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ttscale.counts import check_k, counts_from_verdicts, group_columns, load_counts
+from ttscale.errors import InputError
+from ttscale.store import SAMPLE_KEY, RunDir, atomic_write_json, atomic_write_table
+
+CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high", "flops"]
+#: grouping columns that name a benchmark: one figure per value of the first one present
+PANEL_COLUMNS = ("benchmark", "task", "dataset")
+
+
+@dataclass
+class AnalysisInput:
+    """A validated input: counts per (group, problem), and per-sample rows for a run directory."""
+
+    source: Path
+    counts: pd.DataFrame  # group columns + problem, num_samples, num_correct
+    group_cols: list[str]
+    samples: pd.DataFrame | None = None  # group columns + problem_id, answer, passed, score
+    tokens: pd.DataFrame | None = None  # group columns + avg_prompt_tokens, avg_output_tokens
+
+    def groups(self) -> list[tuple[tuple, pd.DataFrame]]:
+        """(key, counts rows) per group, key a tuple of the group values (sorted)."""
+        if not self.group_cols:
+            return [((), self.counts)]
+        return [
+            (k if isinstance(k, tuple) else (k,), g)
+            for k, g in self.counts.groupby(self.group_cols, sort=True, dropna=False)
+        ]
+
+
+@dataclass
+class Options:
+    """The knobs of ``ttscale analyze`` (see its --help)."""
+
+    ks: list[int] | None = None
+    n_boot: int = 1000
+    ci: float = 0.95
+    seed: int = 0
+    ceiling: bool = False
+    saturation_threshold: float = 1e-4
+    model_shape: str | None = None
+    max_k: int | None = None
+
+
+@dataclass
+class AnalysisResult:
+    source: Path
+    group_cols: list[str]
+    curves: pd.DataFrame
+    fits: list[dict[str, Any]]
+    fit_objects: dict[tuple, Any] = field(default_factory=dict)
+    flops_fn: dict[tuple, Any] = field(default_factory=dict)  # key -> (ks -> FLOPs)
+
+
+# -- loading ---------------------------------------------------------------------------------
+def _pool(counts: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
+    """Sum counts of one problem over the grouping columns left out of ``group_by``."""
+    agg = counts.groupby([*group_by, "problem"], sort=True, dropna=False)
+    out = agg[["num_samples", "num_correct"]].sum().reset_index()
+    return out[[*group_by, "problem", "num_samples", "num_correct"]]
+
+
+def _check_group_by(group_by: list[str] | None, available: list[str], source: Path) -> list[str]:
+    if group_by is None:
+        return available
+    unknown = [c for c in group_by if c not in available]
+    if unknown:
+        raise InputError(
+            f"{source}: --group-by column {unknown[0]!r} is not a grouping column "
+            f"(available: {', '.join(available) or 'none'})"
+        )
+    return list(group_by)
+
+
+def load_input(
+    path: str | os.PathLike,
+    group_by: list[str] | None = None,
+    prompt_tokens: float | None = None,
+    output_tokens: float | None = None,
+) -> AnalysisInput:
+    """Read a counts table (CSV/Parquet) or a run directory; raise InputError on bad input."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if prompt_tokens is not None or output_tokens is not None:
+            raise InputError(f"{path}: --prompt-tokens/--output-tokens apply to counts tables; "
+                             "a run directory records its own token counts")
+        return _load_run(path, group_by)
+    counts = load_counts(path)
+    cols = _check_group_by(group_by, group_columns(counts), path)
+    if cols != group_columns(counts):
+        counts = _pool(counts, cols)
+    tokens = None
+    if (prompt_tokens is None) != (output_tokens is None):
+        raise InputError(f"{path}: give both --prompt-tokens and --output-tokens, or neither")
+    if prompt_tokens is not None:
+        if prompt_tokens < 0 or output_tokens < 0:
+            raise InputError(f"{path}: --prompt-tokens/--output-tokens must be >= 0")
+        tokens = counts[cols].drop_duplicates().reset_index(drop=True)
+        tokens["avg_prompt_tokens"] = float(prompt_tokens)
+        tokens["avg_output_tokens"] = float(output_tokens)
+    return AnalysisInput(path, counts.reset_index(drop=True), cols, tokens=tokens)
+
+
+def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
+    run = RunDir(path)
+    if not run.problems_path.is_file() and not run.has_samples():
+        raise InputError(f"{path}: not a run directory (no problems.parquet, no samples/)")
+    samples = run.require_samples(
+        columns=[*SAMPLE_KEY, "num_prompt_tokens", "num_output_tokens"]
+    )
+    verifiers = run.verifiers()
+    if not verifiers:
+        raise InputError(f"{path / 'verdicts'}: no verdicts in this run directory (run verify first)")
+    if samples.duplicated(SAMPLE_KEY).any():
+        raise InputError(f"{run.samples_dir}: a sample appears twice (problem_id, temperature, sample_index)")
+    task_of = None
+    if run.problems_path.is_file():
+        problems = run.read_problems()
+        if "task" in problems.columns and "problem_id" in problems.columns:
+            task_of = problems.drop_duplicates("problem_id").set_index("problem_id")["task"]
+    rows = []
+    for name in verifiers:
+        v = run.read_verdicts(name, columns=[*SAMPLE_KEY, "passed", "score", "answer"])
+        if v.duplicated(SAMPLE_KEY).any():
+            raise InputError(f"{run.verdicts_dir(name)}: a sample is verified twice")
+        joined = v.merge(samples, on=SAMPLE_KEY, how="left", indicator=True)
+        orphan = joined["_merge"] == "left_only"
+        if orphan.any():
+            r = joined[orphan].iloc[0]
+            raise InputError(
+                f"{run.verdicts_dir(name)}: verdict for a sample not in samples/ "
+                f"(problem_id {r['problem_id']!r}, temperature {r['temperature']}, "
+                f"sample_index {r['sample_index']})"
+            )
+        joined = joined.drop(columns="_merge")
+        joined["verifier"] = name
+        rows.append(joined)
+    per_sample = pd.concat(rows, ignore_index=True)
+    if per_sample["passed"].isna().any():
+        raise InputError(f"{path / 'verdicts'}: field 'passed' is null for some sample")
+    per_sample["passed"] = per_sample["passed"].astype(bool)
+    available = ["verifier", "temperature"]
+    if task_of is not None:
+        per_sample.insert(0, "task", per_sample["problem_id"].map(task_of).fillna("?").astype(str))
+        available = ["task", *available]
+    cols = _check_group_by(group_by, available, path)
+    counts = counts_from_verdicts(per_sample, group_by=cols)
+    tok = per_sample.groupby(cols, sort=True, dropna=False) if cols else None
+    if tok is not None:
+        tokens = tok.agg(
+            avg_prompt_tokens=("num_prompt_tokens", "mean"),
+            avg_output_tokens=("num_output_tokens", "mean"),
+        ).reset_index()
+    else:
+        tokens = pd.DataFrame({
+            "avg_prompt_tokens": [per_sample["num_prompt_tokens"].mean()],
+            "avg_output_tokens": [per_sample["num_output_tokens"].mean()],
+        })
+    keep = [*cols, "problem_id", "answer", "passed", "score"]
+    return AnalysisInput(path, counts, cols, samples=per_sample[keep], tokens=tokens)
+
+
+# -- computing -------------------------------------------------------------------------------
+def _resolve_shape(name: str, source: Path) -> Any:
+    from ttscale.analysis import cost
+
+    presets = getattr(cost, "PRESETS", None) or getattr(cost.ModelShape, "PRESETS", None) or {}
+    if name in presets:
+        return presets[name]
+    if hasattr(cost.ModelShape, "preset"):
+        try:
+            return cost.ModelShape.preset(name)
+        except (KeyError, ValueError, InputError):
+            pass
+    raise InputError(
+        f"{source}: --model-shape {name!r} is not a known model shape "
+        f"(known: {', '.join(sorted(presets)) or 'none'})"
+    )
+
+
+def _ks_for(n_min: int, opts: Options) -> np.ndarray:
+    from ttscale.analysis.curves import default_ks
+
+    if opts.ks is not None:
+        ks = np.asarray(sorted(set(opts.ks)), dtype=np.int64)
+    else:
+        ks = np.asarray(default_ks(n_min), dtype=np.int64)
+    top = min(n_min, opts.max_k) if opts.max_k is not None else n_min
+    return ks[ks <= top] if opts.ks is None else ks
+
+
+def _check_options(inp: AnalysisInput, opts: Options) -> None:
+    src = inp.source
+    n_min = int(inp.counts["num_samples"].min())
+    if opts.ks is not None:
+        if not opts.ks:
+            raise InputError(f"{src}: --ks is empty")
+        check_k(np.asarray(opts.ks), n_min, src, what="--ks k")
+    if opts.max_k is not None:
+        check_k(opts.max_k, n_min, src, what="--max-k")
+        if opts.ks is not None and max(opts.ks) > opts.max_k:
+            raise InputError(f"{src}: --ks k={max(opts.ks)} is above --max-k {opts.max_k}")
+    if opts.n_boot < 0:
+        raise InputError(f"{src}: --n-boot must be >= 0, got {opts.n_boot}")
+    if not 0.0 < opts.ci < 1.0:
+        raise InputError(f"{src}: --ci must be in (0, 1), got {opts.ci}")
+    if not opts.saturation_threshold > 0:
+        raise InputError(f"{src}: --saturation-threshold must be > 0, got {opts.saturation_threshold}")
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def _fit_record(fit: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {"law": fit.law}
+    for name, value in fit.params.items():
+        rec[name] = _clean(float(value))
+    for name, value in fit.stderr.items():
+        rec[f"{name}_stderr"] = _clean(float(value))
+    rec["rmse"] = _clean(float(fit.rmse))
+    rec["max_abs_error"] = _clean(float(fit.max_abs_error))
+    rec["k_min"], rec["k_max"] = int(fit.k_range[0]), int(fit.k_range[1])
+    return rec
+
+
+def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options, per_sample: float) -> float | None:
+    from ttscale.analysis.ceilings import saturation_point
+
+    out = saturation_point(ks, cov, opts.saturation_threshold, cost_per_sample=per_sample)
+    if isinstance(out, dict):
+        out = out.get("k")
+    elif hasattr(out, "k"):
+        out = out.k
+    if out is None or not np.isfinite(float(out)):
+        return None
+    return float(out)
+
+
+def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
+    """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks."""
+    from ttscale.analysis.curves import coverage_curves, selection_curves
+    from ttscale.analysis.laws import fit_from_counts
+
+    _check_options(inp, opts)
+    shape = _resolve_shape(opts.model_shape, inp.source) if opts.model_shape else None
+    if shape is not None and inp.tokens is None:
+        raise InputError(
+            f"{inp.source}: --model-shape needs token counts: give --prompt-tokens and --output-tokens"
+        )
+    gcols = inp.group_cols
+    frames, fits, fit_objects, flops_fn = [], [], {}, {}
+    for key, g in inp.groups():
+        n_min = int(g["num_samples"].min())
+        ks = _ks_for(n_min, opts)
+        cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed)
+        parts = [cur]
+        if inp.samples is not None:
+            s = inp.samples
+            for col, val in zip(gcols, key, strict=True):
+                s = s[s[col] == val]
+            have_answers = s["answer"].notna().any()
+            have_scores = np.isfinite(s["score"].astype(float)).any()
+            metrics = (["maj@k"] if have_answers else []) + (["best-of-k"] if have_scores else [])
+            if have_answers and have_scores:
+                metrics.append("weighted-vote@k")
+            for metric in metrics:
+                parts.append(selection_curves(
+                    s, group_by=gcols, metric=metric, ks=ks,
+                    n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
+                ))
+        frame = pd.concat(parts, ignore_index=True)
+        rec: dict[str, Any] = {c: _clean(v) for c, v in zip(gcols, key, strict=True)}
+        rec["metric"] = "pass@k"
+        try:
+            fit = fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
+                                  max_k=opts.max_k, ceiling=opts.ceiling, source=str(inp.source))
+            fit_objects[key] = fit
+            rec.update(_fit_record(fit))
+        except InputError as e:  # e.g. a group no sample ever solves: nothing to fit
+            rec.update({"law": None, "fit_error": str(e)})
+        per_sample = 1.0
+        frame["flops"] = np.nan
+        if shape is not None:
+            from ttscale.analysis.cost import curve_cost
+
+            tok = inp.tokens
+            for col, val in zip(gcols, key, strict=True):
+                tok = tok[tok[col] == val]
+            p_tok, o_tok = float(tok["avg_prompt_tokens"].iloc[0]), float(tok["avg_output_tokens"].iloc[0])
+
+            def fn(k, p_tok=p_tok, o_tok=o_tok):
+                return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "pass@k"), float)
+
+            flops_fn[key] = fn
+            frame["flops"] = fn(frame["k"].to_numpy())
+            per_sample = float(fn(np.array([1]))[0])
+            rec["avg_prompt_tokens"], rec["avg_output_tokens"] = p_tok, o_tok
+        rec["flops_per_sample"] = per_sample if shape is not None else None
+        pk = frame[frame["metric"] == "pass@k"].sort_values("k")
+        rec["saturation_threshold"] = opts.saturation_threshold
+        rec["saturation_k"] = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts,
+                                          per_sample)
+        fits.append(rec)
+        frames.append(frame)
+    curves = pd.concat(frames, ignore_index=True)[[*gcols, *CURVE_COLUMNS]]
+    curves["k"] = curves["k"].astype(np.int64)
+    return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn)
+
+
+# -- writing ---------------------------------------------------------------------------------
+def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Path]:
+    """Render everything into ``out_dir/.tmp-*``, then move each file into place."""
+    from ttscale.plots import build_figures, save_figure
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a directory")
+    figures = build_figures(result)  # may fail; nothing written yet
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out))
+    try:
+        atomic_write_table(tmp / "curves.parquet", result.curves)
+        atomic_write_json(tmp / "fits.json", result.fits)
+        for stem, fig in figures:
+            save_figure(fig, tmp / "figures" / stem)
+        written = []
+        for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            dst = out / src.relative_to(tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            written.append(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written

@@ -1,0 +1,138 @@
+"""``ttscale analyze INPUT --out DIR``: scaling curves, fitted laws, saturation points, figures.
+
+INPUT is either
+
+- a **counts table** (CSV or Parquet): columns ``problem``, ``num_samples``, ``num_correct``; every
+  other column is a grouping column (benchmark, model, temperature, seed, ...). Curves and fits are
+  computed per group. ``--group-by a,b`` keeps only those grouping columns and pools the counts of
+  one problem over the others (sums ``num_samples`` and ``num_correct``: e.g. five seeds of 256
+  samples become 1,280 samples per problem);
+- a **run directory**: the verdicts of each verifier (``verdicts/<name>/``) are joined with
+  ``samples/`` on (problem_id, temperature, sample_index) and counted per group; the grouping
+  columns are ``task`` (from problems.parquet), ``verifier`` and ``temperature``. Where a verifier
+  recorded answers, ``maj@k`` curves are added; where it recorded scores, ``best-of-k``; where
+  both, ``weighted-vote@k`` (all estimated from all n samples, not the first k). The samples'
+  token counts give the cost axis. ``--out`` defaults to ``RUN_DIR/analysis``.
+
+Outputs (written only after every input and option has been validated: rendered into
+``DIR/.tmp-*`` and then each file renamed into place; on bad input nothing is created or changed):
+
+``DIR/curves.parquet`` -- one row per (group, metric, k), sorted by group then metric then k:
+
+====================  =========  ==================================================================
+column                type       meaning
+====================  =========  ==================================================================
+<group columns>       as input   e.g. ``benchmark``, ``model`` (counts) or ``task``, ``verifier``,
+                                 ``temperature`` (run directory); absent when there are none
+``metric``            string     ``pass@k`` | ``maj@k`` | ``best-of-k`` | ``weighted-vote@k``
+``k``                 int64      samples per problem
+``estimate``          float64    mean over problems of the unbiased estimate at k
+``ci_low``            float64    lower end of the bootstrap CI over problems (``--ci``, ``--n-boot``)
+``ci_high``           float64    upper end of that CI
+``flops``             float64    inference FLOPs per problem for k samples (``--model-shape``); NaN
+                                 where unknown
+====================  =========  ==================================================================
+
+The k grid is ``--ks`` if given, else about 40 log-spaced k from 1 to the group's smallest
+``num_samples`` (capped by ``--max-k``).
+
+``DIR/fits.json`` -- a JSON list, one object per group (the pass@k curve), keys:
+
+- the group columns (``"benchmark"``, ``"model"``, ...) with their values;
+- ``"metric"``: ``"pass@k"``;
+- ``"law"``: ``"exp_power"`` (coverage = exp(a k^b)) or ``"exp_power_ceiling"`` (``--ceiling``:
+  coverage = c_max exp(a k^b)); null when no law could be fitted, then ``"fit_error"`` says why;
+- ``"a"``, ``"b"`` (and ``"c_max"`` with ``--ceiling``): the fitted parameters;
+- ``"a_stderr"``, ``"b_stderr"`` (and ``"c_max_stderr"``): their standard errors;
+- ``"rmse"``, ``"max_abs_error"``: fit error on the fitted points (coverage units);
+- ``"k_min"``, ``"k_max"``: the range of k fitted (about 40 log-spaced k in [1, max k], max k =
+  ``--max-k`` or the smallest ``num_samples``; Large Language Monkeys, appendix C.1);
+- ``"saturation_threshold"``: ``--saturation-threshold``; ``"saturation_k"``: the k from which one
+  more sample gains less coverage than the threshold per unit cost (null if not reached);
+- ``"flops_per_sample"``: FLOPs of one sample (null when the cost is unknown), with
+  ``"avg_prompt_tokens"`` and ``"avg_output_tokens"`` when it is known.
+
+``DIR/figures/``: PNG and SVG of each figure, one per benchmark/task (``-<name>`` suffix) with one
+line per remaining group: ``coverage_k`` (coverage against k, log axis, CI band, fitted law
+dashed, saturation point starred, fitted ceiling dotted), ``coverage_flops`` (the same against
+FLOPs, where the cost is known) and ``selection_k`` (pass@k beside the selection metrics, run
+directories with answers or scores). Output is deterministic (no dates in SVG).
+
+Cost: ``--model-shape NAME`` (a preset of ``ttscale.analysis.cost``) with the token counts of a run
+directory, or with ``--prompt-tokens N --output-tokens N`` for a counts table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ttscale.errors import InputError
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"1,10,100"`` -> [1, 10, 100]; InputError naming --ks otherwise."""
+    try:
+        ks = [int(x) for x in str(text).replace(" ", "").split(",") if x]
+    except ValueError as e:
+        raise InputError(f"--ks: {text!r} is not a comma-separated list of whole numbers") from e
+    if not ks:
+        raise InputError("--ks: empty list")
+    return ks
+
+
+def parse_columns(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [c for c in (x.strip() for x in text.split(",")) if c]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="scaling curves, law fits, saturation points and figures from counts or a run",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
+    p.add_argument("--out", help="output directory (default: RUN_DIR/analysis for a run)")
+    p.add_argument("--ks", help="comma-separated k to estimate (default: ~40 log-spaced)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CI")
+    p.add_argument("--ci", type=float, default=0.95, help="confidence level of the CI band")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--ceiling", action="store_true", help="fit c_max * exp(a k^b)")
+    p.add_argument("--saturation-threshold", type=float, default=1e-4,
+                   help="coverage gained per sample (per unit cost) below which a curve saturates")
+    p.add_argument("--model-shape", help="model preset for the FLOPs axis (e.g. llama-3-8b)")
+    p.add_argument("--prompt-tokens", type=float, help="average prompt tokens (counts tables)")
+    p.add_argument("--output-tokens", type=float, help="average output tokens (counts tables)")
+    p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
+    p.add_argument("--max-k", type=int, help="largest k for curves and fits")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+
+    ks = parse_ks(args.ks) if args.ks is not None else None
+    inp = load_input(args.input, parse_columns(args.group_by), args.prompt_tokens,
+                     args.output_tokens)
+    if args.out is None:
+        if not Path(args.input).is_dir():
+            raise InputError(f"{args.input}: --out is required for a counts table")
+        out = Path(args.input) / "analysis"
+    else:
+        out = Path(args.out)
+    opts = Options(ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed, ceiling=args.ceiling,
+                   saturation_threshold=args.saturation_threshold, model_shape=args.model_shape,
+                   max_k=args.max_k)
+    result = analyze(inp, opts)
+    written = write_outputs(result, out)
+    n_groups = len(result.fits)
+    print(f"analyzed {n_groups} group(s) from {inp.source}: wrote {len(written)} files to {out}")
+    for rec in result.fits:
+        name = ", ".join(f"{c}={rec[c]}" for c in result.group_cols) or "all"
+        if rec.get("law"):
+            print(f"  {name}: a={rec['a']:.3f} b={rec['b']:.3f} rmse={rec['rmse']:.4f}")
+        else:
+            print(f"  {name}: no fit ({rec.get('fit_error')})")
+    return 0

@@ -1,0 +1,233 @@
+"""Figures of scaling curves: coverage against k (or FLOPs) with CI bands, fitted laws, marks.
+
+The module knows nothing of counts or run directories: it draws :class:`Line` objects (x, an
+estimate, a confidence band, optionally a fitted law, a saturation point and a ceiling) into one
+figure and saves it as PNG and SVG. ``ttscale.analysis.pipeline`` builds the lines.
+
+Output is deterministic: the Agg backend, a fixed ``svg.hashsalt``, no creation date in the SVG
+metadata, so that one input gives byte-identical files on one machine and matplotlib version.
+matplotlib is imported inside functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: rcParams applied to every figure (deterministic SVG ids, text kept as paths for portability)
+RC_PARAMS: dict[str, Any] = {
+    "svg.hashsalt": "ttscale",
+    "svg.fonttype": "path",
+    "figure.dpi": 100,
+    "savefig.dpi": 120,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 9,
+}
+
+
+@dataclass
+class Line:
+    """One curve of a figure.
+
+    ``x`` must be positive where the axis is logarithmic. ``low``/``high`` give the CI band
+    (omit both for no band). ``fit_x``/``fit_y`` draw the fitted law as a dashed line of the same
+    colour. ``saturation_x`` marks the saturation point on the curve (interpolated in log x);
+    ``ceiling`` draws a dotted horizontal line at that coverage.
+    """
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    fit_x: np.ndarray | None = None
+    fit_y: np.ndarray | None = None
+    fit_label: str | None = None
+    saturation_x: float | None = None
+    ceiling: float | None = None
+
+    def __post_init__(self) -> None:
+        self.x = np.asarray(self.x, dtype=float)
+        self.y = np.asarray(self.y, dtype=float)
+        if self.x.shape != self.y.shape or self.x.ndim != 1:
+            raise ValueError(f"line {self.label!r}: x and y must be 1-d arrays of one length")
+        for name in ("low", "high", "fit_x", "fit_y"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, np.asarray(v, dtype=float))
+        if (self.low is None) != (self.high is None):
+            raise ValueError(f"line {self.label!r}: give both low and high, or neither")
+        if (self.fit_x is None) != (self.fit_y is None):
+            raise ValueError(f"line {self.label!r}: give both fit_x and fit_y, or neither")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def interpolate_log_x(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    """y at ``at``, linearly interpolated in log(x) (x sorted ascending, positive)."""
+    order = np.argsort(x)
+    return float(np.interp(np.log(at), np.log(x[order]), y[order]))
+
+
+def plot_lines(
+    lines: Sequence[Line],
+    *,
+    title: str = "",
+    xlabel: str = "k (samples per problem)",
+    ylabel: str = "coverage (pass@k)",
+    logx: bool = True,
+    ylim: tuple[float, float] | None = (0.0, 1.0),
+):
+    """Draw ``lines`` into a new figure and return it (matplotlib ``Figure``)."""
+    plt = _pyplot()
+    with plt.rc_context(RC_PARAMS):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, line in enumerate(lines):
+            color = colors[i % len(colors)]
+            ax.plot(line.x, line.y, color=color, lw=1.6, marker="o", ms=2.5, label=line.label)
+            if line.low is not None:
+                ax.fill_between(line.x, line.low, line.high, color=color, alpha=0.18, lw=0)
+            if line.fit_x is not None:
+                ax.plot(
+                    line.fit_x,
+                    line.fit_y,
+                    color=color,
+                    lw=1.1,
+                    ls="--",
+                    label=line.fit_label or f"{line.label} (fit)",
+                )
+            if line.saturation_x is not None and len(line.x) and np.isfinite(line.saturation_x):
+                sx = float(line.saturation_x)
+                if logx:
+                    sy = interpolate_log_x(line.x, line.y, sx)
+                else:
+                    sy = float(np.interp(sx, line.x, line.y))
+                ax.plot([sx], [sy], marker="*", ms=11, color=color, mec="black", mew=0.6, ls="")
+                ax.annotate(
+                    f"saturation {sx:.3g}",
+                    (sx, sy),
+                    textcoords="offset points",
+                    xytext=(4, -12),
+                    fontsize=7,
+                    color=color,
+                )
+            if line.ceiling is not None and np.isfinite(line.ceiling):
+                ax.axhline(line.ceiling, color=color, lw=0.9, ls=":")
+        if logx:
+            ax.set_xscale("log")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        if lines:
+            ax.legend(loc="lower right", fontsize=7, framealpha=0.85)
+        fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Any, stem: str | Path) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` (deterministic), close it, return the paths."""
+    plt = _pyplot()
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
+    with plt.rc_context(RC_PARAMS):
+        fig.savefig(png, format="png", metadata={"Software": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return [png, svg]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text``: letters, digits, dots, dashes and underscores."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_.")
+    return s or "all"
+
+
+# -- figures of an analysis ------------------------------------------------------------------
+def _label(cols: Sequence[str], values: Sequence[Any]) -> str:
+    parts = []
+    for c, v in zip(cols, values, strict=True):
+        parts.append(f"{c}={v:g}" if isinstance(v, (int, float, np.number)) else str(v))
+    return ", ".join(parts) or "all"
+
+
+def build_figures(result: Any) -> list[tuple[str, Any]]:
+    """(file stem, Figure) pairs for an analysis result (``ttscale.analysis.pipeline``).
+
+    One figure per value of the panel column (the first of benchmark/task/dataset among the
+    group columns; one figure if none), lines per the other group columns:
+    ``coverage_k``: pass@k against k, CI band, fitted law dashed, saturation point (star) and the
+    fitted ceiling (dotted) marked; ``coverage_flops``: the same against FLOPs, where the cost is
+    known; ``selection_k``: pass@k beside maj@k / best-of-k / weighted-vote@k, where present.
+    """
+    from ttscale.analysis.pipeline import PANEL_COLUMNS
+
+    gcols = list(result.group_cols)
+    panel = next((c for c in PANEL_COLUMNS if c in gcols), None)
+    line_cols = [c for c in gcols if c != panel]
+    curves = result.curves
+    fits = {tuple(r.get(c) for c in gcols): r for r in result.fits}
+    panels = [(None, curves)] if panel is None else list(curves.groupby(panel, sort=True))
+    out: list[tuple[str, Any]] = []
+    for pval, pc in panels:
+        suffix = "" if panel is None else f"-{slug(pval)}"
+        title = "" if panel is None else str(pval)
+        by_k, by_flops, sel = [], [], []
+        groups = [((), pc)] if not gcols else pc.groupby(gcols, sort=True, dropna=False)
+        for key, g in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            lkey = tuple(v for c, v in zip(gcols, key, strict=True) if c != panel)
+            label = _label(line_cols, lkey) if line_cols else (title or "all")
+            rec = fits.get(tuple(_plain(v) for v in key), {})
+            fit = result.fit_objects.get(key)
+            flops = result.flops_fn.get(key)
+            for metric, m in g.groupby("metric", sort=True):
+                m = m.sort_values("k")
+                k = m["k"].to_numpy(float)
+                if metric != "pass@k":
+                    sel.append(Line(f"{label}: {metric}", k, m["estimate"], m["ci_low"], m["ci_high"]))
+                    continue
+                fk = np.unique(np.geomspace(1, k.max(), 200)) if fit is not None else None
+                fy = fit.predict(fk) if fit is not None else None
+                sat = rec.get("saturation_k")
+                ceil = rec.get("c_max")
+                line = Line(label, k, m["estimate"], m["ci_low"], m["ci_high"], fk, fy,
+                            saturation_x=sat, ceiling=ceil)
+                by_k.append(line)
+                sel.append(Line(f"{label}: pass@k", k, m["estimate"], m["ci_low"], m["ci_high"]))
+                if flops is not None:
+                    fx = flops(k)
+                    by_flops.append(Line(
+                        label, fx, m["estimate"], m["ci_low"], m["ci_high"],
+                        flops(fk) if fk is not None else None, fy,
+                        saturation_x=float(flops(np.array([sat]))[0]) if sat else None,
+                        ceiling=ceil,
+                    ))
+        out.append((f"coverage_k{suffix}", plot_lines(by_k, title=title)))
+        if by_flops:
+            out.append((f"coverage_flops{suffix}", plot_lines(
+                by_flops, title=title, xlabel="inference FLOPs per problem")))
+        if len(sel) > len(by_k):
+            out.append((f"selection_k{suffix}", plot_lines(sel, title=title, ylabel="accuracy")))
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
