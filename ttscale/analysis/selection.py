@@ -1,0 +1,334 @@
+"""Selection estimators from all n samples: maj@k, best-of-k, reward-weighted vote@k.
+
+Each one answers "if only k of the n samples had been drawn (a uniform k-subset, without
+replacement), how often would the selected answer be correct?", averaged over every k-subset
+rather than read off the first k samples (which is biased by order and noisy).
+
+Conventions shared by the three:
+
+* Answers are compared as given (already normalised by the verifier). A sample whose answer is
+  null (unparsed) still uses up one of the k draws but never votes: it cannot win. When every one
+  of the k drawn samples is null, the selection fails (counts as incorrect).
+* The correctness of an answer is the mean of ``passed`` over the samples that gave it (1 or 0
+  when the verifier is consistent): selecting an answer returns one of its samples at random.
+* Ties are broken uniformly at random among the tied answers (or tied scores), and the estimate
+  is the expectation over that choice too.
+
+maj@k and best-of-k are exact; the reward-weighted vote is estimated by Monte Carlo over random
+k-subsets (unbiased, seeded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ttscale.analysis.estimators import _check_ks, log_tail_ratio
+from ttscale.errors import InputError
+
+#: largest (nodes x k x y) block the maj@k convolution materialises at once
+_CHUNK = 2_000_000
+
+
+def _log_comb_table(n: int) -> np.ndarray:
+    from scipy.special import gammaln
+
+    return gammaln(np.arange(n + 2, dtype=np.float64) + 1.0)  # lg[i] = log(i!)
+
+
+def _log_comb(lg: np.ndarray, a: np.ndarray | int, b: np.ndarray) -> np.ndarray:
+    """log C(a, b) from a table of log-factorials; -inf where b < 0 or b > a."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    ok = (b >= 0) & (b <= a)
+    bb = np.where(ok, b, 0)
+    aa = np.broadcast_to(a, ok.shape)
+    return np.where(ok, lg[aa] - lg[bb] - lg[np.where(ok, aa - bb, 0)], -np.inf)
+
+
+def _merge(q: np.ndarray, size: int, m: int, j: int, tie_w: np.ndarray, lg: np.ndarray) -> np.ndarray:
+    """Add one answer of m samples that must not exceed j draws (j draws: a tie, weight w).
+
+    ``q[node, x]`` is E[w**T ; constraints] given x draws from a pool of ``size`` samples. Drawing
+    x from pool + answer puts y ~ Hypergeometric(x; m, size) draws on the answer.
+    """
+    nodes, width = q.shape
+    x = np.arange(width)[:, None]
+    d = min(j, width - 1) + 1
+    y = np.arange(d)[None, :]
+    denom = _log_comb(lg, size + m, x)
+    with np.errstate(invalid="ignore"):
+        kern = np.exp(_log_comb(lg, m, y) + _log_comb(lg, size, x - y) - denom)
+    kern[~np.isfinite(denom[:, 0])] = 0.0  # more draws than the pool holds: impossible
+    out = np.zeros_like(q)
+    pad = np.concatenate([np.zeros((nodes, d - 1)), q], axis=1)
+    win = np.lib.stride_tricks.sliding_window_view(pad, d, axis=1)  # win[:, x, t] = q[x-d+1+t]
+    plain = d - 1 if d - 1 == j else d  # the y = j column is a tie, weighted per node
+    step = max(1, _CHUNK // max(1, nodes * width))
+    for lo in range(0, plain, step):
+        hi = min(plain, lo + step)
+        ys = np.arange(lo, hi)
+        out += np.einsum("nxy,xy->nx", win[:, :, d - 1 - ys], kern[:, ys])
+    if plain < d:
+        out += tie_w[:, None] * kern[None, :, j] * win[:, :, d - 1 - j]
+    return out
+
+
+def _maj_one(m: np.ndarray, wc: np.ndarray, m0: int, ks: np.ndarray) -> np.ndarray:
+    """Exact maj@k of one problem: answer multiplicities m, correctness wc, m0 null samples."""
+    n = int(m.sum()) + int(m0)
+    out = np.full(ks.size, np.nan)
+    fits = ks <= n
+    out[fits] = 0.0
+    if not fits.any():
+        return out
+    kmax = int(ks[fits].max())
+    lg = _log_comb_table(n)
+    kf = ks[fits]
+    acc = np.zeros(kf.size)
+    for a in np.flatnonzero((wc > 0) & (m > 0)):
+        others = np.delete(m, a)
+        rest = n - int(m[a])
+        for j in range(1, min(int(m[a]), kmax) + 1):
+            width = kmax - j + 1  # draws left for the other answers and the nulls
+            bound = others[others >= j]  # answers that could reach j; smaller ones are free
+            free = int(m0 + others[others < j].sum())
+            ties = min(bound.size, (width - 1) // j)
+            # E[1/(1+T)] = integral_0^1 E[w**T] dw, exact by Gauss-Legendre for degree <= ties
+            nodes = ties // 2 + 1
+            t, wt = np.polynomial.legendre.leggauss(nodes)
+            tie_w, wt = (t + 1.0) / 2.0, wt / 2.0
+            q = np.zeros((nodes, width))
+            q[:, : min(free, width - 1) + 1] = 1.0
+            size = free
+            for mb in np.sort(bound):
+                q = _merge(q, size, int(mb), j, tie_w, lg)
+                size += int(mb)
+            rem = wt @ q  # (width,): E[1/(1+T); all others <= j | x draws among the others]
+            x = kf - j
+            ok = (x >= 0) & (x <= rest)
+            logh = _log_comb(lg, int(m[a]), np.full(kf.size, j)) + _log_comb(lg, rest, x)
+            logh = logh - _log_comb(lg, n, kf)
+            acc[ok] += wc[a] * np.exp(logh[ok]) * rem[x[ok]]
+    out[fits] = np.clip(acc, 0.0, 1.0)
+    return out
+
+
+def maj_at_k(
+    answer_counts: list[np.ndarray],
+    correct: list[np.ndarray],
+    ks: np.ndarray | int,
+    num_null: np.ndarray | None = None,
+) -> np.ndarray:
+    """Exact majority-vote accuracy maj@k per problem, shape (P, K); NaN where k > n.
+
+    Problem i has distinct (non-null) answers with multiplicities ``answer_counts[i]`` and
+    correctness ``correct[i]`` (bool, or a fraction in [0, 1]: the mean ``passed`` of that
+    answer's samples), plus ``num_null[i]`` samples without an answer (default 0). For a uniform
+    k-subset of the n samples, the plurality answer among the non-null draws wins, ties broken
+    uniformly at random; null draws never win, and an all-null subset counts as incorrect.
+
+    Exact: conditioned on a correct answer a being drawn j times, every other answer must be
+    drawn at most j times, and with T others at exactly j, a wins with probability 1/(1+T).
+    Those probabilities come from a dynamic programme over answers with hypergeometric
+    convolutions (each state a probability in [0, 1], no overflow), and E[1/(1+T)] as the
+    integral of E[w**T] over w in [0, 1], done exactly by Gauss-Legendre quadrature. All k are
+    computed at once. Cost grows like n * kmax * (number of correct answer counts); fine for n
+    up to a few thousand.
+    """
+    where = "maj_at_k"
+    kk = _check_ks(ks, where)
+    if len(answer_counts) != len(correct):
+        raise InputError(f"{where}: fields 'answer_counts' and 'correct' differ in length")
+    nulls = np.zeros(len(answer_counts), np.int64) if num_null is None else np.asarray(num_null)
+    if nulls.shape != (len(answer_counts),) or (nulls < 0).any():
+        raise InputError(f"{where}: field 'num_null' must be one count >= 0 per problem")
+    out = np.full((len(answer_counts), kk.size), np.nan)
+    for i, (m, wc) in enumerate(zip(answer_counts, correct, strict=True)):
+        m = np.asarray(m)
+        wc = np.asarray(wc, dtype=np.float64)
+        if m.shape != wc.shape or m.ndim != 1:
+            raise InputError(f"{where}: problem {i}: 'answer_counts' and 'correct' differ in shape")
+        if (m < 1).any() or (m != np.round(m)).any():
+            raise InputError(f"{where}: problem {i}: field 'answer_counts' must be whole numbers >= 1")
+        if not ((wc >= 0) & (wc <= 1)).all():
+            raise InputError(f"{where}: problem {i}: field 'correct' must lie in [0, 1]")
+        if m.sum() + nulls[i] < 1:
+            raise InputError(f"{where}: problem {i}: no samples")
+        out[i] = _maj_one(m.astype(np.int64), wc, int(nulls[i]), kk)
+    return out
+
+
+def _check_frame(df: pd.DataFrame, needed: list[str], where: str) -> None:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise InputError(f"{where}: missing column '{missing[0]}' (need {', '.join(needed)})")
+    if len(df) == 0:
+        raise InputError(f"{where}: no sample rows")
+
+
+def _answer_buckets(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """(multiplicities, correctness, number of null answers) of one problem's samples."""
+    has = g["answer"].notna().to_numpy()
+    passed = g["passed"].to_numpy(dtype=np.float64)
+    if not has.any():
+        return np.zeros(0, np.int64), np.zeros(0), int((~has).sum())
+    codes, _ = pd.factorize(g["answer"][has], sort=True)
+    m = np.bincount(codes)
+    wc = np.bincount(codes, weights=passed[has]) / m
+    return m.astype(np.int64), wc, int((~has).sum())
+
+
+def maj_at_k_from_samples(df: pd.DataFrame, ks: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """maj@k from per-sample rows (problem_id, answer, passed): (problem ids, (P, K) matrix)."""
+    _check_frame(df, ["problem_id", "answer", "passed"], "maj_at_k_from_samples")
+    ids, counts, correct, nulls = [], [], [], []
+    for pid, g in df.groupby("problem_id", sort=True):
+        m, wc, m0 = _answer_buckets(g)
+        ids.append(pid)
+        counts.append(m)
+        correct.append(wc)
+        nulls.append(m0)
+    return np.asarray(ids), maj_at_k(counts, correct, ks, num_null=np.asarray(nulls, np.int64))
+
+
+def best_of_k(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray | int) -> np.ndarray:
+    """Exact best-of-k (reward-ranked) accuracy of one problem, shape (K,); NaN where k > n.
+
+    The sample with the highest score among a uniform k-subset is selected; ties in score are
+    broken uniformly at random. Sort the samples by score, best first, into blocks of equal score
+    starting at rank s_b. The subset's best lies in block b or later with probability
+    h(s_b) = C(n - s_b, k) / C(n, k), so block b holds the best with probability
+    h(s_b) - h(s_{b+1}), and by symmetry within a block the chosen sample is then uniform over the
+    block: best-of-k = sum_b mean_b (h(s_b) - h(s_{b+1})) (for distinct scores this is
+    sum_r C(n-1-r, k-1)/C(n, k) correct_r).
+    """
+    where = "best_of_k"
+    kk = _check_ks(ks, where)
+    sc = np.asarray(scores, dtype=np.float64).ravel()
+    cor = np.asarray(correct, dtype=np.float64).ravel()
+    if sc.shape != cor.shape or sc.size == 0:
+        raise InputError(f"{where}: fields 'scores' and 'correct' must be equally long and non-empty")
+    if not np.isfinite(sc).all():
+        raise InputError(f"{where}: field 'scores' holds a NaN or infinite score")
+    order = np.argsort(-sc, kind="stable")
+    sc, cor = sc[order], cor[order]
+    n = sc.size
+    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    means = np.add.reduceat(cor, starts) / sizes
+    # summation by parts: sum_b mean_b (h(s_b) - h(s_{b+1})) with h(0) = 1 and h(n) = 0
+    jumps = np.diff(means)
+    out = np.full(kk.size, means[0])
+    keep = jumps != 0
+    if keep.any():
+        h = np.exp(log_tail_ratio(np.full(keep.sum(), n), starts[1:][keep], kk))
+        out = out + jumps[keep] @ np.nan_to_num(h, nan=0.0)
+    out[kk > n] = np.nan
+    return np.clip(out, 0.0, 1.0)
+
+
+def best_of_k_from_samples(df: pd.DataFrame, ks: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """best-of-k from per-sample rows (problem_id, score, passed): (problem ids, (P, K))."""
+    _check_frame(df, ["problem_id", "score", "passed"], "best_of_k_from_samples")
+    kk = _check_ks(ks, "best_of_k_from_samples")
+    if not np.isfinite(df["score"].to_numpy(dtype=np.float64)).all():
+        raise InputError("best_of_k_from_samples: column 'score' holds a NaN or infinite score")
+    ids, rows = [], []
+    for pid, g in df.groupby("problem_id", sort=True):
+        ids.append(pid)
+        rows.append(best_of_k(g["score"].to_numpy(np.float64), g["passed"].to_numpy(np.float64), kk))
+    return np.asarray(ids), np.vstack(rows)
+
+
+def weighted_vote_at_k(
+    answers: np.ndarray,
+    scores: np.ndarray,
+    correct: np.ndarray,
+    ks: np.ndarray | int,
+    n_mc: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Reward-weighted vote@k of one problem by Monte Carlo over k-subsets, shape (K,).
+
+    ``answers`` are integer answer codes per sample (-1 = null: no vote), ``scores`` the reward
+    of each sample and ``correct`` the correctness of each answer code (indexed by code). In a
+    k-subset, the answer with the largest summed score among the answers drawn at least once wins
+    (ties, by exact equality of the sums, split uniformly). No exact form is practical, so
+    ``n_mc`` random permutations are drawn (seeded); the first k of each is a uniform k-subset
+    for every k at once. Each subset's outcome is averaged exactly over the tie-break, so the
+    estimate is unbiased with standard error at most 0.5 / sqrt(n_mc).
+    """
+    where = "weighted_vote_at_k"
+    kk = _check_ks(ks, where)
+    lab = np.asarray(answers, dtype=np.int64).ravel()
+    sc = np.asarray(scores, dtype=np.float64).ravel()
+    cor = np.asarray(correct, dtype=np.float64).ravel()
+    n = lab.size
+    if sc.shape != lab.shape or n == 0:
+        raise InputError(f"{where}: fields 'answers' and 'scores' must be equally long and non-empty")
+    if not np.isfinite(sc[lab >= 0]).all():
+        raise InputError(f"{where}: field 'scores' holds a NaN or infinite score")
+    if n_mc < 1:
+        raise InputError(f"{where}: field 'n_mc' must be >= 1, got {n_mc}")
+    n_ans = int(lab.max()) + 1 if (lab >= 0).any() else 0
+    if cor.size < n_ans:
+        raise InputError(f"{where}: field 'correct' has {cor.size} entries for {n_ans} answers")
+    out = np.full(kk.size, np.nan)
+    fits = kk <= n
+    if n_ans == 0:
+        out[fits] = 0.0
+        return out
+    want = np.zeros(n + 1, dtype=np.int64) - 1
+    want[kk[fits]] = np.flatnonzero(fits)
+    kmax = int(kk[fits].max()) if fits.any() else 0
+    rng = np.random.default_rng(seed)
+    total = np.zeros(kk.size)
+    step = max(1, _CHUNK // max(n, n_ans))
+    # null samples go to an extra column that never wins
+    lab_ext = np.where(lab < 0, n_ans, lab)
+    for lo in range(0, n_mc, step):
+        rows = min(step, n_mc - lo)
+        perm = np.argsort(rng.random((rows, n)), axis=1)[:, :kmax]
+        sums = np.zeros((rows, n_ans + 1))
+        seen = np.zeros((rows, n_ans + 1), dtype=bool)
+        r = np.arange(rows)
+        for t in range(kmax):
+            pick = lab_ext[perm[:, t]]
+            sums[r, pick] += sc[perm[:, t]]
+            seen[r, pick] = True
+            col = want[t + 1]
+            if col < 0:
+                continue
+            vals = np.where(seen[:, :n_ans], sums[:, :n_ans], -np.inf)
+            best = vals.max(axis=1, keepdims=True)
+            tied = (vals == best) & seen[:, :n_ans]
+            num = tied.sum(axis=1)
+            val = np.where(num > 0, (tied * cor[:n_ans]).sum(axis=1) / np.maximum(num, 1), 0.0)
+            total[col] += val.sum()
+    out[fits] = total[fits] / n_mc
+    return out
+
+
+def weighted_vote_at_k_from_samples(
+    df: pd.DataFrame, ks: np.ndarray | int, n_mc: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """weighted-vote@k from rows (problem_id, answer, passed, score): (problem ids, (P, K))."""
+    _check_frame(df, ["problem_id", "answer", "passed", "score"], "weighted_vote_at_k_from_samples")
+    kk = _check_ks(ks, "weighted_vote_at_k_from_samples")
+    ids, rows = [], []
+    for i, (pid, g) in enumerate(df.groupby("problem_id", sort=True)):
+        has = g["answer"].notna().to_numpy()
+        lab = np.full(len(g), -1, dtype=np.int64)
+        codes, _ = pd.factorize(g["answer"][has], sort=True)
+        lab[has] = codes
+        passed = g["passed"].to_numpy(np.float64)
+        cor = np.bincount(codes, weights=passed[has]) / np.maximum(np.bincount(codes), 1)
+        sc = g["score"].to_numpy(np.float64)
+        if not np.isfinite(sc[has]).all():
+            raise InputError(
+                f"weighted_vote_at_k_from_samples: column 'score' of problem {pid!r} holds a NaN"
+            )
+        ids.append(pid)
+        rows.append(weighted_vote_at_k(lab, np.where(has, sc, 0.0), cor, kk, n_mc, seed + i))
+    return np.asarray(ids), np.vstack(rows)
