@@ -264,15 +264,15 @@ def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options, per_sample: floa
 
 def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks."""
-    from ttscale.analysis.curves import coverage_curves, selection_curves
-    from ttscale.analysis.laws import fit_from_counts
-
     _check_options(inp, opts)
-    shape = _resolve_shape(opts.model_shape, inp.source) if opts.model_shape else None
-    if shape is not None and inp.tokens is None:
+    if opts.model_shape and inp.tokens is None:
         raise InputError(
             f"{inp.source}: --model-shape needs token counts: give --prompt-tokens and --output-tokens"
         )
+    shape = _resolve_shape(opts.model_shape, inp.source) if opts.model_shape else None
+    from ttscale.analysis.curves import coverage_curves, selection_curves
+    from ttscale.analysis.laws import fit_from_counts
+
     gcols = inp.group_cols
     frames, fits, fit_objects, flops_fn = [], [], {}, {}
     for key, g in inp.groups():

@@ -80,7 +80,6 @@ def forecast_records(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.analysis.forecast import METHODS
     from ttscale.analysis.pipeline import load_input
     from ttscale.commands.analyze import parse_columns
     from ttscale.counts import check_k
@@ -88,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     src = args.input
     if args.to < 1:
         raise InputError(f"{src}: --to must be at least 1, got {args.to}")
+    inp = load_input(src, parse_columns(args.group_by))
+    from ttscale.analysis.forecast import METHODS
+
     names = list(METHODS)
     if args.method in (None, ""):
         methods = names[:1]
@@ -98,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise InputError(f"{src}: --method {args.method!r} is not a forecast method "
                          f"(known: {', '.join(names)}, all)")
-    inp = load_input(src, parse_columns(args.group_by))
     counts = inp.counts
     if args.from_k is not None:
         check_k(args.from_k, int(counts["num_samples"].min()), src, what="--from-k")
