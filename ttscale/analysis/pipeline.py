@@ -285,7 +285,8 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             for col, val in zip(gcols, key, strict=True):
                 s = s[s[col] == val]
             have_answers = s["answer"].notna().any()
-            have_scores = np.isfinite(s["score"].astype(float)).any()
+            scores = s["score"].to_numpy(dtype=float)
+            have_scores = bool(len(scores)) and bool(np.isfinite(scores).all())
             metrics = (["maj@k"] if have_answers else []) + (["best-of-k"] if have_scores else [])
             if have_answers and have_scores:
                 metrics.append("weighted-vote@k")
