@@ -1,0 +1,350 @@
+"""Run a verifier over a run directory's samples: validate, fan out to worker processes, write
+verdict shards.
+
+:func:`verify_run` is what ``ttscale verify`` and ``ttscale compare`` call. It
+
+1. checks everything before writing anything: the verifier's name and options, that the run
+   directory has samples and problems, that every sample's problem is known, and that the
+   verifier fits every problem's reference (a verifier's ``requires`` names the reference
+   fields it needs, and its optional ``check_run(problems, samples)`` raises InputError);
+2. skips the (problem_id, temperature, sample_index) keys already in ``verdicts/<name>/``, so an
+   interrupted run resumes with exactly the verdicts it lacks;
+3. verifies one problem per task in worker processes (``spawn``: safe beside torch threads),
+   each task running on its worker's main thread, where Math-Verify's SIGALRM timeouts work; the
+   parent also holds a wall-clock limit per task and kills and restarts a worker that exceeds
+   it, recording those samples with status ``timeout``;
+4. writes verdict shards atomically (``RunDir.write_verdicts``) per batch of finished problems,
+   plus ``verdicts/<name>/verifier.json`` (name, options, kind) so that later stages know what
+   made them.
+
+With ``workers=0`` everything runs in the calling process (no wall-clock limit): handy in tests.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import re
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ttscale.errors import InputError
+from ttscale.plugins import Problem, Verifier
+from ttscale.store import SAMPLE_KEY, VERDICT_SCHEMA, RunDir, atomic_write_json
+
+VERDICT_COLUMNS = [f.name for f in VERDICT_SCHEMA]
+
+
+# -- building verifiers ------------------------------------------------------------------------
+def parse_options(pairs: list[str] | None, flag: str = "--verifier-option") -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; a pair without ``=`` is an InputError naming the flag."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} {pair!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def make_verifier(name: str, options: dict[str, Any] | None = None) -> Verifier:
+    """The registered verifier ``name`` built with ``options`` (validated by its constructor)."""
+    from ttscale.registry import verifiers
+
+    cls = verifiers.get(name)  # unknown name -> InputError listing the known ones
+    return cls(options=dict(options or {}))
+
+
+def verdict_name(verifier: Verifier) -> str:
+    """The folder name under verdicts/ for a verifier and its options.
+
+    A verifier may define ``dir_name()``; otherwise the name, then each option as ``key=value``
+    sorted by key and reduced to safe characters (``reward-model=tiny``).
+    """
+    custom = getattr(verifier, "dir_name", None)
+    if callable(custom):
+        return safe_name(custom())
+    parts = [verifier.name] + [f"{k}={v}" for k, v in sorted(verifier.options.items())]
+    return safe_name("-".join(parts))
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every character outside ``[A-Za-z0-9._=+-]`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", name)[:200]
+
+
+def option_float(verifier: str, options: dict[str, Any], key: str, default: float,
+                 lo: float = -math.inf, hi: float = math.inf) -> float:
+    """A float option in [lo, hi]; anything else is an InputError naming the option."""
+    raw = options.get(key, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"verifier {verifier!r}: option '{key}': {raw!r} is not a number") from None
+    if not (lo <= value <= hi) or math.isnan(value):
+        raise InputError(f"verifier {verifier!r}: option '{key}': {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def option_bool(verifier: str, options: dict[str, Any], key: str, default: bool) -> bool:
+    raw = options.get(key, default)
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"verifier {verifier!r}: option '{key}': {raw!r} is not true/false")
+
+
+def check_unknown_options(verifier: str, options: dict[str, Any], known: set[str]) -> None:
+    extra = sorted(set(options) - known)
+    if extra:
+        raise InputError(
+            f"verifier {verifier!r}: unknown option '{extra[0]}' (known: {', '.join(sorted(known)) or 'none'})"
+        )
+
+
+def verdict_frame(samples: pd.DataFrame, passed: Any, *, score: Any = None, answer: Any = None,
+                  status: Any = None, error: Any = None) -> pd.DataFrame:
+    """Verdict rows (VERDICT_SCHEMA columns) for ``samples``, defaults filled in:
+    score NaN, answer null, status pass/fail from ``passed``, error null."""
+    n = len(samples)
+    passed_arr = np.asarray(passed, dtype=bool).reshape(n)
+    df = pd.DataFrame({
+        "problem_id": samples["problem_id"].astype(str).to_numpy(),
+        "temperature": samples["temperature"].astype(float).to_numpy(),
+        "sample_index": samples["sample_index"].astype(np.int64).to_numpy(),
+        "passed": passed_arr,
+        "score": np.full(n, np.nan) if score is None else np.asarray(score, dtype=float).reshape(n),
+        "answer": pd.Series([None] * n if answer is None else list(answer), dtype=object),
+        "status": pd.Series(list(status) if status is not None
+                            else np.where(passed_arr, "pass", "fail"), dtype=object),
+        "error": pd.Series([None] * n if error is None else list(error), dtype=object),
+    })
+    return df[VERDICT_COLUMNS]
+
+
+def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFrame:
+    n = len(samples)
+    return verdict_frame(samples, np.zeros(n, bool), status=[status] * n, error=[message] * n)
+
+
+# -- validation --------------------------------------------------------------------------------
+def check_fits(verifier: Verifier, problems: list[Problem]) -> None:
+    """InputError when a problem lacks a reference field the verifier ``requires``."""
+    needed = tuple(getattr(verifier, "requires", ()) or ())
+    for p in problems:
+        for key in needed:
+            if key not in p.reference or p.reference[key] is None:
+                raise InputError(
+                    f"verifier {verifier.name!r} needs reference field '{key}', which problem "
+                    f"{p.problem_id!r} (task {p.task!r}) lacks"
+                )
+
+
+def load_inputs(run: RunDir) -> tuple[dict[str, Problem], pd.DataFrame]:
+    samples = run.require_samples()
+    problems = {p.problem_id: p for p in (Problem.from_row(r) for r in
+                                          run.read_problems().to_dict("records"))}
+    unknown = sorted(set(samples["problem_id"].astype(str)) - set(problems))
+    if unknown:
+        raise InputError(f"{run.samples_dir}: samples of problem {unknown[0]!r}, which "
+                         f"{run.problems_path} does not list")
+    return problems, samples
+
+
+# -- running -----------------------------------------------------------------------------------
+def _verify_one(verifier: Verifier, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:
+    out = verifier.verify(problem, samples)
+    missing = [c for c in VERDICT_COLUMNS if c not in out.columns]
+    if missing or len(out) != len(samples):
+        raise RuntimeError(f"verifier {verifier.name!r} returned {len(out)} rows for "
+                           f"{len(samples)} samples (missing columns {missing})")
+    return out[VERDICT_COLUMNS]
+
+
+def _worker_main(conn: Any, verifier: Verifier) -> None:
+    """A worker's loop: (problem, samples) in, ("ok", verdicts) | ("error", message) out."""
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        problem, samples = msg
+        try:
+            conn.send(("ok", _verify_one(verifier, problem, samples)))
+        except Exception as e:  # noqa: BLE001 - reported as error verdicts by the parent
+            conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, verifier: Verifier):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, verifier))
+        self.proc.start()
+        child.close()
+        self.task: tuple[Problem, pd.DataFrame] | None = None
+        self.deadline = math.inf
+
+    def submit(self, task: tuple[Problem, pd.DataFrame], limit: float) -> None:
+        self.task = task
+        self.deadline = time.monotonic() + limit
+        self.conn.send(task)
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                kill = True
+        if kill:
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _run_pool(verifier: Verifier, tasks: list[tuple[Problem, pd.DataFrame]], workers: int,
+              limit_fn: Any) -> Any:
+    """Yield verdict frames, one per task, as workers finish them (in any order)."""
+    ctx = mp.get_context("spawn")
+    pool = [_Worker(ctx, verifier) for _ in range(min(workers, len(tasks)))]
+    queue = list(reversed(tasks))
+    try:
+        while queue or any(w.task is not None for w in pool):
+            for w in pool:
+                if w.task is None and queue:
+                    task = queue.pop()
+                    w.submit(task, limit_fn(task[1]))
+            busy = [w for w in pool if w.task is not None]
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy], timeout=timeout)
+            for i, w in enumerate(pool):
+                if w.task is None:
+                    continue
+                if w.conn in ready:
+                    try:
+                        status, payload = w.conn.recv()
+                    except (EOFError, OSError):
+                        status, payload = "died", f"worker exited with code {w.proc.exitcode}"
+                    task, w.task = w.task, None
+                    if status == "ok":
+                        yield payload
+                        continue
+                    yield _failed_frame(task[1], "error", payload)
+                    if status == "died":
+                        w.stop(kill=True)
+                        pool[i] = _Worker(ctx, verifier)
+                elif time.monotonic() >= w.deadline:
+                    task, w.task = w.task, None
+                    w.stop(kill=True)
+                    pool[i] = _Worker(ctx, verifier)
+                    yield _failed_frame(task[1], "timeout",
+                                        f"problem took over {limit_fn(task[1]):.0f} s")
+    finally:
+        for w in pool:
+            w.stop(kill=w.task is not None)
+
+
+@dataclass
+class VerifyResult:
+    name: str  # folder under verdicts/
+    verified: int  # samples verified by this call
+    skipped: int  # samples already verified before it
+    passed: int  # of those verified by this call
+    errors: int  # status error or timeout, of those verified by this call
+    shards: int
+
+
+def prepare(run: RunDir, name: str, options: dict[str, Any] | None = None,
+            out_name: str | None = None) -> tuple[Verifier, str, dict[str, Problem], pd.DataFrame]:
+    """Validate a verification request; return (verifier, folder name, problems, samples)."""
+    verifier = make_verifier(name, options)
+    problems, samples = load_inputs(run)
+    used = sorted(set(samples["problem_id"].astype(str)))
+    check_fits(verifier, [problems[p] for p in used])
+    check = getattr(verifier, "check_run", None)
+    if callable(check):
+        check([problems[p] for p in used], samples)
+    folder = safe_name(out_name) if out_name else verdict_name(verifier)
+    meta_path = run.verdicts_dir(folder) / "verifier.json"
+    if meta_path.is_file():
+        import json
+
+        meta = json.loads(meta_path.read_text())
+        mine = {k: str(v) for k, v in verifier.options.items()}
+        if meta.get("name") != verifier.name or meta.get("options") != mine:
+            raise InputError(f"{meta_path}: verdicts there came from verifier {meta.get('name')!r} "
+                             f"with options {meta.get('options')}, not {verifier.name!r} with {mine}"
+                             f" (pick another --name)")
+    return verifier, folder, problems, samples
+
+
+def verify_run(run_dir: str | os.PathLike | RunDir, name: str, options: dict[str, Any] | None = None,
+               *, workers: int | None = None, out_name: str | None = None,
+               batch_problems: int = 64, time_limit: float = 60.0,
+               time_limit_per_sample: float = 1.0, progress: Any = None) -> VerifyResult:
+    """Verify every sample of ``run_dir`` not yet verified by this verifier; see module doc.
+
+    ``time_limit + time_limit_per_sample * n`` seconds is the wall-clock limit for a problem with
+    ``n`` samples to verify (worker processes only). ``progress(done, total)`` is called after
+    each problem when given.
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    verifier, folder, problems, samples = prepare(run, name, options, out_name)
+    done = run.read_verdicts(folder, columns=SAMPLE_KEY)
+    todo = samples
+    if len(done):
+        keys = pd.MultiIndex.from_frame(done[SAMPLE_KEY].astype({"sample_index": np.int64}))
+        mask = pd.MultiIndex.from_frame(samples[SAMPLE_KEY]).isin(keys)
+        todo = samples[~mask]
+    result = VerifyResult(folder, 0, len(samples) - len(todo), 0, 0, 0)
+    atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
+        "name": verifier.name, "kind": verifier.kind,
+        "options": {k: str(v) for k, v in verifier.options.items()}})
+    if todo.empty:
+        return result
+    tasks = [(problems[str(pid)], grp.reset_index(drop=True))
+             for pid, grp in todo.groupby("problem_id", sort=True)]
+    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if n_workers < 0:
+        raise InputError(f"--workers {n_workers}: must be 0 (in-process) or more")
+
+    def limit_fn(df: pd.DataFrame) -> float:
+        return time_limit + time_limit_per_sample * len(df)
+
+    if n_workers == 0:
+        frames = (_verify_one(verifier, p, s) for p, s in tasks)
+    else:
+        frames = _run_pool(verifier, tasks, n_workers, limit_fn)
+    pending: list[pd.DataFrame] = []
+
+    def flush() -> None:
+        if pending:
+            run.write_verdicts(folder, pd.concat(pending, ignore_index=True))
+            result.shards += 1
+            pending.clear()
+
+    for i, frame in enumerate(frames, 1):
+        pending.append(frame)
+        result.verified += len(frame)
+        result.passed += int(frame["passed"].sum())
+        result.errors += int(frame["status"].isin(["error", "timeout"]).sum())
+        if progress is not None:
+            progress(i, len(tasks))
+        if len(pending) >= batch_problems:
+            flush()
+    flush()
+    return result
