@@ -45,7 +45,7 @@ def exact_answers(texts: pd.Series) -> list[str | None]:
     return out
 
 
-@verifiers.register("exact", "oracle: normalised final-answer match (#### x / boxed / last number)")
+@verifiers.register("exact", "normalised final-answer match (#### x / boxed / last number)")
 @dataclass
 class ExactAnswer(Verifier):
     """Normalised string/number match of the final answer against the reference answer."""
@@ -64,6 +64,6 @@ class ExactAnswer(Verifier):
         return verdict_frame(samples, passed, answer=answers)
 
 
-verifiers.register("reasoning_gym", "oracle: a reasoning-gym dataset's own score_answer")(
+verifiers.register("reasoning_gym", "a reasoning-gym dataset's own score_answer")(
     ReasoningGymVerifier
 )

@@ -44,7 +44,7 @@ def flip_uniforms(seed: int, samples: pd.DataFrame) -> np.ndarray:
     return out
 
 
-@verifiers.register("imperfect", "imperfect: an oracle with seeded false-positive/negative rates")
+@verifiers.register("imperfect", "an oracle with seeded false-positive/negative rates")
 @dataclass
 class ImperfectVerifier(Verifier):
     """Wraps an oracle verifier; flips its verdicts at rates ``fpr`` and ``fnr``."""

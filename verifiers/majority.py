@@ -44,7 +44,7 @@ def majority_vote(answers: Sequence[str | None], passed: Sequence[bool]) -> floa
     return len(winners & correct) / len(winners)
 
 
-@verifiers.register("majority", "selector: majority vote over normalised answers (maj@k)")
+@verifiers.register("majority", "majority vote over normalised answers (maj@k)")
 @dataclass
 class MajorityVote(Verifier):
     """Majority vote: normalised answer per sample plus its correctness, for maj@k."""

@@ -60,7 +60,7 @@ def canonical_parsed(parsed: list[Any]) -> str | None:
     return "".join(str(expr).split()).lower()
 
 
-@verifiers.register("math", "oracle: Math-Verify equivalence of the final answer (SymPy)")
+@verifiers.register("math", "Math-Verify equivalence of the final answer (SymPy)")
 @dataclass
 class MathAnswer(Verifier):
     """Math-Verify equivalence of each sample's answer with the reference answer."""

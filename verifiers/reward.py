@@ -141,7 +141,7 @@ def model_scores(path: str, texts: list[str], *, device: str = "cpu", label: int
     return out
 
 
-@verifiers.register("reward", "selector: reward-model scores (best-of-N, weighted vote)")
+@verifiers.register("reward", "reward-model scores (best-of-N, weighted vote)")
 @dataclass
 class RewardVerifier(Verifier):
     """Reward-model scores in ``score``, oracle correctness in ``passed``."""

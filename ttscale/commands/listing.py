@@ -1,0 +1,40 @@
+"""``ttscale list tasks|verifiers``: the registered plugins, one line each (name, kind,
+description). A task's kind is ``task``; a verifier's is ``oracle``, ``selector`` or
+``imperfect``. Built-ins and entry-point plugins alike (the latter loaded to read their kind)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered tasks or verifiers", description=__doc__)
+    p.add_argument("what", choices=["tasks", "verifiers"])
+    p.set_defaults(func=run)
+
+
+def rows(what: str) -> list[tuple[str, str, str]]:
+    """(name, kind, description) of each registered task or verifier, sorted by name."""
+    from ttscale.registry import tasks, verifiers
+
+    registry = tasks if what == "tasks" else verifiers
+    out = []
+    for entry in registry.entries():
+        if what == "tasks":
+            kind = "task"
+        else:
+            try:
+                kind = str(getattr(entry.load(), "kind", "?"))
+            except Exception as e:  # noqa: BLE001 - a broken third-party plugin still gets listed
+                kind = f"unloadable ({type(e).__name__})"
+        out.append((entry.name, kind, entry.description))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    table = rows(args.what)
+    width = max((len(n) for n, _, _ in table), default=4)
+    kwidth = max((len(k) for _, k, _ in table), default=4)
+    for name, kind, desc in table:
+        print(f"{name:<{width}}  {kind:<{kwidth}}  {desc}")
+    return 0

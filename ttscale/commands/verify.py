@@ -1,0 +1,49 @@
+"""``ttscale verify RUN_DIR --verifier NAME``: judge a run directory's samples with one verifier.
+
+Writes ``RUN_DIR/verdicts/<name>/part-*.parquet`` (VERDICT_SCHEMA) and ``verifier.json``; see
+:mod:`ttscale.verification`. The folder name encodes the options
+(``imperfect-exact-fpr0.1-fnr0.05``) unless ``--name`` gives one. Resumable: samples already
+verified under that name are skipped. Everything is validated before the first verdict is
+written (unknown verifier or option, no samples, a verifier that does not fit the task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="verify a run directory's samples with one verifier",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--verifier", required=True, metavar="NAME",
+                   help="a registered verifier (ttscale list verifiers)")
+    p.add_argument("--verifier-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the verifier; repeat for several")
+    p.add_argument("--name", default=None, help="folder under verdicts/ (default: from the options)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: CPU count; 0 = in this process)")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="wall-clock seconds per problem, plus --time-limit-per-sample per sample")
+    p.add_argument("--time-limit-per-sample", type=float, default=1.0, metavar="S")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttscale.errors import InputError
+    from ttscale.verification import parse_options, verify_run
+
+    if args.time_limit <= 0 or args.time_limit_per_sample < 0:
+        raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
+    result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
+                        workers=args.workers, out_name=args.name, time_limit=args.time_limit,
+                        time_limit_per_sample=args.time_limit_per_sample)
+    rate = f"{result.passed / result.verified:.4f}" if result.verified else "n/a"
+    print(f"verdicts/{result.name}: verified {result.verified} samples ({result.skipped} already "
+          f"done), passed {result.passed} (rate {rate}), errors/timeouts {result.errors}, "
+          f"{result.shards} shard(s)")
+    if result.errors:
+        print(f"ttscale verify: {result.errors} sample(s) ended in error or timeout (status column)",
+              file=sys.stderr)
+    return 0
