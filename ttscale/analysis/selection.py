@@ -26,7 +26,7 @@ import pandas as pd
 from ttscale.analysis.estimators import _check_ks, log_tail_ratio
 from ttscale.errors import InputError
 
-#: largest (nodes x k x y) block the maj@k convolution materialises at once
+#: samples per Monte Carlo batch (rows x n permutation matrix)
 _CHUNK = 2_000_000
 
 
@@ -50,27 +50,27 @@ def _merge(q: np.ndarray, size: int, m: int, j: int, tie_w: np.ndarray, lg: np.n
     """Add one answer of m samples that must not exceed j draws (j draws: a tie, weight w).
 
     ``q[node, x]`` is E[w**T ; constraints] given x draws from a pool of ``size`` samples. Drawing
-    x from pool + answer puts y ~ Hypergeometric(x; m, size) draws on the answer.
+    x from pool + answer puts y ~ Hypergeometric(x; m, size) draws on the answer, so the new
+    ``q[:, x] = sum_y C(m, y) C(size, x-y) / C(size+m, x) * g(y) * q[:, x-y]`` with g = 1 below j
+    and w at j. Windows index t = d-1-y.
     """
     nodes, width = q.shape
-    x = np.arange(width)[:, None]
     d = min(j, width - 1) + 1
-    y = np.arange(d)[None, :]
-    denom = _log_comb(lg, size + m, x)
+    xs = np.arange(width)
+    lcm = _log_comb(lg, m, np.arange(d))
+    lcs = np.concatenate([np.full(d - 1, -np.inf), _log_comb(lg, size, xs)])
+    lcd = _log_comb(lg, size + m, xs)
+    win_l = np.lib.stride_tricks.sliding_window_view(lcs, d)  # win_l[x, t] = lcs[x - (d-1-t)]
     with np.errstate(invalid="ignore"):
-        kern = np.exp(_log_comb(lg, m, y) + _log_comb(lg, size, x - y) - denom)
-    kern[~np.isfinite(denom[:, 0])] = 0.0  # more draws than the pool holds: impossible
-    out = np.zeros_like(q)
+        kern = np.exp(lcm[::-1][None, :] + win_l - lcd[:, None])  # kern[x, t], y = d-1-t
+    kern[~np.isfinite(lcd)] = 0.0  # more draws than the pool holds: impossible
     pad = np.concatenate([np.zeros((nodes, d - 1)), q], axis=1)
     win = np.lib.stride_tricks.sliding_window_view(pad, d, axis=1)  # win[:, x, t] = q[x-d+1+t]
-    plain = d - 1 if d - 1 == j else d  # the y = j column is a tie, weighted per node
-    step = max(1, _CHUNK // max(1, nodes * width))
-    for lo in range(0, plain, step):
-        hi = min(plain, lo + step)
-        ys = np.arange(lo, hi)
-        out += np.einsum("nxy,xy->nx", win[:, :, d - 1 - ys], kern[:, ys])
-    if plain < d:
-        out += tie_w[:, None] * kern[None, :, j] * win[:, :, d - 1 - j]
+    tie = d - 1 == j  # the y = j column (t = 0) is a tie, weighted per node
+    t0 = 1 if tie else 0
+    out = np.einsum("nxt,xt->nx", win[:, :, t0:], kern[:, t0:], optimize=False)
+    if tie:
+        out += tie_w[:, None] * (kern[None, :, 0] * win[:, :, 0])
     return out
 
 
@@ -114,11 +114,28 @@ def _maj_one(m: np.ndarray, wc: np.ndarray, m0: int, ks: np.ndarray) -> np.ndarr
     return out
 
 
+def exact_maj_work(m: np.ndarray, wc: np.ndarray, kmax: int) -> float:
+    """Rough count of kernel entries the exact maj@k of one problem evaluates."""
+    work = 0.0
+    ms = np.minimum(np.asarray(m, np.int64), kmax)
+    for a in np.flatnonzero((np.asarray(wc) > 0) & (ms > 0)):
+        lim = np.minimum(np.delete(ms, a), ms[a]).astype(np.float64)
+        work += float(np.sum(kmax * lim * (lim + 1) / 2.0)) + kmax * float(ms[a])
+    return work
+
+
+#: above this many kernel entries per problem, method="auto" switches maj@k to Monte Carlo
+EXACT_BUDGET = 3e7
+
+
 def maj_at_k(
     answer_counts: list[np.ndarray],
     correct: list[np.ndarray],
     ks: np.ndarray | int,
     num_null: np.ndarray | None = None,
+    method: str = "auto",
+    n_mc: int = 2000,
+    seed: int = 0,
 ) -> np.ndarray:
     """Exact majority-vote accuracy maj@k per problem, shape (P, K); NaN where k > n.
 
@@ -133,14 +150,21 @@ def maj_at_k(
     Those probabilities come from a dynamic programme over answers with hypergeometric
     convolutions (each state a probability in [0, 1], no overflow), and E[1/(1+T)] as the
     integral of E[w**T] over w in [0, 1], done exactly by Gauss-Legendre quadrature. All k are
-    computed at once. Cost grows like n * kmax * (number of correct answer counts); fine for n
-    up to a few thousand.
+    computed at once. The cost grows like kmax * sum_b min(m_a, m_b)**2 over correct answers a
+    and other answers b (about 2 s for n = kmax = 1,000 with answers of 370 and 210 samples).
+
+    ``method``: "exact"; "mc" (the Monte Carlo of :func:`weighted_vote_at_k` with every score 1,
+    unbiased, ``n_mc`` random k-subsets per k, seeded by ``seed + problem index``); or "auto"
+    (default): exact unless a problem's estimated work exceeds ``EXACT_BUDGET`` kernel entries
+    (n in the thousands), then Monte Carlo for that problem.
     """
     where = "maj_at_k"
     kk = _check_ks(ks, where)
     if len(answer_counts) != len(correct):
         raise InputError(f"{where}: fields 'answer_counts' and 'correct' differ in length")
     nulls = np.zeros(len(answer_counts), np.int64) if num_null is None else np.asarray(num_null)
+    if method not in ("auto", "exact", "mc"):
+        raise InputError(f"{where}: field 'method' must be auto, exact or mc, got {method!r}")
     if nulls.shape != (len(answer_counts),) or (nulls < 0).any():
         raise InputError(f"{where}: field 'num_null' must be one count >= 0 per problem")
     out = np.full((len(answer_counts), kk.size), np.nan)
@@ -155,7 +179,14 @@ def maj_at_k(
             raise InputError(f"{where}: problem {i}: field 'correct' must lie in [0, 1]")
         if m.sum() + nulls[i] < 1:
             raise InputError(f"{where}: problem {i}: no samples")
-        out[i] = _maj_one(m.astype(np.int64), wc, int(nulls[i]), kk)
+        m = m.astype(np.int64)
+        n = int(m.sum() + nulls[i])
+        kmax = int(min(kk.max(), n))
+        if method == "exact" or (method == "auto" and exact_maj_work(m, wc, kmax) <= EXACT_BUDGET):
+            out[i] = _maj_one(m, wc, int(nulls[i]), kk)
+        else:
+            labels = np.r_[np.repeat(np.arange(m.size), m), np.full(int(nulls[i]), -1)]
+            out[i] = weighted_vote_at_k(labels, np.ones(labels.size), wc, kk, n_mc, seed + i)
     return out
 
 
@@ -179,8 +210,13 @@ def _answer_buckets(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
     return m.astype(np.int64), wc, int((~has).sum())
 
 
-def maj_at_k_from_samples(df: pd.DataFrame, ks: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-    """maj@k from per-sample rows (problem_id, answer, passed): (problem ids, (P, K) matrix)."""
+def maj_at_k_from_samples(
+    df: pd.DataFrame, ks: np.ndarray | int, method: str = "auto", n_mc: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """maj@k from per-sample rows (problem_id, answer, passed): (problem ids, (P, K) matrix).
+
+    Null answers (None/NaN) are samples without a vote; see :func:`maj_at_k` for the rules.
+    """
     _check_frame(df, ["problem_id", "answer", "passed"], "maj_at_k_from_samples")
     ids, counts, correct, nulls = [], [], [], []
     for pid, g in df.groupby("problem_id", sort=True):
@@ -189,7 +225,8 @@ def maj_at_k_from_samples(df: pd.DataFrame, ks: np.ndarray | int) -> tuple[np.nd
         counts.append(m)
         correct.append(wc)
         nulls.append(m0)
-    return np.asarray(ids), maj_at_k(counts, correct, ks, num_null=np.asarray(nulls, np.int64))
+    nulls_arr = np.asarray(nulls, np.int64)
+    return np.asarray(ids), maj_at_k(counts, correct, ks, nulls_arr, method, n_mc, seed)
 
 
 def best_of_k(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray | int) -> np.ndarray:

@@ -1,0 +1,144 @@
+"""Frame-level curves: pass@k / maj@k / best-of-k / weighted-vote@k per group, with bootstrap CIs.
+
+The ``analyze`` command calls these. Every function returns one long frame with the columns
+``[*group_columns, "metric", "k", "estimate", "ci_low", "ci_high"]``: one curve per group and
+metric, the estimate being the mean over problems of the per-problem unbiased estimate and the
+interval a percentile bootstrap over problems (:func:`ttscale.analysis.estimators.bootstrap_ci`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
+from ttscale.counts import check_k, group_columns, validate_counts
+from ttscale.errors import InputError
+
+CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
+SELECTION_METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
+#: every k up to this many samples; above it, all k <= 100 plus log-spaced k
+DENSE_LIMIT = 1000
+
+
+def default_ks(n_min: int) -> np.ndarray:
+    """The k at which curves are evaluated for a group whose smallest num_samples is ``n_min``.
+
+    Every k from 1 to n_min when n_min <= 1000; otherwise every k <= 100 plus about 200
+    log-spaced integers from 100 to n_min (n_min included), unique and sorted.
+    """
+    n_min = int(n_min)
+    if n_min < 1:
+        raise InputError(f"default_ks: field 'n_min' must be at least 1, got {n_min}")
+    if n_min <= DENSE_LIMIT:
+        return np.arange(1, n_min + 1, dtype=np.int64)
+    log = np.round(np.logspace(2.0, np.log10(n_min), 200)).astype(np.int64)
+    ks = np.unique(np.concatenate([np.arange(1, 101), log, [n_min]]))
+    return ks[(ks >= 1) & (ks <= n_min)]
+
+
+def _ks_or_default(ks: np.ndarray | list[int] | None, n_min: int, source: str) -> np.ndarray:
+    if ks is None:
+        return default_ks(n_min)
+    kk = np.unique(np.asarray(ks, dtype=np.int64).ravel())
+    if kk.size == 0:
+        raise InputError(f"{source}: field 'ks' is empty")
+    check_k(kk, n_min, source, what="k")
+    return kk
+
+
+def _curve_frame(
+    key: tuple, cols: list[str], metric: str, ks: np.ndarray, per_problem: np.ndarray,
+    n_boot: int, ci: float, seed: int,
+) -> pd.DataFrame:
+    low, high = bootstrap_ci(per_problem, n_boot=n_boot, ci=ci, seed=seed)
+    frame = pd.DataFrame(
+        {
+            "metric": metric,
+            "k": ks.astype(np.int64),
+            "estimate": per_problem.mean(axis=0),
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
+    for col, val in zip(cols, key, strict=True):
+        frame.insert(cols.index(col), col, val)
+    return frame
+
+
+def _groups(df: pd.DataFrame, cols: list[str]):
+    if not cols:
+        yield (), df
+        return
+    for key, g in df.groupby(cols, sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), g
+
+
+def coverage_curves(
+    counts: pd.DataFrame,
+    ks: np.ndarray | list[int] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    source: str = "counts",
+) -> pd.DataFrame:
+    """pass@k curves (coverage) of a counts table, one per group, with bootstrap CIs.
+
+    Groups are every column but problem/num_samples/num_correct. ``ks`` defaults per group to
+    :func:`default_ks` of the group's smallest num_samples; given ks must not exceed it (an
+    InputError otherwise). Problems with different n are fine: each uses its own n.
+    """
+    counts = validate_counts(counts, source)
+    cols = group_columns(counts)
+    frames = []
+    for key, g in _groups(counts, cols):
+        n = g["num_samples"].to_numpy(np.int64)
+        kk = _ks_or_default(ks, int(n.min()), source)
+        per = pass_at_k(n, g["num_correct"].to_numpy(np.int64), kk)
+        frames.append(_curve_frame(key, cols, "pass@k", kk, per, n_boot, ci, seed))
+    return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
+
+
+def selection_curves(
+    samples: pd.DataFrame,
+    group_by: list[str],
+    metric: str,
+    ks: np.ndarray | list[int] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    n_mc: int = 2000,
+    source: str = "samples",
+) -> pd.DataFrame:
+    """maj@k, best-of-k or weighted-vote@k curves from per-sample rows, one per group.
+
+    ``samples`` has columns problem_id, answer (null = no answer), passed, score and the
+    ``group_by`` columns. maj@k and best-of-k are exact (maj@k falls back to an unbiased,
+    seeded Monte Carlo for very large n, see :func:`ttscale.analysis.selection.maj_at_k`);
+    weighted-vote@k is Monte Carlo with ``n_mc`` subsets per k. ``ks`` defaults per group to
+    :func:`default_ks` of the smallest number of samples per problem.
+    """
+    from ttscale.analysis import selection
+
+    if metric not in SELECTION_METRICS:
+        raise InputError(f"{source}: metric {metric!r} is not one of {', '.join(SELECTION_METRICS)}")
+    need = {"maj@k": ["answer", "passed"], "best-of-k": ["score", "passed"],
+            "weighted-vote@k": ["answer", "passed", "score"]}[metric]
+    cols = list(group_by)
+    missing = [c for c in ["problem_id", *need, *cols] if c not in samples.columns]
+    if missing:
+        raise InputError(f"{source}: missing column '{missing[0]}' needed for {metric}")
+    if len(samples) == 0:
+        raise InputError(f"{source}: no sample rows for {metric}")
+    frames = []
+    for key, g in _groups(samples, cols):
+        n_min = int(g.groupby("problem_id").size().min())
+        kk = _ks_or_default(ks, n_min, source)
+        if metric == "maj@k":
+            _, per = selection.maj_at_k_from_samples(g, kk, n_mc=n_mc, seed=seed)
+        elif metric == "best-of-k":
+            _, per = selection.best_of_k_from_samples(g, kk)
+        else:
+            _, per = selection.weighted_vote_at_k_from_samples(g, kk, n_mc=n_mc, seed=seed)
+        frames.append(_curve_frame(key, cols, metric, kk, per, n_boot, ci, seed))
+    return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
