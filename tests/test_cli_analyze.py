@@ -22,7 +22,7 @@ from ttscale.store import RunDir
 
 REF_DIR = Path(os.environ.get("TTSCALE_REFERENCE_DIR",
                               Path(__file__).resolve().parents[2] / "shared" / "reference"))
-CURVE_COLS = ["metric", "k", "estimate", "ci_low", "ci_high", "flops"]
+CURVE_COLS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 
 
 def _exact_coverage(n: np.ndarray, c: np.ndarray, k: int) -> float:
@@ -58,7 +58,7 @@ def test_curves_equal_exact_pass_at_k(counts_csv, analyzed):
     curves = pd.read_parquet(analyzed / "curves.parquet")
     assert list(curves.columns) == ["benchmark", "model", *CURVE_COLS]
     assert set(curves["metric"]) == {"pass@k"}
-    assert curves["flops"].isna().all()
+    assert not (analyzed / "costs.parquet").exists()  # no cost without --model-shape
     for (bench, model), g in counts.groupby(["benchmark", "model"]):
         cur = curves[(curves["benchmark"] == bench) & (curves["model"] == model)].sort_values("k")
         ks = cur["k"].to_list()
@@ -82,7 +82,7 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
         assert set(rec) == {
             "benchmark", "model", "metric", "law", "a", "b", "a_stderr", "b_stderr", "rmse",
             "max_abs_error", "k_min", "k_max", "saturation_threshold", "saturation_k",
-            "flops_per_sample",
+            "saturation_flops", "flops_per_sample",
         }
         g = counts[(counts["benchmark"] == rec["benchmark"]) & (counts["model"] == rec["model"])]
         fit = fit_from_counts(g["num_samples"], g["num_correct"])
@@ -148,10 +148,12 @@ def test_counts_table_with_cost_axis(counts_csv, tmp_path):
     out = tmp_path / "o"
     assert main(["analyze", str(counts_csv), "--out", str(out), "--model-shape", name,
                  "--prompt-tokens", "200", "--output-tokens", "300", "--n-boot", "0"]) == 0
+    costs = pd.read_parquet(out / "costs.parquet")
+    assert list(costs.columns) == ["benchmark", "model", "k", "flops"]
     curves = pd.read_parquet(out / "curves.parquet")
-    expect = cost.curve_cost(curves["k"].to_numpy(), 200.0, 300.0, presets[name], "pass@k")
-    np.testing.assert_allclose(curves["flops"], expect, rtol=1e-12)
-    assert (np.diff(curves[curves["benchmark"] == "MATH"].groupby("model")["flops"].first()) == 0).all()
+    assert costs[["benchmark", "model", "k"]].equals(curves[["benchmark", "model", "k"]])
+    expect = cost.curve_cost(costs["k"].to_numpy(), 200.0, 300.0, presets[name], "pass@k")
+    np.testing.assert_allclose(costs["flops"], expect, rtol=1e-12)
     rec = json.loads((out / "fits.json").read_text())[0]
     assert rec["flops_per_sample"] == pytest.approx(float(np.asarray(
         cost.curve_cost(np.array([1]), 200.0, 300.0, presets[name], "pass@k"))[0]))
@@ -253,7 +255,9 @@ def test_run_directory_cost_from_sample_tokens(run_dir, tmp_path):
     assert rec["avg_prompt_tokens"] == 10.0 and rec["avg_output_tokens"] == 3.5  # (2+3+4+5)/4
     curves = pd.read_parquet(out / "curves.parquet")
     assert list(curves.columns) == ["verifier", *CURVE_COLS]
-    assert curves["flops"].notna().all()
+    costs = pd.read_parquet(out / "costs.parquet")
+    assert list(costs.columns) == ["verifier", "k", "flops"]
+    assert sorted(set(costs["verifier"])) == ["exact", "reward"] and (costs["flops"] > 0).all()
 
 
 def test_run_directory_orphan_verdict_is_bad_input(run_dir, tmp_path, capsys):

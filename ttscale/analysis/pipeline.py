@@ -22,7 +22,8 @@ from ttscale.counts import check_k, counts_from_verdicts, group_columns, load_co
 from ttscale.errors import InputError
 from ttscale.store import SAMPLE_KEY, RunDir, atomic_write_json, atomic_write_table
 
-CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high", "flops"]
+CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
+COST_COLUMNS = ["k", "flops"]
 #: grouping columns that name a benchmark: one figure per value of the first one present
 PANEL_COLUMNS = ("benchmark", "task", "dataset")
 
@@ -69,6 +70,7 @@ class AnalysisResult:
     fits: list[dict[str, Any]]
     fit_objects: dict[tuple, Any] = field(default_factory=dict)
     flops_fn: dict[tuple, Any] = field(default_factory=dict)  # key -> (ks -> FLOPs)
+    costs: pd.DataFrame | None = None  # group columns + k, flops (when the cost is known)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -249,10 +251,11 @@ def _fit_record(fit: Any) -> dict[str, Any]:
     return rec
 
 
-def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options, per_sample: float) -> float | None:
+def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> float | None:
+    """The k from which one more sample gains less than the threshold in coverage (or None)."""
     from ttscale.analysis.ceilings import saturation_point
 
-    out = saturation_point(ks, cov, opts.saturation_threshold, cost_per_sample=per_sample)
+    out = saturation_point(ks, cov, opts.saturation_threshold, cost_per_sample=1.0)
     if isinstance(out, dict):
         out = out.get("k")
     elif hasattr(out, "k"):
@@ -274,7 +277,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     from ttscale.analysis.laws import fit_from_counts
 
     gcols = inp.group_cols
-    frames, fits, fit_objects, flops_fn = [], [], {}, {}
+    frames, cost_frames, fits, fit_objects, flops_fn = [], [], [], {}, {}
     for key, g in inp.groups():
         n_min = int(g["num_samples"].min())
         ks = _ks_for(n_min, opts)
@@ -305,8 +308,6 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             rec.update(_fit_record(fit))
         except InputError as e:  # e.g. a group no sample ever solves: nothing to fit
             rec.update({"law": None, "fit_error": str(e)})
-        per_sample = 1.0
-        frame["flops"] = np.nan
         if shape is not None:
             from ttscale.analysis.cost import curve_cost
 
@@ -319,19 +320,24 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
                 return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "pass@k"), float)
 
             flops_fn[key] = fn
-            frame["flops"] = fn(frame["k"].to_numpy())
-            per_sample = float(fn(np.array([1]))[0])
+            cost_frames.append(pd.DataFrame(
+                {**{c: [v] * len(ks) for c, v in zip(gcols, key, strict=True)},
+                 "k": ks.astype(np.int64), "flops": fn(ks)}))
             rec["avg_prompt_tokens"], rec["avg_output_tokens"] = p_tok, o_tok
-        rec["flops_per_sample"] = per_sample if shape is not None else None
+        rec["flops_per_sample"] = float(flops_fn[key](np.array([1]))[0]) if shape else None
         pk = frame[frame["metric"] == "pass@k"].sort_values("k")
         rec["saturation_threshold"] = opts.saturation_threshold
-        rec["saturation_k"] = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts,
-                                          per_sample)
+        sat = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts)
+        rec["saturation_k"] = sat
+        rec["saturation_flops"] = (
+            float(flops_fn[key](np.array([sat]))[0]) if sat is not None and key in flops_fn else None
+        )
         fits.append(rec)
         frames.append(frame)
     curves = pd.concat(frames, ignore_index=True)[[*gcols, *CURVE_COLUMNS]]
     curves["k"] = curves["k"].astype(np.int64)
-    return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn)
+    costs = pd.concat(cost_frames, ignore_index=True) if cost_frames else None
+    return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn, costs)
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -348,6 +354,8 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
     try:
         atomic_write_table(tmp / "curves.parquet", result.curves)
         atomic_write_json(tmp / "fits.json", result.fits)
+        if result.costs is not None:
+            atomic_write_table(tmp / "costs.parquet", result.costs)
         for stem, fig in figures:
             save_figure(fig, tmp / "figures" / stem)
         written = []

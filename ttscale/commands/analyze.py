@@ -29,8 +29,6 @@ column                type       meaning
 ``estimate``          float64    mean over problems of the unbiased estimate at k
 ``ci_low``            float64    lower end of the bootstrap CI over problems (``--ci``, ``--n-boot``)
 ``ci_high``           float64    upper end of that CI
-``flops``             float64    inference FLOPs per problem for k samples (``--model-shape``); NaN
-                                 where unknown
 ====================  =========  ==================================================================
 
 The k grid is ``--ks`` if given, else about 40 log-spaced k from 1 to the group's smallest
@@ -48,9 +46,14 @@ The k grid is ``--ks`` if given, else about 40 log-spaced k from 1 to the group'
 - ``"k_min"``, ``"k_max"``: the range of k fitted (about 40 log-spaced k in [1, max k], max k =
   ``--max-k`` or the smallest ``num_samples``; Large Language Monkeys, appendix C.1);
 - ``"saturation_threshold"``: ``--saturation-threshold``; ``"saturation_k"``: the k from which one
-  more sample gains less coverage than the threshold per unit cost (null if not reached);
-- ``"flops_per_sample"``: FLOPs of one sample (null when the cost is unknown), with
+  more sample gains less pass@k coverage than the threshold (null if not reached within the
+  curve); ``"saturation_flops"``: the FLOPs per problem at that k (null when the cost is unknown);
+- ``"flops_per_sample"``: inference FLOPs of one sample (null when the cost is unknown), with
   ``"avg_prompt_tokens"`` and ``"avg_output_tokens"`` when it is known.
+
+``DIR/costs.parquet`` -- only when the cost is known: group columns, ``k`` (int64), ``flops``
+(float64, inference FLOPs per problem for k samples, from ``ttscale.analysis.cost.curve_cost``),
+one row per group and k of the pass@k curve.
 
 ``DIR/figures/``: PNG and SVG of each figure, one per benchmark/task (``-<name>`` suffix) with one
 line per remaining group: ``coverage_k`` (coverage against k, log axis, CI band, fitted law
