@@ -281,7 +281,8 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     for key, g in inp.groups():
         n_min = int(g["num_samples"].min())
         ks = _ks_for(n_min, opts)
-        cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed)
+        cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
+                              source=str(inp.source))
         parts = [cur]
         if inp.samples is not None:
             s = inp.samples
@@ -296,7 +297,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             for metric in metrics:
                 parts.append(selection_curves(
                     s, group_by=gcols, metric=metric, ks=ks,
-                    n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
+                    n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed, source=str(inp.source),
                 ))
         frame = pd.concat(parts, ignore_index=True)
         rec: dict[str, Any] = {c: _clean(v) for c, v in zip(gcols, key, strict=True)}
