@@ -36,7 +36,7 @@ def test_plot_lines_draws_curve_band_fit_saturation_and_ceiling():
     assert sy == pytest.approx(exp_power(32.0, -1.3, -0.4))  # 32 is on the grid: exact
     assert len(ax.collections) == 2  # one CI band per line
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["m", "m (fit)", "other"]
+    assert legend == ["m", "m (fit)", "m (ceiling 0.900)", "other"]
 
 
 def test_interpolate_log_x_is_linear_in_log_k():

@@ -98,7 +98,8 @@ def plot_lines(
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, line in enumerate(lines):
             color = colors[i % len(colors)]
-            ax.plot(line.x, line.y, color=color, lw=1.6, marker="o", ms=2.5, label=line.label)
+            marker = "o" if line.x.size <= 60 else None  # dense curves: no dots
+            ax.plot(line.x, line.y, color=color, lw=1.6, marker=marker, ms=2.5, label=line.label)
             if line.low is not None:
                 ax.fill_between(line.x, line.low, line.high, color=color, alpha=0.18, lw=0)
             if line.fit_x is not None:
@@ -126,7 +127,8 @@ def plot_lines(
                     color=color,
                 )
             if line.ceiling is not None and np.isfinite(line.ceiling):
-                ax.axhline(line.ceiling, color=color, lw=0.9, ls=":")
+                ax.axhline(line.ceiling, color=color, lw=0.9, ls=":",
+                           label=f"{line.label} (ceiling {line.ceiling:.3f})")
         if logx:
             ax.set_xscale("log")
         if ylim is not None:
