@@ -167,7 +167,10 @@ ANSWERS = {  # problem -> per-sample answers (None: unparsed); the reference ans
     "p1": ["2", "2", "1", "3"],
     "p2": [None, "5", "5", "4"],
 }
-SCORES = {"p0": [0.9, 0.2, 0.5, 0.1], "p1": [0.3, 0.8, 0.6, 0.4], "p2": [0.7, 0.1, 0.2, 0.3]}
+SCORES = {"p0": [0.9, 0.2, 0.5, 0.1], "p1": [0.3, 0.8, 0.6, 0.4], "p2": [0.7, 0.1, 0.25, 0.3]}
+#: weighted vote over all 4 samples (score sums): p0 -> "1" (1.1 vs 0.5), p1 -> "2" (1.1),
+#: p2 -> "5" (0.35 vs 0.3); correct at T=0.5 ("1"): p0 only; at T=1.0 ("1" or "5"): p0 and p2
+WEIGHTED_AT_4 = {0.5: 1 / 3, 1.0: 2 / 3}
 
 
 def _brute_maj(answers: list, passed: list[bool], k: int) -> float:
@@ -210,6 +213,8 @@ def run_dir(tmp_path) -> Path:
         run.write_samples(pd.DataFrame(rows))
         run.write_verdicts("exact", pd.DataFrame(exact))
         run.write_verdicts("reward", pd.DataFrame(reward))
+        judge = [{**r, "answer": e["answer"]} for r, e in zip(reward, exact, strict=True)]
+        run.write_verdicts("judge", pd.DataFrame(judge))
     return run.path
 
 
@@ -220,10 +225,11 @@ def test_run_directory_curves_by_verifier_and_temperature(run_dir):
     assert list(curves.columns) == ["task", "verifier", "temperature", *CURVE_COLS]
     got = {(v, t, m): g.sort_values("k")["estimate"].to_list()
            for (v, t, m), g in curves.groupby(["verifier", "temperature", "metric"])}
-    assert sorted(got) == [("exact", 0.5, "maj@k"), ("exact", 0.5, "pass@k"),
-                           ("exact", 1.0, "maj@k"), ("exact", 1.0, "pass@k"),
-                           ("reward", 0.5, "best-of-k"), ("reward", 0.5, "pass@k"),
-                           ("reward", 1.0, "best-of-k"), ("reward", 1.0, "pass@k")]
+    assert sorted(got) == sorted(
+        [("exact", t, m) for t in (0.5, 1.0) for m in ("maj@k", "pass@k")]
+        + [("reward", t, m) for t in (0.5, 1.0) for m in ("best-of-k", "pass@k")]
+        + [("judge", t, m) for t in (0.5, 1.0)
+           for m in ("best-of-k", "maj@k", "pass@k", "weighted-vote@k")])
     for t in (0.5, 1.0):
         passed = {p: [(a == "1") if t == 0.5 else (a in ("1", "5")) for a in ans]
                   for p, ans in ANSWERS.items()}
@@ -236,12 +242,16 @@ def test_run_directory_curves_by_verifier_and_temperature(run_dir):
             assert got[("exact", t, "maj@k")][k - 1] == pytest.approx(maj, abs=1e-12)
             best = np.mean([_brute_best(SCORES[p], passed[p], k) for p in ANSWERS])
             assert got[("reward", t, "best-of-k")][k - 1] == pytest.approx(best, abs=1e-12)
+            for m in ("pass@k", "maj@k", "best-of-k"):  # same answers, scores, verdicts
+                assert got[("judge", t, m)][k - 1] == pytest.approx(
+                    got[("exact" if m == "maj@k" else "reward", t, m)][k - 1], abs=1e-12)
+        assert got[("judge", t, "weighted-vote@k")][3] == pytest.approx(WEIGHTED_AT_4[t], abs=1e-12)
+        assert all(0 <= v <= 1 for v in got[("judge", t, "weighted-vote@k")])
     names = {p.name for p in (out / "figures").iterdir()}
     assert {"coverage_k-arith.png", "coverage_k-arith.svg", "selection_k-arith.png"} <= names
     fits = json.loads((out / "fits.json").read_text())
     assert [(r["task"], r["verifier"], r["temperature"]) for r in fits] == [
-        ("arith", "exact", 0.5), ("arith", "exact", 1.0),
-        ("arith", "reward", 0.5), ("arith", "reward", 1.0)]
+        ("arith", v, t) for v in ("exact", "judge", "reward") for t in (0.5, 1.0)]
 
 
 def test_run_directory_cost_from_sample_tokens(run_dir, tmp_path):
@@ -257,7 +267,7 @@ def test_run_directory_cost_from_sample_tokens(run_dir, tmp_path):
     assert list(curves.columns) == ["verifier", *CURVE_COLS]
     costs = pd.read_parquet(out / "costs.parquet")
     assert list(costs.columns) == ["verifier", "k", "flops"]
-    assert sorted(set(costs["verifier"])) == ["exact", "reward"] and (costs["flops"] > 0).all()
+    assert sorted(set(costs["verifier"])) == ["exact", "judge", "reward"] and (costs["flops"] > 0).all()
 
 
 def test_run_directory_orphan_verdict_is_bad_input(run_dir, tmp_path, capsys):
@@ -282,6 +292,32 @@ def test_subsample_without_replacement_is_seeded_and_exact_at_n(counts_csv):
     assert (a["num_correct"] == b["num_correct"]).all() and (a["num_samples"] == 10).all()
     assert (a["num_correct"] <= np.minimum(10, counts["num_correct"])).all()
     assert (a["num_correct"] >= np.maximum(0, counts["num_correct"] - 40)).all()
+
+
+def test_forecast_from_k_forecasts_from_the_subsample(counts_csv, capsys):
+    fc = pytest.importorskip("ttscale.analysis.forecast")
+    from ttscale.commands.forecast import subsample
+
+    method = next(iter(fc.METHODS))
+    assert main(["forecast", str(counts_csv), "--to", "50", "--from-k", "10", "--seed", "5",
+                 "--method", method, "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    sub = subsample(pd.read_csv(counts_csv), 10, seed=5)
+    assert len(recs) == 4
+    for r in recs:
+        assert r["from_k"] == 10 and r["method"] == method
+        g = sub[(sub["benchmark"] == r["benchmark"]) & (sub["model"] == r["model"])]
+        expect = fc.forecast_coverage(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
+                                      50, method)
+        assert r["coverage"] == pytest.approx(float(expect), abs=1e-12)
+
+
+def test_forecast_table_output(counts_csv, capsys):
+    fc = pytest.importorskip("ttscale.analysis.forecast")
+    assert main(["forecast", str(counts_csv), "--to", "200"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage"]
+    assert len(lines) == 5 and all(next(iter(fc.METHODS)) in ln for ln in lines[1:])
 
 
 def test_forecast_json_all_methods(counts_csv, capsys):
