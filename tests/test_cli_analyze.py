@@ -111,6 +111,20 @@ def test_same_input_same_bytes(counts_csv, analyzed, tmp_path):
         assert (out / rel).read_bytes() == (analyzed / rel).read_bytes(), rel
 
 
+def test_rerun_into_same_dir_removes_stale_outputs_only(counts_csv, tmp_path):
+    out = tmp_path / "o"
+    assert main(["analyze", str(counts_csv), "--out", str(out), "--n-boot", "0"]) == 0
+    (out / "notes.txt").write_text("mine")
+    math_only = tmp_path / "math.csv"
+    counts = pd.read_csv(counts_csv)
+    counts[counts["benchmark"] == "MATH"].to_csv(math_only, index=False)
+    assert main(["analyze", str(math_only), "--out", str(out), "--n-boot", "0"]) == 0
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "coverage_k-MATH.png", "coverage_k-MATH.svg"]
+    assert (out / "notes.txt").read_text() == "mine"
+    assert set(pd.read_parquet(out / "curves.parquet")["benchmark"]) == {"MATH"}
+
+
 def test_explicit_ks_ceiling_and_max_k(counts_csv, tmp_path):
     out = tmp_path / "o"
     assert main(["analyze", str(counts_csv), "--out", str(out), "--ks", "1,5,20", "--max-k", "20",

@@ -367,4 +367,17 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
             written.append(dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale(out, set(written))
     return written
+
+
+#: files ``write_outputs`` owns in an output directory (others there are left alone)
+OWNED = ("costs.parquet", "figures/coverage_k*", "figures/coverage_flops*", "figures/selection_k*")
+
+
+def _remove_stale(out: Path, written: set[Path]) -> None:
+    """Remove outputs of an earlier analysis into ``out`` that this one did not write again."""
+    for pattern in OWNED:
+        for p in out.glob(pattern):
+            if p not in written and p.suffix in (".png", ".svg", ".parquet"):
+                p.unlink(missing_ok=True)
