@@ -59,7 +59,9 @@ one row per group and k of the pass@k curve.
 line per remaining group: ``coverage_k`` (coverage against k, log axis, CI band, fitted law
 dashed, saturation point starred, fitted ceiling dotted), ``coverage_flops`` (the same against
 FLOPs, where the cost is known) and ``selection_k`` (pass@k beside the selection metrics, run
-directories with answers or scores). Output is deterministic (no dates in SVG).
+directories with answers or scores). Output is deterministic (no dates in SVG). Analysing again
+into the same DIR replaces these files and removes the figures (and ``costs.parquet``) of the
+earlier analysis that this one does not produce; other files in DIR are left alone.
 
 Cost: ``--model-shape NAME`` (a preset of ``ttscale.analysis.cost``) with the token counts of a run
 directory, or with ``--prompt-tokens N --output-tokens N`` for a counts table.
