@@ -233,6 +233,8 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         os.environ.update(PATH="/usr/bin:/bin", HOME="/scratch", TMPDIR="/scratch",
                           LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
         sys.argv = ["program"]
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True)  # interleaved as on a terminal
         namespace = {"__name__": "__main__", "__builtins__": builtins}
     except base_exc as e:
         write(RES_FD, f"Fsandbox set-up failed: {e!r}"[:4000].encode())
