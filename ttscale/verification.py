@@ -17,7 +17,11 @@ verdict shards.
    plus ``verdicts/<name>/verifier.json`` (name, options, kind) so that later stages know what
    made them.
 
-With ``workers=0`` everything runs in the calling process (no wall-clock limit): handy in tests.
+With ``workers=0`` everything runs in the calling process (no wall-clock limit). By default a
+verifier that declares itself ``cheap`` (pure string matching: ``exact``) runs in-process, and
+any other gets one worker per CPU. Workers are spawned: a script that calls :func:`verify_run`
+needs the usual ``if __name__ == "__main__":`` guard (else the workers fail to start and
+RuntimeError is raised before any verdict is written).
 """
 
 from __future__ import annotations
@@ -172,7 +176,13 @@ def _verify_one(verifier: Verifier, problem: Problem, samples: pd.DataFrame) -> 
 
 
 def _worker_main(conn: Any, verifier: Verifier) -> None:
-    """A worker's loop: (problem, samples) in, ("ok", verdicts) | ("error", message) out."""
+    """A worker's loop: (problem, samples) in, ("ok", verdicts) | ("error", message) out.
+
+    It first sends ("ready", None): a worker that dies before that never started (an
+    unpicklable verifier, or a script without an ``if __name__ == "__main__":`` guard re-run by
+    ``spawn``), which is the caller's problem, not the samples'.
+    """
+    conn.send(("ready", None))
     while True:
         try:
             msg = conn.recv()
@@ -195,8 +205,29 @@ class _Worker:
         child.close()
         self.task: tuple[Problem, pd.DataFrame] | None = None
         self.deadline = math.inf
+        self.ready = False
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Block until the worker has started; RuntimeError (nothing written) if it cannot."""
+        if self.ready:
+            return
+        msg = None
+        if self.conn.poll(timeout):
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = None
+        if not msg or msg[0] != "ready":
+            self.stop(kill=True)
+            raise RuntimeError(
+                f"a verifier worker process failed to start (exit code {self.proc.exitcode}); "
+                "in a script, call verify_run under `if __name__ == \"__main__\":` (workers "
+                "are spawned), or pass workers=0"
+            )
+        self.ready = True
 
     def submit(self, task: tuple[Problem, pd.DataFrame], limit: float) -> None:
+        self.wait_ready()
         self.task = task
         self.deadline = time.monotonic() + limit
         self.conn.send(task)
@@ -268,10 +299,12 @@ class VerifyResult:
     shards: int
 
 
-def prepare(run: RunDir, name: str, options: dict[str, Any] | None = None,
+def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
             out_name: str | None = None) -> tuple[Verifier, str, dict[str, Problem], pd.DataFrame]:
-    """Validate a verification request; return (verifier, folder name, problems, samples)."""
-    verifier = make_verifier(name, options)
+    """Validate a verification request; return (verifier, folder name, problems, samples).
+
+    ``name`` is a registered verifier's name (built with ``options``) or a Verifier object."""
+    verifier = name if isinstance(name, Verifier) else make_verifier(name, options)
     problems, samples = load_inputs(run)
     used = sorted(set(samples["problem_id"].astype(str)))
     check_fits(verifier, [problems[p] for p in used])
@@ -292,7 +325,7 @@ def prepare(run: RunDir, name: str, options: dict[str, Any] | None = None,
     return verifier, folder, problems, samples
 
 
-def verify_run(run_dir: str | os.PathLike | RunDir, name: str, options: dict[str, Any] | None = None,
+def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
                *, workers: int | None = None, out_name: str | None = None,
                batch_problems: int = 64, time_limit: float = 60.0,
                time_limit_per_sample: float = 1.0, progress: Any = None) -> VerifyResult:
@@ -318,7 +351,9 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str, options: dict[str
         return result
     tasks = [(problems[str(pid)], grp.reset_index(drop=True))
              for pid, grp in todo.groupby("problem_id", sort=True)]
-    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers is None:  # cheap verifiers (string matching) are faster than starting processes
+        workers = 0 if getattr(verifier, "cheap", False) else min(os.cpu_count() or 1, len(tasks))
+    n_workers = int(workers)
     if n_workers < 0:
         raise InputError(f"--workers {n_workers}: must be 0 (in-process) or more")
 

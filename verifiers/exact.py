@@ -53,6 +53,7 @@ class ExactAnswer(Verifier):
     name: ClassVar[str] = "exact"
     kind: ClassVar[str] = "oracle"
     requires: ClassVar[tuple[str, ...]] = ("answer",)
+    cheap: ClassVar[bool] = True  # microseconds a sample: no worker processes
 
     def __post_init__(self) -> None:
         check_unknown_options(self.name, self.options, set())

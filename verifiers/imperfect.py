@@ -73,6 +73,7 @@ class ImperfectVerifier(Verifier):
             raise InputError(f"verifier 'imperfect': option 'base': {self.base_name!r} is a "
                              f"{self.base.kind}, not an oracle")
         self.requires = tuple(getattr(self.base, "requires", ()) or ())
+        self.cheap = bool(getattr(self.base, "cheap", False))
 
     def dir_name(self) -> str:
         name = f"imperfect-{self.base_name}-fpr{self.fpr:g}-fnr{self.fnr:g}"

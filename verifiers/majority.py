@@ -69,6 +69,7 @@ class MajorityVote(Verifier):
             self._inner: Verifier = MathAnswer(options=rest)
         else:
             self._inner = ExactAnswer()
+        self.cheap = bool(getattr(self._inner, "cheap", False))
 
     def verify(self, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:
         return self._inner.verify(problem, samples)

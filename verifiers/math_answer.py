@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ttscale.answers import canonical_number
+from ttscale.answers import canonical_number, parse_number
 from ttscale.plugins import Problem, Verifier
 from ttscale.registry import verifiers
 from ttscale.verification import check_unknown_options, option_bool, option_float, verdict_frame
@@ -44,10 +44,16 @@ def _timeouts_allowed() -> bool:
 
 
 def canonical_parsed(parsed: list[Any]) -> str | None:
-    """A canonical string for a Math-Verify parse result (its first, preferred element)."""
+    """A canonical string for a Math-Verify parse result (its first, preferred element).
+
+    Never evaluates anything (``2^{2^{30}}`` stays symbolic): rational and float values, or an
+    extracted string that reads as a number (``1/2``, which Math-Verify keeps unevaluated),
+    become :func:`canonical_number`; anything else is SymPy's printout without spaces.
+    """
     if not parsed:
         return None
     expr = parsed[0]
+    text = parsed[1] if len(parsed) > 1 and isinstance(parsed[1], str) else None
     try:
         import sympy
 
@@ -57,7 +63,13 @@ def canonical_parsed(parsed: list[Any]) -> str | None:
             return canonical_number(Fraction(str(expr)))
     except (ImportError, ValueError, TypeError):
         pass
-    return "".join(str(expr).split()).lower()
+    num = parse_number(text) if text else None
+    if num is not None:
+        return canonical_number(num)
+    try:
+        return "".join(str(expr).split()).lower()
+    except ValueError:  # an integer too long to print
+        return text
 
 
 @verifiers.register("math", "Math-Verify equivalence of the final answer (SymPy)")
