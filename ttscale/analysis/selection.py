@@ -20,8 +20,11 @@ k-subsets (unbiased, seeded).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import as_strided
 
 from ttscale.analysis.estimators import _check_ks, log_tail_ratio
 from ttscale.errors import InputError
@@ -36,14 +39,26 @@ def _log_comb_table(n: int) -> np.ndarray:
     return gammaln(np.arange(n + 2, dtype=np.float64) + 1.0)  # lg[i] = log(i!)
 
 
-def _log_comb(lg: np.ndarray, a: np.ndarray | int, b: np.ndarray) -> np.ndarray:
-    """log C(a, b) from a table of log-factorials; -inf where b < 0 or b > a."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    ok = (b >= 0) & (b <= a)
-    bb = np.where(ok, b, 0)
-    aa = np.broadcast_to(a, ok.shape)
-    return np.where(ok, lg[aa] - lg[bb] - lg[np.where(ok, aa - bb, 0)], -np.inf)
+def _lc_row(lg: np.ndarray, a: int, length: int) -> np.ndarray:
+    """log C(a, y) for y = 0 .. length-1 (-inf where y > a), by slicing the table."""
+    out = np.full(length, -np.inf)
+    v = min(length, a + 1)
+    out[:v] = lg[a] - lg[:v] - lg[a - v + 1 : a + 1][::-1]
+    return out
+
+
+@lru_cache(maxsize=256)
+def _gauss01(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]: exact for polynomials of degree < 2*nodes."""
+    t, w = np.polynomial.legendre.leggauss(nodes)
+    return (t + 1.0) / 2.0, w / 2.0
+
+
+def _windows(a: np.ndarray, d: int) -> np.ndarray:
+    """View ``v[..., x, t] = a[..., x + t]`` over the last axis (a sliding window of length d)."""
+    st = a.strides[-1]
+    shape = (*a.shape[:-1], a.shape[-1] - d + 1, d)
+    return as_strided(a, shape=shape, strides=(*a.strides[:-1], st, st), writeable=False)
 
 
 def _merge(q: np.ndarray, size: int, m: int, j: int, tie_w: np.ndarray, lg: np.ndarray) -> np.ndarray:
@@ -56,26 +71,23 @@ def _merge(q: np.ndarray, size: int, m: int, j: int, tie_w: np.ndarray, lg: np.n
     """
     nodes, width = q.shape
     d = min(j, width - 1) + 1
-    xs = np.arange(width)
-    lcm = _log_comb(lg, m, np.arange(d))
-    lcs = np.concatenate([np.full(d - 1, -np.inf), _log_comb(lg, size, xs)])
-    lcd = _log_comb(lg, size + m, xs)
-    win_l = np.lib.stride_tricks.sliding_window_view(lcs, d)  # win_l[x, t] = lcs[x - (d-1-t)]
+    lcs = np.concatenate([np.full(d - 1, -np.inf), _lc_row(lg, size, width)])
+    lcd = _lc_row(lg, size + m, width)
     with np.errstate(invalid="ignore"):
-        kern = np.exp(lcm[::-1][None, :] + win_l - lcd[:, None])  # kern[x, t], y = d-1-t
-    kern[~np.isfinite(lcd)] = 0.0  # more draws than the pool holds: impossible
-    pad = np.concatenate([np.zeros((nodes, d - 1)), q], axis=1)
-    win = np.lib.stride_tricks.sliding_window_view(pad, d, axis=1)  # win[:, x, t] = q[x-d+1+t]
-    tie = d - 1 == j  # the y = j column (t = 0) is a tie, weighted per node
-    t0 = 1 if tie else 0
-    out = np.einsum("nxt,xt->nx", win[:, :, t0:], kern[:, t0:], optimize=False)
-    if tie:
-        out += tie_w[:, None] * (kern[None, :, 0] * win[:, :, 0])
+        kern = np.exp(_lc_row(lg, m, d)[::-1][None, :] + _windows(lcs, d) - lcd[:, None])
+    kern[size + m + 1 :] = 0.0  # more draws than the pool holds: impossible
+    win = _windows(np.concatenate([np.zeros((nodes, d - 1)), q], axis=1), d)
+    if d - 1 != j:  # every y < j: no tie possible
+        return np.einsum("nxt,xt->nx", win, kern, optimize=False)
+    out = np.einsum("nxt,xt->nx", win[:, :, 1:], kern[:, 1:], optimize=False)
+    out += tie_w[:, None] * (kern[None, :, 0] * win[:, :, 0])  # y = j (t = 0): a tie
     return out
 
 
 def _maj_one(m: np.ndarray, wc: np.ndarray, m0: int, ks: np.ndarray) -> np.ndarray:
     """Exact maj@k of one problem: answer multiplicities m, correctness wc, m0 null samples."""
+    from scipy.stats import hypergeom
+
     n = int(m.sum()) + int(m0)
     out = np.full(ks.size, np.nan)
     fits = ks <= n
@@ -85,31 +97,34 @@ def _maj_one(m: np.ndarray, wc: np.ndarray, m0: int, ks: np.ndarray) -> np.ndarr
     kmax = int(ks[fits].max())
     lg = _log_comb_table(n)
     kf = ks[fits]
+    log_total = lg[n] - lg[kf] - lg[n - kf]
     acc = np.zeros(kf.size)
     for a in np.flatnonzero((wc > 0) & (m > 0)):
+        ma = int(m[a])
         others = np.delete(m, a)
-        rest = n - int(m[a])
-        for j in range(1, min(int(m[a]), kmax) + 1):
+        rest = n - ma
+        top = int(others.max()) if others.size else 0
+        # drawn more than any other answer could be: a wins outright
+        acc += wc[a] * hypergeom.sf(top, n, ma, kf)
+        for j in range(1, min(ma, top, kmax) + 1):
             width = kmax - j + 1  # draws left for the other answers and the nulls
-            bound = others[others >= j]  # answers that could reach j; smaller ones are free
+            bound = np.sort(others[others >= j])  # answers that could reach j; others are free
             free = int(m0 + others[others < j].sum())
             ties = min(bound.size, (width - 1) // j)
             # E[1/(1+T)] = integral_0^1 E[w**T] dw, exact by Gauss-Legendre for degree <= ties
-            nodes = ties // 2 + 1
-            t, wt = np.polynomial.legendre.leggauss(nodes)
-            tie_w, wt = (t + 1.0) / 2.0, wt / 2.0
-            q = np.zeros((nodes, width))
+            tie_w, wt = _gauss01(ties // 2 + 1)
+            q = np.zeros((tie_w.size, width))
             q[:, : min(free, width - 1) + 1] = 1.0
             size = free
-            for mb in np.sort(bound):
-                q = _merge(q, size, int(mb), j, tie_w, lg)
-                size += int(mb)
+            for mb in bound.tolist():
+                q = _merge(q, size, mb, j, tie_w, lg)
+                size += mb
             rem = wt @ q  # (width,): E[1/(1+T); all others <= j | x draws among the others]
             x = kf - j
             ok = (x >= 0) & (x <= rest)
-            logh = _log_comb(lg, int(m[a]), np.full(kf.size, j)) + _log_comb(lg, rest, x)
-            logh = logh - _log_comb(lg, n, kf)
-            acc[ok] += wc[a] * np.exp(logh[ok]) * rem[x[ok]]
+            xo = x[ok]
+            logh = lg[ma] - lg[j] - lg[ma - j] + lg[rest] - lg[xo] - lg[rest - xo] - log_total[ok]
+            acc[ok] += wc[a] * np.exp(logh) * rem[xo]
     out[fits] = np.clip(acc, 0.0, 1.0)
     return out
 
