@@ -118,9 +118,10 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(steps: int, seed: int, batch_size: int = 256, lr: float = 3e-3, log_every: int = 50):
+def train(steps: int, seed: int, batch_size: int = 256, lr: float = 3e-3, log_every: int = 50,
+          threads: int = 2):
     """Train from scratch; returns (model, losses). Deterministic for a seed on one machine."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     model = build_model(seed)
     model.train()
     rng = np.random.default_rng(seed)
@@ -202,7 +203,8 @@ def write_model_card(out: Path, args: argparse.Namespace, seconds: float, final_
         "- Data: fresh random draws each step, half additions, half multiplications; target =",
         "  answer + `<eos>`, loss on the target only.",
         f"- AdamW lr {args.lr}, warm-up min(100, steps/10), cosine to 10 %, batch {args.batch_size},",
-        f"  gradient clipping 1.0, torch.set_num_threads(2), seed {args.seed}, {args.steps} steps.",
+        f"  gradient clipping 1.0, {torch.get_num_threads()} torch thread(s), seed {args.seed},",
+        f"  {args.steps} steps.",
         f"- Trained in {seconds / 60:.1f} min on 2 shared CPU cores; final batch loss {final_loss:.4f}.",
         "",
         "## Evaluation",
@@ -234,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the recipe: 2)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--eval-problems", type=int, default=200,
                     help="problems for the exact pass@k in the model card (0: skip)")
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--steps must be at least 1")
 
     t0 = time.time()
-    model, losses = train(args.steps, args.seed, args.batch_size, args.lr)
+    model, losses = train(args.steps, args.seed, args.batch_size, args.lr, threads=args.threads)
     seconds = time.time() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     model.generation_config.pad_token_id = PAD
