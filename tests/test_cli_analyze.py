@@ -76,13 +76,14 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
 
     fits = json.loads((analyzed / "fits.json").read_text())
     counts = pd.read_csv(counts_csv)
+    curves = pd.read_parquet(analyzed / "curves.parquet")
     assert [(r["benchmark"], r["model"]) for r in fits] == [
         ("GSM8K", "big"), ("GSM8K", "small"), ("MATH", "big"), ("MATH", "small")]
     for rec in fits:
         assert set(rec) == {
             "benchmark", "model", "metric", "law", "a", "b", "a_stderr", "b_stderr", "rmse",
             "max_abs_error", "k_min", "k_max", "saturation_threshold", "saturation_k",
-            "saturation_flops", "flops_per_sample",
+            "saturation_k_fit", "saturation_flops", "flops_per_sample",
         }
         g = counts[(counts["benchmark"] == rec["benchmark"]) & (counts["model"] == rec["model"])]
         fit = fit_from_counts(g["num_samples"], g["num_correct"])
@@ -91,6 +92,14 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
         assert rec["a_stderr"] == fit.stderr["a"] and rec["rmse"] == fit.rmse
         assert (rec["k_min"], rec["k_max"]) == (1, 50)
         assert rec["flops_per_sample"] is None and rec["saturation_threshold"] == 1e-4
+        # the measured curve's slope first drops below 1e-4 per sample at saturation_k
+        cur = curves[(curves["benchmark"] == rec["benchmark"]) & (curves["model"] == rec["model"])]
+        k, y = cur["k"].to_numpy(), cur["estimate"].to_numpy()
+        slope = np.diff(y) / np.diff(k)
+        below = np.flatnonzero(slope < 1e-4)
+        assert rec["saturation_k"] == (int(k[below[0]]) if below.size else None)
+        kf = rec["saturation_k_fit"]
+        assert fit.predict(kf + 1) - fit.predict(kf) < 1e-4 <= fit.predict(kf) - fit.predict(kf - 1)
 
 
 def test_figures_exist_png_and_svg(analyzed):

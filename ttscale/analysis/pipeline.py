@@ -251,18 +251,13 @@ def _fit_record(fit: Any) -> dict[str, Any]:
     return rec
 
 
-def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> float | None:
+def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> int | None:
     """The k from which one more sample gains less than the threshold in coverage (or None)."""
     from ttscale.analysis.ceilings import saturation_point
 
-    out = saturation_point(ks, cov, opts.saturation_threshold, cost_per_sample=1.0)
-    if isinstance(out, dict):
-        out = out.get("k")
-    elif hasattr(out, "k"):
-        out = out.k
-    if out is None or not np.isfinite(float(out)):
+    if len(ks) < 2:  # one point has no slope
         return None
-    return float(out)
+    return saturation_point(ks, cov, opts.saturation_threshold)
 
 
 def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
@@ -330,6 +325,12 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
         rec["saturation_threshold"] = opts.saturation_threshold
         sat = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts)
         rec["saturation_k"] = sat
+        rec["saturation_k_fit"] = None
+        if key in fit_objects:
+            from ttscale.analysis.ceilings import saturation_point_from_fit
+
+            rec["saturation_k_fit"] = saturation_point_from_fit(fit_objects[key],
+                                                                opts.saturation_threshold)
         rec["saturation_flops"] = (
             float(flops_fn[key](np.array([sat]))[0]) if sat is not None and key in flops_fn else None
         )

@@ -47,7 +47,9 @@ The k grid is ``--ks`` if given, else about 40 log-spaced k from 1 to the group'
   ``--max-k`` or the smallest ``num_samples``; Large Language Monkeys, appendix C.1);
 - ``"saturation_threshold"``: ``--saturation-threshold``; ``"saturation_k"``: the k from which one
   more sample gains less pass@k coverage than the threshold (null if not reached within the
-  curve); ``"saturation_flops"``: the FLOPs per problem at that k (null when the cost is unknown);
+  curve); ``"saturation_k_fit"``: the same read from the fitted law (any k up to 10^9, so it may
+  lie beyond the samples drawn; null without a fit); ``"saturation_flops"``: the FLOPs per
+  problem at ``saturation_k`` (null when the cost is unknown);
 - ``"flops_per_sample"``: inference FLOPs of one sample (null when the cost is unknown), with
   ``"avg_prompt_tokens"`` and ``"avg_output_tokens"`` when it is known.
 
