@@ -1,0 +1,269 @@
+"""``ttscale compare RUN_DIR --verifiers a,b,c``: several verifiers on the same samples.
+
+Each entry of ``--verifiers`` is a registered name (``majority``), a name with options
+(``'imperfect(base=exact,fpr=0.1,fnr=0.05)'``, ``'reward(scores=rm.parquet,oracle=exact)'``)
+or the folder of verdicts already under ``verdicts/`` (``imperfect-exact-fpr0.1-fnr0.05``).
+Verdicts that are missing are computed first (``ttscale verify``, resumable); every entry is
+validated before any is run.
+
+The reference oracle (``--oracle``; default: the first oracle in the list, else the first
+imperfect verifier's base, else the task's own oracle) gives each sample's true correctness.
+One curve per verifier, against k, estimated from all n samples of each problem:
+
+- oracle: coverage ``pass@k`` as that verifier judges (the reference oracle's is the top line);
+- majority (a selector with answers): ``maj@k``; reward (a selector with scores): ``best-of-k``;
+- imperfect: ``accept@k``, the accuracy of resampling until the verifier accepts (Inference
+  Scaling fLaws): draw up to k of a problem's n samples without replacement and return the
+  first accepted one; none accepted counts as wrong (the answer is withheld). With A accepted
+  samples of which A_right truly right, its exact expectation is
+  ``A_right / A * (1 - C(n - A, k) / C(n, k))``: it tends to ``A_right / A`` (the false-positive
+  ceiling), not to coverage.
+
+Outputs (``--out``, default ``RUN_DIR/analysis/compare``; written atomically):
+``compare.parquet`` and ``compare.csv`` -- one row per (verifier, k): ``verifier`` (its verdict
+folder), ``kind``, ``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
+over problems, ``--n-boot``, ``--seed``), ``fpr`` and ``fnr`` (the share of truly wrong samples
+the verifier passed, and of truly right samples it failed, against the reference oracle; NaN
+where there are none); ``compare.png`` and ``compare.svg`` -- accuracy against k (log axis)
+with CI bands, one line per verifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ttscale.errors import InputError
+
+TABLE_COLUMNS = ["verifier", "kind", "metric", "k", "accuracy", "ci_low", "ci_high", "fpr", "fnr"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare verifiers on the same samples",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--verifiers", required=True, help="comma-separated: name, name(k=v,...), "
+                   "or a folder under verdicts/")
+    p.add_argument("--oracle", default=None, help="reference oracle (name or name(k=v,...))")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis/compare)")
+    p.add_argument("--ks", default=None, help="comma-separated k (default: every k up to n, "
+                   "log-spaced above 1,000)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="for verdicts still to compute")
+    p.set_defaults(func=run)
+
+
+def split_specs(text: str) -> list[str]:
+    """Split at commas outside parentheses: ``"a,b(x=1,y=2)"`` -> ``["a", "b(x=1,y=2)"]``."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            raise InputError(f"--verifiers {text!r}: unbalanced ')'")
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if depth:
+        raise InputError(f"--verifiers {text!r}: unbalanced '('")
+    out.append(cur.strip())
+    if not all(out):
+        raise InputError(f"--verifiers {text!r}: empty entry")
+    return out
+
+
+def resolve(run: Any, spec: str) -> tuple[Any, str]:
+    """(verifier object, verdict folder) for one entry of --verifiers / --oracle."""
+    from ttscale.registry import verifiers
+    from ttscale.verification import make_verifier, parse_options, verdict_name
+
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", spec)
+    if m:
+        opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=f"--verifiers {spec}")
+        v = make_verifier(m.group(1), opts)
+        return v, verdict_name(v)
+    if spec in verifiers.names():
+        v = make_verifier(spec, {})
+        return v, verdict_name(v)
+    meta = run.verdicts_dir(spec) / "verifier.json"
+    if meta.is_file():
+        info = json.loads(meta.read_text())
+        return make_verifier(info["name"], info.get("options") or {}), spec
+    make_verifier(spec)  # raises: unknown verifier, listing the known ones
+    raise AssertionError("unreachable")
+
+
+def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -> tuple[Any, str]:
+    if oracle:
+        v, folder = resolve(run, oracle)
+        if v.kind != "oracle":
+            raise InputError(f"--oracle {oracle}: {v.name!r} is a {v.kind}, not an oracle")
+        return v, folder
+    for v, folder in resolved:
+        if v.kind == "oracle":
+            return v, folder
+    from ttscale.verification import verdict_name
+
+    for v, _ in resolved:
+        if v.kind == "imperfect" and hasattr(v, "base"):
+            return v.base, verdict_name(v.base)
+    from ttscale.registry import tasks
+
+    task_names = sorted(set(run.read_problems()["task"].astype(str)))
+    for t in task_names:
+        cls = tasks.get(t)
+        if getattr(cls, "verifiers", ()):
+            return resolve(run, cls.verifiers[0])
+    raise InputError(f"{run.path}: no oracle among --verifiers and none known for task(s) "
+                     f"{', '.join(task_names)}: give --oracle")
+
+
+def parse_ks(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise InputError(f"--ks {text!r}: not a comma-separated list of whole numbers") from None
+    if not ks:
+        raise InputError("--ks: empty list")
+    return ks
+
+
+def error_rates(rows: Any) -> tuple[float, float]:
+    """(fpr, fnr) of ``passed`` against ``truth`` (NaN where no wrong / no right samples)."""
+    wrong, right = ~rows["truth"], rows["truth"]
+    fpr = float(rows["passed"][wrong].mean()) if wrong.any() else float("nan")
+    fnr = float((~rows["passed"][right]).mean()) if right.any() else float("nan")
+    return fpr, fnr
+
+
+def accept_curve(rows: Any, ks: Any, n_boot: int, seed: int) -> Any:
+    """accept@k per problem (see module doc) with a bootstrap CI over problems."""
+    import numpy as np
+    import pandas as pd
+
+    from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
+
+    g = rows.groupby("problem_id", sort=True)
+    n = g.size().to_numpy(np.int64)
+    acc = g["passed"].sum().to_numpy(np.int64)
+    acc_right = g.apply(lambda d: int((d["passed"] & d["truth"]).sum()),
+                        include_groups=False).to_numpy(np.int64)
+    kk = np.asarray(ks, dtype=np.int64)
+    share = np.divide(acc_right, acc, out=np.zeros(len(n)), where=acc > 0)
+    per = share[:, None] * pass_at_k(n, acc, kk)
+    low, high = bootstrap_ci(per, n_boot=n_boot, seed=seed)
+    return pd.DataFrame({"metric": "accept@k", "k": kk, "estimate": per.mean(axis=0),
+                         "ci_low": low, "ci_high": high})
+
+
+def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
+                ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
+                workers: int | None = None) -> Any:
+    """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
+    import numpy as np
+    import pandas as pd
+
+    from ttscale.analysis.curves import coverage_curves, default_ks, selection_curves
+    from ttscale.counts import check_k, counts_from_verdicts
+    from ttscale.store import SAMPLE_KEY, RunDir
+    from ttscale.verification import prepare, verify_run
+
+    run = RunDir(run_dir)
+    samples = run.require_samples(columns=SAMPLE_KEY)
+    n_min = int(samples.groupby("problem_id").size().min())
+    kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
+    check_k(kk, n_min, run.samples_dir)
+    resolved = [resolve(run, s) for s in specs]
+    folders = [f for _, f in resolved]
+    if len(set(folders)) != len(folders):
+        raise InputError(f"--verifiers: an entry repeats ({', '.join(folders)})")
+    ref, ref_folder = pick_oracle(run, resolved, oracle)
+    todo = [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]
+    for v, f in todo:  # validate all before verifying any
+        prepare(run, v, out_name=f)
+    for v, f in todo:
+        verify_run(run, v, out_name=f, workers=workers)
+    truth = run.read_verdicts(ref_folder, columns=[*SAMPLE_KEY, "passed"])
+    truth = truth.rename(columns={"passed": "truth"})
+    tables = []
+    for v, folder in [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]:
+        verdicts = run.read_verdicts(folder).merge(samples, on=SAMPLE_KEY, how="inner")
+        rows = verdicts.merge(truth, on=SAMPLE_KEY, how="inner")
+        fpr, fnr = error_rates(rows)
+        if v.kind == "imperfect":
+            curve = accept_curve(rows, kk, n_boot, seed)
+        elif v.kind == "selector":
+            metric = "best-of-k" if verdicts["score"].notna().all() else "maj@k"
+            curve = selection_curves(verdicts, [], metric, ks=kk, n_boot=n_boot, seed=seed,
+                                     source=str(run.verdicts_dir(folder)))
+        else:
+            counts = counts_from_verdicts(verdicts)
+            curve = coverage_curves(counts, ks=kk, n_boot=n_boot, seed=seed,
+                                    source=str(run.verdicts_dir(folder)))
+        curve = curve.rename(columns={"estimate": "accuracy"})
+        curve.insert(0, "kind", v.kind)
+        curve.insert(0, "verifier", folder)
+        tables.append(curve.assign(fpr=fpr, fnr=fnr))
+    table = pd.concat(tables, ignore_index=True)[TABLE_COLUMNS]
+    table["k"] = table["k"].astype(np.int64)
+    return table
+
+
+def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
+    """(PNG, SVG) bytes of accuracy against k per verifier, with CI bands."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "ttscale"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (verifier, metric), g in table.groupby(["verifier", "metric"], sort=False):
+        line, = ax.plot(g["k"], g["accuracy"], label=f"{verifier} ({metric})", lw=1.8)
+        ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.18, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out = []
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+        out.append(buf.getvalue())
+    plt.close(fig)
+    return out[0], out[1]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttscale.store import atomic_write_bytes, atomic_write_table
+
+    if args.n_boot < 0:
+        raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")
+    table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
+                        ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
+                        workers=args.workers)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
+    png, svg = plot_compare(table, f"verifiers on {Path(args.run_dir).name}")
+    atomic_write_table(out / "compare.parquet", table)
+    atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out / "compare.png", png)
+    atomic_write_bytes(out / "compare.svg", svg)
+    last = table.loc[table.groupby("verifier", sort=False)["k"].idxmax()]
+    for r in last.itertuples():
+        print(f"{r.verifier:<36} {r.kind:<9} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "
+              f"[{r.ci_low:.4f}, {r.ci_high:.4f}]  fpr {r.fpr:.4f}  fnr {r.fnr:.4f}")
+    print(f"wrote {out}/compare.{{parquet,csv,png,svg}}")
+    return 0
