@@ -58,8 +58,11 @@ def _dist_version(name: str) -> str | None:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return "outofmemory" in text or "out of memory" in text or "no available memory for the cache" in text
+    text = f"{type(exc).__name__}: {exc}".lower().replace("`", "")
+    return any(m in text for m in (
+        "outofmemory", "out of memory", "no available memory for the cache",
+        "available kv cache memory", "gpu_memory_utilization", "gpu memory utilization",
+    ))
 
 
 class VLLMBackend(Backend):
@@ -69,7 +72,7 @@ class VLLMBackend(Backend):
 
     def __init__(
         self,
-        model: str,
+        model: str = "embedded",
         *,
         dtype: str = "auto",
         max_num_seqs: int = 256,
@@ -89,7 +92,9 @@ class VLLMBackend(Backend):
             raise InputError(f"vllm backend: option 'requests_per_call' must be >= 1, got {requests_per_call}")
         if int(max_n_per_request) < 1 or int(stream_every) < 1:
             raise InputError("vllm backend: options 'max_n_per_request' and 'stream_every' must be >= 1")
-        self.model = str(model)
+        from ttscale.backends.transformers_backend import resolve_model
+
+        self.model = resolve_model(str(model))  # "embedded" -> the shipped arith-llama folder
         self.requests_per_call = None if requests_per_call is None else int(requests_per_call)
         self.stream, self.stream_every = bool(stream), int(stream_every)
         self.max_n_per_request = int(max_n_per_request)
@@ -133,8 +138,8 @@ class VLLMBackend(Backend):
         except Exception as exc:
             if _is_oom(exc):
                 raise RuntimeError(
-                    f"vllm backend: out of memory starting the engine for {self.model}: "
-                    + _OOM_ADVICE.format(**vars(self))
+                    f"vllm backend: not enough memory to start the engine for {self.model}: "
+                    + _OOM_ADVICE.format(**vars(self)) + f" ({' '.join(str(exc).split())[:200]})"
                 ) from exc
             first = " ".join(str(exc).split())[:300]
             raise RuntimeError(
