@@ -11,8 +11,9 @@ verdicts, and two imperfect verifiers with different rates but one seed are coup
 
 Verdict rows: ``passed`` and ``status`` (pass/fail) are the *imperfect* decision; ``answer`` is
 the base verifier's normalised answer. The truth is not duplicated here: ``ttscale compare``
-joins these rows with the base oracle's own verdicts (``verdicts/<base>/``) on the sample key to
-get each sample's true correctness, and from it the accept rates for right and wrong samples.
+joins these rows on the sample key with a reference oracle's verdicts (``--oracle``; by default
+the first oracle listed, else this verifier's base, ``verdicts/<base>/``) to get each sample's
+true correctness, and from it the accept rates for right and wrong samples.
 The verdict folder's name encodes the options: ``imperfect-exact-fpr0.1-fnr0.05`` (``-seedS``
 added for a seed other than 0).
 """
