@@ -146,3 +146,36 @@ def test_list_tasks_and_verifiers(capsys) -> None:
     assert {"arithmetic", "gsm8k", "jsonl", "reasoning_gym"} <= set(names)
     assert all(ln.split()[1] == "task" for ln in lines)
     assert np.all([len(ln.split()) >= 3 for ln in lines])  # name, kind, description
+
+
+def test_unit_tests_on_the_jsonl_code_problem_and_on_answer_problems(tmp_path: Path,
+                                                                     capsys) -> None:
+    import pytest
+
+    pytest.importorskip("ttscale.sandbox")
+    from ttscale.registry import tasks
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "mixed.jsonl"
+    problems = tasks.get("jsonl")(path=str(fixture)).problems()
+    run = RunDir(tmp_path / "code")
+    run.write_problems(problems_frame(problems))
+    run.write_samples(pd.DataFrame(sample_rows("add", ["    return a + b\n", "    return a - b\n",
+                                                       "    while True: pass\n"])))
+    # typed options: timeout_base=2 reaches the verifier as the number 2
+    assert main(["verify", str(run.path), "--verifier", "unit_tests",
+                 "--verifier-option", "timeout_base=2", "--name", "ut"]) == 0
+    v = run.read_verdicts("ut").sort_values("sample_index")
+    assert v["status"].tolist() == ["pass", "fail", "timeout"]
+    assert "1 sample(s) ended in error or timeout" in capsys.readouterr().err
+    # answer problems have no tests: refused before anything is written
+    answers = make_run(tmp_path / "answers", TEXTS, ANSWERS)
+    _assert_one_line_exit_2(capsys, ["verify", str(answers.path), "--verifier", "unit_tests"],
+                            "needs reference field 'tests', which problem 'a'", answers.path)
+
+
+def test_option_values_are_typed() -> None:
+    from ttscale.verification import parse_options
+
+    assert parse_options(["a=10", "b=0.1", "c=true", "d=exact", "e=mod:fn", "f=/x/y.parquet",
+                          "g=1/2"]) == {"a": 10, "b": 0.1, "c": True, "d": "exact",
+                                        "e": "mod:fn", "f": "/x/y.parquet", "g": "1/2"}

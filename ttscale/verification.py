@@ -18,8 +18,9 @@ verdict shards.
    made them.
 
 With ``workers=0`` everything runs in the calling process (no wall-clock limit). By default a
-verifier that declares itself ``cheap`` (pure string matching: ``exact``) runs in-process, and
-any other gets one worker per CPU. Workers are spawned: a script that calls :func:`verify_run`
+verifier that declares itself ``cheap`` (pure string matching: ``exact``) runs in-process, as
+does one with a ``verify_many(items)`` method and a pool of its own (``unit_tests``: called
+once per batch of problems); any other gets one worker per CPU. Workers are spawned: a script that calls :func:`verify_run`
 needs the usual ``if __name__ == "__main__":`` guard (else the workers fail to start and
 RuntimeError is raised before any verdict is written).
 """
@@ -46,15 +47,36 @@ VERDICT_COLUMNS = [f.name for f in VERDICT_SCHEMA]
 
 
 # -- building verifiers ------------------------------------------------------------------------
-def parse_options(pairs: list[str] | None, flag: str = "--verifier-option") -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{"k": "v"}``; a pair without ``=`` is an InputError naming the flag."""
-    out: dict[str, str] = {}
+def parse_options(pairs: list[str] | None, flag: str = "--verifier-option") -> dict[str, Any]:
+    """``["k=v", ...]`` -> ``{"k": v}``; a pair without ``=`` is an InputError naming the flag.
+
+    Values are typed as a config file would type them: ``10`` -> 10, ``0.1`` -> 0.1,
+    ``true``/``false`` -> bool; anything else stays the text given (paths, names, ``mod:fn``).
+    """
+    out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{flag} {pair!r}: expected key=value")
-        out[key.strip()] = value.strip()
+        out[key.strip()] = typed_value(value.strip())
     return out
+
+
+def typed_value(text: str) -> Any:
+    """``text`` as an int, float or bool when it reads as one (YAML rules), else unchanged."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, bool | int | float) else text
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(options, default=str))
 
 
 def make_verifier(name: str, options: dict[str, Any] | None = None) -> Verifier:
@@ -142,9 +164,13 @@ def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFr
 
 
 # -- validation --------------------------------------------------------------------------------
+#: reference fields of verifiers that do not declare ``requires`` themselves
+FALLBACK_REQUIRES = {"unit_tests": ("tests", "entry_point")}
+
+
 def check_fits(verifier: Verifier, problems: list[Problem]) -> None:
     """InputError when a problem lacks a reference field the verifier ``requires``."""
-    needed = tuple(getattr(verifier, "requires", ()) or ())
+    needed = tuple(getattr(verifier, "requires", ()) or FALLBACK_REQUIRES.get(verifier.name, ()))
     for p in problems:
         for key in needed:
             if key not in p.reference or p.reference[key] is None:
@@ -317,7 +343,7 @@ def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = 
         import json
 
         meta = json.loads(meta_path.read_text())
-        mine = {k: str(v) for k, v in verifier.options.items()}
+        mine = _jsonable(verifier.options)
         if meta.get("name") != verifier.name or meta.get("options") != mine:
             raise InputError(f"{meta_path}: verdicts there came from verifier {meta.get('name')!r} "
                              f"with options {meta.get('options')}, not {verifier.name!r} with {mine}"
@@ -346,13 +372,15 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
     result = VerifyResult(folder, 0, len(samples) - len(todo), 0, 0, 0)
     atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
         "name": verifier.name, "kind": verifier.kind,
-        "options": {k: str(v) for k, v in verifier.options.items()}})
+        "options": _jsonable(verifier.options)})
     if todo.empty:
         return result
     tasks = [(problems[str(pid)], grp.reset_index(drop=True))
              for pid, grp in todo.groupby("problem_id", sort=True)]
-    if workers is None:  # cheap verifiers (string matching) are faster than starting processes
-        workers = 0 if getattr(verifier, "cheap", False) else min(os.cpu_count() or 1, len(tasks))
+    if workers is None:  # cheap verifiers (string matching) are faster than starting processes,
+        # and one with its own pool (verify_many) parallelises itself
+        inline = getattr(verifier, "cheap", False) or callable(getattr(verifier, "verify_many", None))
+        workers = 0 if inline else min(os.cpu_count() or 1, len(tasks))
     n_workers = int(workers)
     if n_workers < 0:
         raise InputError(f"--workers {n_workers}: must be 0 (in-process) or more")
@@ -360,7 +388,11 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
     def limit_fn(df: pd.DataFrame) -> float:
         return time_limit + time_limit_per_sample * len(df)
 
-    if n_workers == 0:
+    if n_workers == 0 and callable(getattr(verifier, "verify_many", None)):
+        # a verifier with its own parallelism (unit_tests' sandbox pool): one call per batch
+        batches = [tasks[i:i + batch_problems] for i in range(0, len(tasks), batch_problems)]
+        frames = (verifier.verify_many(b)[VERDICT_COLUMNS] for b in batches)
+    elif n_workers == 0:
         frames = (_verify_one(verifier, p, s) for p, s in tasks)
     else:
         frames = _run_pool(verifier, tasks, n_workers, limit_fn)
@@ -372,14 +404,19 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
             result.shards += 1
             pending.clear()
 
-    for i, frame in enumerate(frames, 1):
+    done_problems = pending_problems = 0
+    for frame in frames:  # one problem's verdicts (a batch's, for verify_many)
         pending.append(frame)
+        count = int(frame["problem_id"].nunique())
+        done_problems += count
+        pending_problems += count
         result.verified += len(frame)
         result.passed += int(frame["passed"].sum())
         result.errors += int(frame["status"].isin(["error", "timeout"]).sum())
         if progress is not None:
-            progress(i, len(tasks))
-        if len(pending) >= batch_problems:
+            progress(done_problems, len(tasks))
+        if pending_problems >= batch_problems:
             flush()
+            pending_problems = 0
     flush()
     return result

@@ -227,10 +227,16 @@ def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
 
     plt.rcParams["svg.hashsalt"] = "ttscale"
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (verifier, metric), g in table.groupby(["verifier", "metric"], sort=False):
-        line, = ax.plot(g["k"], g["accuracy"], label=f"{verifier} ({metric})", lw=1.8)
-        ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.18, lw=0)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for i, ((verifier, metric), g) in enumerate(table.groupby(["verifier", "metric"], sort=False)):
+        style = {"color": "black", "lw": 2.2} if i == 0 else {"lw": 1.6}  # the reference oracle
+        line, = ax.plot(g["k"], g["accuracy"], label=f"{verifier} ({metric})", **style)
+        ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=line.get_color(),
+                        alpha=0.12 if i == 0 else 0.18, lw=0)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -247,20 +253,25 @@ def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
-def run(args: argparse.Namespace) -> int:
+def write_compare(table: Any, out: Path, title: str) -> None:
+    """Write the comparison table (Parquet, CSV) and its figure (PNG, SVG) into ``out``."""
     from ttscale.store import atomic_write_bytes, atomic_write_table
 
+    png, svg = plot_compare(table, title)
+    atomic_write_table(out / "compare.parquet", table)
+    atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out / "compare.png", png)
+    atomic_write_bytes(out / "compare.svg", svg)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")
     table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
                         ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
                         workers=args.workers)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
-    png, svg = plot_compare(table, f"verifiers on {Path(args.run_dir).name}")
-    atomic_write_table(out / "compare.parquet", table)
-    atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
-    atomic_write_bytes(out / "compare.png", png)
-    atomic_write_bytes(out / "compare.svg", svg)
+    write_compare(table, out, f"verifiers on {Path(args.run_dir).name}")
     last = table.loc[table.groupby("verifier", sort=False)["k"].idxmax()]
     for r in last.itertuples():
         print(f"{r.verifier:<36} {r.kind:<9} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "
