@@ -31,8 +31,9 @@ column                type       meaning
 ``ci_high``           float64    upper end of that CI
 ====================  =========  ==================================================================
 
-The k grid is ``--ks`` if given, else about 40 log-spaced k from 1 to the group's smallest
-``num_samples`` (capped by ``--max-k``).
+The k grid is ``--ks`` if given, else ``ttscale.analysis.curves.default_ks`` of the group's
+smallest ``num_samples`` (every k up to 1,000; beyond, every k up to 100 plus about 200
+log-spaced k up to that number), capped by ``--max-k``.
 
 ``DIR/fits.json`` -- a JSON list, one object per group (the pass@k curve), keys:
 
@@ -98,17 +99,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "analyze",
         help="scaling curves, law fits, saturation points and figures from counts or a run",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
     )
     p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--out", help="output directory (default: RUN_DIR/analysis for a run)")
-    p.add_argument("--ks", help="comma-separated k to estimate (default: ~40 log-spaced)")
+    p.add_argument("--ks", help="comma-separated k to estimate (default: every k to 1000, then log-spaced)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CI")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level of the CI band")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--ceiling", action="store_true", help="fit c_max * exp(a k^b)")
     p.add_argument("--saturation-threshold", type=float, default=1e-4,
-                   help="coverage gained per sample (per unit cost) below which a curve saturates")
+                   help="coverage gained per extra sample below which a curve saturates")
     p.add_argument("--model-shape", help="model preset for the FLOPs axis (e.g. llama-3-8b)")
     p.add_argument("--prompt-tokens", type=float, help="average prompt tokens (counts tables)")
     p.add_argument("--output-tokens", type=float, help="average output tokens (counts tables)")

@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "forecast",
         help="forecast coverage at a larger k from the samples drawn",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
     )
     p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--to", type=int, required=True, metavar="K", help="k to forecast coverage at")
