@@ -1,0 +1,256 @@
+"""Sweeps: models x tasks, each cell sampled at every temperature, verified, analysed, plotted.
+
+The sweep folder (``results/<name>`` by default) holds ``sweep.json`` (the resolved config and
+its hash), one run directory per cell at ``<model>/<task>/``, a cross-cell figure under
+``figures/`` and ``report.html``. Every stage is resumable and skips what is done: sampling
+draws only missing samples (the run directory's contract), verification only unverified
+samples, and analysis/compare/report are cheap and redone from the verdicts. A sweep killed at
+any point and started again ends with the same results as one that was never interrupted.
+
+Everything is validated before the first sample is drawn: the config's fields, the task and
+verifier names, that each verifier fits its task, and that each model exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ttscale.config import ModelSpec, SweepConfig, TaskSpec, VerifierSpec
+from ttscale.errors import InputError
+from ttscale.store import RunDir, atomic_write_json, config_hash
+
+
+@dataclass
+class Cell:
+    model: ModelSpec
+    task: TaskSpec
+    verifiers: list[VerifierSpec]
+    run_dir: Path
+
+
+def sweep_root(cfg: SweepConfig) -> Path:
+    return Path(cfg.out) if cfg.out else Path("results") / cfg.name
+
+
+def verifier_label(spec: VerifierSpec) -> str:
+    """Folder of a verifier's verdicts: its label, or its name and options."""
+    from ttscale.verification import make_verifier, verdict_name
+
+    return spec.label or verdict_name(make_verifier(spec.name, dict(spec.options)))
+
+
+def _fits(task_cls: Any, spec: VerifierSpec) -> bool:
+    fitting = tuple(getattr(task_cls, "verifiers", ()) or ())
+    if spec.name in fitting:
+        return True
+    if spec.name == "imperfect":  # an imperfect verifier fits where its base verifier fits
+        return str(spec.options.get("base", "exact")) in fitting
+    return False
+
+
+def _check_model(m: ModelSpec, where: str) -> None:
+    from ttscale.backends.transformers_backend import EMBEDDED_NAMES, resolve_model
+
+    if m.backend in ("openai", "import"):
+        return
+    if m.model in EMBEDDED_NAMES:
+        try:
+            resolve_model(m.model)
+        except InputError as e:
+            raise InputError(f"{where}.model: {e}") from e
+        return
+    if Path(m.model).expanduser().is_dir():
+        return
+    looks_local = m.model.startswith((".", "/", "~")) or m.model.count("/") != 1
+    if looks_local:
+        raise InputError(f"{where}.model: {m.model!r} is not a folder (and not a Hugging Face id)")
+    try:  # a Hugging Face id: in the local cache, or known to the hub
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(m.model, "config.json"), str):
+            return
+        from huggingface_hub import model_info
+
+        model_info(m.model, timeout=10)
+    except Exception as e:  # noqa: BLE001 - any failure means we cannot find it
+        raise InputError(f"{where}.model: {m.model!r} is not a local folder, not in the Hugging Face "
+                         f"cache, and the hub does not answer for it ({type(e).__name__})") from e
+
+
+def plan(cfg: SweepConfig, source: str) -> list[Cell]:
+    """Validate names, fits and models; return the grid's cells (nothing is written)."""
+    from ttscale.registry import tasks, verifiers
+
+    for i, v in enumerate(cfg.verifiers):
+        try:
+            verifiers.get(v.name)
+        except InputError as e:
+            raise InputError(f"{source}: verifiers[{i}].name: {e}") from e
+        verifier_label(v)  # validates the options
+    by_name = {v.name: v for v in cfg.verifiers} | {verifier_label(v): v for v in cfg.verifiers}
+    cells = []
+    root = sweep_root(cfg)
+    for j, t in enumerate(cfg.tasks):
+        try:
+            task_cls = tasks.get(t.name)
+        except InputError as e:
+            raise InputError(f"{source}: tasks[{j}].name: {e}") from e
+        if t.verifiers is not None:
+            unknown = [v for v in t.verifiers if v not in by_name]
+            if unknown:
+                raise InputError(f"{source}: tasks[{j}].verifiers: {unknown[0]!r} is not in the sweep's verifiers")
+            chosen = [by_name[v] for v in t.verifiers]
+        else:
+            chosen = list(cfg.verifiers)
+        for v in chosen:
+            if not _fits(task_cls, v):
+                idx = cfg.verifiers.index(v)
+                fitting = ", ".join(getattr(task_cls, "verifiers", ()))
+                raise InputError(f"{source}: verifiers[{idx}]: {v.name!r} does not fit task "
+                                 f"{t.name!r} (fitting: {fitting}); list it under tasks[].verifiers")
+        for m in cfg.models:
+            cells.append(Cell(m, t, chosen, root / m.label / t.key))
+    for i, m in enumerate(cfg.models):
+        _check_model(m, f"{source}: models[{i}]")
+    return cells
+
+
+def sample_settings(cfg: SweepConfig, cell: Cell) -> Any:
+    from ttscale.sampling import parse_settings
+
+    raw = {
+        "backend": cell.model.backend, "model": cell.model.model, "task": cell.task.name,
+        "task_options": dict(cell.task.options), "num_problems": cell.task.num_problems,
+        "num_samples": cfg.num_samples, "temperatures": list(cfg.temperatures),
+        "max_tokens": cfg.max_tokens, "top_p": cfg.top_p, "seed": cfg.seed,
+        "prompt_format": cell.task.prompt_format,
+    }
+    opts = dict(cell.model.options)
+    if cell.model.backend == "import":
+        raw["from_file"] = opts.pop("from_file", None)
+    raw["backend_options"] = opts
+    return parse_settings(raw, f"sweep cell {cell.model.label}/{cell.task.key}")
+
+
+def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
+    """One row per cell: samples wanted, done, and estimated tokens and FLOPs of what is left."""
+    from ttscale.registry import tasks
+
+    rows = []
+    for cell in cells:
+        task = tasks.get(cell.task.name)(**cell.task.options)
+        problems = task.problems(cell.task.num_problems, cfg.seed)
+        wanted = len(problems) * len(cfg.temperatures) * cfg.num_samples
+        run = RunDir(cell.run_dir)
+        done_df = run.read_samples(["problem_id", "num_output_tokens"]) if run.has_samples() else None
+        done = 0 if done_df is None else len(done_df)
+        out_tokens = (float(done_df["num_output_tokens"].mean()) if done else float(cfg.max_tokens))
+        prompt_chars = sum(len(p.prompt) for p in problems) / max(len(problems), 1)
+        left = max(wanted - done, 0)
+        row = {"model": cell.model.label, "task": cell.task.key, "problems": len(problems),
+               "temperatures": len(cfg.temperatures), "k": cfg.num_samples, "samples": wanted,
+               "done": done, "to_sample": left,
+               "est_output_tokens": int(left * out_tokens),
+               "est_prompt_tokens": int(prompt_chars / 4 * len(problems) * len(cfg.temperatures)),
+               "verifiers": ",".join(verifier_label(v) for v in cell.verifiers)}
+        flops = _flops_per_token(cell.model)
+        row["est_flops"] = float(flops * (row["est_output_tokens"] + row["est_prompt_tokens"])) if flops else None
+        rows.append(row)
+    return rows
+
+
+def _flops_per_token(m: ModelSpec) -> float | None:
+    """2 * params (Large Language Monkeys' FLOPs per token, context term left out)."""
+    try:
+        from ttscale.backends.transformers_backend import resolve_model
+
+        path = Path(resolve_model(m.model))
+        cfg = json.loads((path / "config.json").read_text())
+    except Exception:  # noqa: BLE001 - unknown shape: no estimate
+        return None
+    h, layers = cfg.get("hidden_size"), cfg.get("num_hidden_layers")
+    inter, vocab = cfg.get("intermediate_size"), cfg.get("vocab_size")
+    if not all((h, layers, inter, vocab)):
+        return None
+    params = layers * (4 * h * h + 3 * h * inter) + vocab * h
+    return 2.0 * params
+
+
+def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = print) -> Path:
+    """Sample, verify, analyse and compare every cell, then the sweep figure and the report."""
+    from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+    from ttscale.sampling import run_sampling
+    from ttscale.verification import verify_run
+
+    cells = plan(cfg, source)
+    settings = [sample_settings(cfg, c) for c in cells]  # validates before anything is written
+    root = sweep_root(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    resolved = cfg.model_dump(mode="json")
+    atomic_write_json(root / "sweep.json", {"config": resolved, "config_hash": config_hash(resolved),
+                                            "source": str(source)})
+    a = cfg.analysis
+    for cell, s in zip(cells, settings, strict=True):
+        name = f"{cell.model.label}/{cell.task.key}"
+        log(f"[{name}] sampling -> {cell.run_dir}")
+        res = run_sampling(s, cell.run_dir, progress=progress)
+        log(f"[{name}] {res.total} samples ({res.written} new)")
+        labels = []
+        for v in cell.verifiers:
+            label = verifier_label(v)
+            r = verify_run(cell.run_dir, v.name, dict(v.options), out_name=label)
+            log(f"[{name}] verifier {label}: {r.verified} new verdicts, {r.skipped} already there")
+            labels.append(label)
+        opts = Options(n_boot=a.n_boot, ci=a.ci, seed=cfg.seed, ceiling=a.ceiling,
+                       saturation_threshold=a.saturation_threshold, model_shape=a.model_shape)
+        result = analyze(load_input(cell.run_dir), opts)
+        write_outputs(result, cell.run_dir / "analysis")
+        if len(labels) > 1:
+            _compare(cell.run_dir, labels, a.n_boot, cfg.seed)
+        log(f"[{name}] analysed")
+    _sweep_figure(cells, root)
+    if cfg.report:
+        from ttscale.report import build_report
+
+        path = build_report(root)
+        log(f"report: {path}")
+    return root
+
+
+def _compare(run_dir: Path, labels: list[str], n_boot: int, seed: int) -> None:
+    from ttscale.commands.compare import compare_run, write_compare
+
+    table = compare_run(run_dir, labels, n_boot=n_boot, seed=seed)
+    write_compare(table, run_dir / "analysis" / "compare", f"verifiers on {run_dir.parent.name}/{run_dir.name}")
+
+
+def _sweep_figure(cells: list[Cell], root: Path) -> None:
+    """Coverage (pass@k of each cell's first verifier) against k, one line per cell x temperature."""
+    import pandas as pd
+
+    from ttscale.plots import Line, plot_lines, save_figure
+
+    lines = []
+    for cell in cells:
+        path = cell.run_dir / "analysis" / "curves.parquet"
+        if not path.is_file():
+            continue
+        curves = pd.read_parquet(path)
+        curves = curves[curves["metric"] == "pass@k"]
+        if "verifier" in curves.columns and len(cell.verifiers):
+            curves = curves[curves["verifier"] == verifier_label(cell.verifiers[0])]
+        group = [c for c in ("temperature",) if c in curves.columns]
+        for key, g in (curves.groupby(group) if group else [((), curves)]):
+            key = key if isinstance(key, tuple) else (key,)
+            label = f"{cell.model.label}/{cell.task.key}" + "".join(f" T={v}" for v in key)
+            lines.append(Line(label=label, x=g["k"].to_numpy(), y=g["estimate"].to_numpy(),
+                              low=g["ci_low"].to_numpy(), high=g["ci_high"].to_numpy()))
+    if not lines:
+        return
+    fig = plot_lines(lines, title="coverage across the sweep", xlabel="k (samples per problem)",
+                     ylabel="coverage (pass@k)")
+    save_figure(fig, root / "figures" / "sweep_coverage")
+
