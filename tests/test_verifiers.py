@@ -253,3 +253,17 @@ def test_reward_command_scorer() -> None:
     v = make_verifier("reward", {"command": cmd, "oracle": "exact"})
     out = v.verify(problem("1"), frame(["#### 1", "#### 22"]))
     assert out["score"].tolist() == [6.0, 7.0]
+
+
+@pytest.mark.gpu
+def test_reward_model_on_gpu_matches_cpu(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    path = str(tmp_path / "rm")
+    _tiny_reward_model(path)
+    texts = ["#### 12", "1+1=2 #### 3", "99", "4*3=12\n#### 12"] * 8
+    opts = {"model": path, "oracle": "exact", "batch_size": 8}
+    gpu = make_verifier("reward", {**opts, "device": "cuda"}).verify(problem("12"), frame(texts))
+    cpu = make_verifier("reward", {**opts, "device": "cpu"}).verify(problem("12"), frame(texts))
+    np.testing.assert_allclose(gpu["score"], cpu["score"], rtol=1e-3, atol=1e-3)
