@@ -405,18 +405,20 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
             pending.clear()
 
     done_problems = pending_problems = 0
-    for frame in frames:  # one problem's verdicts (a batch's, for verify_many)
-        pending.append(frame)
-        count = int(frame["problem_id"].nunique())
-        done_problems += count
-        pending_problems += count
-        result.verified += len(frame)
-        result.passed += int(frame["passed"].sum())
-        result.errors += int(frame["status"].isin(["error", "timeout"]).sum())
-        if progress is not None:
-            progress(done_problems, len(tasks))
-        if pending_problems >= batch_problems:
-            flush()
-            pending_problems = 0
-    flush()
+    try:
+        for frame in frames:  # one problem's verdicts (a batch's, for verify_many)
+            pending.append(frame)
+            count = int(frame["problem_id"].nunique())
+            done_problems += count
+            pending_problems += count
+            result.verified += len(frame)
+            result.passed += int(frame["passed"].sum())
+            result.errors += int(frame["status"].isin(["error", "timeout"]).sum())
+            if progress is not None:
+                progress(done_problems, len(tasks))
+            if pending_problems >= batch_problems:
+                flush()
+                pending_problems = 0
+    finally:
+        flush()  # finished problems are kept even when interrupted: a re-run resumes
     return result
