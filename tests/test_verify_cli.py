@@ -179,3 +179,20 @@ def test_option_values_are_typed() -> None:
     assert parse_options(["a=10", "b=0.1", "c=true", "d=exact", "e=mod:fn", "f=/x/y.parquet",
                           "g=1/2"]) == {"a": 10, "b": 0.1, "c": True, "d": "exact",
                                         "e": "mod:fn", "f": "/x/y.parquet", "g": "1/2"}
+
+
+def test_interrupted_verify_keeps_finished_problems_and_resumes(tmp_path: Path) -> None:
+    import pytest
+
+    run = make_run(tmp_path / "run", TEXTS, ANSWERS)
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        verify_run(run, "exact", workers=0, progress=stop_after_two)
+    assert sorted(run.read_verdicts("exact")["problem_id"].unique()) == ["a", "b"]
+    rest = verify_run(run, "exact", workers=0)
+    assert (rest.verified, rest.skipped) == (4, 8)
+    assert len(run.read_verdicts("exact")) == 12
