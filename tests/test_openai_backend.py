@@ -258,3 +258,104 @@ def test_retry_after_parsing_and_backoff_bounds():
     for attempt, d in [(0, 0.5), (1, 1.0), (2, 2.0), (10, 30.0)]:
         for _ in range(50):
             assert d / 2 <= backoff_delay(attempt, 0.5, 30.0, rng) <= d
+
+
+# --------------------------------------------------------------------------- part 2: vLLM's server
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """``python -m vllm.entrypoints.openai.api_server`` on the small model, on a free local port."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    if os.environ.get("TTSCALE_REQUIRE_VLLM") != "1":
+        pytest.importorskip("vllm")
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_vllm_backend import small_model_dir
+
+    tmp = tmp_path_factory.mktemp("vllm-server")
+    model = small_model_dir(tmp)
+    port = _free_port()
+    log = open(tmp / "server.log", "w")
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+           "--seed", "0", "--max-num-seqs", "64"]
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        cmd += ["--enforce-eager", "--max-num-batched-tokens", "16384"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    try:
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                msg = (tmp / "server.log").read_text()[-2000:]
+                if os.environ.get("TTSCALE_REQUIRE_VLLM") == "1":
+                    pytest.fail(f"vLLM server exited with {proc.returncode}: {msg}")
+                pytest.skip(f"vLLM server could not start: {msg}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("vLLM server did not become healthy in 900 s")
+            time.sleep(1)
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.vllm
+def test_vllm_server_samples_with_indices_token_counts_and_seeds(vllm_server):
+    from ttscale.backends.base import seed_base
+
+    prompts = {"a": "12+34=", "b": "7*8="}
+    reqs = [Request(pid, p, t, n=4, seed=seed_base(3, pid, t) + 2, first_index=2, max_tokens=6)
+            for pid, p in prompts.items() for t in (0.6, 1.0)]
+    be = OpenAIBackend("tiny", base_url=vllm_server, concurrency=4)
+    batches = list(be.generate(reqs))
+    assert len(batches) == 4 and all(len(b) == 4 for b in batches)
+    got = {(s.problem_id, s.temperature, s.sample_index): s for b in batches for s in b}
+    for r in reqs:
+        for i in range(4):
+            s = got[(r.problem_id, r.temperature, 2 + i)]
+            assert s.seed == r.seed + i
+            assert s.num_prompt_tokens == len(prompts[r.problem_id]) + 1  # a token a character + <bos>
+            assert s.finish_reason in ("stop", "length")
+            assert (s.num_output_tokens == 6) if s.finish_reason == "length" else (1 <= s.num_output_tokens <= 6)
+
+    # the server seeds child i of an n-request with seed + i: n = 1 requests give the same samples
+    single = OpenAIBackend("tiny", base_url=vllm_server, concurrency=4, max_n=1)
+    again = {(s.problem_id, s.temperature, s.sample_index): s for b in single.generate(reqs) for s in b}
+    assert len(single.attempts) == 16
+    assert {k: (s.text, s.num_output_tokens, s.finish_reason) for k, s in again.items()} == \
+        {k: (s.text, s.num_output_tokens, s.finish_reason) for k, s in got.items()}
+
+
+@pytest.mark.vllm
+def test_vllm_server_unknown_model_fails_fast(vllm_server):
+    be = OpenAIBackend("no-such-model", base_url=vllm_server)
+    with pytest.raises(InputError, match=r"returned 404"):
+        list(be.generate([Request("a", "1+1=", 1.0, n=1, seed=0, max_tokens=2)]))
+    assert len(be.attempts) == 1

@@ -156,13 +156,33 @@ def test_chunked_calls_stream_and_split_requests_give_identical_samples(backend,
 
         backend.requests_per_call, backend.stream, backend.stream_every = None, True, 1
         batches = list(backend.generate(make_requests()))
-        assert len(batches) == 6 and all(len(b) == 5 for b in batches)  # one yield per request
+        for b in batches:  # whole requests only
+            groups = {(s.problem_id, s.temperature) for s in b}
+            assert len(b) == 5 * len(groups)
         assert as_rows(s for b in batches for s in b) == want
 
         backend.stream, backend.max_n_per_request = False, 2  # n=5 split 2+2+1, seeds continuing
         assert as_rows(s for b in backend.generate(make_requests()) for s in b) == want
     finally:
         backend.requests_per_call, backend.stream, backend.stream_every, backend.max_n_per_request = saved
+
+
+def test_stream_yields_requests_as_they_finish(backend):
+    """Requests of one token finish at the first step and come back before the longer ones."""
+    short = [Request(f"s{i}", "1+2=", 1.0, n=3, seed=50 + 3 * i, max_tokens=1) for i in range(2)]
+    long = make_requests()
+    backend.stream, backend.stream_every = True, 1
+    try:
+        batches = list(backend.generate(long + short))
+    finally:
+        backend.stream, backend.stream_every = False, 64
+    first = {(s.problem_id, s.temperature) for s in batches[0]}
+    assert {("s0", 1.0), ("s1", 1.0)} <= first
+    # a request whose samples needed more than one step cannot be in the first batch
+    slow = {(s.problem_id, s.temperature) for b in batches for s in b if s.num_output_tokens > 1}
+    assert not first & slow
+    assert len(batches) >= 2 or not slow
+    assert sum(len(b) for b in batches) == 36
 
 
 def test_stopping_a_stream_early_aborts_the_rest(backend):
