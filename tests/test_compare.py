@@ -135,3 +135,14 @@ def test_compare_bad_input_one_line_exit_2(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (run.path / "analysis").exists() and not (run.path / "verdicts").exists()
+
+
+def test_compare_takes_a_custom_label_folder_before_the_registry_name(tmp_path: Path) -> None:
+    run = build_run(tmp_path / "run")
+    # a folder called "majority" holding majority votes with the math normaliser
+    assert main(["verify", str(run.path), "--verifier", "majority", "--verifier-option",
+                 "normalizer=math", "--name", "majority", "--workers", "0"]) == 0
+    assert main(["compare", str(run.path), "--verifiers", "exact,majority", "--ks", "4",
+                 "--n-boot", "0", "--workers", "0"]) == 0
+    table = pd.read_parquet(run.path / "analysis" / "compare" / "compare.parquet")
+    assert curve(table, "majority")[4] == pytest.approx(0.5)

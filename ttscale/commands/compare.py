@@ -87,13 +87,13 @@ def resolve(run: Any, spec: str) -> tuple[Any, str]:
         opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=f"--verifiers {spec}")
         v = make_verifier(m.group(1), opts)
         return v, verdict_name(v)
+    meta = run.verdicts_dir(spec) / "verifier.json"
+    if meta.is_file():  # a folder of verdicts (a sweep's label, or name-and-options)
+        info = json.loads(meta.read_text())
+        return make_verifier(info["name"], info.get("options") or {}), spec
     if spec in verifiers.names():
         v = make_verifier(spec, {})
         return v, verdict_name(v)
-    meta = run.verdicts_dir(spec) / "verifier.json"
-    if meta.is_file():
-        info = json.loads(meta.read_text())
-        return make_verifier(info["name"], info.get("options") or {}), spec
     make_verifier(spec)  # raises: unknown verifier, listing the known ones
     raise AssertionError("unreachable")
 
@@ -253,10 +253,11 @@ def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
-def write_compare(table: Any, out: Path, title: str) -> None:
+def write_compare(table: Any, out: str | Path, title: str) -> None:
     """Write the comparison table (Parquet, CSV) and its figure (PNG, SVG) into ``out``."""
     from ttscale.store import atomic_write_bytes, atomic_write_table
 
+    out = Path(out)
     png, svg = plot_compare(table, title)
     atomic_write_table(out / "compare.parquet", table)
     atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
