@@ -79,7 +79,8 @@ CASES: dict[str, tuple[str, set[str], bool]] = {
                        "f(0)\n", {"fail", "timeout"}, True),
     "giant_file_in_scratch": ("with open('big', 'wb') as f:\n    for _ in range(1024):\n"
                               "        f.write(b'0' * (1 << 20))\n", F, True),
-    "fill_scratch": ("for i in range(100000):\n    open(f'f{i}', 'w').write('x' * 8192)\n", F, True),
+    "fill_scratch": ("for i in range(1000):\n    open(f'f{i}', 'wb').write(b'x' * (1 << 20))\n", F,
+                     True),
     "many_open_files": ("fs = [open('/dev/null') for _ in range(100000)]\n", F, True),
     "ctypes_segfault": ("import ctypes\nctypes.string_at(0)\n", F, True),
     "print_pass_markers": ("import os\nprint('passed')\nprint('PASS')\ntry:\n"
