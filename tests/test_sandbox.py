@@ -225,3 +225,47 @@ def _processes_with(marker: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def test_user_namespace_mode_without_root(tmp_path):
+    """The worker run by an unprivileged user: namespaces via a user namespace, no capabilities."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ttscale.sandbox.runner import WORKER_PATH
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or not shutil.which("setpriv") or python is None:
+        pytest.skip("needs root (to drop to nobody), setpriv and a system python3")
+    folder = tempfile.mkdtemp(prefix="ttscale-userns-", dir="/tmp")
+    try:
+        os.chmod(folder, 0o755)
+        worker = shutil.copy(WORKER_PATH, folder)
+        os.chmod(worker, 0o644)
+        limits = {"memory_mb": 512, "nproc": 16, "nofile": 64, "fsize_mb": 16, "scratch_mb": 8,
+                  "output_bytes": 10000}
+        jobs = [
+            "import os\nprint(os.getuid())\nopen('/usr/ttscale_probe', 'w')\n",
+            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(libc.umount2(b'/usr', 2), ctypes.get_errno())\n"
+            "print(libc.mount(b'none', b'/usr', b'tmpfs', 0, None), ctypes.get_errno())\n",
+            "def f(x):\n    return x * 2\n",
+        ]
+        lines = "".join(json.dumps({"code": c, "test": "assert f(2) == 4\n" if "def f" in c else None,
+                                    "timeout": 5.0, "limits": limits}) + "\n" for c in jobs)
+        cfg = {"uid": 0, "drop_uid": False, "ro_paths": [], "nproc_base": 200}
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-S",
+             worker, json.dumps(cfg)], input=lines.encode(), capture_output=True, timeout=60,
+            cwd="/", env={"PATH": "/usr/bin:/bin"})
+    finally:
+        shutil.rmtree(folder)
+    replies = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    if not replies[0]["ready"]:
+        pytest.skip(f"unprivileged user namespaces are off here: {replies[0]['error']}")
+    assert [r["status"] for r in replies[1:]] == ["fail", "pass", "pass"]
+    assert replies[1]["output"] == "0\n"  # root inside the user namespace, without capabilities
+    assert "Read-only file system" in replies[1]["error"]
+    assert replies[2]["output"] == "-1 1\n-1 1\n"  # umount and mount: EPERM

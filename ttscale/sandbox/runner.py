@@ -54,7 +54,7 @@ class Limits:
     """Resource limits of one program (its process and everything it starts)."""
 
     memory_mb: int = 2048  #: address space (RLIMIT_AS) of each process
-    nproc: int = 32  #: processes and threads of the program's own uid (RLIMIT_NPROC)
+    nproc: int = 16  #: processes and threads of the program's own uid (RLIMIT_NPROC)
     nofile: int = 64  #: open file descriptors (RLIMIT_NOFILE)
     fsize_mb: int = 16  #: largest file it may write (RLIMIT_FSIZE)
     scratch_mb: int = 32  #: size of its scratch tmpfs (also its working directory, /tmp, $HOME)
@@ -106,6 +106,21 @@ def _worker_uid() -> int:
     return 2_000_000 + (os.getpid() % 50_000) * 256 + next(_uids) % 256
 
 
+def _count_processes(uid: int) -> int:
+    n = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status") as f:
+                    for line in f:
+                        if line.startswith("Uid:"):
+                            n += int(line.split()[1]) == uid
+                            break
+            except (OSError, ValueError, IndexError):
+                pass
+    return n
+
+
 def _python() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
@@ -124,6 +139,9 @@ class _Worker:
         cfg = {
             "uid": _worker_uid(),
             "drop_uid": os.geteuid() == 0,
+            # Without root, programs keep the caller's uid, whose processes all count for
+            # RLIMIT_NPROC: the limit is set that far above what already runs.
+            "nproc_base": 0 if os.geteuid() == 0 else _count_processes(os.getuid()),
             "ro_paths": sorted({os.path.realpath(p) for p in
                                 (sys.base_prefix, sys.base_exec_prefix,
                                  os.path.dirname(_python()))}),

@@ -230,7 +230,7 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         for res, val in (
             (resource.RLIMIT_CPU, (cpu, cpu + 1)),
             (resource.RLIMIT_AS, (lim["memory_mb"] << 20,) * 2),
-            (resource.RLIMIT_NPROC, (lim["nproc"],) * 2),
+            (resource.RLIMIT_NPROC, (lim["nproc"] + cfg.get("nproc_base", 0),) * 2),
             (resource.RLIMIT_FSIZE, (lim["fsize_mb"] << 20,) * 2),
             (resource.RLIMIT_NOFILE, (lim["nofile"],) * 2),
             (resource.RLIMIT_CORE, (0, 0)),
