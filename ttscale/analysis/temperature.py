@@ -1,0 +1,167 @@
+"""Coverage when samples drawn at several temperatures are pooled, and the best budget split.
+
+Given per-problem counts at T temperatures (``n[:, t]`` samples, ``c[:, t]`` correct), taking
+``k_t`` samples at temperature t (drawn without replacement from that temperature's n_t, the
+temperatures independent) misses every right answer with probability
+
+    prod_t C(n_t - c_t, k_t) / C(n_t, k_t)
+
+so the unbiased pooled coverage is the mean over problems of one minus that product. The best
+split of a total budget k across temperatures is found exhaustively (every composition, for a
+few temperatures) or greedily (one sample at a time to the temperature with the largest gain).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+from ttscale.errors import InputError
+
+
+def _check(n: Any, c: Any, source: str) -> tuple[np.ndarray, np.ndarray]:
+    n_a = np.asarray(n)
+    c_a = np.asarray(c)
+    if n_a.ndim == 1:
+        n_a, c_a = n_a[:, None], c_a[:, None] if c_a.ndim == 1 else c_a
+    if n_a.ndim != 2 or n_a.shape != c_a.shape or n_a.size == 0:
+        raise InputError(f"{source}: fields 'num_samples' and 'num_correct' must be (problems, temperatures) arrays of one shape")
+    for name, arr in (("num_samples", n_a), ("num_correct", c_a)):
+        a = arr.astype(float)
+        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or (a < 0).any():
+            raise InputError(f"{source}: field '{name}' must hold whole numbers >= 0")
+    n_i, c_i = n_a.astype(np.int64), c_a.astype(np.int64)
+    if (n_i == 0).any() or (c_i > n_i).any():
+        raise InputError(f"{source}: field 'num_correct' must be <= 'num_samples' > 0 at every temperature")
+    return n_i, c_i
+
+
+def _log_miss_table(n: np.ndarray, c: np.ndarray, k_max: int) -> np.ndarray:
+    """log C(n-c, k) / C(n, k) for k = 0..k_max, shape (P, k_max + 1); -inf when k > n - c."""
+    k = np.arange(k_max + 1, dtype=float)[None, :]
+    nn, ff = n[:, None].astype(float), (n - c)[:, None].astype(float)
+    ok = (k <= ff) & (k <= nn)
+    with np.errstate(invalid="ignore"):
+        val = gammaln(ff + 1) - gammaln(np.where(ok, ff - k, 0) + 1) - gammaln(nn + 1) + gammaln(np.where(ok, nn - k, 0) + 1)
+    return np.where(ok, val, -np.inf)
+
+
+def pooled_coverage(n: Any, c: Any, allocation: Any, source: str = "counts") -> np.ndarray:
+    """Unbiased coverage when ``allocation[..., t]`` samples are taken at temperature t.
+
+    ``n``, ``c``: (problems, temperatures). ``allocation``: (T,) or (S, T) -> returns (S,).
+    """
+    n_i, c_i = _check(n, c, source)
+    alloc = np.atleast_2d(np.asarray(allocation))
+    if alloc.shape[-1] != n_i.shape[1] or np.any(alloc != np.round(alloc)) or (alloc < 0).any():
+        raise InputError(f"{source}: field 'allocation' must hold {n_i.shape[1]} whole numbers >= 0 per row")
+    alloc = alloc.astype(np.int64)
+    n_min = n_i.min(axis=0)
+    if (alloc > n_min).any():
+        t = int(np.flatnonzero((alloc > n_min).any(axis=0))[0])
+        raise InputError(f"{source}: field 'allocation': {int(alloc[:, t].max())} samples at temperature #{t} exceed the {int(n_min[t])} available")
+    log_miss = np.zeros((alloc.shape[0], n_i.shape[0]))
+    for t in range(n_i.shape[1]):
+        table = _log_miss_table(n_i[:, t], c_i[:, t], int(alloc[:, t].max()))
+        log_miss += table[:, alloc[:, t]].T
+    return 1.0 - np.exp(log_miss).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split of a sampling budget across temperatures and the pooled coverage it reaches."""
+
+    allocation: tuple[int, ...]
+    coverage: float
+
+
+def _compositions(total: int, parts: int, caps: np.ndarray) -> np.ndarray:
+    rows = []
+    for head in itertools.product(*(range(min(total, int(cap)) + 1) for cap in caps[:-1])):
+        rest = total - sum(head)
+        if 0 <= rest <= caps[-1]:
+            rows.append((*head, rest))
+    return np.array(rows, dtype=np.int64).reshape(-1, parts)
+
+
+def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "counts") -> Split:
+    """The split of ``total`` samples across temperatures with the highest pooled coverage.
+
+    ``method``: "exhaustive" (every composition; for 2-3 temperatures), "greedy" (add one sample
+    at a time where the gain is largest, then move blocks of samples between temperatures while
+    that helps), or "auto" (exhaustive up to 3 temperatures).
+    Ties go to the first allocation found (lexicographic order for exhaustive).
+    """
+    n_i, c_i = _check(n, c, source)
+    temps = n_i.shape[1]
+    caps = n_i.min(axis=0)
+    if total < 0 or total > caps.sum():
+        raise InputError(f"{source}: field 'total' must be in [0, {int(caps.sum())}], got {total}")
+    if method == "auto":
+        method = "exhaustive" if temps <= 3 else "greedy"
+    if method == "exhaustive":
+        allocs = _compositions(int(total), temps, caps)
+        cov = pooled_coverage(n_i, c_i, allocs, source)
+        best = int(np.argmax(cov))
+        return Split(tuple(int(x) for x in allocs[best]), float(cov[best]))
+    if method != "greedy":
+        raise InputError(f"{source}: field 'method' {method!r} is not one of auto, exhaustive, greedy")
+    tables = [_log_miss_table(n_i[:, t], c_i[:, t], int(caps[t])) for t in range(temps)]
+    alloc = np.zeros(temps, dtype=np.int64)
+
+    def log_miss(a: np.ndarray) -> np.ndarray:
+        return sum(tables[t][:, a[t]] for t in range(temps))
+
+    for _ in range(int(total)):
+        best_t, best_cov = -1, -np.inf
+        for t in range(temps):
+            if alloc[t] >= caps[t]:
+                continue
+            trial = alloc.copy()
+            trial[t] += 1
+            cov = 1.0 - float(np.exp(log_miss(trial)).mean())
+            if cov > best_cov:
+                best_t, best_cov = t, cov
+        alloc[best_t] += 1
+    # local search: move blocks of samples between temperatures while coverage improves (greedy
+    # alone can stop short: sampling without replacement is not exactly diminishing-returns)
+    current = 1.0 - float(np.exp(log_miss(alloc)).mean())
+    improved = True
+    while improved:
+        improved = False
+        for src, dst in itertools.permutations(range(temps), 2):
+            step = max(int(alloc[src]), 1)
+            while step >= 1:
+                if alloc[src] >= step and alloc[dst] + step <= caps[dst]:
+                    trial = alloc.copy()
+                    trial[src] -= step
+                    trial[dst] += step
+                    cov = 1.0 - float(np.exp(log_miss(trial)).mean())
+                    if cov > current + 1e-15:
+                        alloc, current, improved = trial, cov, True
+                        continue
+                step //= 2
+    return Split(tuple(int(x) for x in alloc), float(1.0 - np.exp(log_miss(alloc)).mean()))
+
+
+def counts_by_temperature(
+    df: pd.DataFrame, temperature_col: str = "temperature", source: str = "counts"
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """A counts table with a temperature column -> (n, c) of shape (problems, temperatures).
+
+    Every problem must have counts at every temperature (InputError names the first gap).
+    """
+    for col in ("problem", "num_samples", "num_correct", temperature_col):
+        if col not in df.columns:
+            raise InputError(f"{source}: missing column '{col}'")
+    n_t = df.pivot_table(index="problem", columns=temperature_col, values="num_samples", aggfunc="sum")
+    c_t = df.pivot_table(index="problem", columns=temperature_col, values="num_correct", aggfunc="sum")
+    if n_t.isna().any().any():
+        prob, temp = next((p, t) for p in n_t.index for t in n_t.columns if pd.isna(n_t.loc[p, t]))
+        raise InputError(f"{source}: field '{temperature_col}': problem {prob!r} has no counts at {temp}")
+    return n_t.to_numpy(np.int64), c_t.to_numpy(np.int64), [float(t) for t in n_t.columns]
