@@ -68,7 +68,7 @@ def test_greedy_split_matches_exhaustive(seed: int) -> None:
         assert sum(greedy.allocation) == sum(exact.allocation) == total
         assert greedy.coverage == pytest.approx(pooled_coverage(n, c, greedy.allocation)[0], abs=1e-12)
         assert greedy.coverage <= exact.coverage + 1e-12
-        assert greedy.coverage == pytest.approx(exact.coverage, abs=2e-3)
+        assert greedy.coverage == pytest.approx(exact.coverage, abs=1e-12)
 
 
 def test_counts_by_temperature_pivots_a_counts_table() -> None:
