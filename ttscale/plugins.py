@@ -81,6 +81,8 @@ class Verifier(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[VerifierKind] = "oracle"
+    #: the reference fields this verifier needs, checked before any sample is verified
+    requires: ClassVar[tuple[str, ...]] = ()
     options: dict[str, Any] = field(default_factory=dict)
 
     @abstractmethod
