@@ -136,7 +136,6 @@ def test_analyze_bad_options(tmp_path, capsys, flags, needle):
 
 
 def test_analyze_unknown_model_shape_names_the_flag(tmp_path, capsys):
-    pytest.importorskip("ttscale.analysis.cost")
     src = _write(tmp_path, GOOD)
     out = tmp_path / "out"
     _run_bad(capsys, ["analyze", str(src), "--out", str(out), "--model-shape", "no-such-model",
@@ -167,14 +166,12 @@ def test_directory_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_forecast_from_k_above_n(tmp_path, capsys):
-    pytest.importorskip("ttscale.analysis.forecast")
     src = _write(tmp_path, GOOD)
     _run_bad(capsys, ["forecast", str(src), "--to", "100", "--from-k", "11"], None, str(src),
              "--from-k=11", "smallest num_samples is 10")
 
 
 def test_forecast_bad_method_and_bad_to(tmp_path, capsys):
-    pytest.importorskip("ttscale.analysis.forecast")
     src = _write(tmp_path, GOOD)
     _run_bad(capsys, ["forecast", str(src), "--to", "100", "--method", "astrology"], None,
              str(src), "--method 'astrology'")

@@ -185,19 +185,15 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
 
 # -- computing -------------------------------------------------------------------------------
 def _resolve_shape(name: str, source: Path) -> Any:
-    from ttscale.analysis import cost
+    """A model-shape preset of ``ttscale.analysis.cost`` by name, ignoring case."""
+    from ttscale.analysis.cost import PRESETS
 
-    presets = getattr(cost, "PRESETS", None) or getattr(cost.ModelShape, "PRESETS", None) or {}
-    if name in presets:
-        return presets[name]
-    if hasattr(cost.ModelShape, "preset"):
-        try:
-            return cost.ModelShape.preset(name)
-        except (KeyError, ValueError, InputError):
-            pass
+    by_lower = {k.lower(): v for k, v in PRESETS.items()}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
     raise InputError(
         f"{source}: --model-shape {name!r} is not a known model shape "
-        f"(known: {', '.join(sorted(presets)) or 'none'})"
+        f"(known: {', '.join(sorted(PRESETS))})"
     )
 
 
@@ -313,7 +309,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             p_tok, o_tok = float(tok["avg_prompt_tokens"].iloc[0]), float(tok["avg_output_tokens"].iloc[0])
 
             def fn(k, p_tok=p_tok, o_tok=o_tok):
-                return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "pass@k"), float)
+                return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "flops"), float)
 
             flops_fn[key] = fn
             cost_frames.append(pd.DataFrame(

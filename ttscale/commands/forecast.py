@@ -10,7 +10,13 @@ a forecast from N samples matches what more samples give.
 
 Output: a readable table, or with ``--json`` a JSON list on stdout, one object per (group,
 method): the group columns, ``"method"``, ``"k"`` (= K), ``"coverage"`` (a float in [0, 1]),
-and ``"from_k"`` (N, or null without ``--from-k``).
+and ``"from_k"`` (N, or null without ``--from-k``). A group in which no sample is correct has
+nothing to forecast from: ``"coverage"`` is null there and ``"error"`` says why.
+
+Methods (``ttscale.analysis.forecast``): ``power_law`` (the exponentiated power law fitted to the
+measured curve, extrapolated), ``beta`` (a beta distribution of per-problem pass rates fitted by
+maximum likelihood), ``beta_eb`` (default: empirical Bayes, each problem's posterior under that
+beta prior), ``beta_mixture`` (the same with a two-component beta mixture).
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--to", type=int, required=True, metavar="K", help="k to forecast coverage at")
     p.add_argument("--method", default=None,
-                   help="forecast method (default: the first of METHODS), or 'all'")
+                   help="forecast method (power_law, beta, beta_eb, beta_mixture; default "
+                        "beta_eb), or 'all'")
     p.add_argument("--from-k", type=int, metavar="N",
                    help="subsample each problem to N samples first (without replacement)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --from-k subsampling")
@@ -59,9 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def forecast_records(
-    counts: pd.DataFrame, group_cols: list[str], to_k: int, methods: list[str]
+    counts: pd.DataFrame, group_cols: list[str], to_k: int, methods: list[str],
+    source: str = "counts",
 ) -> list[dict[str, Any]]:
-    """One record per (group, method): group values, method, k, coverage."""
+    """One record per (group, method): group values, method, k, coverage.
+
+    A group with no correct sample at all has nothing to forecast from: its coverage is null
+    and ``"error"`` says why (the other groups are still forecast).
+    """
     from ttscale.analysis.forecast import forecast_coverage
 
     groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
@@ -71,10 +83,13 @@ def forecast_records(
         n = g["num_samples"].to_numpy(np.int64)
         c = g["num_correct"].to_numpy(np.int64)
         for method in methods:
-            cov = float(forecast_coverage(n, c, to_k, method))
             rec = {col: (v.item() if isinstance(v, np.generic) else v)
                    for col, v in zip(group_cols, key, strict=True)}
-            rec.update({"method": method, "k": int(to_k), "coverage": cov})
+            rec.update({"method": method, "k": int(to_k)})
+            if (c > 0).any():
+                rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
+            else:
+                rec.update(coverage=None, error="no correct sample in this group")
             out.append(rec)
     return out
 
@@ -88,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     if args.to < 1:
         raise InputError(f"{src}: --to must be at least 1, got {args.to}")
     inp = load_input(src, parse_columns(args.group_by))
-    from ttscale.analysis.forecast import METHODS
+    from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS
 
     names = list(METHODS)
     if args.method in (None, ""):
-        methods = names[:1]
+        methods = [DEFAULT_METHOD]
     elif args.method == "all":
         methods = names
     elif args.method in METHODS:
@@ -104,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_k is not None:
         check_k(args.from_k, int(counts["num_samples"].min()), src, what="--from-k")
         counts = subsample(counts, args.from_k, args.seed)
-    records = forecast_records(counts, inp.group_cols, args.to, methods)
+    records = forecast_records(counts, inp.group_cols, args.to, methods, str(src))
     for r in records:
         r["from_k"] = args.from_k
     if args.json:
@@ -112,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cols = [*inp.group_cols, "method", "k", "coverage"]
     table = pd.DataFrame(records, columns=cols)
-    table["coverage"] = table["coverage"].map(lambda x: f"{x:.4f}")
+    table["coverage"] = table["coverage"].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
     print(table.to_string(index=False))
     return 0
