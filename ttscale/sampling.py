@@ -100,12 +100,14 @@ class SamplingResult:
     requested: int  # samples asked of the backend in this call
     written: int  # samples written in this call
     total: int  # samples in the run directory now
-    seconds: float
+    seconds: float  # the whole call, model loading included
     output_tokens: int
+    sampling_seconds: float = 0.0  # generating and writing shards only
 
     @property
     def samples_per_second(self) -> float:
-        return self.written / self.seconds if self.seconds > 0 else 0.0
+        secs = self.sampling_seconds or self.seconds
+        return self.written / secs if secs > 0 else 0.0
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -293,16 +295,19 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         run.write_problems(frame)
         run.write_config(run_record(settings, old, info, len(problems)))
         written, tokens = 0, 0
+        t_sample = time.time()
         try:
             written, tokens = _drain(run, backend, requests, progress) if requests else (0, 0)
         finally:
             if owned and backend is not None:
                 backend.close()
-        seconds = time.time() - t0
+        seconds, t_sample = time.time() - t0, time.time() - t_sample
         total = len(run.read_samples(["sample_index"]))
-        stats = {"last_call": {"samples": written, "seconds": round(seconds, 3), "output_tokens": tokens}}
+        stats = {"last_call": {"samples": written, "seconds": round(seconds, 3),
+                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
-    return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds, tokens)
+    return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,
+                          tokens, t_sample)
 
 
 def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: bool) -> tuple[int, int]:

@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_sampling(settings, out, progress=not args.quiet)
     rate = res.samples_per_second
-    tok = res.output_tokens / res.seconds if res.seconds > 0 else 0.0
+    secs = res.sampling_seconds or res.seconds
+    tok = res.output_tokens / secs if secs > 0 else 0.0
     print(f"{res.run_dir}: wrote {res.written} samples ({res.total} in the run, {res.num_problems} "
-          f"problems) in {res.seconds:.1f} s: {rate:.0f} samples/s, {tok:.0f} tokens/s")
+          f"problems) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
     return 0
