@@ -144,6 +144,19 @@ def test_analyze_unknown_model_shape_names_the_flag(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_model_shape_auto_needs_known_models(tmp_path, capsys):
+    src = _write(tmp_path, GOOD)  # model column holds "m": no such preset
+    out = tmp_path / "out"
+    _run_bad(capsys, ["analyze", str(src), "--out", str(out), "--model-shape", "auto",
+                      "--prompt-tokens", "10", "--output-tokens", "10"],
+             out, str(src), "--model-shape 'm'")
+    no_model = _write(tmp_path, "problem,num_samples,num_correct\n0,10,3\n", "plain.csv")
+    _run_bad(capsys, ["analyze", str(no_model), "--out", str(out), "--model-shape", "auto",
+                      "--prompt-tokens", "10", "--output-tokens", "10"],
+             out, str(no_model), "needs a 'model' grouping column")
+    assert not out.exists()
+
+
 def test_nonexistent_input(tmp_path, capsys):
     missing = tmp_path / "nope.csv"
     out = tmp_path / "out"

@@ -189,6 +189,29 @@ def test_counts_table_with_cost_axis(counts_csv, tmp_path):
     assert {"coverage_flops-MATH.png", "coverage_flops-GSM8K.svg"} <= figs
 
 
+def test_model_shape_auto_takes_each_groups_model(tmp_path):
+    from ttscale.analysis import cost
+
+    src = tmp_path / "two_models.csv"
+    rows = [(m, i, 20, (i * 7 + j) % 21) for j, m in enumerate(["Llama-3-8B-Instruct",
+                                                               "Llama-3-70B-Instruct"])
+            for i in range(10)]
+    pd.DataFrame(rows, columns=["model", "problem", "num_samples", "num_correct"]).to_csv(
+        src, index=False)
+    out = tmp_path / "o"
+    assert main(["analyze", str(src), "--out", str(out), "--model-shape", "auto",
+                 "--prompt-tokens", "100", "--output-tokens", "100", "--n-boot", "0"]) == 0
+    fits = {r["model"]: r for r in json.loads((out / "fits.json").read_text())}
+    for name, rec in fits.items():
+        assert rec["model_shape"] == name
+        assert rec["flops_per_sample"] == pytest.approx(
+            float(cost.curve_cost(1, 100.0, 100.0, cost.PRESETS[name], "flops")))
+    ratio = fits["Llama-3-70B-Instruct"]["flops_per_sample"] / fits["Llama-3-8B-Instruct"]["flops_per_sample"]
+    assert 8.0 < ratio < 9.0  # 70.6e9 / 8.03e9 parameters, plus attention
+    assert {"coverage_flops.png", "coverage_flops.svg", "coverage_k.png"} <= {
+        p.name for p in (out / "figures").iterdir()}
+
+
 # -- a tiny hand-built run directory ---------------------------------------------------------
 ANSWERS = {  # problem -> per-sample answers (None: unparsed); the reference answer is "1"
     "p0": ["1", "1", "2", None],

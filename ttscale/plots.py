@@ -50,6 +50,7 @@ class Line:
     fit_y: np.ndarray | None = None
     fit_label: str | None = None
     saturation_x: float | None = None
+    saturation_text: str | None = None
     ceiling: float | None = None
 
     def __post_init__(self) -> None:
@@ -119,7 +120,7 @@ def plot_lines(
                     sy = float(np.interp(sx, line.x, line.y))
                 ax.plot([sx], [sy], marker="*", ms=11, color=color, mec="black", mew=0.6, ls="")
                 ax.annotate(
-                    f"saturation {sx:.3g}",
+                    line.saturation_text or f"saturation {sx:.3g}",
                     (sx, sy),
                     textcoords="offset points",
                     xytext=(4, -12),
@@ -220,7 +221,7 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
                         label, fx, m["estimate"], m["ci_low"], m["ci_high"],
                         flops(fk) if fk is not None else None, fy,
                         saturation_x=float(flops(np.array([sat]))[0]) if sat else None,
-                        ceiling=ceil,
+                        saturation_text=f"saturation k={sat}" if sat else None, ceiling=ceil,
                     ))
         out.append((f"coverage_k{suffix}", plot_lines(by_k, title=title)))
         if by_flops:

@@ -197,6 +197,22 @@ def _resolve_shape(name: str, source: Path) -> Any:
     )
 
 
+def _shapes(inp: AnalysisInput, name: str) -> tuple[dict[tuple, Any], dict[tuple, str]]:
+    """Model shape (and its preset name) per group; ``auto`` reads each group's model column."""
+    from ttscale.analysis.cost import PRESETS
+
+    keys = [key for key, _ in inp.groups()]
+    if name.lower() != "auto":
+        shape = _resolve_shape(name, inp.source)
+        canon = next(k for k, v in PRESETS.items() if v is shape and k.lower() == name.lower())
+        return {k: shape for k in keys}, {k: canon for k in keys}
+    if "model" not in inp.group_cols:
+        raise InputError(f"{inp.source}: --model-shape auto needs a 'model' grouping column")
+    at = inp.group_cols.index("model")
+    shapes = {k: _resolve_shape(str(k[at]), inp.source) for k in keys}
+    return shapes, {k: str(k[at]) for k in keys}
+
+
 def _ks_for(n_min: int, opts: Options) -> np.ndarray:
     from ttscale.analysis.curves import default_ks
 
@@ -263,7 +279,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
         raise InputError(
             f"{inp.source}: --model-shape needs token counts: give --prompt-tokens and --output-tokens"
         )
-    shape = _resolve_shape(opts.model_shape, inp.source) if opts.model_shape else None
+    shapes, shape_names = _shapes(inp, opts.model_shape) if opts.model_shape else ({}, {})
     from ttscale.analysis.curves import coverage_curves, selection_curves
     from ttscale.analysis.laws import fit_from_counts
 
@@ -300,6 +316,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             rec.update(_fit_record(fit))
         except InputError as e:  # e.g. a group no sample ever solves: nothing to fit
             rec.update({"law": None, "fit_error": str(e)})
+        shape = shapes.get(key)
         if shape is not None:
             from ttscale.analysis.cost import curve_cost
 
@@ -308,7 +325,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
                 tok = tok[tok[col] == val]
             p_tok, o_tok = float(tok["avg_prompt_tokens"].iloc[0]), float(tok["avg_output_tokens"].iloc[0])
 
-            def fn(k, p_tok=p_tok, o_tok=o_tok):
+            def fn(k, p_tok=p_tok, o_tok=o_tok, shape=shape):
                 return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "flops"), float)
 
             flops_fn[key] = fn
@@ -317,6 +334,8 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
                  "k": ks.astype(np.int64), "flops": fn(ks)}))
             rec["avg_prompt_tokens"], rec["avg_output_tokens"] = p_tok, o_tok
         rec["flops_per_sample"] = float(flops_fn[key](np.array([1]))[0]) if shape else None
+        if shape is not None:
+            rec["model_shape"] = shape_names[key]
         pk = frame[frame["metric"] == "pass@k"].sort_values("k")
         rec["saturation_threshold"] = opts.saturation_threshold
         sat = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts)

@@ -52,7 +52,8 @@ log-spaced k up to that number), capped by ``--max-k``.
   lie beyond the samples drawn; null without a fit); ``"saturation_flops"``: the FLOPs per
   problem at ``saturation_k`` (null when the cost is unknown);
 - ``"flops_per_sample"``: inference FLOPs of one sample (null when the cost is unknown), with
-  ``"avg_prompt_tokens"`` and ``"avg_output_tokens"`` when it is known.
+  ``"avg_prompt_tokens"``, ``"avg_output_tokens"`` and ``"model_shape"`` (the preset used) when it
+  is known.
 
 ``DIR/costs.parquet`` -- only when the cost is known: group columns, ``k`` (int64), ``flops``
 (float64, inference FLOPs per problem for k samples, from ``ttscale.analysis.cost.curve_cost``),
@@ -66,8 +67,11 @@ directories with answers or scores). Output is deterministic (no dates in SVG). 
 into the same DIR replaces these files and removes the figures (and ``costs.parquet``) of the
 earlier analysis that this one does not produce; other files in DIR are left alone.
 
-Cost: ``--model-shape NAME`` (a preset of ``ttscale.analysis.cost``) with the token counts of a run
-directory, or with ``--prompt-tokens N --output-tokens N`` for a counts table.
+Cost: ``--model-shape NAME`` (a preset of ``ttscale.analysis.cost.PRESETS``, any case, e.g.
+``llama-3-8b``; or ``auto``: each group's ``model`` value names its preset, e.g.
+``Llama-3-70B-Instruct``) with the token counts of a run directory, or with
+``--prompt-tokens N --output-tokens N`` for a counts table. FLOPs per problem for k samples are
+one prompt prefill plus k completions (``ttscale.analysis.cost.curve_cost``).
 """
 
 from __future__ import annotations
@@ -110,7 +114,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ceiling", action="store_true", help="fit c_max * exp(a k^b)")
     p.add_argument("--saturation-threshold", type=float, default=1e-4,
                    help="coverage gained per extra sample below which a curve saturates")
-    p.add_argument("--model-shape", help="model preset for the FLOPs axis (e.g. llama-3-8b)")
+    p.add_argument("--model-shape",
+                   help="model preset for the FLOPs axis (e.g. llama-3-8b), or 'auto' to use "
+                        "each group's model column")
     p.add_argument("--prompt-tokens", type=float, help="average prompt tokens (counts tables)")
     p.add_argument("--output-tokens", type=float, help="average output tokens (counts tables)")
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
