@@ -167,15 +167,18 @@ class UnitTests(Verifier):
         for problem, samples in items:
             jobs += self.jobs(problem, samples)
         results = self.pool().run(jobs) if jobs else []
-        frames = [samples[["problem_id", "temperature", "sample_index"]] for _, samples in items]
-        keys = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=["problem_id", "temperature", "sample_index"])
-        return verdict_frame(keys, results)
+        keys: dict[str, list] = {"problem_id": [], "temperature": [], "sample_index": []}
+        for _, samples in items:  # plain lists: per-problem pandas selections cost more than runs
+            for col, values in keys.items():
+                values += samples[col].tolist()
+        return verdict_frame(pd.DataFrame(keys), results)
 
 
 def verdict_frame(keys: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
     """Rows of VERDICT_SCHEMA: the sample keys with each result's status."""
     out = keys.reset_index(drop=True).copy()
+    out["temperature"] = out["temperature"].astype("float64")
+    out["sample_index"] = out["sample_index"].astype("int64")
     out["passed"] = [r.status is Status.PASS for r in results]
     out["score"] = math.nan
     out["answer"] = pd.Series([None] * len(results), dtype=object)

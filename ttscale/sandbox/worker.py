@@ -74,6 +74,7 @@ _ = (List[int], List[str], List[float], Dict[str, int], Tuple[int, int], Optiona
 """
 
 _libc = ctypes.CDLL(None, use_errno=True)
+ALL_SIGNALS = _signal.valid_signals()
 
 
 def _check(rc: int, what: str) -> None:
@@ -203,7 +204,7 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
     """In the forked child: confine, run code then tests, prove completion. Never returns."""
     write, read, exit_, settrace, setprofile = os.write, os.read, os._exit, sys.settrace, sys.setprofile
     sigmask, gc_disable, exec_, compile_ = _signal.pthread_sigmask, gc.disable, exec, compile
-    all_signals, block = signal.valid_signals(), signal.SIG_BLOCK
+    all_signals, block = ALL_SIGNALS, _signal.SIG_BLOCK
     base_exc = BaseException
     try:
         out_w, res_w, nonce_r = fds
@@ -222,8 +223,7 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
                         os.close(int(name))
                     except OSError:
                         pass
-        for s in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(s, signal.SIG_DFL)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # ignored in the worker
         os.chdir("/scratch")
         lim = job["limits"]
         cpu = int(job["timeout"]) + 1
@@ -243,12 +243,6 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         else:
             _drop_capabilities()
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        os.environ.clear()
-        os.environ.update(PATH="/usr/bin:/bin", HOME="/scratch", TMPDIR="/scratch",
-                          LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
-        sys.argv = ["program"]
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # interleaved as on a terminal
         namespace = {"__name__": "__main__", "__builtins__": builtins}
     except base_exc as e:
         write(RES_FD, f"Fsandbox set-up failed: {e!r}"[:4000].encode())
@@ -291,6 +285,20 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         nonce += chunk
     write(RES_FD, b"P" + nonce)
     exit_(0)
+
+
+def _prepare_process() -> None:
+    """What every program's process starts with, set once in the worker before any fork."""
+    os.environ.clear()
+    os.environ.update(PATH="/usr/bin:/bin", HOME="/scratch", TMPDIR="/scratch",
+                      LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    sys.argv = ["program"]
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # interleaved as on a terminal
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)  # a file over the size limit kills
+    exec(compile(WARM_UP, "<warm-up>", "exec"), {})  # lazily built state: once, not per fork
+    gc.collect()
+    gc.freeze()  # fewer copy-on-write faults in each forked program
 
 
 def _kill_all() -> None:
@@ -468,10 +476,8 @@ def main() -> None:
     except Exception as e:
         _write_line({"ready": False, "error": f"{type(e).__name__}: {e}"})
         os._exit(2)
+    _prepare_process()
     _write_line({"ready": True})
-    exec(compile(WARM_UP, "<warm-up>", "exec"), {})  # lazily built state, built once, not per fork
-    gc.collect()
-    gc.freeze()  # fewer copy-on-write faults in each forked program
     reader = os.fdopen(IN_FD, "rb")
     for line in reader:
         job = json.loads(line)
