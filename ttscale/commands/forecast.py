@@ -14,8 +14,8 @@ and ``"from_k"`` (N, or null without ``--from-k``). A group in which no sample i
 nothing to forecast from: ``"coverage"`` is null there and ``"error"`` says why.
 
 Methods (``ttscale.analysis.forecast``): ``power_law`` (the exponentiated power law fitted to the
-measured curve, extrapolated), ``beta`` (a beta distribution of per-problem pass rates fitted by
-maximum likelihood), ``beta_eb`` (default: empirical Bayes, each problem's posterior under that
+measured curve, extrapolated; the default: it measured best in benchmarks/bench_forecast.py), ``beta`` (a beta distribution of per-problem pass rates fitted by
+maximum likelihood), ``beta_eb`` (empirical Bayes, each problem's posterior under that
 beta prior), ``beta_mixture`` (the same with a two-component beta mixture).
 """
 
@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--to", type=int, required=True, metavar="K", help="k to forecast coverage at")
     p.add_argument("--method", default=None,
                    help="forecast method (power_law, beta, beta_eb, beta_mixture; default "
-                        "beta_eb), or 'all'")
+                        "power_law), or 'all'")
     p.add_argument("--from-k", type=int, metavar="N",
                    help="subsample each problem to N samples first (without replacement)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --from-k subsampling")
