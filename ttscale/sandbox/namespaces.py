@@ -1,0 +1,169 @@
+"""Linux namespaces for the code sandbox: the worker's confinement, made with libc calls.
+
+Standard library only: imported by the worker script (run with ``python -I -S``) from its own
+folder, before the worker pivots into its new root.
+
+:func:`enter_sandbox` unshares the mount, network, IPC, UTS and PID namespaces (and a user
+namespace when not root, mapping the caller to root inside it), then forks: the caller waits and
+exits with its child, which is PID 1 of the new PID namespace. :func:`build_root` makes that
+process a new root on tmpfs -- read-only, nosuid, nodev bind mounts of /usr, /bin, /sbin, /lib*
+and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}, an empty /etc,
+/tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
+read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
+namespace holds a loopback interface that is down: no address, local or remote, is reachable.
+:func:`kill_all` is ``kill(-1, SIGKILL)`` from that PID 1, which reaches every process of the
+namespace and nothing outside it (it refuses to run anywhere but in a PID namespace's init).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import signal
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203}
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "arm64": 91, "riscv64": 91, "ppc64le": 184}
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def check(rc: int, what: str) -> None:
+    """Raise OSError (with errno) when a libc call returned non-zero."""
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(src: str | None, dst: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
+    check(libc.mount(enc(src), enc(dst), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+          f"mount {src} on {dst}")
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up: namespaces and the new root
+# --------------------------------------------------------------------------------------------
+def enter_sandbox(cfg: dict, close_in_outer: tuple[int, ...] = ()) -> None:
+    """Unshare namespaces, fork init (this function returns in init only), build the root."""
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID
+    if uid != 0:
+        flags |= CLONE_NEWUSER
+    check(libc.unshare(flags), "unshare (needs root or unprivileged user namespaces)")
+    if uid != 0:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"0 {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"0 {gid} 1")
+    pid = os.fork()
+    if pid:  # the outer process: wait for init, then go with it
+        for fd in close_in_outer:
+            os.close(fd)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            except ChildProcessError:
+                os._exit(1)
+            except InterruptedError:
+                continue
+    # init of the new PID namespace
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    build_root(cfg)
+
+
+def build_root(cfg: dict) -> None:
+    if os.getpid() != 1:
+        raise RuntimeError("not the init of a new PID namespace")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    root = "/tmp/r"
+    os.mkdir(root)
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
+    binds = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+    binds += [p for p in cfg["ro_paths"] if p not in binds]
+    done: list[str] = []
+    for src in binds:
+        if not os.path.lexists(src) or any(src.startswith(d + "/") for d in done):
+            continue
+        dst = root + src
+        if os.path.islink(src):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.symlink(os.readlink(src), dst)
+            continue
+        if not os.path.isdir(src):
+            continue
+        os.makedirs(dst, exist_ok=True)
+        mount(src, dst, None, MS_BIND | MS_REC)
+        mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        done.append(src)
+    for d in ("dev", "proc", "scratch", "etc"):
+        os.mkdir(f"{root}/{d}")
+    for node in ("null", "zero", "full", "random", "urandom"):
+        open(f"{root}/dev/{node}", "w").close()
+        mount(f"/dev/{node}", f"{root}/dev/{node}", None, MS_BIND)
+    mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.symlink("/scratch", f"{root}/tmp")
+    os.chdir(root)
+    arch = platform.machine()
+    if arch in SYS_PIVOT_ROOT:
+        check(libc.syscall(SYS_PIVOT_ROOT[arch], b".", b"."), "pivot_root")
+        check(libc.umount2(b".", MNT_DETACH), "umount old root")
+    else:  # chroot: safe here because programs never keep CAP_SYS_CHROOT
+        os.chroot(".")
+    os.chdir("/")
+    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def fresh_scratch(cfg: dict, size_mb: int) -> None:
+    """Mount a new, empty tmpfs at /scratch, unless the last program left it untouched."""
+    if cfg.get("scratch_mb") == size_mb and not os.listdir("/scratch"):
+        st = os.stat("/scratch")
+        if (st.st_mode & 0o7777, st.st_uid) == (0o700, cfg["uid"] if cfg["drop_uid"] else 0):
+            return
+    cfg["scratch_mb"] = size_mb
+    try:
+        libc.umount2(b"/scratch", MNT_DETACH)
+    except OSError:
+        pass
+    ids = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg["drop_uid"] else ""
+    mount("tmpfs", "/scratch", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=0700{ids}")
+
+
+def drop_capabilities() -> None:
+    """All capabilities off (user-namespace mode, where no other uid can be switched to)."""
+    arch = platform.machine()
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    check(libc.syscall(SYS_CAPSET[arch], header, data), "capset")
+
+
+def kill_all() -> None:
+    """SIGKILL every process of this PID namespace but init, and reap them all."""
+    if os.getpid() != 1:  # kill(-1) outside a PID namespace would hit the whole machine
+        raise RuntimeError("refusing kill(-1): not the init of a PID namespace")
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
