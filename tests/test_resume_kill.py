@@ -30,7 +30,7 @@ def command(out) -> list[str]:
     return [sys.executable, "-m", "ttscale", "sample", "--backend", "transformers", "--model", MODEL,
             "--task", "arithmetic", "--num-problems", str(PROBLEMS), "-k", str(K),
             "--temperatures", TEMPS, "--max-tokens", "8", "--batch-size", "8",
-            "--max-n-per-request", "5", "--out", str(out), "--quiet"]
+            "--max-n-per-request", "5", "--threads", "1", "--out", str(out), "--quiet"]
 
 
 def kill_at_random(out, rng: random.Random, wait_for_shard: bool, limit: float = 300.0) -> bool:
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_samples(t
 
     ref_dir = tmp_path / "reference"  # the same settings, uninterrupted, in this process
     run_sampling(SampleSettings(model=MODEL, task="arithmetic", num_problems=PROBLEMS, num_samples=K,
-                                temperatures=[0.6, 1.0], max_tokens=8, backend_options={"batch_size": 8},
+                                temperatures=[0.6, 1.0], max_tokens=8, backend_options={"batch_size": 8, "threads": 1},
                                 max_n_per_request=5), ref_dir, progress=False)
 
     for path in shard_paths(out / "samples"):

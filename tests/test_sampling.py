@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def backend():
     from ttscale.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(MODEL, device="cpu")
+    return TransformersBackend(MODEL, device="cpu", threads=1)  # 1: fastest on a shared CPU
 
 
 def settings(**kw) -> SampleSettings:
@@ -258,15 +258,15 @@ def test_cli_config_file_and_flags(tmp_path):
     cfg = tmp_path / "s.yaml"
     cfg.write_text(f"model: {MODEL}\ntask: arithmetic\nnum_problems: 2\nk: 3\n"
                    "temperatures: 0.5,1.0\nmax_tokens: 8\nbatch_size: 4\nout: " + str(tmp_path / "run") + "\n")
-    r = cli("--config", str(cfg), "--seed", "4", "--quiet")
+    r = cli("--config", str(cfg), "--seed", "4", "--threads", "1", "--quiet")
     assert r.returncode == 0, r.stderr
     df = sorted_samples(tmp_path / "run")
     assert len(df) == 12 and set(df.temperature) == {0.5, 1.0}
     assert set(df.seed - [seed_base(4, p, t) for p, t in zip(df.problem_id, df.temperature, strict=True)]) == {0, 1, 2}
     stored = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert stored["seed"] == 4 and stored["backend_options"] == {"batch_size": 4}
+    assert stored["seed"] == 4 and stored["backend_options"] == {"batch_size": 4, "threads": 1}
     # resuming by the run directory alone, growing K
-    r = cli(str(tmp_path / "run"), "-k", "5", "--quiet")
+    r = cli(str(tmp_path / "run"), "-k", "5", "--threads", "1", "--quiet")
     assert r.returncode == 0, r.stderr
     assert "wrote 8 samples (20 in the run" in r.stdout
 

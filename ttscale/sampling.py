@@ -38,7 +38,7 @@ from ttscale.store import SAMPLE_SCHEMA, RunDir, config_hash
 PERFORMANCE_OPTIONS = frozenset({
     "batch_size", "max_num_seqs", "gpu_memory_utilization", "device", "enforce_eager",
     "max_num_batched_tokens", "tensor_parallel_size", "swap_space", "concurrency", "max_retries",
-    "backoff", "max_backoff", "rate_limit", "burst", "timeout", "api_key", "base_url",
+    "backoff", "max_backoff", "rate_limit", "burst", "timeout", "api_key", "base_url", "threads",
 })
 
 

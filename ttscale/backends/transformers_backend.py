@@ -73,17 +73,22 @@ class TransformersBackend(Backend):
         batch_size: int = 256,
         max_num_seqs: int | None = None,
         trust_remote_code: bool = False,
+        threads: int | None = None,
         **unknown: Any,
     ):
         if unknown:
             raise InputError(
                 f"transformers backend: unknown option(s) {', '.join(sorted(unknown))} "
-                "(known: device, dtype, batch_size, max_num_seqs, trust_remote_code)"
+                "(known: device, dtype, batch_size, max_num_seqs, trust_remote_code, threads)"
             )
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = str(model)
+        if threads is not None:  # CPU threads; 1 is far faster on an oversubscribed machine
+            if int(threads) < 1:
+                raise InputError(f"transformers backend: threads must be at least 1, got {threads}")
+            torch.set_num_threads(int(threads))
         self.batch_size = int(max_num_seqs if max_num_seqs is not None else batch_size)
         if self.batch_size < 1:
             raise InputError(f"transformers backend: batch_size must be at least 1, got {self.batch_size}")
@@ -128,6 +133,7 @@ class TransformersBackend(Backend):
                 "device": str(self.device),
                 "dtype": str(self.lm.dtype).replace("torch.", ""),
                 "batch_size": self.batch_size,
+                "threads": torch.get_num_threads(),
                 "context": self.context,
             },
         )

@@ -15,7 +15,7 @@ from typing import Any
 from ttscale.errors import InputError
 
 #: flags that are backend options (their values go to the backend's constructor)
-BACKEND_FLAGS = ("max_num_seqs", "gpu_memory_utilization", "dtype", "device", "batch_size")
+BACKEND_FLAGS = ("max_num_seqs", "gpu_memory_utilization", "dtype", "device", "batch_size", "threads")
 #: alternative spellings accepted in a config file
 ALIASES = {"k": "num_samples", "from": "from_file", "task_option": "task_options",
            "backend_option": "backend_options"}
@@ -50,6 +50,7 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--gpu-memory-utilization", type=float, help="vllm: fraction of GPU memory to use")
     g.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     g.add_argument("--device", help="transformers: auto, cpu, cuda, cuda:1")
+    g.add_argument("--threads", type=int, help="transformers: CPU threads (default: torch's)")
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE", default=None,
                    help="any other backend option (repeatable), e.g. base_url=http://localhost:8000/v1")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
