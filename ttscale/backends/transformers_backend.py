@@ -110,7 +110,11 @@ class TransformersBackend(Backend):
         except (OSError, ValueError, KeyError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"--model {self.model}: cannot load it ({msg})") from e
-        self.lm.to(self.device).eval()
+        try:
+            self.lm.to(self.device).eval()
+        except torch.cuda.OutOfMemoryError as e:
+            raise OutOfMemory(f"--model {self.model}: does not fit in {self.device} memory "
+                              "(try --dtype bfloat16, or a smaller model)") from e
         cfg = self.lm.config
         self.context = int(getattr(cfg, "max_position_embeddings", 0) or 0) or None
         self.eos_ids = _eos_ids(self.lm, self.tokenizer)
