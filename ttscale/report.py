@@ -6,7 +6,7 @@ laws, the verifier comparison, ceilings and saturation points, and the config an
 produced them. It reads only what the analysis stages wrote:
 
 - ``<run>/run.json``, ``<run>/analysis/{curves.parquet, fits.json, figures/*}``
-- ``<run>/compare/{compare.parquet, *.svg|*.png}`` where ``ttscale compare`` ran
+- ``<run>/analysis/compare/{compare.parquet, compare.svg|png}`` where ``ttscale compare`` ran
 - ``<sweep>/sweep.json`` (the resolved sweep config) where the folder is a sweep
 """
 
@@ -54,6 +54,14 @@ def find_runs(root: Path) -> list[Path]:
     if (root / "run.json").is_file():
         return [root]
     return sorted(p.parent for p in root.rglob("run.json") if p.parent != root)
+
+
+def _compare_dir(run: Path) -> Path | None:
+    """Where the verifier comparison of ``run`` lies (``ttscale compare``'s default first)."""
+    for folder in (run / "analysis" / "compare", run / "compare"):
+        if (folder / "compare.parquet").is_file():
+            return folder
+    return None
 
 
 def _esc(x: Any) -> str:
@@ -138,7 +146,7 @@ def _run_section(run: Path, root: Path) -> str:
             parts.append("<h3>Fitted laws, saturation points and ceilings</h3>")
             parts.append(_table(pd.DataFrame(fits)))
     parts.extend(_figures(analysis / "figures"))
-    compare = run / "compare"
+    compare = run / "analysis" / "compare"
     if (compare / "compare.parquet").is_file():
         parts.append("<h3>Verifier comparison (same samples)</h3>")
         table = pd.read_parquet(compare / "compare.parquet")
@@ -168,7 +176,8 @@ def build_report(root: str | Path, out: str | Path | None = None) -> Path:
         sections.append("<h2>Grid</h2>")
         grid = [{"run": str(r.relative_to(root)),
                  "analysed": (r / "analysis" / "curves.parquet").is_file(),
-                 "compared": (r / "compare" / "compare.parquet").is_file()} for r in runs]
+                 "compared": (r / "analysis" / "compare" / "compare.parquet").is_file()}
+                for r in runs]
         sections.append(_table(pd.DataFrame(grid)))
         sections.extend(_figures(root / "figures"))
         sections.append(f"<details><summary>sweep config</summary><pre>{_esc(json.dumps(sweep, indent=2))}</pre></details>")
