@@ -56,14 +56,6 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("run.json") if p.parent != root)
 
 
-def _compare_dir(run: Path) -> Path | None:
-    """Where the verifier comparison of ``run`` lies (``ttscale compare``'s default first)."""
-    for folder in (run / "analysis" / "compare", run / "compare"):
-        if (folder / "compare.parquet").is_file():
-            return folder
-    return None
-
-
 def _esc(x: Any) -> str:
     return html.escape(str(x))
 
