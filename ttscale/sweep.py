@@ -89,7 +89,10 @@ def plan(cfg: SweepConfig, source: str) -> list[Cell]:
             verifiers.get(v.name)
         except InputError as e:
             raise InputError(f"{source}: verifiers[{i}].name: {e}") from e
-        verifier_label(v)  # validates the options
+        try:
+            verifier_label(v)  # validates the options
+        except InputError as e:
+            raise InputError(f"{source}: verifiers[{i}].options: {e}") from e
     by_name = {v.name: v for v in cfg.verifiers} | {verifier_label(v): v for v in cfg.verifiers}
     cells = []
     root = sweep_root(cfg)
