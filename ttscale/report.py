@@ -28,6 +28,10 @@ from ttscale.store import atomic_write_bytes
 #: k values shown in the tables of the report (those present in a curve)
 TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
 
+#: fits.json keys left out of the report's table (still in fits.json)
+FIT_DETAIL_COLUMNS = ("saturation_threshold", "k_min", "n_points", "avg_prompt_tokens",
+                      "avg_output_tokens", "model_shape", "metric")
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
 color:#222;line-height:1.45;padding:0 1em}
@@ -136,7 +140,9 @@ def _run_section(run: Path, root: Path) -> str:
         fits = json.loads(fits_path.read_text())
         if fits:
             parts.append("<h3>Fitted laws, saturation points and ceilings</h3>")
-            parts.append(_table(pd.DataFrame(fits)))
+            fits_df = pd.DataFrame(fits)
+            keep = [c for c in fits_df.columns if c not in FIT_DETAIL_COLUMNS]
+            parts.append(_table(fits_df[keep].dropna(axis=1, how="all")))
     parts.extend(_figures(analysis / "figures"))
     compare = run / "analysis" / "compare"
     if (compare / "compare.parquet").is_file():
