@@ -44,11 +44,9 @@ def verifier_label(spec: VerifierSpec) -> str:
 
 def _fits(task_cls: Any, spec: VerifierSpec) -> bool:
     fitting = tuple(getattr(task_cls, "verifiers", ()) or ())
-    if spec.name in fitting:
-        return True
     if spec.name == "imperfect":  # an imperfect verifier fits where its base verifier fits
         return str(spec.options.get("base", "exact")) in fitting
-    return False
+    return spec.name in fitting
 
 
 def _check_model(m: ModelSpec, where: str) -> None:
@@ -63,6 +61,8 @@ def _check_model(m: ModelSpec, where: str) -> None:
             raise InputError(f"{where}.model: {e}") from e
         return
     if Path(m.model).expanduser().is_dir():
+        if m.backend in ("transformers", "vllm") and not (Path(m.model).expanduser() / "config.json").is_file():
+            raise InputError(f"{where}.model: {m.model!r} has no config.json (not a Hugging Face model folder)")
         return
     looks_local = m.model.startswith((".", "/", "~")) or m.model.count("/") != 1
     if looks_local:
