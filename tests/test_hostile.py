@@ -19,7 +19,8 @@ import pytest
 from ttscale.sandbox import Job, Limits, SandboxPool, SandboxUnavailable, Status
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n\ncheck(add)\n"
+TESTS = ("def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
+         "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-9\n\ncheck(add)\n")
 RIGHT = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return None\n"
 T, F = {"timeout"}, {"fail"}
@@ -96,6 +97,16 @@ CASES: dict[str, tuple[str, set[str], bool]] = {
                                    "        except OSError:\n            pass\n"
                                    "threading.Thread(target=race, daemon=True).start()\n" + RIGHT,
                                    F, False),
+    "always_equal_result": ("class E:\n    def __eq__(self, other):\n        return True\n"
+                            "    def __sub__(self, other):\n        return 0\n"
+                            "def add(a, b):\n    return E()\n", F, False),
+    "lying_int_subclass": ("class I(int):\n    def __eq__(self, other):\n        return True\n"
+                           "    __hash__ = int.__hash__\n"
+                           "    def __sub__(self, other):\n        return 0\n"
+                           "def add(a, b):\n    return I(0)\n", F, False),
+    "patch_builtin_abs": ("import builtins\nbuiltins.abs = lambda x: 0\n"
+                          "def add(a, b):\n    return {(2, 3): 5, (-1, 1): 0}.get((a, b), 0.0)\n",
+                          F, False),
     "mount_tmpfs": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                     "if libc.mount(b'none', b'/usr', b'tmpfs', 0, None) != 0:\n"
                     "    raise OSError(ctypes.get_errno(), 'mount')\n", F, True),
@@ -168,8 +179,8 @@ def test_hostile_program_is_contained(pool, tmp_path, name):
         code = code.replace(k, v)
     if append_wrong:
         code += "\n" + WRONG
-    jobs = [Job(RIGHT, TESTS, timeout=5), Job(code, TESTS, timeout=1.5),
-            Job(WRONG, TESTS, timeout=5), Job(RIGHT.replace("a + b", "b + a"), TESTS, timeout=5)]
+    jobs = [Job(RIGHT, TESTS, 5, "add"), Job(code, TESTS, 1.5, "add"), Job(WRONG, TESTS, 5, "add"),
+            Job(RIGHT.replace("a + b", "b + a"), TESTS, 5, "add")]
     try:
         results = pool.run(jobs)
         hostile = results[1]

@@ -270,3 +270,28 @@ def test_user_namespace_mode_without_root(tmp_path):
     assert replies[1]["output"] == "0\n"  # root inside the user namespace, without capabilities
     assert "Read-only file system" in replies[1]["error"]
     assert replies[2]["output"] == "-1 1\n-1 1\n"  # umount and mount: EPERM
+
+
+def test_return_guard_and_restored_builtins_defeat_generic_reward_hacks(pool):
+    tests = "assert f(2) == 4\nassert abs(f(0.5) - 1.0) < 1e-9\n"
+    always_equal = ("class E:\n    def __eq__(self, other):\n        return True\n"
+                    "    def __sub__(self, other):\n        return 0\n"
+                    "def f(x):\n    return E()\n")
+    lying_str = "class S(str):\n    def __eq__(self, other):\n        return True\n" \
+                "    __hash__ = str.__hash__\ndef f(x):\n    return S('no')\n"
+    patched_abs = ("import builtins\nbuiltins.abs = lambda x: 0\n"
+                   "def f(x):\n    return 4 if x == 2 else 0.0\n")
+    nested_ok = "def f(x):\n    return x * 2\ndef g():\n    return [1, (2.5, 'a'), {'k': {3}}, None]\n"
+    res = pool.run([
+        Job(always_equal, tests, entry_point="f"),
+        Job(always_equal, tests),  # without the guard, such an object passes: the guard matters
+        Job(lying_str, "assert f(1) == 'yes'\n", entry_point="f"),
+        Job(patched_abs, tests, entry_point="f"),
+        Job(nested_ok, tests + "assert g() == [1, (2.5, 'a'), {'k': {3}}, None]\n", entry_point="g"),
+        Job(nested_ok, tests, entry_point="missing"),
+    ])
+    assert statuses(res) == ["fail", "pass", "fail", "fail", "pass", "pass"]
+    assert res[0].error == ("tests raised: TypeError: f returned a value of type 'E': only built-in "
+                            "values (numbers, strings, lists, tuples, sets, dicts) are accepted")
+    assert "returned a value of type 'S'" in res[2].error
+    assert res[3].error == "tests raised: AssertionError: "

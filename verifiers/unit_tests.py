@@ -10,9 +10,13 @@ that exits early never passes. A completion with a fenced code block (a chat ans
 be that block, after the prompt (whose imports it may rely on).
 
 Options: ``timeout_base`` and ``timeout_factor`` (the limit is ``max(base, factor * reference
-time)``, evalplus's rule), ``calibrate``, ``workers`` and the :class:`ttscale.sandbox.Limits`
-fields (``memory_mb``, ``nproc``, ``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``).
-Timeouts are recorded with status ``timeout``, apart from failures.
+time)``, evalplus's rule), ``calibrate``, ``strict_returns`` (default on: the tests call the
+entry point through a guard that accepts only plain built-in return values, so an object whose
+``__eq__`` is always true fails; turn it off for tasks whose functions return their own
+classes), ``workers`` and the :class:`ttscale.sandbox.Limits` fields (``memory_mb``, ``nproc``,
+``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``). Timeouts are recorded with status
+``timeout``, apart from failures. Before the tests run, the builtins are restored to what they
+were before the completion ran (a completion that patches ``abs`` or ``all`` gains nothing).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from ttscale.registry import verifiers
 from ttscale.sandbox import Job, Limits, Result, SandboxPool, Status, scaled_timeout
 
 LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
-OPTIONS = {"timeout_base", "timeout_factor", "calibrate", "workers", *LIMIT_FIELDS}
+OPTIONS = {"timeout_base", "timeout_factor", "calibrate", "strict_returns", "workers",
+           *LIMIT_FIELDS}
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -70,6 +75,10 @@ class UnitTests(Verifier):
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise InputError(f"unit_tests verifier: option '{name}' must be a positive number, "
                                  f"got {value!r}")
+        for name in ("calibrate", "strict_returns"):
+            if not isinstance(self.options.get(name, True), bool):
+                raise InputError(f"unit_tests verifier: option '{name}' must be true or false, "
+                                 f"got {self.options[name]!r}")
         for name in ("workers", *LIMIT_FIELDS):
             value = self.options.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -153,7 +162,8 @@ class UnitTests(Verifier):
         texts = samples["text"].tolist() if "text" in samples.columns else []
         if len(texts) != len(samples):
             raise InputError(f"samples of problem {problem.problem_id!r}: no 'text' column")
-        return [Job(completion_code(prefix, t if isinstance(t, str) else ""), test, timeout)
+        guard = entry if self.options.get("strict_returns", True) else None
+        return [Job(completion_code(prefix, t if isinstance(t, str) else ""), test, timeout, guard)
                 for t in texts]
 
     # -- verdicts ----------------------------------------------------------------------------

@@ -70,12 +70,16 @@ class Limits:
 class Job:
     """One program: ``code`` runs first, then ``test`` (if any) in the same namespace.
 
-    The verdict is ``pass`` only if both ran to their end without an exception.
+    The verdict is ``pass`` only if both ran to their end without an exception. Before the tests
+    run, the builtins are restored to what they were before the program ran.
     """
 
     code: str
     test: str | None = None
     timeout: float = 5.0  #: wall-clock seconds; the CPU limit is this, rounded up, plus one
+    #: if set, the tests see this function wrapped so that it returns plain built-in values only
+    #: (no always-equal objects, no lying subclasses of int or str)
+    entry_point: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ class _Worker:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
         request = {"code": job.code, "test": job.test, "timeout": float(job.timeout),
-                   "limits": asdict(limits)}
+                   "entry_point": job.entry_point, "limits": asdict(limits)}
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()

