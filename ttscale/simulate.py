@@ -187,7 +187,8 @@ def summarise(curves: pd.DataFrame, d: Difficulty, selection: str, fpr: float, f
         "saturation_k": ceilings.saturation_point(ks, curves["coverage"].to_numpy(), saturation_threshold,
                                                   source="simulate"),
     }
-    best = int(np.argmax(curves["utility"].to_numpy()))
+    util = curves["utility"].to_numpy()
+    best = int(np.flatnonzero(util >= util.max() - 1e-9)[0])  # the smallest k on (numerical) ties
     summary["optimal_k"] = int(ks[best]) if curves["utility"].iloc[best] > 0 else 0
     summary["optimal_utility"] = float(max(curves["utility"].iloc[best], 0.0))
     summary["optimal_k_is_max_k"] = bool(best == len(ks) - 1)
