@@ -132,18 +132,28 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def load_sweep_config(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep YAML; any problem is one InputError naming the file and field."""
+def read_yaml_mapping(path: str | Path, label: str | None = None) -> dict[str, Any] | None:
+    """A YAML file's top-level mapping (None for an empty file); InputError naming the file."""
     path = Path(path)
+    name = label or str(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{name}: no such file")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise InputError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from e
-    if not isinstance(raw, dict):
+        raise InputError(f"{name}: not valid YAML{where}: {getattr(e, 'problem', e)}") from e
+    if raw is not None and not isinstance(raw, dict):
+        raise InputError(f"{name}: expected a mapping of fields at the top level")
+    return raw
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep YAML; any problem is one InputError naming the file and field."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    if raw is None:
         raise InputError(f"{path}: expected a mapping of fields at the top level")
     try:
         return SweepConfig.model_validate(raw)

@@ -9,7 +9,6 @@ and the flags given. Every setting is checked before anything is written or load
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ttscale.errors import InputError
@@ -104,21 +103,11 @@ def normalise(raw: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def load_config(path: str) -> dict[str, Any]:
-    import yaml
+    from ttscale.config import read_yaml_mapping
 
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"--config {path}: no such file")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise InputError(f"{path}: not valid YAML{line}") from e
+    raw = read_yaml_mapping(path, label=f"--config {path}")
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of keys at the top level")
     return normalise(raw, path)
 
 
