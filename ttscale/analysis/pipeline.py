@@ -8,6 +8,7 @@ on bad input runs before anything is written.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -167,7 +168,10 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
         per_sample.insert(0, "task", per_sample["problem_id"].map(task_of).fillna("?").astype(str))
         available = ["task", *available]
     cols = _check_group_by(group_by, available, path)
-    counts = counts_from_verdicts(per_sample, group_by=cols)
+    # pass@k is coverage under an oracle; an imperfect verifier's or a selector's "passed" is
+    # an acceptance or a duplicate of the oracle's, so their curves come from `compare` instead.
+    oracles = [n for n in verifiers if _verifier_kind(run, n) == "oracle"] or verifiers
+    counts = counts_from_verdicts(per_sample[per_sample["verifier"].isin(oracles)], group_by=cols)
     tok = per_sample.groupby(cols, sort=True, dropna=False) if cols else None
     if tok is not None:
         tokens = tok.agg(
@@ -181,6 +185,15 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
         })
     keep = [*cols, "problem_id", "answer", "passed", "score"]
     return AnalysisInput(path, counts, cols, samples=per_sample[keep], tokens=tokens)
+
+
+def _verifier_kind(run: RunDir, name: str) -> str:
+    """The kind recorded in verdicts/<name>/verifier.json (oracle where none is recorded)."""
+    meta = run.verdicts_dir(name) / "verifier.json"
+    try:
+        return str(json.loads(meta.read_text()).get("kind", "oracle"))
+    except (OSError, ValueError):
+        return "oracle"
 
 
 # -- computing -------------------------------------------------------------------------------
