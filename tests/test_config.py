@@ -8,6 +8,7 @@ Every malformed config must give exactly one line on stderr naming the file and 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ttscale.backends.transformers_backend import EMBEDDED_DIR
 from ttscale.cli import main
 from ttscale.config import SweepConfig, describe_fields, load_sweep_config
 from ttscale.errors import InputError
@@ -62,6 +64,20 @@ def test_example_config_loads_with_its_values():
     assert cfg.verifiers[2].options == {"base": "exact", "fpr": 0.1, "fnr": 0.05}
     assert cfg.analysis.n_boot == 1000
     assert sweep_root(cfg) == Path("results") / "embedded-arith"
+
+
+@pytest.mark.skipif(not (EMBEDDED_DIR / "config.json").is_file(), reason="the embedded model is not shipped here")
+def test_example_config_dry_run_plans_its_grid(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = _run_cli(["sweep", str(EXAMPLE), "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    (row,) = json.loads(stdout)
+    assert {k: row[k] for k in ("model", "task", "problems", "temperatures", "k", "samples", "done", "to_sample")} == {
+        "model": "arith-llama", "task": "arithmetic", "problems": 50, "temperatures": 2, "k": 100,
+        "samples": 10_000, "done": 0, "to_sample": 10_000}
+    assert row["verifiers"] == "exact,majority,imperfect-exact-fpr0.1-fnr0.05"
+    assert row["est_flops"] > 0  # the embedded model's shape is known
+    assert list(tmp_path.iterdir()) == []  # results/ is not created by a dry run
 
 
 def test_defaults_are_filled_in(tmp_path, model_dir):

@@ -102,6 +102,9 @@ def test_run_directory_layout(sweep):
     run_json = json.loads((run / "run.json").read_text())
     assert json.dumps(run_json).count("arithmetic") >= 1
     assert "sweep done:" in sweep["first"].stdout
+    page = (out / "report.html").read_text()
+    assert "m/arithmetic" in page and "Verifier comparison" in page and "accept@k" in page
+    assert page.count("<figure>") == 1 + len(figures) // 2 + 1  # sweep figure, run figures, compare
 
 
 def test_exact_sample_counts_per_problem_and_temperature(sweep):
