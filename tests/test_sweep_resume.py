@@ -102,7 +102,7 @@ def run_and_kill(cfg: Path, out: Path, target: str, rng: random.Random, log_path
             time.sleep(rng.uniform(0.0, 0.3))
         elif target == "analysing":
             wait(lambda: log().count(" new verdicts, ") == len(VERIFIERS))
-            time.sleep(rng.uniform(0.3, 4.0))
+            time.sleep(rng.uniform(0.1, 1.0))  # analysis takes seconds: imports, bootstrap, fits, figures
         else:  # reporting: sweep figure and report.html
             wait(lambda: "analysed" in log())
             time.sleep(rng.uniform(0.0, 0.5))
