@@ -92,6 +92,29 @@ def test_settings_reject_bad_values_naming_the_field():
         parse_settings({"num_samples": 0}, "cfg.yaml")
 
 
+def test_importing_sampling_modules_pulls_in_no_backend_library():
+    code = ("import sys, ttscale.backends, ttscale.sampling, ttscale.commands.sample, "
+            "ttscale.backends.importer; print([m for m in ('torch', 'transformers', 'vllm', 'httpx') "
+            "if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_get_backend_errors_name_the_backend_and_option():
+    from ttscale.backends import get_backend
+
+    with pytest.raises(InputError, match=r"--backend nope: unknown backend \(known: transformers, vllm, openai, import\)"):
+        get_backend("nope")
+    with pytest.raises(InputError, match=r"--from FILE"):
+        get_backend("import")
+    with pytest.raises(InputError, match=r"openai backend: unknown option\(s\) bogus \(known: base_url,"):
+        get_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", bogus=1)
+    with pytest.raises(InputError, match=r"openai backend: option 'base_url' is required"):
+        get_backend("openai", model="m")
+    with pytest.raises(InputError, match=r"transformers backend: unknown option\(s\) gpu_memory_utilization"):
+        get_backend("transformers", model=MODEL, gpu_memory_utilization=0.5)
+
+
 # -- the seed contract ------------------------------------------------------------------------
 def test_samples_do_not_depend_on_batch_size_or_chunking(tmp_path, backend):
     backend.batch_size = 256

@@ -63,4 +63,11 @@ def get_backend(name: str, **options: Any) -> Any:
             raise InputError(
                 f"{name} backend: unknown option(s) {', '.join(extra)} (known: {', '.join(known)})"
             )
+    init = inspect.signature(cls.__init__)
+    required = [p.name for p in init.parameters.values()
+                if p.name not in ("self", "model") and p.default is p.empty
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in options]
+    if required:
+        raise InputError(f"{name} backend: option '{required[0]}' is required "
+                         f"(--backend-option {required[0]}=VALUE)")
     return cls(**options)
