@@ -225,8 +225,9 @@ def write_model_card(out: Path, args: argparse.Namespace, seconds: float, final_
             f" {pk[1000]} | {ev['rates_below_0.05']} | {ev['rates_0.05_to_0.95']} |"
             f" {ev['rates_above_0.95']} |"
         )
-    lines += ["", "Reproduce: `python scripts/train_embedded_model.py --out DIR` (same seed, same "
-              "weights on the same machine and torch version).", ""]
+    lines += ["", f"Reproduce: `python scripts/train_embedded_model.py --steps {args.steps} --threads "
+              f"{args.threads} --seed {args.seed} --out DIR` (same weights on the same machine and torch "
+              "version).", ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
