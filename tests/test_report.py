@@ -114,7 +114,7 @@ def test_page_shows_fit_parameters_curves_and_config(built, page):
     plain = html.unescape(text)
     fits = json.loads((built["run"] / "analysis" / "fits.json").read_text())
     fitted = [f for f in fits if f.get("law")]
-    assert len(fitted) == 4  # exact and majority, two temperatures
+    assert [(f["verifier"], f["temperature"]) for f in fitted] == [("exact", 0.6), ("exact", 1.0)]  # the oracle
     for f in fitted:
         assert _shown(f["a"], text) and _shown(f["b"], text), f
     run_json = json.loads((built["run"] / "run.json").read_text())
