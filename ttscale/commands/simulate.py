@@ -83,7 +83,7 @@ def _difficulties(args: argparse.Namespace):
         names = sorted(counts["verifier"].unique())
         chosen = args.verifier or names[0]
         if chosen not in names:
-            raise InputError(f"{args.input}: --verifier {chosen!r} has no verdicts (have: {', '.join(names)})")
+            raise InputError(f"{args.input}: --verifier {chosen!r} has no oracle verdicts, which give the counts (have: {', '.join(names)})")
         counts = counts[counts["verifier"] == chosen]
     cols = [c for c in inp.group_cols if counts[c].nunique() > 1 or c != "verifier"]
     out = []
