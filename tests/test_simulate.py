@@ -249,6 +249,32 @@ def test_counts_table_gives_one_curve_per_group(tmp_path, capsys):
         assert g["coverage"].iloc[-1] > g.loc[g["k"] == 100, "coverage"].iloc[0]
 
 
+def test_run_directory_gives_one_curve_per_temperature(tmp_path, capsys):
+    right = {0.6: [0, 2, 5, 10], 1.0: [1, 1, 4, 9]}  # of 10 samples per problem
+    lines = [{"problem_id": f"p{i}", "temperature": t, "text": str(i + 1 if j < c else i + 50),
+              "prompt": f"{i}+1=", "answer": str(i + 1)}
+             for t, cs in right.items() for i, c in enumerate(cs) for j in range(10)]
+    src = tmp_path / "samples.jsonl"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    run = tmp_path / "run"
+    assert main(["sample", "--backend", "import", "--from", str(src), "--temperatures", "0.6,1.0",
+                 "--out", str(run), "--quiet"]) == 0
+    assert main(["verify", str(run), "--verifier", "exact"]) == 0
+    assert main(["verify", str(run), "--verifier", "majority"]) == 0
+    capsys.readouterr()
+    table, summary = simulate(tmp_path, capsys, str(run), "--k-max", "200")
+    assert [s["temperature"] for s in summary] == [0.6, 1.0]
+    for t, g in table.groupby("temperature"):
+        k = g["k"].to_numpy()
+        expected = np.mean([1 - np.exp(betaln(c + 0.5, 10 - c + 0.5 + k) - betaln(c + 0.5, 10 - c + 0.5))
+                            for c in right[t]], axis=0)
+        np.testing.assert_allclose(g["coverage"], expected, atol=2e-3, rtol=0)
+    # a selector's verdicts are no correctness counts
+    code = main(["simulate", str(run), "--verifier", "majority"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "--verifier 'majority'" in err
+
+
 # -- planning ------------------------------------------------------------------------------------
 def test_plan_b_std_shrinks_with_problems_and_samples(tmp_path, capsys):
     # b's spread comes from which problems are drawn and from binomial noise in their counts:
