@@ -304,14 +304,49 @@ def test_cli_config_file_and_flags(tmp_path):
     (["--task", "arithmetic", "-k", "2", "--gpu-memory-utilization", "0.5", "--out", "{out}"],
      "unknown option(s) gpu_memory_utilization"),
     (["--config", "{cfg}", "--out", "{out}"], "bad.yaml: temperature: unknown key"),
+    (["--task", "arithmetic", "-k", "2", "--prompt-format", "chat", "--out", "{out}"],
+     "--prompt-format chat: model embedded has no chat template"),
+    (["--task", "jsonl", "--task-option", "path={long}", "-k", "2", "--out", "{out}"],
+     "problem long-0: prompt of 101 tokens does not fit the context of model embedded (64 tokens)"),
     (["--backend", "import", "--out", "{out}"], "--from"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("task: arithmetic\nnum_samples: 2\ntemperature: 1.0\n")
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"id": "long-0", "prompt": "1" * 100, "answer": "1"}) + "\n")
     out = tmp_path / "out"
-    r = cli(*[a.format(out=out, cfg=cfg) for a in args])
+    r = cli(*[a.format(out=out, cfg=cfg, long=long) for a in args])
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("ttscale sample: error:") and message in last, r.stderr
     assert not out.exists()
+
+
+def test_out_of_memory_mid_run_keeps_the_samples_written_and_resumes(tmp_path, backend):
+    """CUDA cannot run here, so the third batch raises CUDA's OOM error as a GPU would."""
+    import torch
+
+    real = backend._sample_rows
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args)
+
+    backend.batch_size = 6  # one request of n=6 a batch: 3 problems x 2 temperatures = 6 batches
+    backend._sample_rows = flaky
+    try:
+        with pytest.raises(InputError, match=r"out of memory sampling 6 sequences at once; lower --batch-size"):
+            run_sampling(settings(temperatures=[0.5, 1.0]), tmp_path / "r", backend, progress=False)
+        kept = sorted_samples(tmp_path / "r")
+        assert len(kept) == 12 and kept.groupby(["problem_id", "temperature"]).size().eq(6).all()
+    finally:
+        backend._sample_rows = real
+        backend.batch_size = 256
+    res = run_sampling(settings(temperatures=[0.5, 1.0]), tmp_path / "r", backend, progress=False)
+    assert (res.written, res.total) == (24, 36)
+    run_sampling(settings(temperatures=[0.5, 1.0]), tmp_path / "fresh", backend, progress=False)
+    pd.testing.assert_frame_equal(sorted_samples(tmp_path / "r"), sorted_samples(tmp_path / "fresh"))

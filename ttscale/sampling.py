@@ -255,8 +255,9 @@ def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
     try:
         task = cls(**s.task_options)
         problems = task.problems(s.num_problems, s.seed)
-    except TypeError as e:
-        raise InputError(f"--task-option: task {s.task!r} does not take these options ({e})") from e
+    except (TypeError, ValueError) as e:
+        raise InputError(f"--task-option: task {s.task!r} rejects options {s.task_options} "
+                         f"({type(e).__name__}: {e})") from e
     if not problems:
         raise InputError(f"--task {s.task}: the task gave no problems")
     return problems, tuple(getattr(task, "stop", ()) or ())
@@ -289,6 +290,13 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         from ttscale.backends import get_backend
 
         backend = get_backend(settings.backend, model=settings.model, **settings.backend_options)
+    if backend is not None and hasattr(backend, "validate"):  # bad prompts: an error, nothing written
+        try:
+            backend.validate(plan_requests(problems, settings, existing, stop))
+        except InputError:
+            if owned:
+                backend.close()
+            raise
     with locked(run):
         old = check_resume(run, settings, frame)
         existing = run.read_samples(["problem_id", "temperature", "sample_index"])

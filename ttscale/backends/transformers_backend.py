@@ -163,6 +163,11 @@ class TransformersBackend(Backend):
             if batch:
                 yield batch
 
+    def validate(self, requests: list[Request]) -> None:
+        """Raise InputError for a request this model cannot take (no chat template, too long)."""
+        for r in requests:
+            self._encode(r)
+
     def close(self) -> None:
         import torch
 
