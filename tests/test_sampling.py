@@ -350,3 +350,36 @@ def test_out_of_memory_mid_run_keeps_the_samples_written_and_resumes(tmp_path, b
     assert (res.written, res.total) == (24, 36)
     run_sampling(settings(temperatures=[0.5, 1.0]), tmp_path / "fresh", backend, progress=False)
     pd.testing.assert_frame_equal(sorted_samples(tmp_path / "r"), sorted_samples(tmp_path / "fresh"))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_other_causal_lm_architectures_sample_batch_invariantly(tmp_path, arch):
+    """Tiny randomly initialised GPT-2 / Qwen2 folders (with the embedded tokenizer) load and
+    keep the seed contract: the same samples with any batch size."""
+    from transformers import (
+        AutoTokenizer,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    from ttscale.backends.transformers_backend import EMBEDDED_DIR, TransformersBackend
+
+    ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0, vocab_size=32)
+    if arch == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **ids))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=2, num_key_value_heads=1,
+                                             max_position_embeddings=64, **ids))
+    model.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(EMBEDDED_DIR).save_pretrained(tmp_path)
+    b = TransformersBackend(str(tmp_path), threads=1)
+    reqs = [Request("a", "12+3=", 1.0, 5, 100, 0, 6), Request("b", "999*99=", 0.7, 4, 200, 0, 6)]
+    whole = [s for batch in b.generate(reqs) for s in batch]
+    b.batch_size = 2
+    split = [s for batch in b.generate(reqs) for s in batch]
+    assert len(whole) == 9 and whole == split
+    assert [s.seed for s in whole] == [100, 101, 102, 103, 104, 200, 201, 202, 203]
+    assert all(s.num_prompt_tokens == len(p) + 1 for s, p in zip(whole, ["12+3="] * 5 + ["999*99="] * 4, strict=True))
