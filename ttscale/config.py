@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ttscale.errors import InputError
 
@@ -79,7 +87,7 @@ class AnalysisSpec(_Strict):
     ci: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     ceiling: bool = Field(False, description="Also fit the power law with a ceiling c_max < 1.")
     saturation_threshold: float = Field(1e-4, gt=0, description="Saturation point: smallest k where coverage gains less than this per extra sample.")
-    forecast_to: list[int] = Field(default_factory=list, description="Also forecast coverage at these k from the samples drawn.")
+    forecast_to: list[PositiveInt] = Field(default_factory=list, description="Also forecast coverage at these k from the samples drawn (written to <run>/analysis/forecast.json).")
     model_shape: str | None = Field(None, description="Model shape preset for FLOPs (e.g. llama-3-8b); the embedded model's is known.")
 
 

@@ -209,8 +209,11 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
             labels.append(label)
         opts = Options(n_boot=a.n_boot, ci=a.ci, seed=cfg.seed, ceiling=a.ceiling,
                        saturation_threshold=a.saturation_threshold, model_shape=a.model_shape)
-        result = analyze(load_input(cell.run_dir), opts)
+        inp = load_input(cell.run_dir)
+        result = analyze(inp, opts)
         write_outputs(result, cell.run_dir / "analysis")
+        if a.forecast_to:
+            _forecast(inp, a.forecast_to, cell.run_dir / "analysis" / "forecast.json")
         if len(labels) > 1:
             _compare(cell.run_dir, labels, a.n_boot, cfg.seed)
         log(f"[{name}] analysed")
@@ -221,6 +224,17 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
         path = build_report(root)
         log(f"report: {path}")
     return root
+
+
+def _forecast(inp: Any, to_ks: list[int], path: Path) -> None:
+    """analysis.forecast_to: coverage forecast at each k (the default method), one record per group."""
+    from ttscale.analysis.forecast import DEFAULT_METHOD
+    from ttscale.commands.forecast import forecast_records
+
+    records = []
+    for k in to_ks:
+        records += forecast_records(inp.counts, inp.group_cols, int(k), [DEFAULT_METHOD], str(path.parent.parent))
+    atomic_write_json(path, records)
 
 
 def _compare(run_dir: Path, labels: list[str], n_boot: int, seed: int) -> None:
