@@ -180,6 +180,7 @@ BAD = [
     ("bad-name", "name", "a b/c", "name: 'a b/c' must be letters"),
     ("zero-problems", "tasks.0.num_problems", 0, "tasks[0].num_problems: Input should be greater than 0"),
     ("bad-ci", "analysis.ci", 1.5, "analysis.ci: Input should be less than 1"),
+    ("bad-forecast-k", "analysis.forecast_to", [100, 0], "analysis.forecast_to[1]: Input should be greater than 0"),
     ("unknown-task", "tasks.0.name", "chess", "tasks[0].name: "),
     ("unknown-verifier", "verifiers.1.name", "oracle9000", "verifiers[1].name: "),
     ("verifier-does-not-fit", "verifiers.0.name", "unit_tests", "verifiers[0]: 'unit_tests' does not fit task 'arithmetic'"),

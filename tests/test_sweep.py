@@ -46,7 +46,7 @@ def sweep_config(out: Path) -> dict:
         "tasks": [{"name": "arithmetic", "num_problems": PROBLEMS}],
         "verifiers": [{"name": "exact"}, {"name": "majority"},
                       {"name": "imperfect", "options": {"base": "exact", "fpr": 0.2}}],
-        "analysis": {"n_boot": 50},
+        "analysis": {"n_boot": 50, "forecast_to": [100, 1000]},
     }
 
 
@@ -190,6 +190,20 @@ def test_imperfect_accept_at_k_stays_below_oracle_coverage(sweep):
         assert acc_top <= cov_top + 1e-12
         if MODEL in EMBEDDED_NAMES:
             assert acc_top < cov_top  # wrong samples that pass take the place of right ones
+
+
+def test_forecast_to_writes_one_forecast_per_temperature_and_k(sweep):
+    records = json.loads((sweep["run"] / "analysis" / "forecast.json").read_text())
+    assert [(r["temperature"], r["k"]) for r in records] == [(t, k) for k in (100, 1000) for t in TEMPS]
+    assert {r["verifier"] for r in records} == {"exact"} and {r["method"] for r in records} == {"power_law"}
+    curves = pd.read_parquet(sweep["run"] / "analysis" / "curves.parquet")
+    for t in TEMPS:
+        at = {r["k"]: r["coverage"] for r in records if r["temperature"] == t}
+        solved = curves[(curves["temperature"] == t) & (curves["metric"] == "pass@k") & (curves["k"] == K)]
+        if solved["estimate"].iloc[0] == 0:  # nothing to forecast from
+            assert at == {100: None, 1000: None}
+        else:
+            assert 0 < at[100] <= at[1000] <= 1
 
 
 def test_dry_run_counts_before_and_after(sweep):
