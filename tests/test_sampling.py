@@ -383,3 +383,17 @@ def test_other_causal_lm_architectures_sample_batch_invariantly(tmp_path, arch):
     assert len(whole) == 9 and whole == split
     assert [s.seed for s in whole] == [100, 101, 102, 103, 104, 200, 201, 202, 203]
     assert all(s.num_prompt_tokens == len(p) + 1 for s, p in zip(whole, ["12+3="] * 5 + ["999*99="] * 4, strict=True))
+
+
+def test_stop_strings_cut_the_text_and_count_tokens_up_to_them(backend):
+    reqs = [Request("p", "57*38=", 1.0, 40, 777, 0, max_tokens=8, stop=("1",))]
+    free = [s for b in backend.generate([Request("p", "57*38=", 1.0, 40, 777, 0, max_tokens=8)]) for s in b]
+    cut = [s for b in backend.generate(reqs) for s in b]
+    assert any("1" in s.text for s in free)
+    for f, c in zip(free, cut, strict=True):
+        assert "1" not in c.text
+        if "1" in f.text:  # the same draw, cut just before the stop string
+            assert c.text == f.text[: f.text.index("1")] and c.finish_reason == "stop"
+            assert c.num_output_tokens == f.text.index("1") + 1
+        else:
+            assert (c.text, c.finish_reason, c.num_output_tokens) == (f.text, f.finish_reason, f.num_output_tokens)
