@@ -148,7 +148,12 @@ def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
         problems = task.problems(cell.task.num_problems, cfg.seed)
         wanted = len(problems) * len(cfg.temperatures) * cfg.num_samples
         run = RunDir(cell.run_dir)
-        done_df = run.read_samples(["problem_id", "num_output_tokens"]) if run.has_samples() else None
+        done_df = None
+        if run.has_samples():  # only samples this config wants: its problems, temperatures, k
+            done_df = run.read_samples(["problem_id", "temperature", "sample_index", "num_output_tokens"])
+            done_df = done_df[done_df["problem_id"].isin({p.problem_id for p in problems})
+                              & done_df["temperature"].isin([float(t) for t in cfg.temperatures])
+                              & (done_df["sample_index"] < cfg.num_samples)]
         done = 0 if done_df is None else len(done_df)
         out_tokens = (float(done_df["num_output_tokens"].mean()) if done else float(cfg.max_tokens))
         prompt_chars = sum(len(p.prompt) for p in problems) / max(len(problems), 1)
