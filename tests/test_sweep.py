@@ -77,6 +77,10 @@ def sweep(tmp_path_factory) -> dict:
     info["curves_first"] = pd.read_parquet(run / "analysis" / "curves.parquet")
     info["dry_after"] = json.loads(ttscale("sweep", str(cfg), "--dry-run", "--json", cwd=base).stdout)
     info["second"] = ttscale("sweep", str(cfg), "--no-progress", cwd=base)
+    changed = base / "changed.yaml"  # a smaller K and one more temperature, same folder
+    changed.write_text(yaml.safe_dump({**sweep_config(out), "num_samples": K // 2,
+                                       "temperatures": [*TEMPS, 0.8]}, sort_keys=False))
+    info["dry_changed"] = json.loads(ttscale("sweep", str(changed), "--dry-run", "--json", cwd=base).stdout)
     return info
 
 
@@ -217,6 +221,9 @@ def test_dry_run_counts_before_and_after(sweep):
     assert (before["done"], before["to_sample"]) == (0, total)
     assert (after["done"], after["to_sample"], after["est_output_tokens"]) == (total, 0, 0)
     assert before["est_output_tokens"] == total * 8  # max_tokens, before anything is known
+    (changed,) = sweep["dry_changed"]  # only samples the changed config wants count as done
+    assert (changed["k"], changed["temperatures"], changed["samples"]) == (K // 2, 3, PROBLEMS * 3 * (K // 2))
+    assert (changed["done"], changed["to_sample"]) == (PROBLEMS * 2 * (K // 2), PROBLEMS * (K // 2))
 
 
 def test_second_run_draws_nothing_new(sweep):
