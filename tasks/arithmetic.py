@@ -24,6 +24,9 @@ def make_problems(
     Additions (and subtractions) draw operands in [0, 10**add_digits), multiplications in
     [0, 10**mul_digits): the recipe the embedded model was trained on.
     """
+    for name, digits in (("add_digits", add_digits), ("mul_digits", mul_digits)):
+        if not 1 <= digits <= 18:  # operands are drawn as int64
+            raise InputError(f"arithmetic task: field '{name}' must be in 1..18, got {digits}")
     for op in ops:
         if op not in OPERATORS:
             raise InputError(f"arithmetic task: field 'ops': unknown operator {op!r} (use + - *)")
