@@ -44,6 +44,7 @@ def make_problems(
 class Arithmetic(Task):
     name = "arithmetic"
     verifiers = ("exact", "math", "majority", "imperfect")
+    option_names = ("seed", "add_digits", "mul_digits", "ops")
     stop = ()
 
     def problems(self, num_problems: int | None = None, seed: int = 0) -> list[Problem]:

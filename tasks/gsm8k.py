@@ -59,6 +59,7 @@ def _hub_rows(split: str) -> list[tuple[int, dict[str, Any]]]:
 class Gsm8kTask(Task):
     name = "gsm8k"
     verifiers = ("exact", "math", "majority", "reward", "imperfect")
+    option_names = ("path", "split", "name")
     stop = ("\n\nQuestion:",)
 
     def problems(self, num_problems: int | None = None, seed: int = 0) -> list[Problem]:

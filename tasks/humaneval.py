@@ -73,6 +73,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 class HumanEval(Task):
     name = "humaneval"
     verifiers = ("unit_tests",)
+    option_names = ("path",)
     stop = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(")
 
     def problems(self, num_problems: int | None = None, seed: int = 0) -> list[Problem]:

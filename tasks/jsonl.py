@@ -104,6 +104,7 @@ def problem_from_line(path: Path | str, lineno: int, obj: dict[str, Any], task: 
 class JsonlTask(Task):
     name = "jsonl"
     verifiers = ("math", "exact", "majority", "reward", "imperfect", "unit_tests")
+    option_names = ("path", "name")
 
     def problems(self, num_problems: int | None = None, seed: int = 0) -> list[Problem]:
         path = self.options.get("path")

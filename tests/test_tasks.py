@@ -118,3 +118,11 @@ def test_jsonl_not_json(tmp_path: Path) -> None:
         tasks.get("jsonl")(path=str(f)).problems()
     with pytest.raises(InputError, match="option 'path' is required"):
         tasks.get("jsonl")().problems()
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "gsm8k", "humaneval", "jsonl"])
+def test_unknown_task_option_is_one_line_naming_it(task):
+    from ttscale.registry import tasks
+
+    with pytest.raises(InputError, match=rf"task '{task}': unknown option 'nope' \(known: "):
+        tasks.get(task)(nope=1)

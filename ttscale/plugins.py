@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 
 import pandas as pd
 
+from ttscale.errors import InputError
+
 #: columns of problems.parquet (``reference`` and ``messages`` hold JSON text)
 PROBLEM_COLUMNS = ["problem_id", "task", "prompt", "messages", "reference"]
 
@@ -59,7 +61,15 @@ class Task(ABC):
     #: stop strings for sampling (besides the model's end-of-sequence token)
     stop: ClassVar[tuple[str, ...]] = ()
 
+    #: the option names this task accepts (None: any, e.g. options passed on to a library)
+    option_names: ClassVar[tuple[str, ...] | None] = None
+
     def __init__(self, **options: Any):
+        if self.option_names is not None:
+            unknown = sorted(set(options) - set(self.option_names))
+            if unknown:
+                known = ", ".join(self.option_names) or "none"
+                raise InputError(f"task '{self.name}': unknown option '{unknown[0]}' (known: {known})")
         self.options = options
 
     @abstractmethod

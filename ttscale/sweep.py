@@ -101,6 +101,10 @@ def plan(cfg: SweepConfig, source: str) -> list[Cell]:
             task_cls = tasks.get(t.name)
         except InputError as e:
             raise InputError(f"{source}: tasks[{j}].name: {e}") from e
+        try:
+            task_cls(**t.options)  # checks the option names; problems are loaded later
+        except InputError as e:
+            raise InputError(f"{source}: tasks[{j}].options: {e}") from e
         if t.verifiers is not None:
             unknown = [v for v in t.verifiers if v not in by_name]
             if unknown:
