@@ -59,8 +59,8 @@ def test_compare_exact_numbers(tmp_path: Path, capsys: pytest.CaptureFixture) ->
                  "--n-boot", "200", "--workers", "0"])
     assert code == 0, capsys.readouterr().err
     table = pd.read_parquet(out / "compare.parquet")
-    assert list(table.columns) == ["verifier", "kind", "metric", "k", "accuracy", "ci_low",
-                                   "ci_high", "fpr", "fnr"]
+    assert list(table.columns) == ["verifier", "kind", "temperature", "metric", "k", "accuracy",
+                                   "ci_low", "ci_high", "fpr", "fnr"]
     for f in ("compare.csv", "compare.png", "compare.svg"):
         assert (out / f).stat().st_size > 0
     # oracle coverage: pass@1 = 7/16; pass@4 = 3/4; pass@2 = mean(1, 1/2, 5/6, 0)

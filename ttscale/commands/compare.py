@@ -20,12 +20,14 @@ One curve per verifier, against k, estimated from all n samples of each problem:
   ceiling), not to coverage.
 
 Outputs (``--out``, default ``RUN_DIR/analysis/compare``; written atomically):
-``compare.parquet`` and ``compare.csv`` -- one row per (verifier, k): ``verifier`` (its verdict
-folder), ``kind``, ``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
+``compare.parquet`` and ``compare.csv`` -- one row per (verifier, temperature, k): ``verifier``
+(its verdict folder), ``kind``, ``temperature`` (curves are per temperature, never pooled),
+``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
 over problems, ``--n-boot``, ``--seed``), ``fpr`` and ``fnr`` (the share of truly wrong samples
 the verifier passed, and of truly right samples it failed, against the reference oracle; NaN
-where there are none); ``compare.png`` and ``compare.svg`` -- accuracy against k (log axis)
-with CI bands, one line per verifier.
+where there are none; over all of the verifier's samples); ``compare.png`` and ``compare.svg``
+-- accuracy against k (log axis) with CI bands, one colour per verifier, one dash per
+temperature.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import Any
 
 from ttscale.errors import InputError
 
-TABLE_COLUMNS = ["verifier", "kind", "metric", "k", "accuracy", "ci_low", "ci_high", "fpr", "fnr"]
+TABLE_COLUMNS = ["verifier", "kind", "temperature", "metric", "k", "accuracy", "ci_low", "ci_high",
+                 "fpr", "fnr"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -177,7 +180,7 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
 
     run = RunDir(run_dir)
     samples = run.require_samples(columns=SAMPLE_KEY)
-    n_min = int(samples.groupby("problem_id").size().min())
+    n_min = int(samples.groupby(["problem_id", "temperature"]).size().min())
     kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
     check_k(kk, n_min, run.samples_dir)
     resolved = [resolve(run, s) for s in specs]
@@ -195,22 +198,24 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     tables = []
     for v, folder in [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]:
         verdicts = run.read_verdicts(folder).merge(samples, on=SAMPLE_KEY, how="inner")
-        rows = verdicts.merge(truth, on=SAMPLE_KEY, how="inner")
-        fpr, fnr = error_rates(rows)
-        if v.kind == "imperfect":
-            curve = accept_curve(rows, kk, n_boot, seed)
-        elif v.kind == "selector":
-            metric = "best-of-k" if verdicts["score"].notna().all() else "maj@k"
-            curve = selection_curves(verdicts, [], metric, ks=kk, n_boot=n_boot, seed=seed,
-                                     source=str(run.verdicts_dir(folder)))
-        else:
-            counts = counts_from_verdicts(verdicts)
-            curve = coverage_curves(counts, ks=kk, n_boot=n_boot, seed=seed,
-                                    source=str(run.verdicts_dir(folder)))
-        curve = curve.rename(columns={"estimate": "accuracy"})
-        curve.insert(0, "kind", v.kind)
-        curve.insert(0, "verifier", folder)
-        tables.append(curve.assign(fpr=fpr, fnr=fnr))
+        rows_all = verdicts.merge(truth, on=SAMPLE_KEY, how="inner")
+        fpr, fnr = error_rates(rows_all)  # the verifier's rates over all of its samples
+        for temp, rows in rows_all.groupby("temperature", sort=True):
+            sub = verdicts[verdicts["temperature"] == temp]
+            if v.kind == "imperfect":
+                curve = accept_curve(rows, kk, n_boot, seed)
+            elif v.kind == "selector":
+                metric = "best-of-k" if sub["score"].notna().all() else "maj@k"
+                curve = selection_curves(sub, [], metric, ks=kk, n_boot=n_boot, seed=seed,
+                                         source=str(run.verdicts_dir(folder)))
+            else:
+                curve = coverage_curves(counts_from_verdicts(sub), ks=kk, n_boot=n_boot,
+                                        seed=seed, source=str(run.verdicts_dir(folder)))
+            curve = curve.rename(columns={"estimate": "accuracy"})
+            curve.insert(0, "temperature", float(temp))
+            curve.insert(0, "kind", v.kind)
+            curve.insert(0, "verifier", folder)
+            tables.append(curve.assign(fpr=fpr, fnr=fnr))
     table = pd.concat(tables, ignore_index=True)[TABLE_COLUMNS]
     table["k"] = table["k"].astype(np.int64)
     return table
@@ -229,11 +234,19 @@ def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    for i, ((verifier, metric), g) in enumerate(table.groupby(["verifier", "metric"], sort=False)):
-        style = {"color": "black", "lw": 2.2} if i == 0 else {"lw": 1.6}  # the reference oracle
-        line, = ax.plot(g["k"], g["accuracy"], label=f"{verifier} ({metric})", **style)
-        ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=line.get_color(),
-                        alpha=0.12 if i == 0 else 0.18, lw=0)
+    temps = sorted(table["temperature"].unique())
+    dashes = ["-", "--", ":", "-."]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = table.groupby(["verifier", "metric"], sort=False)
+    for i, ((verifier, metric), g) in enumerate(groups):
+        color = "black" if i == 0 else colors[(i - 1) % len(colors)]  # black: the reference oracle
+        for temp, gt in g.groupby("temperature", sort=True):
+            ls = dashes[temps.index(temp) % len(dashes)]
+            label = f"{verifier} ({metric})" + (f", T={temp:g}" if len(temps) > 1 else "")
+            ax.plot(gt["k"], gt["accuracy"], ls=ls, color=color, lw=2.2 if i == 0 else 1.6,
+                    label=label)
+            ax.fill_between(gt["k"], gt["ci_low"], gt["ci_high"], color=color,
+                            alpha=0.10 if i == 0 else 0.15, lw=0)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -273,9 +286,9 @@ def run(args: argparse.Namespace) -> int:
                         workers=args.workers)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
     write_compare(table, out, f"verifiers on {Path(args.run_dir).name}")
-    last = table.loc[table.groupby("verifier", sort=False)["k"].idxmax()]
+    last = table.loc[table.groupby(["verifier", "temperature"], sort=False)["k"].idxmax()]
     for r in last.itertuples():
-        print(f"{r.verifier:<36} {r.kind:<9} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "
+        print(f"{r.verifier:<36} {r.kind:<9} T={r.temperature:<5g} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "
               f"[{r.ci_low:.4f}, {r.ci_high:.4f}]  fpr {r.fpr:.4f}  fnr {r.fnr:.4f}")
     print(f"wrote {out}/compare.{{parquet,csv,png,svg}}")
     return 0
