@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
-from scipy.special import gammaln
 
+from ttscale.analysis.estimators import pass_at_k
 from ttscale.errors import InputError
 
 #: how many log-spaced k the paper fits on (before duplicates are removed)
@@ -34,37 +34,12 @@ DEFAULT_NUM_POINTS = 40
 def pass_at_k_matrix(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
     """Unbiased pass@k (Chen et al., 2021) per problem and k: shape (P, K), NaN where k > n.
 
-    ``1 - C(n-c, k) / C(n, k)``, computed through log-gamma so that n = 10,000 and k = 10,000
-    cost nothing. The shared estimator in ``ttscale.analysis.estimators`` is used when present.
+    The shared estimator of ``ttscale.analysis.estimators``, as float arrays.
     """
-    try:  # the shared estimator, once it exists
-        from ttscale.analysis.estimators import pass_at_k as shared
-    except ImportError:
-        shared = None
     n = np.asarray(n, dtype=np.int64).ravel()
     c = np.asarray(c, dtype=np.int64).ravel()
     ks = np.asarray(ks, dtype=np.int64).ravel()
-    if shared is not None:
-        return np.asarray(shared(n, c, ks), dtype=float)
-    return _pass_at_k_lgamma(n, c, ks)
-
-
-def _pass_at_k_lgamma(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    nn = n[:, None].astype(float)
-    cc = c[:, None].astype(float)
-    kk = ks[None, :].astype(float)
-    fail = nn - cc
-    possible = fail >= kk  # otherwise every k-subset holds a correct sample
-    with np.errstate(invalid="ignore"):
-        log_ratio = (
-            gammaln(fail + 1)
-            - gammaln(np.where(possible, fail - kk, 0.0) + 1)
-            - gammaln(nn + 1)
-            + gammaln(np.maximum(nn - kk, 0.0) + 1)
-        )
-    out = np.where(possible, -np.expm1(log_ratio), 1.0)
-    out = np.where(cc == 0, 0.0, out)
-    return np.where(kk > nn, np.nan, out)
+    return np.asarray(pass_at_k(n, c, ks), dtype=float)
 
 
 def coverage_curve(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
