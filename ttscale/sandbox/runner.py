@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from ttscale.errors import InputError
+
 WORKER_PATH = Path(__file__).resolve().with_name("worker.py")
 #: seconds a worker may take to set up its sandbox
 START_TIMEOUT = 30.0
@@ -45,8 +47,11 @@ class Status(StrEnum):
     ERROR = "error"
 
 
-class SandboxUnavailable(RuntimeError):
-    """The sandbox cannot be set up on this machine (needs root or user namespaces)."""
+class SandboxUnavailable(RuntimeError, InputError):
+    """The sandbox cannot be set up on this machine (needs root or user namespaces).
+
+    An InputError too, so the CLI reports it as one line with exit code 2, never a traceback.
+    """
 
 
 @dataclass(frozen=True)
