@@ -10,12 +10,11 @@ prompt, prepended to each completion) and ``canonical_solution``.
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any
 
 from ttscale.errors import InputError
+from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, Task
 from ttscale.registry import tasks
 
@@ -43,27 +42,12 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file (humaneval task option 'path')")
-    opener = gzip.open if path.suffix == ".gz" else open
     records = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from e
-                if not isinstance(rec, dict):
-                    raise InputError(f"{path}: line {lineno}: not a JSON object")
-                for name in FIELDS:
-                    if not isinstance(rec.get(name), str) or not rec[name]:
-                        raise InputError(
-                            f"{path}: line {lineno}: field '{name}' missing or not a non-empty string"
-                        )
-                records.append(rec)
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from e
+    for lineno, rec in iter_json_objects(path):
+        for name in FIELDS:
+            if not isinstance(rec.get(name), str) or not rec[name]:
+                raise InputError(f"{path}: line {lineno}: field '{name}' missing or not a non-empty string")
+        records.append(rec)
     if not records:
         raise InputError(f"{path}: no problems in the file")
     return records

@@ -14,33 +14,18 @@ Python, a duplicate id: each is an InputError naming the file, the line and the 
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 from typing import Any
 
 from ttscale.errors import InputError
+from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, Task
 from ttscale.registry import tasks
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; InputError for a missing file or bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}: line {lineno}: expected a JSON object, got "
-                                 f"{type(obj).__name__}")
-            out.append((lineno, obj))
+    out = list(iter_json_objects(path))
     if not out:
         raise InputError(f"{path}: file has no problems")
     return out

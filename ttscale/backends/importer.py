@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from ttscale.errors import InputError
+from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, problems_frame
 from ttscale.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir
 
@@ -63,46 +64,37 @@ def read_jsonl_samples(path: Path, default_temperature: float):
     """(sample rows, problems by id) from a JSONL of samples; InputError naming line and field."""
     rows, problems, next_index = [], {}, defaultdict(int)
     explicit: set[tuple[str, float, int]] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{where}: expected an object")
-            for key in ("problem_id", "text"):
-                if key not in obj:
-                    raise InputError(f"{where}: field '{key}' is missing")
-            if not isinstance(obj["text"], str):
-                raise InputError(f"{where}: field 'text': expected a string")
-            pid = str(obj["problem_id"])
-            t = obj.get("temperature", default_temperature)
-            if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
-                raise InputError(f"{where}: field 'temperature': expected a number >= 0, got {t!r}")
-            t = float(t)
-            idx = _int(obj, "sample_index", where, None)
-            if idx is None:
-                idx = next_index[(pid, t)]
-            elif idx < 0:
-                raise InputError(f"{where}: field 'sample_index': must be >= 0, got {idx}")
-            if (pid, t, idx) in explicit:
-                raise InputError(f"{where}: field 'sample_index': {idx} repeats for problem {pid!r} at temperature {t}")
-            explicit.add((pid, t, idx))
-            next_index[(pid, t)] = max(next_index[(pid, t)], idx + 1)
-            rows.append((pid, t, idx, _int(obj, "seed", where, -1), obj["text"],
-                         _int(obj, "num_prompt_tokens", where, -1), _int(obj, "num_output_tokens", where, -1),
-                         str(obj.get("finish_reason", "unknown"))))
-            ref = obj.get("reference")
-            if ref is None and "answer" in obj:
-                ref = {"answer": str(obj["answer"])}
-            if ref is not None and not isinstance(ref, dict):
-                raise InputError(f"{where}: field 'reference': expected an object")
-            if pid not in problems or (ref and not problems[pid].reference):
-                problems[pid] = Problem(pid, "imported", str(obj.get("prompt", "")), ref or {})
+    for lineno, obj in iter_json_objects(path):
+        where = f"{path}: line {lineno}"
+        for key in ("problem_id", "text"):
+            if key not in obj:
+                raise InputError(f"{where}: field '{key}' is missing")
+        if not isinstance(obj["text"], str):
+            raise InputError(f"{where}: field 'text': expected a string")
+        pid = str(obj["problem_id"])
+        t = obj.get("temperature", default_temperature)
+        if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
+            raise InputError(f"{where}: field 'temperature': expected a number >= 0, got {t!r}")
+        t = float(t)
+        idx = _int(obj, "sample_index", where, None)
+        if idx is None:
+            idx = next_index[(pid, t)]
+        elif idx < 0:
+            raise InputError(f"{where}: field 'sample_index': must be >= 0, got {idx}")
+        if (pid, t, idx) in explicit:
+            raise InputError(f"{where}: field 'sample_index': {idx} repeats for problem {pid!r} at temperature {t}")
+        explicit.add((pid, t, idx))
+        next_index[(pid, t)] = max(next_index[(pid, t)], idx + 1)
+        rows.append((pid, t, idx, _int(obj, "seed", where, -1), obj["text"],
+                     _int(obj, "num_prompt_tokens", where, -1), _int(obj, "num_output_tokens", where, -1),
+                     str(obj.get("finish_reason", "unknown"))))
+        ref = obj.get("reference")
+        if ref is None and "answer" in obj:
+            ref = {"answer": str(obj["answer"])}
+        if ref is not None and not isinstance(ref, dict):
+            raise InputError(f"{where}: field 'reference': expected an object")
+        if pid not in problems or (ref and not problems[pid].reference):
+            problems[pid] = Problem(pid, "imported", str(obj.get("prompt", "")), ref or {})
     if not rows:
         raise InputError(f"{path}: no samples in the file")
     return rows, problems, {}
