@@ -125,7 +125,6 @@ def test_analyze_k_above_n(tmp_path, capsys):
         (["--n-boot", "-3"], "--n-boot"),
         (["--saturation-threshold", "0"], "--saturation-threshold"),
         (["--prompt-tokens", "100"], "--output-tokens"),
-        (["--model-shape", "llama-3-8b"], "--model-shape"),
     ],
 )
 def test_analyze_bad_options(tmp_path, capsys, flags, needle):

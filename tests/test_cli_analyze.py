@@ -172,7 +172,9 @@ def test_counts_table_with_cost_axis(counts_csv, tmp_path):
     assert main(["analyze", str(counts_csv), "--out", str(out), "--model-shape", "llama-3-8b",
                  "--prompt-tokens", "200", "--output-tokens", "300", "--n-boot", "0"]) == 0
     costs = pd.read_parquet(out / "costs.parquet")
-    assert list(costs.columns) == ["benchmark", "model", "k", "flops"]
+    assert list(costs.columns) == ["benchmark", "model", "k", "flops", "kinetics_eflops"]
+    np.testing.assert_allclose(costs["kinetics_eflops"], cost.curve_cost(
+        costs["k"].to_numpy(), 200.0, 300.0, shape, "kinetics"), rtol=1e-12)
     curves = pd.read_parquet(out / "curves.parquet")
     assert costs[["benchmark", "model", "k"]].equals(curves[["benchmark", "model", "k"]])
     expect = cost.curve_cost(costs["k"].to_numpy(), 200.0, 300.0, shape, "flops")
@@ -187,6 +189,48 @@ def test_counts_table_with_cost_axis(counts_csv, tmp_path):
     assert 2 * 8.0e9 * 500 < rec["flops_per_sample"] < 2.1 * 8.1e9 * 500
     figs = {p.name for p in (out / "figures").iterdir()}
     assert {"coverage_flops-MATH.png", "coverage_flops-GSM8K.svg"} <= figs
+
+
+MONKEYS = Path("/work/shared/reference/monkeys_llama3_counts.csv")
+
+
+@pytest.mark.skipif(not MONKEYS.is_file(), reason="reference data absent")
+def test_model_shape_auto_on_a_counts_table_assumes_token_counts(tmp_path, capsys):
+    from ttscale.analysis import cost
+    from ttscale.analysis.model_shape import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
+
+    out = tmp_path / "o"
+    assert main(["analyze", str(MONKEYS), "--out", str(out), "--model-shape", "auto",
+                 "--n-boot", "0", "--ks", "1,10,100"]) == 0
+    said = capsys.readouterr().out
+    assert "cost assumes 512 prompt and 256 output tokens" in said
+    fits = json.loads((out / "fits.json").read_text())
+    assert len(fits) == 4
+    for rec in fits:
+        assert rec["tokens_assumed"] is True
+        assert rec["model_shape"] == rec["model"]
+        shape = cost.PRESETS[rec["model"]]
+        assert rec["kinetics_eflops_per_sample"] == pytest.approx(float(cost.cost_per_sample(
+            DEFAULT_PROMPT_TOKENS, DEFAULT_OUTPUT_TOKENS, shape, "kinetics")), rel=1e-12)
+
+
+def test_model_shape_embedded_is_known(counts_csv, tmp_path):
+    from ttscale.analysis import cost
+
+    out = tmp_path / "o"
+    assert main(["analyze", str(counts_csv), "--out", str(out), "--model-shape", "embedded",
+                 "--prompt-tokens", "8", "--output-tokens", "5", "--n-boot", "0"]) == 0
+    rec = json.loads((out / "fits.json").read_text())[0]
+    assert rec["tokens_assumed"] is False and rec["model_shape"] == "embedded"
+    shape = ModelShape_of_embedded()
+    assert shape.num_params == 4 * (4 * 128 * 128 + 3 * 128 * 512 + 2 * 128) + 32 * 128 + 128
+    assert rec["flops_per_sample"] == pytest.approx(float(cost.curve_cost(1, 8.0, 5.0, shape)))
+
+
+def ModelShape_of_embedded():  # noqa: N802
+    from ttscale.analysis.model_shape import find_shape
+
+    return find_shape("embedded")[0]
 
 
 def test_model_shape_auto_takes_each_groups_model(tmp_path):
@@ -314,8 +358,27 @@ def test_run_directory_cost_from_sample_tokens(run_dir, tmp_path):
     curves = pd.read_parquet(out / "curves.parquet")
     assert list(curves.columns) == ["verifier", *CURVE_COLS]
     costs = pd.read_parquet(out / "costs.parquet")
-    assert list(costs.columns) == ["verifier", "k", "flops"]
+    assert list(costs.columns) == ["verifier", "k", "flops", "kinetics_eflops"]
     assert sorted(set(costs["verifier"])) == ["exact", "judge", "reward"] and (costs["flops"] > 0).all()
+
+
+def test_run_directory_gets_a_cost_axis_from_its_model(run_dir, tmp_path):
+    from ttscale.analysis import cost
+
+    RunDir(run_dir).write_config({"model": "embedded", "backend": "transformers"})
+    out = tmp_path / "o"
+    assert main(["analyze", str(run_dir), "--out", str(out), "--group-by", "verifier",
+                 "--n-boot", "0"]) == 0  # no --model-shape: the run's model is known
+    rec = json.loads((out / "fits.json").read_text())[0]
+    assert rec["model_shape"] == "embedded" and rec["tokens_assumed"] is False
+    shape = ModelShape_of_embedded()
+    assert rec["kinetics_eflops_per_sample"] == pytest.approx(
+        float(cost.cost_per_sample(10.0, 3.5, shape, "kinetics")), rel=1e-12)
+    # a folder holding a config.json works too, and an unknown model leaves the cost unknown
+    RunDir(run_dir).write_config({"model": str(tmp_path / "nowhere"), "backend": "vllm"})
+    assert main(["analyze", str(run_dir), "--out", str(out), "--n-boot", "0"]) == 0
+    assert json.loads((out / "fits.json").read_text())[0]["flops_per_sample"] is None
+    assert not (out / "costs.parquet").exists()
 
 
 def test_run_directory_orphan_verdict_is_bad_input(run_dir, tmp_path, capsys):

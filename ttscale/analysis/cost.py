@@ -6,9 +6,26 @@ d_model * t)``. The prompt is processed once per problem (its prefix is shared b
 completion tokens are paid for by every sample. Sums over positions are exact (closed form), not
 averaged; fractional average token counts are allowed (they come from averages over samples).
 
-eFLOPs (Kinetics, Sadhukhan et al. 2025): ``eFLOPs = FLOPs + I * bytes_moved`` with
-``I = peak FLOP/s / memory bandwidth`` of the hardware (H100 SXM: 989e12 / 3.35e12 ~ 295).
-Assumptions, stated once:
+Kinetics eFLOPs (metric ``"kinetics"``; Sadhukhan et al. 2025, "Kinetics: Rethinking Test-Time
+Scaling Laws", their repository's ``cost_model/utils.py`` ``dense_cost``), exactly as they define
+it, for N samples of a prompt of c tokens, each generating g tokens::
+
+    compute = N * (2 P g + 2 (2 c + g) g H d L)
+    memory  = 2 (2 c + g N) g K d L * I            eFLOPs = compute + memory
+
+with P parameters, L layers, H attention heads, K key-value heads of dimension d (Kinetics passes
+``head_dim * num_hidden_layers`` as its ``head_dim``), and ``I = 562.5`` FLOP/byte (NVIDIA B200,
+their default). What it counts and leaves out, as they do: the attention FLOPs over prompt and
+generated tokens; the KV cache read at every decoding step in bf16 (2 bytes a value), the shared
+prompt's cache read once per step for all N samples; no weight-memory traffic (it is amortised
+over a large batch), no prefill. Kinetics averages ``dense_cost`` over the samples' generation
+lengths; given only an average length (what ttscale records) the quadratic terms are taken at
+the mean, which understates them by the length variance (Jensen). :func:`kinetics_cost` is the
+formula itself; ``curve_cost(..., metric="kinetics")`` the same per problem at each k.
+
+ttscale's earlier memory-aware variant (metric ``"eflops_weights"``; not Kinetics' definition,
+kept for comparison): ``FLOPs + I * bytes_moved`` with ``I = peak FLOP/s / memory bandwidth``
+(H100 SXM: 989e12 / 3.35e12 ~ 295), prefill counted. Assumptions, stated once:
 
 * decoding a token at position t moves the model's parameters once per *batch step*, shared by
   ``batch_size`` sequences (``num_params * bytes_per_param / batch_size`` per token), plus the
@@ -28,7 +45,9 @@ import numpy as np
 
 from ttscale.errors import InputError
 
-METRICS = ("flops", "eflops")
+METRICS = ("flops", "kinetics", "eflops_weights")
+#: Kinetics' default arithmetic intensity: NVIDIA B200, FLOP/s per byte/s of memory bandwidth
+B200_INTENSITY = 562.5
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,19 @@ class ModelShape:
     bytes_per_param: float = 2.0
     #: bytes per cached key/value element; defaults to bytes_per_param
     bytes_per_kv_value: float | None = None
+    #: attention (query) heads; defaults to d_model // head_dim
+    num_heads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("num_params", "num_layers", "d_model", "num_kv_heads", "head_dim", "bytes_per_param"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
                 raise InputError(f"model shape: field '{name}' must be a positive number, got {value!r}")
+
+    @property
+    def attention_heads(self) -> int:
+        """Query heads (Kinetics' ``num_attn_heads``)."""
+        return int(self.num_heads) if self.num_heads else self.d_model // self.head_dim
 
     @property
     def kv_bytes_per_token(self) -> float:
@@ -107,7 +133,8 @@ class ModelShape:
             per_layer = attn + 3 * hidden * inter + 2 * hidden
             embed = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
             num_params = layers * per_layer + embed + hidden
-        return cls(float(num_params), layers, hidden, kv_heads, head_dim, bytes_per_param)
+        return cls(float(num_params), layers, hidden, kv_heads, head_dim, bytes_per_param,
+                   num_heads=heads)
 
     @classmethod
     def preset(cls, name: str) -> ModelShape:
@@ -176,6 +203,8 @@ def prompt_cost(
     flops = 2.0 * (shape.num_params * p + 2.0 * shape.num_layers * shape.d_model * _position_sum(0, p))
     if metric == "flops":
         return flops
+    if metric == "kinetics":
+        raise InputError("cost: Kinetics' eFLOPs do not count prefill; use curve_cost or kinetics_cost")
     moved = shape.num_params * shape.bytes_per_param / batch_size + shape.kv_bytes_per_token * p
     return flops + hardware.arithmetic_intensity * moved
 
@@ -183,14 +212,22 @@ def prompt_cost(
 def cost_per_sample(
     avg_prompt_tokens: Any, avg_output_tokens: Any, shape: ModelShape, metric: str = "flops",
     batch_size: float = 64, hardware: Hardware = H100,
+    hardware_intensity: float = B200_INTENSITY,
 ) -> np.ndarray:
-    """Cost of one more sample's completion tokens after a prompt of the given length."""
+    """Cost of one more sample's completion tokens after a prompt of the given length.
+
+    ``hardware`` is the eflops_weights variant's chip; ``hardware_intensity`` Kinetics' I.
+    """
     _check_metric(metric, batch_size)
     p, o = _check_tokens(avg_prompt_tokens, avg_output_tokens)
     positions = _position_sum(p, o)  # sum of context lengths over the generated tokens
     flops = 2.0 * (shape.num_params * o + 2.0 * shape.num_layers * shape.d_model * positions)
     if metric == "flops":
         return flops
+    if metric == "kinetics":
+        compute, memory = kinetics_cost(shape, p, o, 1, hardware_intensity)
+        shared = kinetics_shared_prompt_cost(shape, p, o, hardware_intensity)
+        return compute + memory - shared
     moved = shape.num_params * shape.bytes_per_param / batch_size * o + shape.kv_bytes_per_token * positions
     return flops + hardware.arithmetic_intensity * moved
 
@@ -198,11 +235,52 @@ def cost_per_sample(
 def curve_cost(
     ks: Any, avg_prompt_tokens: float, avg_output_tokens: float, shape: ModelShape,
     metric: str = "flops", batch_size: float = 64, hardware: Hardware = H100,
+    hardware_intensity: float = B200_INTENSITY,
 ) -> np.ndarray:
-    """Cost per problem of k samples at each k: one prompt prefill plus k completions."""
+    """Cost per problem of k samples at each k.
+
+    ``flops`` / ``eflops_weights``: one prompt prefill plus k completions. ``kinetics``:
+    Kinetics' ``dense_cost`` with ``num_trials = k`` (the shared prompt's KV reads once, plus k
+    times the per-sample part), which is linear in k too.
+    """
     k = np.asarray(ks, dtype=float)
     if not np.all(np.isfinite(k)) or (k < 0).any():
         raise InputError(f"cost: field 'ks' must hold numbers >= 0, got {ks!r}")
+    if metric == "kinetics":
+        _check_metric(metric, batch_size)
+        p, o = _check_tokens(avg_prompt_tokens, avg_output_tokens)
+        once = kinetics_shared_prompt_cost(shape, p, o, hardware_intensity)
+        each = cost_per_sample(p, o, shape, metric, hardware_intensity=hardware_intensity)
+        return once + k * each
     once = prompt_cost(avg_prompt_tokens, shape, metric, batch_size, hardware)
     each = cost_per_sample(avg_prompt_tokens, avg_output_tokens, shape, metric, batch_size, hardware)
     return once + k * each
+
+
+def kinetics_cost(
+    shape: ModelShape, context_length: Any, generation_length: Any, num_trials: Any = 1,
+    intensity: float = B200_INTENSITY,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kinetics' ``dense_cost``: (compute, memory) eFLOPs of ``num_trials`` samples of a prompt.
+
+    In FLOPs (Kinetics reports the same times 1e-12). ``context_length`` is the prompt's length,
+    ``generation_length`` each sample's; arrays broadcast.
+    """
+    if not (np.isfinite(intensity) and intensity > 0):
+        raise InputError(f"cost: field 'intensity' must be > 0, got {intensity!r}")
+    c, g = _check_tokens(context_length, generation_length)
+    n = np.asarray(num_trials, dtype=float)
+    layers = shape.num_layers
+    compute = (2.0 * shape.num_params * g
+               + 2.0 * (2.0 * c + g) * g * shape.attention_heads * shape.head_dim * layers) * n
+    memory = 2.0 * (2.0 * c + g * n) * g * shape.num_kv_heads * shape.head_dim * layers * intensity
+    return compute, memory
+
+
+def kinetics_shared_prompt_cost(
+    shape: ModelShape, context_length: Any, generation_length: Any,
+    intensity: float = B200_INTENSITY,
+) -> np.ndarray:
+    """The part of Kinetics' eFLOPs that does not grow with N: the prompt's KV read per step."""
+    c, g = _check_tokens(context_length, generation_length)
+    return 4.0 * c * g * shape.num_kv_heads * shape.head_dim * shape.num_layers * intensity

@@ -24,7 +24,7 @@ from ttscale.errors import InputError
 from ttscale.store import SAMPLE_KEY, RunDir, atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
-COST_COLUMNS = ["k", "flops"]
+COST_COLUMNS = ["k", "flops", "kinetics_eflops"]
 #: grouping columns that name a benchmark: one figure per value of the first one present
 PANEL_COLUMNS = ("benchmark", "task", "dataset")
 
@@ -197,33 +197,42 @@ def _verifier_kind(run: RunDir, name: str) -> str:
 
 
 # -- computing -------------------------------------------------------------------------------
-def _resolve_shape(name: str, source: Path) -> Any:
-    """A model-shape preset of ``ttscale.analysis.cost`` by name, ignoring case."""
-    from ttscale.analysis.cost import PRESETS
+def _shapes(inp: AnalysisInput, name: str | None) -> tuple[dict[tuple, Any], dict[tuple, str]]:
+    """Model shape (and where it came from) per group, see ``ttscale.analysis.model_shape``.
 
-    by_lower = {k.lower(): v for k, v in PRESETS.items()}
-    if name.lower() in by_lower:
-        return by_lower[name.lower()]
-    raise InputError(
-        f"{source}: --model-shape {name!r} is not a known model shape "
-        f"(known: {', '.join(sorted(PRESETS))})"
-    )
-
-
-def _shapes(inp: AnalysisInput, name: str) -> tuple[dict[tuple, Any], dict[tuple, str]]:
-    """Model shape (and its preset name) per group; ``auto`` reads each group's model column."""
-    from ttscale.analysis.cost import PRESETS
+    ``auto`` reads each group's model column or the run's model; no ``--model-shape`` on a run
+    directory looks the run's model up and leaves the cost unknown when it is not found.
+    """
+    from ttscale.analysis.model_shape import find_shape, resolve_shape, run_model
 
     keys = [key for key, _ in inp.groups()]
+    model = run_model(inp.source) if inp.source.is_dir() else None
+    if name is None:
+        found = find_shape(model) if model else None
+        return ({k: found[0] for k in keys}, {k: found[1] for k in keys}) if found else ({}, {})
     if name.lower() != "auto":
-        shape = _resolve_shape(name, inp.source)
-        canon = next(k for k, v in PRESETS.items() if v is shape and k.lower() == name.lower())
-        return {k: shape for k in keys}, {k: canon for k in keys}
+        shape, where = resolve_shape(name, inp.source)
+        return {k: shape for k in keys}, {k: where for k in keys}
+    if model is not None:
+        shape, where = resolve_shape(model, inp.source)
+        return {k: shape for k in keys}, {k: where for k in keys}
     if "model" not in inp.group_cols:
         raise InputError(f"{inp.source}: --model-shape auto needs a 'model' grouping column")
     at = inp.group_cols.index("model")
-    shapes = {k: _resolve_shape(str(k[at]), inp.source) for k in keys}
-    return shapes, {k: str(k[at]) for k in keys}
+    found = {k: resolve_shape(str(k[at]), inp.source) for k in keys}
+    return {k: v[0] for k, v in found.items()}, {k: v[1] for k, v in found.items()}
+
+
+def _group_tokens(tokens: pd.DataFrame | None, gcols: list[str], key: tuple) -> tuple[float, float] | None:
+    """(avg prompt tokens, avg output tokens) of one group, None when unknown."""
+    if tokens is None:
+        return None
+    for col, val in zip(gcols, key, strict=True):
+        if col in tokens.columns:
+            tokens = tokens[tokens[col] == val]
+    if tokens.empty:
+        return None
+    return float(tokens["avg_prompt_tokens"].iloc[0]), float(tokens["avg_output_tokens"].iloc[0])
 
 
 def _ks_for(n_min: int, opts: Options) -> np.ndarray:
@@ -288,11 +297,7 @@ def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> int | None:
 def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks."""
     _check_options(inp, opts)
-    if opts.model_shape and inp.tokens is None:
-        raise InputError(
-            f"{inp.source}: --model-shape needs token counts: give --prompt-tokens and --output-tokens"
-        )
-    shapes, shape_names = _shapes(inp, opts.model_shape) if opts.model_shape else ({}, {})
+    shapes, shape_names = _shapes(inp, opts.model_shape)
     from ttscale.analysis.curves import coverage_curves, selection_curves
     from ttscale.analysis.laws import fit_from_counts
 
@@ -331,24 +336,16 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             rec.update({"law": None, "fit_error": str(e)})
         shape = shapes.get(key)
         if shape is not None:
-            from ttscale.analysis.cost import curve_cost
+            from ttscale.analysis.cost_axis import cost_axis
 
-            tok = inp.tokens
-            for col, val in zip(gcols, key, strict=True):
-                tok = tok[tok[col] == val]
-            p_tok, o_tok = float(tok["avg_prompt_tokens"].iloc[0]), float(tok["avg_output_tokens"].iloc[0])
-
-            def fn(k, p_tok=p_tok, o_tok=o_tok, shape=shape):
-                return np.asarray(curve_cost(np.asarray(k), p_tok, o_tok, shape, "flops"), float)
-
-            flops_fn[key] = fn
+            axis = cost_axis(shape, _group_tokens(inp.tokens, gcols, key), ks)
+            flops_fn[key] = axis.flops
             cost_frames.append(pd.DataFrame(
-                {**{c: [v] * len(ks) for c, v in zip(gcols, key, strict=True)},
-                 "k": ks.astype(np.int64), "flops": fn(ks)}))
-            rec["avg_prompt_tokens"], rec["avg_output_tokens"] = p_tok, o_tok
-        rec["flops_per_sample"] = float(flops_fn[key](np.array([1]))[0]) if shape else None
-        if shape is not None:
+                {**{c: [v] * len(ks) for c, v in zip(gcols, key, strict=True)}, **axis.columns}))
+            rec.update(axis.record)
             rec["model_shape"] = shape_names[key]
+        else:
+            rec["flops_per_sample"] = None
         pk = frame[frame["metric"] == "pass@k"].sort_values("k")
         rec["saturation_threshold"] = opts.saturation_threshold
         sat = _saturation(pk["k"].to_numpy(), pk["estimate"].to_numpy(), opts)

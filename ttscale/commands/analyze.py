@@ -52,12 +52,15 @@ log-spaced k up to that number), capped by ``--max-k``.
   lie beyond the samples drawn; null without a fit); ``"saturation_flops"``: the FLOPs per
   problem at ``saturation_k`` (null when the cost is unknown);
 - ``"flops_per_sample"``: inference FLOPs of one sample (null when the cost is unknown), with
-  ``"avg_prompt_tokens"``, ``"avg_output_tokens"`` and ``"model_shape"`` (the preset used) when it
-  is known.
+  ``"kinetics_eflops_per_sample"`` and ``"kinetics_eflops_shared_prompt"`` (Kinetics' eFLOPs: one
+  more sample, and the once-per-problem prompt KV reads), ``"avg_prompt_tokens"``,
+  ``"avg_output_tokens"``, ``"tokens_assumed"`` (true when a counts table gave no token counts and
+  the defaults stood in) and ``"model_shape"`` (where the shape came from) when it is known.
 
 ``DIR/costs.parquet`` -- only when the cost is known: group columns, ``k`` (int64), ``flops``
-(float64, inference FLOPs per problem for k samples, from ``ttscale.analysis.cost.curve_cost``),
-one row per group and k of the pass@k curve.
+(float64, inference FLOPs per problem for k samples, Large Language Monkeys' count) and
+``kinetics_eflops`` (float64, Kinetics' eFLOPs for k samples; both from
+``ttscale.analysis.cost.curve_cost``), one row per group and k of the pass@k curve.
 
 ``DIR/figures/``: PNG and SVG of each figure, one per benchmark/task (``-<name>`` suffix) with one
 line per remaining group: ``coverage_k`` (coverage against k, log axis, CI band, fitted law
@@ -67,11 +70,16 @@ directories with answers or scores). Output is deterministic (no dates in SVG). 
 into the same DIR replaces these files and removes the figures (and ``costs.parquet``) of the
 earlier analysis that this one does not produce; other files in DIR are left alone.
 
-Cost: ``--model-shape NAME`` (a preset of ``ttscale.analysis.cost.PRESETS``, any case, e.g.
-``llama-3-8b``; or ``auto``: each group's ``model`` value names its preset, e.g.
-``Llama-3-70B-Instruct``) with the token counts of a run directory, or with
-``--prompt-tokens N --output-tokens N`` for a counts table. FLOPs per problem for k samples are
-one prompt prefill plus k completions (``ttscale.analysis.cost.curve_cost``).
+Cost: a run directory gets a cost axis whenever its model's shape is known (the embedded model, a
+local model folder, a hub id whose config.json is cached, a preset name; see
+``ttscale.analysis.model_shape``). ``--model-shape NAME`` sets it: a preset of
+``ttscale.analysis.cost.PRESETS`` (any case, e.g. ``llama-3-8b``), ``embedded``, a model folder or
+config.json, or ``auto`` (the run's model, or each group's ``model`` column of a counts table,
+e.g. ``Llama-3-70B-Instruct``). Token counts come from the run directory, or from
+``--prompt-tokens N --output-tokens N`` for a counts table; without them a counts table assumes
+512 prompt and 256 output tokens and says so. FLOPs per problem for k samples are one prompt
+prefill plus k completions; Kinetics eFLOPs follow Kinetics' ``dense_cost`` (B200, 562.5
+FLOP/byte; ``ttscale.analysis.cost``).
 """
 
 from __future__ import annotations
@@ -115,8 +123,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--saturation-threshold", type=float, default=1e-4,
                    help="coverage gained per extra sample below which a curve saturates")
     p.add_argument("--model-shape",
-                   help="model preset for the FLOPs axis (e.g. llama-3-8b), or 'auto' to use "
-                        "each group's model column")
+                   help="model shape for the cost axis: a preset (e.g. llama-3-8b), 'embedded', "
+                        "a model folder or config.json, or 'auto' (the run's model or each "
+                        "group's model column)")
     p.add_argument("--prompt-tokens", type=float, help="average prompt tokens (counts tables)")
     p.add_argument("--output-tokens", type=float, help="average output tokens (counts tables)")
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
@@ -145,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"analyzed {n_groups} group(s) from {inp.source}: wrote {len(written)} files to {out}")
     for rec in result.fits:
         name = ", ".join(f"{c}={rec[c]}" for c in result.group_cols) or "all"
+        if rec.get("tokens_assumed"):
+            print(f"  {name}: cost assumes {rec['avg_prompt_tokens']:.0f} prompt and "
+                  f"{rec['avg_output_tokens']:.0f} output tokens (give --prompt-tokens/--output-tokens)")
         if rec.get("law"):
             print(f"  {name}: a={rec['a']:.3f} b={rec['b']:.3f} rmse={rec['rmse']:.4f}")
         else:
