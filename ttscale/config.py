@@ -106,6 +106,8 @@ class SweepConfig(_Strict):
     verifiers: list[VerifierSpec] = Field(..., min_length=1, description="Verifiers run on every cell (those that fit the task).")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Analysis options.")
     report: bool = Field(True, description="Write report.html at the end.")
+    executor: Literal["local", "ray"] = Field("local", description="Where sampling and verification run: local (this process) or ray (a Ray cluster: $RAY_ADDRESS, or a local one).")
+    executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts, verify_workers.")
 
     @field_validator("name")
     @classmethod

@@ -64,6 +64,8 @@ class SampleSettings(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict, description="Backend options: batch_size, device, dtype, max_num_seqs, gpu_memory_utilization, ...")
     max_n_per_request: int = Field(256, gt=0, description="Largest n of one request; a larger K is chunked, seeds continuing.")
     from_file: str | None = Field(None, description="import backend: a JSONL of samples or Large Language Monkeys YAML/JSON files.")
+    executor: Literal["local", "ray"] = Field("local", description="Where the backend runs: local (this process) or ray (replicas on a Ray cluster; see ttscale.executors).")
+    executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts.")
 
     @field_validator("temperatures")
     @classmethod
@@ -77,14 +79,18 @@ class SampleSettings(BaseModel):
 
 def parse_settings(raw: dict[str, Any], source: str) -> SampleSettings:
     """Validate settings; any problem is one InputError naming ``source`` and the field."""
+    from ttscale.executors import parse_executor
+
     try:
-        return SampleSettings.model_validate(raw)
+        s = SampleSettings.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = {"extra_forbidden": "unknown key", "missing": "missing required field"}.get(
             err["type"], err["msg"].removeprefix("Value error, "))
         raise InputError(f"{source}: {field}: {msg}") from e
+    parse_executor(s.executor, s.executor_options, source)
+    return s
 
 
 def identity(s: SampleSettings) -> dict[str, Any]:
@@ -276,6 +282,9 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         return import_samples(settings, out, progress=progress)
     if settings.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
+    from ttscale.executors import executor_of
+
+    executor_of(settings)  # a bad executor option: an error before anything is loaded
     t0 = time.time()
     run = RunDir(out)
     problems, stop = load_problems(settings)
@@ -287,9 +296,9 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     existing = run.read_samples(["problem_id", "temperature", "sample_index"])
     owned = backend is None
     if backend is None and plan_requests(problems, settings, existing, stop):
-        from ttscale.backends import get_backend
+        from ttscale.executors import make_backend  # local: in this process; ray: replicas
 
-        backend = get_backend(settings.backend, model=settings.model, **settings.backend_options)
+        backend = make_backend(settings)
     if backend is not None and hasattr(backend, "validate"):  # bad prompts: an error, nothing written
         try:
             backend.validate(plan_requests(problems, settings, existing, stop))
@@ -336,7 +345,9 @@ def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: boo
             written += len(batch)
             tokens += sum(max(0, x.num_output_tokens) for x in batch)
             bar.update(len(batch))
-            bar.set_postfix_str(f"{tokens / max(1e-9, time.time() - start):.0f} tok/s", refresh=False)
+            note = getattr(backend, "progress_note", None)  # per replica, on a cluster
+            bar.set_postfix_str(f"{tokens / max(1e-9, time.time() - start):.0f} tok/s"
+                                + (f" {note()}" if callable(note) else ""), refresh=False)
     if written != total:
         raise InputError(f"backend {backend.name}: returned {written} samples of the {total} asked; "
                          f"the {written} written are kept, run again to resume")

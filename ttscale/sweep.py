@@ -82,7 +82,10 @@ def _check_model(m: ModelSpec, where: str) -> None:
 
 def plan(cfg: SweepConfig, source: str) -> list[Cell]:
     """Validate names, fits and models; return the grid's cells (nothing is written)."""
+    from ttscale.executors import parse_executor
     from ttscale.registry import tasks, verifiers
+
+    parse_executor(cfg.executor, cfg.executor_options, source)
 
     for i, v in enumerate(cfg.verifiers):
         try:
@@ -134,6 +137,7 @@ def sample_settings(cfg: SweepConfig, cell: Cell) -> Any:
         "num_samples": cfg.num_samples, "temperatures": list(cfg.temperatures),
         "max_tokens": cfg.max_tokens, "top_p": cfg.top_p, "seed": cfg.seed,
         "prompt_format": cell.task.prompt_format,
+        "executor": cfg.executor, "executor_options": dict(cfg.executor_options),
     }
     opts = dict(cell.model.options)
     if cell.model.backend == "import":
@@ -194,11 +198,14 @@ def _flops_per_token(m: ModelSpec) -> float | None:
 def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = print) -> Path:
     """Sample, verify, analyse and compare every cell, then the sweep figure and the report."""
     from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+    from ttscale.executors import keep_connected, parse_executor
     from ttscale.sampling import run_sampling
     from ttscale.verification import verify_run
 
     cells = plan(cfg, source)
     settings = [sample_settings(cfg, c) for c in cells]  # validates before anything is written
+    executor = parse_executor(cfg.executor, cfg.executor_options, source)
+    keep_connected(executor)  # one cluster connection for every cell and stage
     root = sweep_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_dump(mode="json")
@@ -213,7 +220,7 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
         labels = []
         for v in cell.verifiers:
             label = verifier_label(v)
-            r = verify_run(cell.run_dir, v.name, dict(v.options), out_name=label)
+            r = verify_run(cell.run_dir, v.name, dict(v.options), out_name=label, executor=executor)
             log(f"[{name}] verifier {label}: {r.verified} new verdicts, {r.skipped} already there")
             labels.append(label)
         opts = Options(n_boot=a.n_boot, ci=a.ci, seed=cfg.seed, ceiling=a.ceiling,

@@ -354,8 +354,12 @@ def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = 
 def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
                *, workers: int | None = None, out_name: str | None = None,
                batch_problems: int = 64, time_limit: float = 60.0,
-               time_limit_per_sample: float = 1.0, progress: Any = None) -> VerifyResult:
+               time_limit_per_sample: float = 1.0, progress: Any = None,
+               executor: Any = None) -> VerifyResult:
     """Verify every sample of ``run_dir`` not yet verified by this verifier; see module doc.
+
+    ``executor`` (a :class:`ttscale.executors.ExecutorSpec`; default local) set to ray fans the
+    problems out to verifier actors on a Ray cluster (``workers`` is then unused).
 
     ``time_limit + time_limit_per_sample * n`` seconds is the wall-clock limit for a problem with
     ``n`` samples to verify (worker processes only). ``progress(done, total)`` is called after
@@ -388,7 +392,11 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
     def limit_fn(df: pd.DataFrame) -> float:
         return time_limit + time_limit_per_sample * len(df)
 
-    if n_workers == 0 and callable(getattr(verifier, "verify_many", None)):
+    if executor is not None and not executor.is_local:  # verifier actors on a Ray cluster
+        from ttscale.executors.ray_verify import ray_frames
+
+        frames = ray_frames(verifier, tasks, executor.ray, limit_fn, batch_problems)
+    elif n_workers == 0 and callable(getattr(verifier, "verify_many", None)):
         # a verifier with its own parallelism (unit_tests' sandbox pool): one call per batch
         batches = [tasks[i:i + batch_problems] for i in range(0, len(tasks), batch_problems)]
         frames = (verifier.verify_many(b)[VERDICT_COLUMNS] for b in batches)

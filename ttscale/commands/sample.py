@@ -17,7 +17,7 @@ from ttscale.errors import InputError
 BACKEND_FLAGS = ("max_num_seqs", "gpu_memory_utilization", "dtype", "device", "batch_size", "threads")
 #: alternative spellings accepted in a config file
 ALIASES = {"k": "num_samples", "from": "from_file", "task_option": "task_options",
-           "backend_option": "backend_options"}
+           "backend_option": "backend_options", "executor_option": "executor_options"}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -53,6 +53,13 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--threads", type=int, help="transformers: CPU threads (default: torch's)")
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE", default=None,
                    help="any other backend option (repeatable), e.g. base_url=http://localhost:8000/v1")
+    e = p.add_argument_group("executor (where the backend runs)")
+    e.add_argument("--executor", choices=["local", "ray"], help="local (default: this process) or ray "
+                   "(backend replicas on a Ray cluster: $RAY_ADDRESS, or a local one)")
+    e.add_argument("--replicas", type=int, help="ray: backend replicas (default: as many as fit)")
+    e.add_argument("--ray-address", help="ray: cluster address (default: $RAY_ADDRESS)")
+    e.add_argument("--executor-option", action="append", metavar="KEY=VALUE", default=None,
+                   help="ray: num_cpus, num_gpus, batch_samples, in_flight, max_restarts (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -130,7 +137,9 @@ def resolve(args: argparse.Namespace) -> tuple[Any, str]:
         cfg.pop("out", None)
         parse_settings({**merged, **cfg}, args.config)  # names the file in errors
         merged = {**merged, **cfg, "backend_options": {**merged.get("backend_options", {}),
-                                                       **cfg.get("backend_options", {})}}
+                                                       **cfg.get("backend_options", {})},
+                  "executor_options": {**merged.get("executor_options", {}),
+                                       **cfg.get("executor_options", {})}}
     flags: dict[str, Any] = {}
     for key in ("backend", "model", "task", "num_problems", "num_samples", "max_tokens", "top_p",
                 "seed", "prompt_format", "from_file", "max_n_per_request"):
@@ -144,6 +153,15 @@ def resolve(args: argparse.Namespace) -> tuple[Any, str]:
     opts.update({k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k) is not None})
     if opts:
         flags["backend_options"] = {**merged.get("backend_options", {}), **opts}
+    if args.executor is not None:
+        flags["executor"] = args.executor
+        if args.executor == "local":  # resuming a cluster run here: its ray options do not apply
+            flags["executor_options"] = {}
+    ex_opts = parse_pairs(args.executor_option, "--executor-option")
+    ex_opts.update({k: v for k, v in (("replicas", args.replicas), ("address", args.ray_address))
+                    if v is not None})
+    if ex_opts:
+        flags["executor_options"] = {**merged.get("executor_options", {}), **ex_opts}
     settings: SampleSettings = parse_settings({**merged, **flags}, "command line")
     if not out:
         raise InputError("--out: missing (the run directory to write)")

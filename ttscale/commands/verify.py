@@ -27,18 +27,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="wall-clock seconds per problem, plus --time-limit-per-sample per sample")
     p.add_argument("--time-limit-per-sample", type=float, default=1.0, metavar="S")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="ray: verifier actors on a Ray cluster ($RAY_ADDRESS, or a local one)")
+    p.add_argument("--ray-address", default=None, help="ray: cluster address (default: $RAY_ADDRESS)")
+    p.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="ray: verify_workers, num_cpus, max_restarts (repeatable)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ttscale.errors import InputError
+    from ttscale.executors import parse_executor
     from ttscale.verification import parse_options, verify_run
 
     if args.time_limit <= 0 or args.time_limit_per_sample < 0:
         raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
+    ex_opts = parse_options(args.executor_option, "--executor-option")
+    if args.ray_address:
+        ex_opts["address"] = args.ray_address
+    executor = parse_executor(args.executor, ex_opts, "command line")
     result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
                         workers=args.workers, out_name=args.name, time_limit=args.time_limit,
-                        time_limit_per_sample=args.time_limit_per_sample)
+                        time_limit_per_sample=args.time_limit_per_sample, executor=executor)
     rate = f"{result.passed / result.verified:.4f}" if result.verified else "n/a"
     print(f"verdicts/{result.name}: verified {result.verified} samples ({result.skipped} already "
           f"done), passed {result.passed} (rate {rate}), errors/timeouts {result.errors}, "

@@ -1,0 +1,76 @@
+"""Connecting to a Ray cluster: the address, the resources it has, one line when it fails.
+
+The address is, in order: ``executor_options.address``, ``$RAY_ADDRESS``, else a local cluster
+started for this process (and stopped with it). A driver that finds Ray already initialised (a
+notebook, a test fixture) uses that connection and leaves it open.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ttscale.errors import InputError
+
+
+def require_ray() -> Any:
+    """The ``ray`` module; InputError naming the extra to install when it is missing."""
+    try:
+        import ray
+    except ModuleNotFoundError as e:
+        raise InputError("executor: ray needs the package 'ray' (pip install 'ttscale[ray]')") from e
+    return ray
+
+
+def connect(address: str | None, local_cpus: int | None = None) -> bool:
+    """Initialise Ray; True when this call did it (so the caller shuts it down), else False."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"logging_level": "ERROR", "configure_logging": True}
+    if address is None:  # a local cluster, for this process only
+        kwargs.update(include_dashboard=False, num_cpus=local_cpus)
+    elif local_cpus is not None:
+        raise InputError("executor_options.local_cpus: only for a local cluster (no address)")
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"executor ray: cannot connect to the cluster at {address or 'a new local cluster'} "
+                         f"({first}); start one with `ray start --head` or set RAY_ADDRESS") from e
+    return True
+
+
+def resources() -> dict[str, float]:
+    """The cluster's total resources (CPU, GPU, memory, ...)."""
+    ray = require_ray()
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def fitting(per_unit: dict[str, float], asked: int | None, what: str) -> int:
+    """How many units of ``per_unit`` resources to start: ``asked``, checked against the cluster;
+    by default as many as the cluster holds (at least one)."""
+    total = resources()
+    holds = []
+    for key, need in per_unit.items():
+        if need > 0:
+            holds.append(int(total.get(key, 0.0) // need))
+    cap = min(holds) if holds else None
+    if cap == 0:
+        have = ", ".join(f"{k} {total.get(k, 0):g}" for k in per_unit if per_unit[k] > 0)
+        raise InputError(f"executor_options: one {what} needs "
+                         f"{', '.join(f'{k} {v:g}' for k, v in per_unit.items() if v > 0)}; "
+                         f"the cluster has {have}")
+    if asked is None:
+        return max(1, cap if cap is not None else 1)
+    if cap is not None and asked > cap:
+        raise InputError(f"executor_options.replicas: {asked} {what}s need "
+                         f"{', '.join(f'{k} {v * asked:g}' for k, v in per_unit.items() if v > 0)}; "
+                         f"the cluster holds {cap}")
+    return asked
+
+
+def shutdown(started: bool) -> None:
+    if started:
+        require_ray().shutdown()
