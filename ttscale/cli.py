@@ -23,6 +23,7 @@ COMMANDS = {
     "compare": "compare",
     "analyze": "analyze",
     "forecast": "forecast",
+    "temperatures": "temperatures",
     "simulate": "simulate",
     "report": "report",
     "list": "listing",

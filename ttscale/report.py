@@ -145,6 +145,12 @@ def _run_section(run: Path, root: Path) -> str:
             keep = [c for c in fits_df.columns if c not in FIT_DETAIL_COLUMNS]
             parts.append(_table(fits_df[keep].dropna(axis=1, how="all")))
     parts.extend(_figures(analysis / "figures"))
+    if (analysis / "temperature_best.parquet").is_file():
+        from ttscale.analysis.temperature_view import REPORT_NOTE
+
+        parts.append("<h3>Temperature: best temperature and best split per k</h3>")
+        parts.append(f"<p>{_esc(REPORT_NOTE)}</p>")
+        parts.append(_table(pd.read_parquet(analysis / "temperature_best.parquet")))
     compare = run / "analysis" / "compare"
     if (compare / "compare.parquet").is_file():
         parts.append("<h3>Verifier comparison (same samples)</h3>")

@@ -72,6 +72,7 @@ class AnalysisResult:
     fit_objects: dict[tuple, Any] = field(default_factory=dict)
     flops_fn: dict[tuple, Any] = field(default_factory=dict)  # key -> (ks -> FLOPs)
     costs: pd.DataFrame | None = None  # group columns + k, flops (when the cost is known)
+    temperatures: Any = None  # ttscale.analysis.temperature_view.TemperatureView (2+ temperatures)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -364,7 +365,21 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     curves = pd.concat(frames, ignore_index=True)[[*gcols, *CURVE_COLUMNS]]
     curves["k"] = curves["k"].astype(np.int64)
     costs = pd.concat(cost_frames, ignore_index=True) if cost_frames else None
-    return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn, costs)
+    return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn, costs,
+                          _temperature_view(inp, opts))
+
+
+def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:
+    """The temperature view when the input has two or more temperatures (else None)."""
+    if "temperature" not in inp.group_cols or inp.counts["temperature"].nunique() < 2:
+        return None
+    from ttscale.analysis.temperature_view import temperature_view
+
+    try:
+        return temperature_view(inp.counts, inp.group_cols, opts.ks, opts.n_boot, opts.ci,
+                                opts.seed, n_splits=2, source=str(inp.source))
+    except InputError:  # e.g. a problem missing at some temperature: no view, the rest stands
+        return None
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -385,6 +400,10 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
             atomic_write_table(tmp / "costs.parquet", result.costs)
         for stem, fig in figures:
             save_figure(fig, tmp / "figures" / stem)
+        if result.temperatures is not None:
+            from ttscale.analysis.temperature_view import write_view
+
+            write_view(result.temperatures, tmp)
         written = []
         for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
             dst = out / src.relative_to(tmp)
@@ -398,7 +417,8 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
 
 
 #: files ``write_outputs`` owns in an output directory (others there are left alone)
-OWNED = ("costs.parquet", "figures/coverage_k*", "figures/coverage_flops*", "figures/selection_k*")
+OWNED = ("costs.parquet", "figures/coverage_k*", "figures/coverage_flops*", "figures/selection_k*",
+         "temperatures.parquet", "temperature_best.parquet", "figures/coverage_vs_temperature*")
 
 
 def _remove_stale(out: Path, written: set[Path]) -> None:

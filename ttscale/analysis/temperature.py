@@ -7,8 +7,19 @@ temperatures independent) misses every right answer with probability
     prod_t C(n_t - c_t, k_t) / C(n_t, k_t)
 
 so the unbiased pooled coverage is the mean over problems of one minus that product. The best
-split of a total budget k across temperatures is found exhaustively (every composition, for a
-few temperatures) or greedily (one sample at a time to the temperature with the largest gain).
+split of a total budget k across temperatures is found exactly, by branch and bound (the default;
+:func:`best_split` ``method="exact"``), by enumerating every composition (``"exhaustive"``, for
+checking), or by a heuristic (``"greedy"``: one sample at a time to the temperature with the
+largest gain, then block moves; it misses the optimum in about 1 of 250 random cases and is
+labelled so in :class:`Split`).
+
+Why the bound is exact: each problem's log miss probability ``log C(n-c, a)/C(n, a)`` is concave
+in a (its increments ``log((n-c-i)/(n-i))`` fall with i), so a sum of them over the temperatures
+left is concave in the allocation, and its minimum over ``{sum a = R, 0 <= a <= cap}`` is at a
+vertex (every temperature at 0 or its cap but one). Letting each problem pick its own best vertex
+gives a lower bound on the summed miss probability of any completion of a partial split; a
+branch is dropped only when that bound cannot beat the best split found, so the search returns
+the optimum (ties to the first found).
 """
 
 from __future__ import annotations
@@ -74,10 +85,16 @@ def pooled_coverage(n: Any, c: Any, allocation: Any, source: str = "counts") -> 
 
 @dataclass(frozen=True)
 class Split:
-    """A split of a sampling budget across temperatures and the pooled coverage it reaches."""
+    """A split of a sampling budget across temperatures and the pooled coverage it reaches.
+
+    ``exact``: whether ``allocation`` is proven optimal (False for the greedy heuristic, or when
+    the exact search hit its node limit and returns the best split it found).
+    """
 
     allocation: tuple[int, ...]
     coverage: float
+    exact: bool = True
+    method: str = "exact"
 
 
 def _compositions(total: int, parts: int, caps: np.ndarray) -> np.ndarray:
@@ -89,12 +106,14 @@ def _compositions(total: int, parts: int, caps: np.ndarray) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, parts)
 
 
-def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "counts") -> Split:
+def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "counts",
+               max_nodes: int = 200_000) -> Split:
     """The split of ``total`` samples across temperatures with the highest pooled coverage.
 
-    ``method``: "exhaustive" (every composition; for 2-3 temperatures), "greedy" (add one sample
-    at a time where the gain is largest, then move blocks of samples between temperatures while
-    that helps), or "auto" (exhaustive up to 3 temperatures).
+    ``method``: "exact" (branch and bound, see the module docstring; proven optimal unless
+    ``max_nodes`` is hit, which ``Split.exact`` reports), "exhaustive" (every composition; small
+    budgets only), "greedy" (a heuristic: add one sample at a time where the gain is largest,
+    then move blocks of samples between temperatures while that helps), or "auto" (= exact).
     Ties go to the first allocation found (lexicographic order for exhaustive).
     """
     n_i, c_i = _check(n, c, source)
@@ -103,14 +122,22 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
     if total < 0 or total > caps.sum():
         raise InputError(f"{source}: field 'total' must be in [0, {int(caps.sum())}], got {total}")
     if method == "auto":
-        method = "exhaustive" if temps <= 3 else "greedy"
+        method = "exact"
     if method == "exhaustive":
         allocs = _compositions(int(total), temps, caps)
         cov = pooled_coverage(n_i, c_i, allocs, source)
         best = int(np.argmax(cov))
-        return Split(tuple(int(x) for x in allocs[best]), float(cov[best]))
+        return Split(tuple(int(x) for x in allocs[best]), float(cov[best]), True, "exhaustive")
+    if method == "exact":
+        from ttscale.analysis.temperature_split import exact_split
+
+        greedy = best_split(n_i, c_i, total, "greedy", source)
+        tables = [np.exp(_log_miss_table(n_i[:, t], c_i[:, t], int(caps[t]))) for t in range(temps)]
+        alloc, proven = exact_split(tables, caps, int(total), greedy.allocation, max_nodes)
+        cov = float(pooled_coverage(n_i, c_i, alloc, source)[0])
+        return Split(alloc, cov, proven, "exact")
     if method != "greedy":
-        raise InputError(f"{source}: field 'method' {method!r} is not one of auto, exhaustive, greedy")
+        raise InputError(f"{source}: field 'method' {method!r} is not one of auto, exact, exhaustive, greedy")
     tables = [_log_miss_table(n_i[:, t], c_i[:, t], int(caps[t])) for t in range(temps)]
     alloc = np.zeros(temps, dtype=np.int64)
 
@@ -146,7 +173,7 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
                         alloc, current, improved = trial, cov, True
                         continue
                 step //= 2
-    return Split(tuple(int(x) for x in alloc), float(1.0 - np.exp(log_miss(alloc)).mean()))
+    return Split(tuple(int(x) for x in alloc), float(1.0 - np.exp(log_miss(alloc)).mean()), False, "greedy")
 
 
 def counts_by_temperature(

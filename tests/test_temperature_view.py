@@ -1,0 +1,142 @@
+"""Tests for the temperature view: exact best split, best temperature per k, cross-fitting, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ttscale.analysis.temperature import best_split, pooled_coverage
+from ttscale.analysis.temperature_view import (
+    best_temperatures,
+    coverage_by_temperature,
+    cross_fitted_split,
+    temperature_view,
+)
+from ttscale.cli import main
+
+
+def _random_case(seed: int, temps: int, problems: int = 25, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.beta(0.3, 1.0, size=(problems, 1))
+    # each problem prefers some temperatures: the best split is often mixed
+    p = np.clip(base * rng.uniform(0.05, 2.0, size=(problems, temps)), 0, 1)
+    p *= rng.random((problems, temps)) < 0.75
+    caps = rng.integers(n // 2, n + 1, size=temps)
+    return np.tile(caps, (problems, 1)), rng.binomial(np.tile(caps, (problems, 1)), p)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_exact_split_equals_exhaustive_search(seed: int) -> None:
+    temps = 4 + seed % 2
+    n, c = _random_case(seed, temps)
+    for total in (1, 4, 13, 30):
+        exhaustive = best_split(n, c, total, method="exhaustive")
+        exact = best_split(n, c, total)  # the default: branch and bound
+        assert exact.exact and exact.method == "exact" and sum(exact.allocation) == total
+        assert exact.coverage == pytest.approx(exhaustive.coverage, abs=1e-12)
+        assert exact.coverage == pytest.approx(pooled_coverage(n, c, exact.allocation)[0], abs=1e-14)
+
+
+def test_greedy_is_labelled_a_heuristic_and_can_miss() -> None:
+    misses = 0
+    for seed in range(60):
+        n, c = _random_case(seed, 4 + seed % 2)
+        for total in (4, 13, 30):
+            greedy = best_split(n, c, total, method="greedy")
+            assert not greedy.exact and greedy.method == "greedy"
+            misses += greedy.coverage < best_split(n, c, total).coverage - 1e-12
+    assert misses >= 1  # the reason the exact search exists
+
+
+def test_split_caps_bind() -> None:
+    # both temperatures help every problem; the budget exceeds one temperature's samples
+    n = np.array([[5, 8], [5, 8], [5, 8]])
+    c = np.array([[1, 1], [2, 0], [0, 3]])
+    exact = best_split(n, c, 10)
+    assert exact.coverage == pytest.approx(best_split(n, c, 10, "exhaustive").coverage, abs=1e-12)
+    assert exact.allocation[0] <= 5 and exact.allocation[1] <= 8
+
+
+def test_best_temperature_per_k_and_paired_gap() -> None:
+    # T=0.2 solves the easy problems reliably; T=1.0 sometimes solves the hard ones as well
+    n = np.full((4, 2), 10)
+    c = np.array([[10, 6], [10, 6], [0, 2], [0, 2]])
+    table = coverage_by_temperature(n, c, [0.2, 1.0], [1, 8], n_boot=200)
+    at = {(r.k, r.temperature): r.coverage for r in table.itertuples()}
+    assert at[(1, 0.2)] == pytest.approx(0.5) and at[(1, 1.0)] == pytest.approx(0.4)
+    # pass@8 at T=1: 1 - C(4,8)/C(10,8) = 1 on the easy ones, 1 - C(8,8)/C(10,8) = 44/45 on hard ones
+    assert at[(8, 1.0)] == pytest.approx((2 + 2 * 44 / 45) / 4)
+    best = best_temperatures(n, c, [0.2, 1.0], [1, 8], n_boot=200).set_index("k")
+    assert best.loc[1, "best_temperature"] == 0.2 and best.loc[8, "best_temperature"] == 1.0
+    assert best.loc[8, "gap"] == pytest.approx(at[(8, 1.0)] - 0.5)
+    assert best.loc[8, "gap_ci_low"] <= best.loc[8, "gap"] <= best.loc[8, "gap_ci_high"]
+    assert 0.5 <= best.loc[8, "p_best"] <= 1.0
+
+
+def test_cross_fitting_removes_the_optimism_of_choosing_on_the_same_counts() -> None:
+    # every temperature is the same coin: any "best" split is noise, so the in-sample coverage of
+    # the chosen split is optimistic and the cross-fitted one is not
+    rng = np.random.default_rng(7)
+    p = rng.beta(0.5, 2.0, size=(80, 1))
+    n = np.full((80, 4), 20)
+    gaps, held_err = [], []
+    for rep in range(6):
+        c = rng.binomial(20, np.repeat(p, 4, axis=1))
+        truth = float(np.mean(1 - (1 - p[:, 0]) ** 6))  # 6 fresh samples at any temperature
+        held, optimism = cross_fitted_split(n, c, 6, n_splits=3, seed=rep)
+        gaps.append(optimism)
+        held_err.append(held - truth)
+    assert np.mean(gaps) > 0.003  # choosing on the same counts flatters the chosen split
+    assert abs(np.mean(held_err)) < 0.03
+
+
+def _temps_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    base = rng.beta(0.4, 1.2, 30)
+    for t, f in ((0.3, 0.7), (0.8, 1.0), (1.2, 1.2)):
+        c = rng.binomial(16, np.clip(base * f, 0, 1))
+        rows += [("b", t, i, 16, int(c[i])) for i in range(30)]
+    pd.DataFrame(rows, columns=["benchmark", "temperature", "problem", "num_samples",
+                                "num_correct"]).to_csv(path, index=False)
+    return path
+
+
+def test_temperatures_cli_table_json_and_files(tmp_path, capsys) -> None:
+    src = _temps_csv(tmp_path / "t.csv")
+    out = tmp_path / "out"
+    assert main(["temperatures", str(src), "--ks", "1,4,16", "--n-boot", "100", "--out", str(out),
+                 "--json", "--splits", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [r["k"] for r in got["best"]] == [1, 4, 16]
+    assert len(got["by_temperature"]) == 9
+    for r in got["best"]:
+        split = json.loads(r["split"])
+        assert sorted(split) == ["0.3", "0.8", "1.2"] and sum(split.values()) == r["k"]
+        assert r["coverage_in_sample"] >= r["coverage"] - 1e-12  # a split is at least the best single
+        assert 0.0 <= r["coverage_cross_fitted"] <= 1.0 and r["split_exact"] is True
+    best = pd.read_parquet(out / "temperature_best.parquet")
+    assert list(best["k"]) == [1, 4, 16] and (out / "figures" / "coverage_vs_temperature.png").is_file()
+
+
+def test_analyze_writes_the_view_for_a_run_with_temperatures(tmp_path) -> None:
+    src = _temps_csv(tmp_path / "t.csv")
+    out = tmp_path / "a"
+    assert main(["analyze", str(src), "--out", str(out), "--n-boot", "50"]) == 0
+    view = pd.read_parquet(out / "temperature_best.parquet")
+    assert list(view.columns[:3]) == ["benchmark", "k", "best_temperature"]
+    assert (out / "figures" / "coverage_vs_temperature.svg").is_file()
+
+
+def test_view_needs_two_temperatures(tmp_path, capsys) -> None:
+    df = pd.DataFrame({"temperature": 1.0, "problem": range(5), "num_samples": 4, "num_correct": 1})
+    with pytest.raises(Exception, match="two or more temperatures"):
+        temperature_view(df, ["temperature"])
+    src = tmp_path / "one.csv"
+    df.to_csv(src, index=False)
+    assert main(["temperatures", str(src)]) == 2
+    assert "two or more temperatures" in capsys.readouterr().err

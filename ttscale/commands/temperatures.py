@@ -1,0 +1,58 @@
+"""``ttscale temperatures INPUT``: coverage against temperature, the best temperature per k, and
+the best split of k samples over temperatures with its cross-fitted coverage.
+
+INPUT is a counts table with a ``temperature`` column or a run directory sampled at two or more
+temperatures (grouped as ``ttscale analyze`` does, temperature apart). The logic is
+``ttscale.analysis.temperature_view.temperatures`` (see it for the methods); this command prints
+one row per (group, k): the best temperature with its coverage, the runner-up and the gap with a
+paired bootstrap CI, ``p_best`` (share of bootstrap resamples where the best stays best), the
+exact best split, its in-sample coverage, its cross-fitted coverage (chosen on half the samples,
+measured on the other half) and the optimism between the two. ``--json`` prints
+``{"by_temperature": [...], "best": [...]}`` instead. ``--out DIR`` also writes
+``DIR/temperatures.parquet``, ``DIR/temperature_best.parquet`` and
+``DIR/figures/coverage_vs_temperature.{png,svg}`` (``ttscale analyze`` writes the same into a
+run's analysis folder when the run has two or more temperatures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ttscale.commands.analyze import parse_columns, parse_ks
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("temperatures", help="coverage vs temperature, best temperature per k, best budget split",
+                       description=__doc__.split("\n\n")[0].replace("``", ""))
+    p.add_argument("input", help="counts table with a temperature column, or a run directory")
+    p.add_argument("--ks", help="comma-separated k (default: 1, 2, 4, ... up to the smallest n)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over problems")
+    p.add_argument("--ci", type=float, default=0.95, help="confidence level")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the halvings")
+    p.add_argument("--splits", type=int, default=5, help="random halvings for the cross-fitted coverage")
+    p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
+    p.add_argument("--out", help="also write the tables and the figure into this directory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttscale.analysis.temperature_view import temperatures, write_view
+
+    ks = parse_ks(args.ks) if args.ks is not None else None
+    group_by = parse_columns(args.group_by)
+    if group_by is not None and "temperature" not in group_by:
+        group_by = [*group_by, "temperature"]
+    view = temperatures(args.input, ks, args.n_boot, args.ci, args.seed, args.splits, group_by)
+    if args.out:
+        write_view(view, args.out)
+    if args.json:
+        print(json.dumps({"by_temperature": json.loads(view.by_temperature.to_json(orient="records")),
+                          "best": json.loads(view.best.to_json(orient="records"))}, indent=1))
+        return 0
+    cols = [*view.group_cols, "k", "best_temperature", "coverage", "runner_up", "gap", "gap_ci_low",
+            "gap_ci_high", "p_best", "split", "coverage_in_sample", "coverage_cross_fitted", "optimism"]
+    table = view.best[[c for c in cols if c in view.best.columns]]
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
