@@ -31,7 +31,7 @@ TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
 #: fits.json keys left out of the report's table (still in fits.json)
 FIT_DETAIL_COLUMNS = ("saturation_threshold", "k_min", "n_points", "avg_prompt_tokens",
                       "avg_output_tokens", "model_shape", "metric", "tokens_assumed",
-                      "kinetics_eflops_shared_prompt")
+                      "kinetics_eflops_shared_prompt", "selection_methods")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;

@@ -429,4 +429,7 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
                 pending_problems = 0
     finally:
         flush()  # finished problems are kept even when interrupted: a re-run resumes
+    from ttscale.summaries import verdict_summary
+
+    verdict_summary(run, folder, check=False)  # fold the new shards now (analysis reads these)
     return result

@@ -142,3 +142,29 @@ def selection_curves(
             _, per = selection.weighted_vote_at_k_from_samples(g, kk, n_mc=n_mc, seed=seed)
         frames.append(_curve_frame(key, cols, metric, kk, per, n_boot, ci, seed))
     return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
+
+
+def selection_curve_from_summary(
+    hist: pd.DataFrame, key: tuple, cols: list[str], metric: str, ks: np.ndarray,
+    n_boot: int = 1000, ci: float = 0.95, seed: int = 0, cache_dir=None,
+) -> tuple[pd.DataFrame, dict]:
+    """One group's maj@k, best-of-k or weighted-vote@k curve from summary histogram rows
+    (problem_id, answer, score, count, passed), with a bootstrap CI over problems.
+
+    The per-problem values come from :func:`ttscale.analysis.vote_curves.selection_matrix`
+    (cached under ``cache_dir``): exact or Monte Carlo as documented there. Returns the curve
+    and a record of the method: ``{"exact": problems exact at every k, "monte_carlo": {problem:
+    largest exact k (every k above it Monte Carlo)}}``."""
+    from ttscale.analysis.vote_curves import selection_matrix
+
+    kk = np.unique(np.asarray(ks, dtype=np.int64))
+    res = selection_matrix(hist, metric, kk, cache_dir=cache_dir, seed=seed)
+    frame = _curve_frame(key, cols, metric, kk, res.values, n_boot, ci, seed)[[*cols, *CURVE_COLUMNS]]
+    exact = res.k_exact >= kk.max()
+    if metric == "weighted-vote@k":
+        method = {"exact": 0, "monte_carlo": "all problems, every k"}
+    else:
+        method = {"exact": int(exact.sum()),
+                  "monte_carlo": {str(p): int(k) for p, k in
+                                  zip(res.problems[~exact], res.k_exact[~exact], strict=True)}}
+    return frame, method

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.counts import check_k, counts_from_verdicts, group_columns, load_counts
+from ttscale.counts import check_k, group_columns, load_counts
 from ttscale.errors import InputError
-from ttscale.store import SAMPLE_KEY, RunDir, atomic_write_json, atomic_write_table
+from ttscale.store import RunDir, atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 COST_COLUMNS = ["k", "flops", "kinetics_eflops"]
@@ -36,8 +36,11 @@ class AnalysisInput:
     source: Path
     counts: pd.DataFrame  # group columns + problem, num_samples, num_correct
     group_cols: list[str]
-    samples: pd.DataFrame | None = None  # group columns + problem_id, answer, passed, score
+    #: a run directory's answer/score histograms (``ttscale.summaries``): group columns +
+    #: problem_id, answer, score, count, passed
+    selection: pd.DataFrame | None = None
     tokens: pd.DataFrame | None = None  # group columns + avg_prompt_tokens, avg_output_tokens
+    cache_dir: Path | None = None  # where selection curves are cached (a run's summaries/cache)
 
     def groups(self) -> list[tuple[tuple, pd.DataFrame]]:
         """(key, counts rows) per group, key a tuple of the group values (sorted)."""
@@ -127,65 +130,66 @@ def load_input(
 
 
 def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
+    """A run directory's counts and answer/score histograms, read from its summaries only
+    (``ttscale.summaries``: brought up to date first, folding only new shards)."""
+    from ttscale.summaries import samples_summary, verdict_summary
+
     run = RunDir(path)
     if not run.problems_path.is_file() and not run.has_samples():
         raise InputError(f"{path}: not a run directory (no problems.parquet, no samples/)")
-    samples = run.require_samples(
-        columns=[*SAMPLE_KEY, "num_prompt_tokens", "num_output_tokens"]
-    )
+    if not run.has_samples():
+        raise InputError(f"{run.samples_dir}: no samples in this run directory")
     verifiers = run.verifiers()
     if not verifiers:
         raise InputError(f"{path / 'verdicts'}: no verdicts in this run directory (run verify first)")
-    if samples.duplicated(SAMPLE_KEY).any():
-        raise InputError(f"{run.samples_dir}: a sample appears twice (problem_id, temperature, sample_index)")
     task_of = None
     if run.problems_path.is_file():
-        problems = run.read_problems()
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(run.problems_path).names
+        problems = pd.read_parquet(run.problems_path, columns=[c for c in ("problem_id", "task")
+                                                               if c in names])
         if "task" in problems.columns and "problem_id" in problems.columns:
             task_of = problems.drop_duplicates("problem_id").set_index("problem_id")["task"]
-    rows = []
+    per_pt = samples_summary(run).table.to_pandas()
+    hists = []
     for name in verifiers:
-        v = run.read_verdicts(name, columns=[*SAMPLE_KEY, "passed", "score", "answer"])
-        if v.duplicated(SAMPLE_KEY).any():
-            raise InputError(f"{run.verdicts_dir(name)}: a sample is verified twice")
-        joined = v.merge(samples, on=SAMPLE_KEY, how="left", indicator=True)
-        orphan = joined["_merge"] == "left_only"
-        if orphan.any():
-            r = joined[orphan].iloc[0]
-            raise InputError(
-                f"{run.verdicts_dir(name)}: verdict for a sample not in samples/ "
-                f"(problem_id {r['problem_id']!r}, temperature {r['temperature']}, "
-                f"sample_index {r['sample_index']})"
-            )
-        joined = joined.drop(columns="_merge")
-        joined["verifier"] = name
-        rows.append(joined)
-    per_sample = pd.concat(rows, ignore_index=True)
-    if per_sample["passed"].isna().any():
-        raise InputError(f"{path / 'verdicts'}: field 'passed' is null for some sample")
-    per_sample["passed"] = per_sample["passed"].astype(bool)
+        h = verdict_summary(run, name).table.to_pandas()
+        h.insert(0, "verifier", name)
+        hists.append(h)
+    hist = pd.concat(hists, ignore_index=True)
     available = ["verifier", "temperature"]
     if task_of is not None:
-        per_sample.insert(0, "task", per_sample["problem_id"].map(task_of).fillna("?").astype(str))
+        hist.insert(0, "task", hist["problem_id"].map(task_of).fillna("?").astype(str))
         available = ["task", *available]
     cols = _check_group_by(group_by, available, path)
     # pass@k is coverage under an oracle; an imperfect verifier's or a selector's "passed" is
     # an acceptance or a duplicate of the oracle's, so their curves come from `compare` instead.
     oracles = [n for n in verifiers if _verifier_kind(run, n) == "oracle"] or verifiers
-    counts = counts_from_verdicts(per_sample[per_sample["verifier"].isin(oracles)], group_by=cols)
-    tok = per_sample.groupby(cols, sort=True, dropna=False) if cols else None
-    if tok is not None:
-        tokens = tok.agg(
-            avg_prompt_tokens=("num_prompt_tokens", "mean"),
-            avg_output_tokens=("num_output_tokens", "mean"),
-        ).reset_index()
+    ora = hist[hist["verifier"].isin(oracles)]
+    counts = ora.groupby([*cols, "problem_id"], sort=True, dropna=False)[["count", "passed"]].sum()
+    counts = counts.reset_index().rename(columns={"problem_id": "problem", "count": "num_samples",
+                                                  "passed": "num_correct"})
+    counts = counts.astype({"num_samples": np.int64, "num_correct": np.int64})
+    # mean tokens per verified sample: each (problem, temperature)'s mean, weighted by verdicts
+    verdicts_pt = hist.groupby([*cols, "problem_id", "temperature"] if "temperature" not in cols
+                               else [*cols, "problem_id"], dropna=False)["count"].sum().reset_index()
+    verdicts_pt = verdicts_pt.merge(per_pt, on=["problem_id", "temperature"], how="left")
+    verdicts_pt["p_tok"] = verdicts_pt["count"] * verdicts_pt["prompt_tokens"] / verdicts_pt["n"]
+    verdicts_pt["o_tok"] = verdicts_pt["count"] * verdicts_pt["output_tokens"] / verdicts_pt["n"]
+    if cols:
+        tok = verdicts_pt.groupby(cols, sort=True, dropna=False)[["p_tok", "o_tok", "count"]].sum()
+        tok = tok.reset_index()
     else:
-        tokens = pd.DataFrame({
-            "avg_prompt_tokens": [per_sample["num_prompt_tokens"].mean()],
-            "avg_output_tokens": [per_sample["num_output_tokens"].mean()],
-        })
-    keep = [*cols, "problem_id", "answer", "passed", "score"]
-    return AnalysisInput(path, counts, cols, samples=per_sample[keep], tokens=tokens)
+        tok = verdicts_pt[["p_tok", "o_tok", "count"]].sum().to_frame().T
+    tok["avg_prompt_tokens"] = tok["p_tok"] / tok["count"]
+    tok["avg_output_tokens"] = tok["o_tok"] / tok["count"]
+    tokens = tok[[*cols, "avg_prompt_tokens", "avg_output_tokens"]]
+    keep = [*cols, "problem_id", "answer", "score", "count", "passed"]
+    selection = hist.groupby(keep[:-2], sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
+    return AnalysisInput(path, counts[[*cols, "problem", "num_samples", "num_correct"]], cols,
+                         selection=selection[keep], tokens=tokens,
+                         cache_dir=run.path / "summaries" / "cache")
 
 
 def _verifier_kind(run: RunDir, name: str) -> str:
@@ -299,7 +303,7 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks."""
     _check_options(inp, opts)
     shapes, shape_names = _shapes(inp, opts.model_shape)
-    from ttscale.analysis.curves import coverage_curves, selection_curves
+    from ttscale.analysis.curves import coverage_curves
     from ttscale.analysis.laws import fit_from_counts
 
     gcols = inp.group_cols
@@ -310,24 +314,29 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
         cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
                               source=str(inp.source))
         parts = [cur]
-        if inp.samples is not None:
-            s = inp.samples
+        methods: dict[str, Any] = {}
+        if inp.selection is not None:
+            from ttscale.analysis.curves import selection_curve_from_summary
+
+            s = inp.selection
             for col, val in zip(gcols, key, strict=True):
                 s = s[s[col] == val]
             have_answers = s["answer"].notna().any()
-            scores = s["score"].to_numpy(dtype=float)
-            have_scores = bool(len(scores)) and bool(np.isfinite(scores).all())
+            have_scores = bool(len(s)) and bool(s["score"].notna().all())
             metrics = (["maj@k"] if have_answers else []) + (["best-of-k"] if have_scores else [])
             if have_answers and have_scores:
                 metrics.append("weighted-vote@k")
             for metric in metrics:
-                parts.append(selection_curves(
-                    s, group_by=gcols, metric=metric, ks=ks,
-                    n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed, source=str(inp.source),
-                ))
+                curve, how = selection_curve_from_summary(
+                    s, key, gcols, metric, ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
+                    cache_dir=inp.cache_dir)
+                parts.append(curve)
+                methods[metric] = how
         frame = pd.concat(parts, ignore_index=True)
         rec: dict[str, Any] = {c: _clean(v) for c, v in zip(gcols, key, strict=True)}
         rec["metric"] = "pass@k"
+        if methods:  # which problems' selection curves are exact, which Monte Carlo above a k
+            rec["selection_methods"] = methods
         try:
             fit = fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
                                   max_k=opts.max_k, ceiling=opts.ceiling, source=str(inp.source))

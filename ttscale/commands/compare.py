@@ -138,49 +138,22 @@ def parse_ks(text: str | None) -> list[int] | None:
     return ks
 
 
-def error_rates(rows: Any) -> tuple[float, float]:
-    """(fpr, fnr) of ``passed`` against ``truth`` (NaN where no wrong / no right samples)."""
-    wrong, right = ~rows["truth"], rows["truth"]
-    fpr = float(rows["passed"][wrong].mean()) if wrong.any() else float("nan")
-    fnr = float((~rows["passed"][right]).mean()) if right.any() else float("nan")
-    return fpr, fnr
-
-
-def accept_curve(rows: Any, ks: Any, n_boot: int, seed: int) -> Any:
-    """accept@k per problem (see module doc) with a bootstrap CI over problems."""
-    import numpy as np
-    import pandas as pd
-
-    from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
-
-    g = rows.groupby("problem_id", sort=True)
-    n = g.size().to_numpy(np.int64)
-    acc = g["passed"].sum().to_numpy(np.int64)
-    acc_right = g.apply(lambda d: int((d["passed"] & d["truth"]).sum()),
-                        include_groups=False).to_numpy(np.int64)
-    kk = np.asarray(ks, dtype=np.int64)
-    share = np.divide(acc_right, acc, out=np.zeros(len(n)), where=acc > 0)
-    per = share[:, None] * pass_at_k(n, acc, kk)
-    low, high = bootstrap_ci(per, n_boot=n_boot, seed=seed)
-    return pd.DataFrame({"metric": "accept@k", "k": kk, "estimate": per.mean(axis=0),
-                         "ci_low": low, "ci_high": high})
-
-
 def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
                 ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
-                workers: int | None = None) -> Any:
+                workers: int | None = None, progress: Any = None) -> Any:
     """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
     import numpy as np
-    import pandas as pd
 
-    from ttscale.analysis.curves import coverage_curves, default_ks, selection_curves
-    from ttscale.counts import check_k, counts_from_verdicts
-    from ttscale.store import SAMPLE_KEY, RunDir
+    from ttscale.analysis.curves import default_ks
+    from ttscale.analysis.verifier_curves import min_samples, verifier_table
+    from ttscale.counts import check_k
+    from ttscale.store import RunDir
     from ttscale.verification import prepare, verify_run
 
     run = RunDir(run_dir)
-    samples = run.require_samples(columns=SAMPLE_KEY)
-    n_min = int(samples.groupby(["problem_id", "temperature"]).size().min())
+    if not run.exists():
+        raise InputError(f"{run.path}: run directory does not exist")
+    n_min = min_samples(run)
     kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
     check_k(kk, n_min, run.samples_dir)
     resolved = [resolve(run, s) for s in specs]
@@ -192,33 +165,9 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     for v, f in todo:  # validate all before verifying any
         prepare(run, v, out_name=f)
     for v, f in todo:
-        verify_run(run, v, out_name=f, workers=workers)
-    truth = run.read_verdicts(ref_folder, columns=[*SAMPLE_KEY, "passed"])
-    truth = truth.rename(columns={"passed": "truth"})
-    tables = []
-    for v, folder in [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]:
-        verdicts = run.read_verdicts(folder).merge(samples, on=SAMPLE_KEY, how="inner")
-        rows_all = verdicts.merge(truth, on=SAMPLE_KEY, how="inner")
-        fpr, fnr = error_rates(rows_all)  # the verifier's rates over all of its samples
-        for temp, rows in rows_all.groupby("temperature", sort=True):
-            sub = verdicts[verdicts["temperature"] == temp]
-            if v.kind == "imperfect":
-                curve = accept_curve(rows, kk, n_boot, seed)
-            elif v.kind == "selector":
-                metric = "best-of-k" if sub["score"].notna().all() else "maj@k"
-                curve = selection_curves(sub, [], metric, ks=kk, n_boot=n_boot, seed=seed,
-                                         source=str(run.verdicts_dir(folder)))
-            else:
-                curve = coverage_curves(counts_from_verdicts(sub), ks=kk, n_boot=n_boot,
-                                        seed=seed, source=str(run.verdicts_dir(folder)))
-            curve = curve.rename(columns={"estimate": "accuracy"})
-            curve.insert(0, "temperature", float(temp))
-            curve.insert(0, "kind", v.kind)
-            curve.insert(0, "verifier", folder)
-            tables.append(curve.assign(fpr=fpr, fnr=fnr))
-    table = pd.concat(tables, ignore_index=True)[TABLE_COLUMNS]
-    table["k"] = table["k"].astype(np.int64)
-    return table
+        verify_run(run, v, out_name=f, workers=workers, progress=progress)
+    # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
+    return verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed)
 
 
 def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:

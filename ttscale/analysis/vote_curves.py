@@ -1,0 +1,269 @@
+"""maj@k, best-of-k and weighted-vote@k from answer/score histograms, on a whole k grid at once.
+
+The inputs are the rows of a verifier summary (:mod:`ttscale.summaries`): per problem, one row
+per distinct (answer, score) with ``count`` samples of which ``passed`` were passed. Nothing here
+touches per-sample rows, so the cost depends on problems x distinct answers, not on samples.
+The estimators are those of :mod:`ttscale.analysis.selection` (same conventions: null answers
+draw but never vote, ties split uniformly, correctness of an answer = its mean ``passed``):
+
+* best-of-k: exact for every problem and k (blocks of equal score, closed form).
+* maj@k: a problem with one distinct answer has the closed form
+  ``correct * (1 - C(n0, k) / C(n, k))`` (n0 null samples); otherwise the exact dynamic programme
+  (:func:`ttscale.analysis.selection._maj_one`) for every k of the grid up to the largest
+  ``k_exact`` whose estimated work (:func:`~ttscale.analysis.selection.exact_maj_work`) fits the
+  budget (``exact_budget`` kernel entries per problem), and Monte Carlo above it. The Monte
+  Carlo draws ``n_mc`` uniform random orderings per problem as a chain of multivariate
+  hypergeometric increments between consecutive grid points (so one ordering serves every k,
+  as a prefix), vectorised over problems and replicates; each ordering's outcome is averaged
+  exactly over the tie-break. It is unbiased, with standard error at most ``0.5 / sqrt(n_mc)``
+  per problem and k, seeded. Which problems used which is returned (``k_exact`` per problem:
+  every grid k above it is Monte Carlo).
+* weighted-vote@k: Monte Carlo (:func:`~ttscale.analysis.selection.weighted_vote_at_k`).
+
+:func:`selection_matrix` caches its result under ``cache_dir`` keyed by the hash of the input
+rows and every parameter, so analyze and compare (and every re-run) compute each once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttscale.analysis.estimators import log_tail_ratio
+from ttscale.analysis.selection import _maj_one, exact_maj_work, weighted_vote_at_k
+from ttscale.errors import InputError
+
+METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
+#: kernel entries of the exact maj@k DP allowed per problem (about 0.1 s on this machine)
+EXACT_BUDGET = 3e6
+#: Monte Carlo orderings per problem (standard error <= 0.5 / sqrt(N_MC) per problem and k)
+N_MC = 1000
+#: cells (problems x replicates x answers) per Monte Carlo block
+_MC_CELLS = 4_000_000
+
+
+@dataclass
+class SelectionMatrix:
+    """Per-problem estimates on a k grid and how each was computed."""
+
+    problems: np.ndarray  # (P,) problem ids
+    ks: np.ndarray  # (K,)
+    values: np.ndarray  # (P, K); NaN where k exceeds the problem's samples
+    k_exact: np.ndarray  # (P,) every k <= k_exact is exact, the rest Monte Carlo (0: none exact)
+
+
+def _problem_arrays(hist: pd.DataFrame, by: str):
+    """Per problem (sorted): the distinct values of column ``by`` (nulls dropped) with counts and
+    passed sums, and the count of rows where ``by`` is null."""
+    h = hist.groupby(["problem_id", by], sort=True, dropna=False)[["count", "passed"]].sum()
+    h = h.reset_index()
+    out = []
+    for pid, g in h.groupby("problem_id", sort=True):
+        null = g[by].isna().to_numpy()
+        out.append((pid, g[by].to_numpy()[~null], g["count"].to_numpy(np.int64)[~null],
+                    g["passed"].to_numpy(np.float64)[~null], int(g["count"].to_numpy()[null].sum())))
+    return out
+
+
+# -- maj@k -------------------------------------------------------------------------------------
+def _mc_maj(ms: list[np.ndarray], wcs: list[np.ndarray], nulls: np.ndarray, ks: np.ndarray,
+            n_mc: int, seed: int) -> np.ndarray:
+    """Monte Carlo maj@k of several problems at once on the grid ``ks`` (all <= every n)."""
+    p = len(ms)
+    a = max(m.size for m in ms)
+    counts = np.zeros((p, a + 1), np.int64)  # last column: null samples
+    wc = np.zeros((p, a))
+    for i, (m, w) in enumerate(zip(ms, wcs, strict=True)):
+        counts[i, : m.size], wc[i, : m.size] = m, w
+    counts[:, a] = nulls
+    rng = np.random.default_rng(seed)
+    out = np.zeros((p, ks.size))
+    left = np.repeat(counts[:, None, :], n_mc, axis=1)  # (P, R, A+1) still undrawn
+    drawn = np.zeros_like(left)
+    rest = left[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]  # rest[..., j] = sum_{b >= j} left
+    prev = 0
+    for col, k in enumerate(ks.tolist()):
+        need = np.full((p, n_mc), k - prev, np.int64)
+        for j in range(a):  # multivariate hypergeometric as a chain of univariate ones
+            x = rng.hypergeometric(left[:, :, j], rest[:, :, j + 1], need) if need.any() else 0
+            drawn[:, :, j] += x
+            left[:, :, j] -= x
+            need = need - x
+        drawn[:, :, a] += need
+        left[:, :, a] -= need
+        rest = left[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
+        prev = k
+        votes = drawn[:, :, :a]
+        top = votes.max(axis=2, keepdims=True)
+        tied = (votes == top) & (top > 0)
+        num = tied.sum(axis=2)
+        val = np.where(num > 0, (tied * wc[:, None, :]).sum(axis=2) / np.maximum(num, 1), 0.0)
+        out[:, col] = val.mean(axis=1)
+    return out
+
+
+def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_BUDGET,
+               n_mc: int = N_MC, seed: int = 0) -> SelectionMatrix:
+    """maj@k per problem of histogram rows (problem_id, answer, count, passed); see module doc."""
+    ks = np.asarray(ks, np.int64)
+    per = _problem_arrays(hist, "answer")
+    values = np.full((len(per), ks.size), np.nan)
+    k_exact = np.zeros(len(per), np.int64)
+    mc: list[tuple[int, np.ndarray]] = []  # (row, grid columns) left to Monte Carlo
+    for i, (_, _, m, passed, n0) in enumerate(per):
+        n = int(m.sum()) + n0
+        fits = ks <= n
+        wc = passed / np.maximum(m, 1)
+        if m.size <= 1:  # one answer (or none): closed form
+            w = float(wc[0]) if m.size else 0.0
+            values[i, fits] = w * -np.expm1(log_tail_ratio(np.array([n]), np.array([n - n0]),
+                                                           ks[fits]))[0] if m.size else 0.0
+            k_exact[i] = n
+            continue
+        grid = ks[fits]
+        if exact_maj_work(m, wc, int(grid.max())) <= exact_budget:
+            cut = grid.size
+        else:  # the longest prefix of the grid the exact DP can afford
+            lo, hi = 0, grid.size
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if exact_maj_work(m, wc, int(grid[mid - 1])) <= exact_budget:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            cut = lo
+        cols = np.flatnonzero(fits)
+        if cut:
+            values[i, cols[:cut]] = _maj_one(m, wc, n0, grid[:cut])
+            k_exact[i] = int(grid[cut - 1])
+        if cut < grid.size:
+            mc.append((i, cols[cut:]))
+    if mc:
+        _fill_mc(values, per, mc, ks, n_mc, seed)
+    return SelectionMatrix(np.asarray([r[0] for r in per]), ks, np.clip(values, 0.0, 1.0), k_exact)
+
+
+def _fill_mc(values: np.ndarray, per: list, mc: list[tuple[int, np.ndarray]], ks: np.ndarray,
+             n_mc: int, seed: int) -> None:
+    """Monte Carlo for the (row, columns) pairs of ``mc``, in blocks of problems sharing a grid."""
+    by_grid: dict[tuple[int, ...], list[int]] = {}
+    for row, cols in mc:
+        by_grid.setdefault(tuple(cols.tolist()), []).append(row)
+    for cols_t, rows in by_grid.items():
+        cols = np.asarray(cols_t)
+        width = max(per[r][2].size for r in rows) + 1
+        step = max(1, _MC_CELLS // (n_mc * width))
+        for lo in range(0, len(rows), step):
+            block = rows[lo:lo + step]
+            ms = [per[r][2] for r in block]
+            wcs = [per[r][3] / np.maximum(per[r][2], 1) for r in block]
+            nulls = np.asarray([per[r][4] for r in block], np.int64)
+            values[np.ix_(block, cols)] = _mc_maj(ms, wcs, nulls, ks[cols], n_mc,
+                                                  seed + 7919 * block[0])
+
+
+# -- best-of-k and weighted vote ---------------------------------------------------------------
+def _best_blocks(sizes: np.ndarray, passed: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """best-of-k of one problem from its score blocks, best score first (see selection.best_of_k)."""
+    n = int(sizes.sum())
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    means = passed / sizes
+    out = np.full(ks.size, means[0])
+    jumps = np.diff(means)
+    keep = jumps != 0
+    if keep.any():
+        h = np.exp(log_tail_ratio(np.full(keep.sum(), n), starts[1:][keep], ks))
+        out = out + jumps[keep] @ np.nan_to_num(h, nan=0.0)
+    out[ks > n] = np.nan
+    return np.clip(out, 0.0, 1.0)
+
+
+def best_matrix(hist: pd.DataFrame, ks: np.ndarray) -> SelectionMatrix:
+    """best-of-k per problem of histogram rows (problem_id, score, count, passed): exact."""
+    ks = np.asarray(ks, np.int64)
+    per = _problem_arrays(hist, "score")
+    rows = []
+    for pid, score, m, passed, n0 in per:
+        if n0 or not np.isfinite(score.astype(float)).all():
+            raise InputError(f"best-of-k: problem {pid!r} has a sample without a finite score")
+        order = np.argsort(-score.astype(float), kind="stable")
+        rows.append(_best_blocks(m[order], passed[order], ks))
+    n = np.asarray([int(r[2].sum()) + r[4] for r in per])
+    return SelectionMatrix(np.asarray([r[0] for r in per]), ks, np.vstack(rows), n)
+
+
+def weighted_matrix(hist: pd.DataFrame, ks: np.ndarray, n_mc: int = 2000,
+                    seed: int = 0) -> SelectionMatrix:
+    """weighted-vote@k per problem (Monte Carlo) from rows (problem_id, answer, score, count, passed)."""
+    ks = np.asarray(ks, np.int64)
+    ids, rows = [], []
+    for i, (pid, g) in enumerate(hist.groupby("problem_id", sort=True)):
+        has = g["answer"].notna().to_numpy()
+        codes = np.full(len(g), -1, np.int64)
+        codes[has], uniq = pd.factorize(g["answer"][has], sort=True)
+        cnt = g["count"].to_numpy(np.int64)
+        cor = (np.bincount(codes[has], weights=g["passed"].to_numpy(np.float64)[has],
+                           minlength=len(uniq))
+               / np.maximum(np.bincount(codes[has], weights=cnt[has], minlength=len(uniq)), 1))
+        sc = g["score"].to_numpy(np.float64)
+        if not np.isfinite(sc[has]).all():
+            raise InputError(f"weighted-vote@k: problem {pid!r} has an answer without a finite score")
+        ids.append(pid)
+        rows.append(weighted_vote_at_k(np.repeat(codes, cnt), np.repeat(np.where(has, sc, 0.0), cnt),
+                                       cor, ks, n_mc, seed + i))
+    return SelectionMatrix(np.asarray(ids), ks, np.vstack(rows), np.zeros(len(ids), np.int64))
+
+
+# -- one entry point, cached -------------------------------------------------------------------
+def _key(hist: pd.DataFrame, metric: str, ks: np.ndarray, params: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"metric": metric, "ks": ks.tolist(), **params, "v": 1}).encode())
+    h.update(pd.util.hash_pandas_object(hist[["problem_id", "answer", "score", "count", "passed"]],
+                                        index=False).to_numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def selection_matrix(hist: pd.DataFrame, metric: str, ks: np.ndarray, *,
+                     cache_dir: str | Path | None = None, n_mc: int | None = None, seed: int = 0,
+                     exact_budget: float = EXACT_BUDGET) -> SelectionMatrix:
+    """``metric`` per problem of histogram rows (columns problem_id, answer, score, count,
+    passed; one group: rows are summed per problem) on the grid ``ks``, from the cache when the
+    same rows and parameters were computed before."""
+    if metric not in METRICS:
+        raise InputError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
+    ks = np.unique(np.asarray(ks, np.int64))
+    hist = hist.sort_values(["problem_id", "answer", "score"], na_position="last",
+                            kind="stable").reset_index(drop=True)
+    n_mc = n_mc if n_mc is not None else (N_MC if metric == "maj@k" else 2000)
+    params = {"n_mc": n_mc, "seed": seed, "budget": exact_budget if metric == "maj@k" else None}
+    path = Path(cache_dir) / f"{_key(hist, metric, ks, params)}.npz" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return SelectionMatrix(z["problems"], z["ks"], z["values"], z["k_exact"])
+        except (OSError, ValueError, KeyError):
+            pass
+    if metric == "maj@k":
+        res = maj_matrix(hist, ks, exact_budget, n_mc, seed)
+    elif metric == "best-of-k":
+        res = best_matrix(hist, ks)
+    else:
+        res = weighted_matrix(hist, ks, n_mc, seed)
+    if path is not None:
+        import io
+
+        from ttscale.store import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, problems=res.problems.astype(str), ks=res.ks, values=res.values,
+                 k_exact=res.k_exact)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:
+            pass
+    return res
