@@ -29,6 +29,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ttscale.adaptive import AdaptiveSettings, check_rule
 from ttscale.backends.base import SEED_STRIDE, Backend, Request, seed_base
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, problems_frame
@@ -66,6 +67,7 @@ class SampleSettings(BaseModel):
     from_file: str | None = Field(None, description="import backend: a JSONL of samples or Large Language Monkeys YAML/JSON files.")
     executor: Literal["local", "ray"] = Field("local", description="Where the backend runs: local (this process) or ray (replicas on a Ray cluster; see ttscale.executors).")
     executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts.")
+    adaptive: AdaptiveSettings | None = Field(None, description="Sample until solved: {successes, min_samples, first_round, growth} (see ttscale.adaptive).")
 
     @field_validator("temperatures")
     @classmethod
@@ -200,6 +202,7 @@ def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict
         if theirs.get(key) != value:
             raise InputError(f"{where}: field '{key}' is {theirs.get(key)!r} in this run, not "
                              f"{value!r}: use another --out (only K, temperatures and problems can grow)")
+    check_rule(old, s, where)
     if s.num_samples is not None and old.get("num_samples") and s.num_samples < old["num_samples"]:
         raise InputError(f"{where}: field 'num_samples': this run has K={old['num_samples']}, "
                          f"asked {s.num_samples} (K can only grow)")
@@ -280,6 +283,10 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         from ttscale.backends.importer import import_samples
 
         return import_samples(settings, out, progress=progress)
+    if settings.adaptive is not None:
+        from ttscale.adaptive import run_adaptive
+
+        return run_adaptive(settings, out, backend, progress)
     if settings.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
     from ttscale.executors import executor_of

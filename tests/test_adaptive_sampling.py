@@ -1,0 +1,184 @@
+"""Adaptive sampling with the embedded model: decisions follow the rule, samples are a prefix of a
+full run's, K can grow, a rule change is refused, bad rules are one-line errors, and SIGKILL at
+random moments resumes to the very samples and decisions of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ttscale.adaptive import read_state
+from ttscale.cli import main
+from ttscale.errors import InputError
+from ttscale.sampling import SampleSettings, run_sampling
+from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
+
+PROBLEMS, TEMPS = 8, [0.6, 1.0]
+RULE = {"successes": 2, "first_round": 4, "growth": 2.0}
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from ttscale.backends import get_backend
+
+    b = get_backend("transformers", model="embedded", threads=1, batch_size=32)
+    yield b
+    b.close()
+
+
+def settings(k: int, adaptive: dict | None = RULE, **kw) -> SampleSettings:
+    return SampleSettings(task="arithmetic", num_problems=PROBLEMS, num_samples=k, temperatures=TEMPS,
+                          max_tokens=8, backend_options={"threads": 1}, max_n_per_request=8,
+                          adaptive=adaptive, **kw)
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(SAMPLE_KEY).reset_index(drop=True)
+
+
+def test_decisions_follow_the_rule_and_samples_are_a_prefix_of_full_sampling(tmp_path, backend):
+    run_sampling(settings(32), tmp_path / "ad", backend=backend, progress=False)
+    run_sampling(settings(32, adaptive=None), tmp_path / "full", backend=backend, progress=False)
+    ad, full = RunDir(tmp_path / "ad"), RunDir(tmp_path / "full")
+    state = read_state(ad)
+    assert len(state) == PROBLEMS * len(TEMPS)
+    samples = ad.read_samples()
+    verdicts = ad.read_verdicts("exact")
+    assert len(verdicts) == len(samples) == int(state["n"].sum())
+    # every adaptive sample is the full run's sample with the same key (the seed contract)
+    ref = full.read_samples().merge(samples[SAMPLE_KEY], on=SAMPLE_KEY)
+    pd.testing.assert_frame_equal(_sorted(samples), _sorted(ref))
+    passed = verdicts.set_index(SAMPLE_KEY)["passed"]
+    for row in state.itertuples():
+        idx = sorted(samples[(samples.problem_id == row.problem_id)
+                             & (samples.temperature == row.temperature)]["sample_index"])
+        assert idx == list(range(row.n))  # no gap, nothing past the last boundary
+        g = passed.loc[row.problem_id, row.temperature]
+        checks = [int(x) for x in row.checks.split(",")]
+        assert checks[-1] == row.n and (checks[-2] if len(checks) > 1 else 0) == row.prev
+        assert set(checks) <= {4, 8, 16, 32}
+        assert int(g[g.index < row.n].sum()) == row.successes
+        assert row.stopped == (row.successes >= 2)
+        for b in checks[:-1]:  # not stopped earlier: fewer than r successes at every earlier check
+            assert int(g[g.index < b].sum()) < 2
+    assert state["stopped"].any() and (state["n"] < 32).any()  # the rule saved samples here
+    summary = json.loads(ad.run_json.read_text())["adaptive_summary"]
+    assert summary["samples_drawn"] == len(samples) and summary["samples_full"] == PROBLEMS * 2 * 32
+    assert json.loads(ad.run_json.read_text())["adaptive"]["successes"] == 2
+
+
+def test_growing_k_continues_the_same_rule(tmp_path, backend):
+    run_sampling(settings(8), tmp_path / "grown", backend=backend, progress=False)
+    small = read_state(RunDir(tmp_path / "grown"))
+    assert (small["n"] <= 8).all()
+    run_sampling(settings(32), tmp_path / "grown", backend=backend, progress=False)
+    run_sampling(settings(32), tmp_path / "direct", backend=backend, progress=False)
+    a, b = RunDir(tmp_path / "grown"), RunDir(tmp_path / "direct")
+    pd.testing.assert_frame_equal(read_state(a), read_state(b))  # 8 is a boundary of both
+    pd.testing.assert_frame_equal(_sorted(a.read_samples()), _sorted(b.read_samples()))
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"successes": 3}, "adaptive.successes"), ({"growth": 3.0}, "adaptive.growth"),
+    ({"min_samples": 4}, "adaptive.min_samples"), (None, "'adaptive'"),
+])
+def test_a_rule_change_on_resume_is_refused_naming_the_field(tmp_path, backend, change, field):
+    out = tmp_path / "run"
+    run_sampling(settings(8), out, backend=backend, progress=False)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(InputError, match=field):
+        run_sampling(settings(8, adaptive=None if change is None else {**RULE, **change}), out,
+                     backend=backend, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+
+def test_an_adaptive_rule_on_a_full_run_is_refused(tmp_path, backend):
+    out = tmp_path / "run"
+    run_sampling(settings(4, adaptive=None), out, backend=backend, progress=False)
+    with pytest.raises(InputError, match="field 'adaptive'.*without a stopping rule"):
+        run_sampling(settings(8), out, backend=backend, progress=False)
+
+
+@pytest.mark.parametrize("rule,needle", [
+    ("{successes: 0}", "adaptive.successes"), ("{growth: 1.0}", "adaptive.growth"),
+    ("{min_samples: 65}", "field 'min_samples': 65 exceeds K=64"), ("{first_round: 0}", "adaptive.first_round"),
+    ("{successes: 2, colour: red}", "adaptive.colour: unknown key"),
+])
+def test_bad_rules_are_one_line_errors_with_exit_2(tmp_path, capsys, rule, needle):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"task: arithmetic\nnum_problems: 2\nk: 64\nadaptive: {rule}\n")
+    out = tmp_path / "out"
+    code = main(["sample", "--config", str(cfg), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not out.exists()
+
+
+# -- SIGKILL -----------------------------------------------------------------------------------
+def _command(cfg: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "ttscale", "sample", "--config", str(cfg), "--out", str(out), "--quiet"]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_resumes_to_the_same_samples_and_decisions(tmp_path, backend):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("task: arithmetic\nnum_problems: 8\nk: 32\ntemperatures: [0.6, 1.0]\nmax_tokens: 8\n"
+                   "threads: 1\nbatch_size: 4\nmax_n_per_request: 3\n"
+                   "adaptive: {successes: 2, first_round: 4, growth: 2.0}\n")
+    out = tmp_path / "killed"
+    rng = random.Random(20261129)
+    kills = 0
+    watched = [out / "samples", out / "verdicts" / "exact", out / "adaptive"]
+    for attempt in range(6):
+        before = sum(len(list(d.glob("*"))) for d in watched if d.is_dir())
+        state_before = (out / "adaptive" / "state.parquet").stat().st_mtime_ns \
+            if (out / "adaptive" / "state.parquet").exists() else 0
+        proc = subprocess.Popen(_command(cfg, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        start = time.time()
+        try:
+            if attempt == 0:
+                time.sleep(rng.uniform(0.5, 4.0))  # in start-up
+            else:  # after something lands (a shard, a verdict shard or a decision), a bit later
+                while proc.poll() is None and time.time() - start < 300:
+                    now = sum(len(list(d.glob("*"))) for d in watched if d.is_dir())
+                    sp = out / "adaptive" / "state.parquet"
+                    if now > before or (sp.exists() and sp.stat().st_mtime_ns != state_before):
+                        break
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.2))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+            else:
+                assert proc.returncode == 0, proc.stderr.read().decode()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert kills >= 3
+    done = subprocess.run(_command(cfg, out), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ref = tmp_path / "reference"
+    run_sampling(SampleSettings(task="arithmetic", num_problems=8, num_samples=32, temperatures=[0.6, 1.0],
+                                max_tokens=8, backend_options={"threads": 1, "batch_size": 4},
+                                max_n_per_request=3, adaptive={"successes": 2, "first_round": 4, "growth": 2.0}),
+                 ref, backend=backend, progress=False)
+    a, b = RunDir(out), RunDir(ref)
+    for path in shard_paths(out / "samples"):
+        assert not path.name.startswith(".")
+    got = a.read_samples()
+    assert not got.duplicated(SAMPLE_KEY).any()
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(b.read_samples()))
+    pd.testing.assert_frame_equal(read_state(a), read_state(b))
+    va = a.read_verdicts("exact")
+    assert not va.duplicated(SAMPLE_KEY).any() and len(va) == len(got)

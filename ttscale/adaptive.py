@@ -1,0 +1,271 @@
+"""Adaptive sampling: draw in rounds, verify in the loop, stop a (problem, temperature) once solved.
+
+Settings: ``adaptive: {successes: r, min_samples: m, first_round: 32, growth: 2.0}`` in a sample
+config (or a sweep's). The rule (:class:`ttscale.analysis.adaptive.StoppingRule`) checks each
+(problem, temperature) at fixed boundaries (``first_round``, growing by ``growth``, the last one
+K; boundaries below ``m`` are skipped, since nothing can stop there) and stops it at the first one
+where the task's oracle verifier has passed at least r of its samples.
+
+A round is one backend call for every still-active (problem, temperature) -- up to its next
+boundary, so vLLM's batch stays full -- then the oracle verifier on the new samples
+(:func:`ttscale.verification.verify_run`: its plugins, process pools and resumable verdict
+shards), then the stopping decisions, written atomically to ``RUN_DIR/adaptive/state.parquet``:
+per (problem, temperature) the samples drawn ``n`` (the last boundary checked), the boundary
+checked before it ``prev`` (0 if none), the successes there, ``stopped`` and every boundary
+checked. A decision depends only on the samples below a boundary and their verdicts, which are
+seeded and stored, so a run killed at any moment resumes to the same samples and the same
+decisions. Sample j keeps the seed contract of a full run: adaptive samples are a prefix of the
+K samples a full run would draw. ``run.json`` records the rule; resuming with another rule is
+refused naming the field; K may grow (the old K stays one more boundary checked).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ttscale.analysis.adaptive import StoppingRule
+from ttscale.errors import InputError
+from ttscale.store import RunDir, atomic_write_table
+
+if TYPE_CHECKING:
+    from ttscale.backends.base import Backend, Request
+    from ttscale.plugins import Problem
+    from ttscale.sampling import SampleSettings, SamplingResult
+
+#: the fields of the rule; a resumed run must keep every one
+RULE_FIELDS = ("successes", "min_samples", "first_round", "growth", "verifier", "verifier_options")
+STATE_COLUMNS = ["problem_id", "temperature", "n", "prev", "successes", "stopped", "checks"]
+
+
+class AdaptiveSettings(BaseModel):
+    """The ``adaptive:`` block: sample until solved (see the module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    successes: int = Field(4, ge=1, description="r: stop once this many samples passed the oracle verifier.")
+    min_samples: int = Field(1, ge=1, description="m: never stop before this many samples (maj@k etc. are valid for k <= m).")
+    first_round: int = Field(32, ge=1, description="The first round boundary (samples per (problem, temperature)).")
+    growth: float = Field(2.0, gt=1, allow_inf_nan=False, description="Each boundary is the last times this (rounded up).")
+    verifier: str | None = Field(None, description="The verifier that decides (default: the task's oracle, its first).")
+    verifier_options: dict[str, Any] = Field(default_factory=dict, description="Options of that verifier.")
+
+    def rule(self) -> StoppingRule:
+        return StoppingRule(self.successes, self.min_samples, self.first_round, float(self.growth))
+
+
+def checks(rule: StoppingRule, k: int) -> list[int]:
+    """The boundaries where the rule is checked: those at or past m, and K."""
+    return [b for b in rule.boundaries(k) if b >= rule.min_samples]
+
+
+def state_path(run: RunDir) -> Path:
+    return run.path / "adaptive" / "state.parquet"
+
+
+def read_state(run: RunDir) -> pd.DataFrame:
+    """The stopping decisions so far (empty frame with the columns if none)."""
+    path = state_path(run)
+    if not path.is_file():
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            STATE_COLUMNS, ["object", "float64", "int64", "int64", "int64", "bool", "object"], strict=True)})
+    return pd.read_parquet(path)
+
+
+def check_rule(old: dict[str, Any], s: SampleSettings, where: str) -> None:
+    """InputError naming the field when ``s`` would change the stored run's stopping rule."""
+    theirs = old.get("adaptive")
+    mine = s.adaptive.model_dump() if s.adaptive is not None else None
+    if theirs is None and mine is None:
+        return
+    if theirs is None:
+        raise InputError(f"{where}: field 'adaptive': this run was sampled without a stopping rule; "
+                         "use another --out for an adaptive run")
+    if mine is None:
+        raise InputError(f"{where}: field 'adaptive': this run samples until solved "
+                         f"({theirs}); give the same adaptive block or use another --out")
+    for key in RULE_FIELDS:
+        if theirs.get(key) != mine.get(key):
+            raise InputError(f"{where}: field 'adaptive.{key}' is {theirs.get(key)!r} in this run, "
+                             f"not {mine.get(key)!r}: the stopping rule cannot change (use another --out)")
+
+
+def oracle_name(s: SampleSettings) -> str:
+    """The verifier that decides: the configured one, else the task's first (its oracle)."""
+    from ttscale.registry import tasks, verifiers
+
+    assert s.adaptive is not None
+    name = s.adaptive.verifier
+    if name is None:
+        fitting = tuple(getattr(tasks.get(s.task), "verifiers", ()) or ())
+        if not fitting:
+            raise InputError(f"adaptive.verifier: task {s.task!r} names no oracle verifier; give one")
+        name = fitting[0]
+    cls = verifiers.get(name)
+    if getattr(cls, "kind", "oracle") != "oracle":
+        raise InputError(f"adaptive.verifier: {name!r} is a {cls.kind} verifier; stopping needs an oracle")
+    return name
+
+
+def round_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
+                   targets: dict[tuple[str, float], int], stop: tuple[str, ...]) -> list[Request]:
+    """Requests for the samples below each group's target that ``existing`` lacks (chunked,
+    seeds continuing: sample j has seed ``seed_base + j`` as in a full run)."""
+    from ttscale.backends.base import Request, seed_base
+    from ttscale.sampling import contiguous_ranges
+
+    have: dict[tuple[str, float], set[int]] = {}
+    if len(existing):
+        for (pid, t), idx in existing.groupby(["problem_id", "temperature"])["sample_index"]:
+            have[(str(pid), float(t))] = set(int(i) for i in idx)
+    out = []
+    for p in problems:
+        prompt: Any = p.messages if s.prompt_format == "chat" else p.prompt
+        if s.prompt_format == "chat" and not p.messages:
+            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+        for t in s.temperatures:
+            key = (p.problem_id, float(t))
+            if key not in targets:
+                continue
+            got = have.get(key, set())
+            lack = [i for i in range(targets[key]) if i not in got]
+            base = seed_base(s.seed, p.problem_id, t)
+            for lo, hi in contiguous_ranges(lack):
+                for first in range(lo, hi, s.max_n_per_request):
+                    n = min(s.max_n_per_request, hi - first)
+                    out.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
+                                       s.max_tokens, tuple(stop), s.top_p))
+    return out
+
+
+def _initial_state(state: pd.DataFrame, problems: list[Problem], temps: list[float]) -> dict:
+    rows = {(str(r.problem_id), float(r.temperature)): {
+        "n": int(r.n), "prev": int(r.prev), "successes": int(r.successes), "stopped": bool(r.stopped),
+        "checks": str(r.checks)} for r in state.itertuples(index=False)}
+    for p in problems:
+        for t in temps:
+            rows.setdefault((p.problem_id, float(t)),
+                            {"n": 0, "prev": 0, "successes": 0, "stopped": False, "checks": ""})
+    return rows
+
+
+def _write_state(run: RunDir, rows: dict) -> None:
+    frame = pd.DataFrame([{"problem_id": k[0], "temperature": k[1], **v} for k, v in sorted(rows.items())],
+                         columns=STATE_COLUMNS)
+    atomic_write_table(state_path(run), frame.astype({"n": "int64", "prev": "int64", "successes": "int64",
+                                                      "stopped": "bool"}))
+
+
+def _successes(run: RunDir, folder: str, targets: dict[tuple[str, float], int]) -> dict:
+    """Passed verdicts below each group's target; InputError if a verdict is missing."""
+    v = run.read_verdicts(folder, columns=["problem_id", "temperature", "sample_index", "passed"])
+    key = pd.MultiIndex.from_arrays([v["problem_id"].astype(str), v["temperature"].astype(float)])
+    tgt = pd.Series(targets)
+    limit = tgt.reindex(key).to_numpy() if len(tgt) else np.zeros(len(v))
+    inside = v["sample_index"].to_numpy() < np.nan_to_num(limit, nan=-1)
+    v = v[inside]
+    got = v.groupby(["problem_id", "temperature"])["passed"].agg(["sum", "size"])
+    out = {}
+    for k, target in targets.items():
+        s, n = (int(got.loc[k, "sum"]), int(got.loc[k, "size"])) if k in got.index else (0, 0)
+        if n != target:
+            raise InputError(f"{run.verdicts_dir(folder)}: {n} verdicts of ({k[0]!r}, T={k[1]}) "
+                             f"below {target}, expected {target} (verification incomplete?)")
+        out[k] = s
+    return out
+
+
+def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | None = None,
+                 progress: bool = True) -> SamplingResult:
+    """Sample ``out`` in rounds until every (problem, temperature) is solved or at K."""
+    import dataclasses
+
+    from ttscale import sampling as smp
+    from ttscale.plugins import problems_frame
+    from ttscale.verification import make_verifier, verdict_name, verify_run
+
+    assert settings.adaptive is not None
+    if settings.num_samples is None:
+        raise InputError("num_samples: missing required field (-k)")
+    k_max = settings.num_samples
+    rule = settings.adaptive.rule()
+    rule.check(k_max, where="adaptive")
+    from ttscale.executors import executor_of
+
+    executor_of(settings)  # a bad executor option: an error before anything is loaded
+    name = oracle_name(settings)
+    verifier = make_verifier(name, dict(settings.adaptive.verifier_options))
+    folder = verdict_name(verifier)
+    t0 = time.time()
+    run = RunDir(out)
+    problems, stop = smp.load_problems(settings)
+    frame = problems_frame(problems)
+    if run.path.exists() and not run.path.is_dir():
+        raise InputError(f"--out {run.path}: exists and is not a directory")
+    if run.path.is_dir():
+        smp.check_resume(run, settings, frame)
+    bounds = checks(rule, k_max)
+    owned = backend is None
+    written = tokens = requested = rounds = 0
+    t_sample = 0.0
+    info = None
+    with smp.locked(run):
+        old = smp.check_resume(run, settings, frame)
+        rows = _initial_state(read_state(run), problems, settings.temperatures)
+        info = old.get("backend_info")
+        run.write_problems(frame)
+        run.write_config(smp.run_record(settings, old, info, len(problems)))
+        try:
+            while True:
+                targets = {}
+                for key, st in rows.items():
+                    if not st["stopped"] and st["n"] < k_max:
+                        targets[key] = next(b for b in bounds if b > st["n"])
+                if not targets:
+                    break
+                rounds += 1
+                existing = run.read_samples(["problem_id", "temperature", "sample_index"])
+                requests = round_requests(problems, settings, existing, targets, stop)
+                if requests:
+                    if backend is None:
+                        from ttscale.executors import make_backend  # local, or ray replicas
+
+                        backend = make_backend(settings)
+                    if hasattr(backend, "validate"):
+                        backend.validate(requests)
+                    if info is None:
+                        info = dataclasses.asdict(backend.info())
+                        run.write_config(smp.run_record(settings, run.read_config(), info, len(problems)))
+                    ts = time.time()
+                    w, tok = smp._drain(run, backend, requests, progress)
+                    t_sample += time.time() - ts
+                    written, tokens, requested = written + w, tokens + tok, requested + sum(r.n for r in requests)
+                verify_run(run, verifier, out_name=folder)
+                succ = _successes(run, folder, targets)
+                for key, target in targets.items():
+                    st = rows[key]
+                    st["prev"], st["n"], st["successes"] = st["n"], target, succ[key]
+                    st["stopped"] = succ[key] >= rule.successes and target >= rule.min_samples
+                    st["checks"] = f"{st['checks']},{target}".lstrip(",")
+                _write_state(run, rows)
+        finally:
+            if owned and backend is not None:
+                backend.close()
+        seconds = time.time() - t0
+        total = len(run.read_samples(["sample_index"]))
+        drawn = sum(st["n"] for st in rows.values())
+        full = len(rows) * k_max
+        summary = {"rule": rule.to_dict(), "verifier": folder, "boundaries": bounds,
+                   "samples_drawn": drawn, "samples_full": full,
+                   "fraction_drawn": drawn / full if full else 0.0,
+                   "stopped": sum(st["stopped"] for st in rows.values()), "groups": len(rows)}
+        stats = {"last_call": {"samples": written, "seconds": round(seconds, 3), "rounds": rounds,
+                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens},
+                 "adaptive_summary": summary}
+        run.write_config(smp.run_record(settings, run.read_config(), info, len(problems), stats))
+    return smp.SamplingResult(run.path, len(problems), requested, written, total, seconds, tokens, t_sample)
