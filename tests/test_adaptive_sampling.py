@@ -182,3 +182,28 @@ def test_sigkill_at_random_moments_resumes_to_the_same_samples_and_decisions(tmp
     pd.testing.assert_frame_equal(read_state(a), read_state(b))
     va = a.read_verdicts("exact")
     assert not va.duplicated(SAMPLE_KEY).any() and len(va) == len(got)
+
+
+# -- analysis -----------------------------------------------------------------------------------
+def test_analyze_reads_an_adaptive_run_with_the_stopping_rule_estimator(tmp_path, backend, capsys):
+    from ttscale.analysis.adaptive import adaptive_pass_at_k
+
+    out = tmp_path / "ad"
+    run_sampling(settings(32, adaptive={**RULE, "min_samples": 4}), out, backend=backend, progress=False)
+    assert main(["analyze", str(out)]) == 0
+    capsys.readouterr()
+    curves = pd.read_parquet(out / "analysis" / "curves.parquet")
+    fits = json.loads((out / "analysis" / "fits.json").read_text())
+    fits = fits if isinstance(fits, list) else fits.get("fits", fits)
+    state = read_state(RunDir(out))
+    for t in TEMPS:
+        st = state[state.temperature == t].sort_values("problem_id")
+        pk = curves[(curves.metric == "pass@k") & (curves.temperature == t)].sort_values("k")
+        assert pk["k"].max() == 32  # K, although most rows drew fewer
+        want = adaptive_pass_at_k(st["n"], st["successes"], st["prev"], pk["k"], 2, 4).mean(axis=0)
+        assert abs(pk["estimate"].to_numpy() - want).max() < 1e-12
+        assert (pk["ci_low"] <= pk["estimate"] + 1e-12).all() and (pk["estimate"] <= pk["ci_high"] + 1e-12).all()
+        sel = curves[(curves.metric != "pass@k") & (curves.temperature == t)]
+        assert len(sel) and sel["k"].max() <= 4  # maj@k only on the first m samples
+        rec = next(f for f in fits if f.get("temperature") == t)
+        assert rec["adaptive"]["selection_max_k"] == 4 and rec["adaptive"]["samples_drawn"] == st["n"].sum()

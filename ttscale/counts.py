@@ -16,7 +16,9 @@ from ttscale.errors import InputError
 
 REQUIRED = ("problem", "num_samples", "num_correct")
 #: columns of a counts table that are not grouping columns
-VALUE_COLUMNS = ("problem", "num_samples", "num_correct")
+VALUE_COLUMNS = ("problem", "num_samples", "num_correct",
+                 # an adaptive run's rule and boundaries (ttscale.analysis.adaptive_run)
+                 "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples")
 
 
 def group_columns(df: pd.DataFrame) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
+from ttscale.analysis.estimators import bootstrap_ci
 from ttscale.counts import check_k, group_columns, validate_counts
 from ttscale.errors import InputError
 
@@ -92,9 +92,10 @@ def coverage_curves(
     cols = group_columns(counts)
     frames = []
     for key, g in _groups(counts, cols):
-        n = g["num_samples"].to_numpy(np.int64)
-        kk = _ks_or_default(ks, int(n.min()), source)
-        per = pass_at_k(n, g["num_correct"].to_numpy(np.int64), kk)
+        from ttscale.analysis.adaptive_run import max_k, per_problem_pass
+
+        kk = _ks_or_default(ks, max_k(g), source)  # K for an adaptive run's rows
+        per = per_problem_pass(g, kk)  # the stopping-rule estimator for those
         frames.append(_curve_frame(key, cols, "pass@k", kk, per, n_boot, ci, seed))
     return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
 

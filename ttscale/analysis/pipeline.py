@@ -81,6 +81,11 @@ class AnalysisResult:
 # -- loading ---------------------------------------------------------------------------------
 def _pool(counts: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
     """Sum counts of one problem over the grouping columns left out of ``group_by``."""
+    from ttscale.analysis.adaptive_run import is_adaptive
+
+    if is_adaptive(counts):
+        raise InputError("counts table: adaptive rows cannot be pooled over groups (the rule "
+                         "stopped each group apart); keep every grouping column in --group-by")
     agg = counts.groupby([*group_by, "problem"], sort=True, dropna=False)
     out = agg[["num_samples", "num_correct"]].sum().reset_index()
     return out[[*group_by, "problem", "num_samples", "num_correct"]]
@@ -187,8 +192,11 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
     tokens = tok[[*cols, "avg_prompt_tokens", "avg_output_tokens"]]
     keep = [*cols, "problem_id", "answer", "score", "count", "passed"]
     selection = hist.groupby(keep[:-2], sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
-    return AnalysisInput(path, counts[[*cols, "problem", "num_samples", "num_correct"]], cols,
-                         selection=selection[keep], tokens=tokens,
+    from ttscale.analysis.adaptive_run import attach, first_m_selection
+
+    counts = attach(run, counts[[*cols, "problem", "num_samples", "num_correct"]], cols, oracles)
+    return AnalysisInput(path, counts, cols,
+                         selection=first_m_selection(run, selection[keep], cols), tokens=tokens,
                          cache_dir=run.path / "summaries" / "cache")
 
 
@@ -252,8 +260,10 @@ def _ks_for(n_min: int, opts: Options) -> np.ndarray:
 
 
 def _check_options(inp: AnalysisInput, opts: Options) -> None:
+    from ttscale.analysis.adaptive_run import max_k
+
     src = inp.source
-    n_min = int(inp.counts["num_samples"].min())
+    n_min = max_k(inp.counts)
     if opts.ks is not None:
         if not opts.ks:
             raise InputError(f"{src}: --ks is empty")
@@ -308,8 +318,10 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
 
     gcols = inp.group_cols
     frames, cost_frames, fits, fit_objects, flops_fn = [], [], [], {}, {}
+    from ttscale.analysis.adaptive_run import fit_adaptive, is_adaptive, max_k, selection_max_k
+
     for key, g in inp.groups():
-        n_min = int(g["num_samples"].min())
+        n_min = max_k(g)  # K for an adaptive run
         ks = _ks_for(n_min, opts)
         cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
                               source=str(inp.source))
@@ -326,9 +338,11 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
             metrics = (["maj@k"] if have_answers else []) + (["best-of-k"] if have_scores else [])
             if have_answers and have_scores:
                 metrics.append("weighted-vote@k")
-            for metric in metrics:
+            top = selection_max_k(g)  # adaptive: the first m samples only, k <= m
+            sel_ks = ks if top is None else ks[ks <= top]
+            for metric in metrics if len(sel_ks) else []:
                 curve, how = selection_curve_from_summary(
-                    s, key, gcols, metric, ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
+                    s, key, gcols, metric, sel_ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
                     cache_dir=inp.cache_dir)
                 parts.append(curve)
                 methods[metric] = how
@@ -337,9 +351,18 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
         rec["metric"] = "pass@k"
         if methods:  # which problems' selection curves are exact, which Monte Carlo above a k
             rec["selection_methods"] = methods
+        if is_adaptive(g):
+            rec["adaptive"] = {"successes": int(g["adaptive_successes"].iloc[0]),
+                               "min_samples": int(g["adaptive_min_samples"].iloc[0]), "max_samples": n_min,
+                               "samples_drawn": int(g["num_samples"].sum()),
+                               "samples_full": int(n_min * len(g)),
+                               "selection_max_k": int(g["adaptive_min_samples"].min()),
+                               "note": "pass@k: the stopping-rule estimator (exact, every k <= K); "
+                                       "maj@k, best-of-k, weighted vote: the first m samples, k <= m only"}
         try:
-            fit = fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
-                                  max_k=opts.max_k, ceiling=opts.ceiling, source=str(inp.source))
+            fit = (fit_adaptive(g, opts.max_k, opts.ceiling, str(inp.source)) if is_adaptive(g) else
+                   fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
+                                   max_k=opts.max_k, ceiling=opts.ceiling, source=str(inp.source)))
             fit_objects[key] = fit
             rec.update(_fit_record(fit))
         except InputError as e:  # e.g. a group no sample ever solves: nothing to fit
@@ -381,6 +404,10 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
 def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:
     """The temperature view when the input has two or more temperatures (else None)."""
     if "temperature" not in inp.group_cols or inp.counts["temperature"].nunique() < 2:
+        return None
+    from ttscale.analysis.adaptive_run import is_adaptive
+
+    if is_adaptive(inp.counts):  # its splits re-sample counts as if every row had fixed n
         return None
     from ttscale.analysis.temperature_view import temperature_view
 
