@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from typing import Any, NoReturn
 
 from ttscale import __version__
 from ttscale.errors import InputError
@@ -30,8 +32,42 @@ COMMANDS = {
 }
 
 
+def plain(text: str) -> str:
+    """reStructuredText roles and literals (``x``, :func:`x`) as plain text for a terminal."""
+    text = re.sub(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", r"\1", text)
+    return text.replace("``", "")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions keep their paragraphs; every option shows its default; no reST markup."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain(text))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = plain(action.help or "")
+        default = action.default
+        if (action.option_strings and default is not None and default is not False
+                and default != argparse.SUPPRESS and default != []
+                and "default" not in text and "%(default)" not in text):
+            shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+            text = f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and the hint where help is), exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ttscale",
         description="Test-time compute scaling: sample, verify, analyze, forecast, simulate.",
     )

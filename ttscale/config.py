@@ -30,7 +30,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 class _Strict(BaseModel):
     # strict: a YAML `true` is not K = 1, nor "8" a number (ints still pass as floats)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: YAML's .nan / .inf are no temperature, rate or threshold
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
@@ -135,6 +136,27 @@ class SweepConfig(_Strict):
         return self
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 does: ``1e9`` is a number, not text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 floats (``1e9``, ``2E-3``); used for every YAML we read."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -146,10 +168,19 @@ def read_yaml_mapping(path: str | Path, label: str | None = None) -> dict[str, A
     """A YAML file's top-level mapping (None for an empty file); InputError naming the file."""
     path = Path(path)
     name = label or str(path)
+    if path.is_dir():
+        raise InputError(f"{name}: is a folder, expected a YAML file")
     if not path.is_file():
         raise InputError(f"{name}: no such file")
+    data = path.read_bytes()
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{name}: not UTF-8 text (byte {data[e.start]:#04x} at line {line}); "
+                         "save the file as UTF-8") from e
+    try:
+        raw = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -188,7 +219,13 @@ def describe_fields(model: type[BaseModel] = SweepConfig, prefix: str = "") -> l
         for cand in (ModelSpec, TaskSpec, VerifierSpec, AnalysisSpec):
             if ann is cand or cand.__name__ in str(ann):
                 sub = cand
-        default = "required" if f.is_required() else f"default {f.get_default(call_default_factory=True)!r}"
+        value = None if f.is_required() else f.get_default(call_default_factory=True)
+        if f.is_required():
+            default = "required"
+        elif isinstance(value, BaseModel):
+            default = "each field's default, below"
+        else:
+            default = f"default {value!r}"
         lines.append(f"{prefix}{name}: {f.description} ({default})")
         if sub is not None:
             nested = "[]" if "list" in str(ann) else ""

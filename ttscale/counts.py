@@ -21,6 +21,20 @@ VALUE_COLUMNS = ("problem", "num_samples", "num_correct",
                  "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples")
 
 
+#: names of columns the outputs add (curves, costs, simulations): not usable as grouping columns
+RESERVED = ("k", "metric", "estimate", "ci_low", "ci_high", "flops", "coverage", "accuracy",
+            "false_positive_rate", "samples_drawn", "utility")
+#: counts above this are no sample counts (and would overflow int64 arithmetic)
+MAX_COUNT = 1 << 53
+
+
+def _show(value: object) -> str:
+    """A cell as a user wrote it: 1e+20, nan, 'abc' (never np.float64(...))."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def group_columns(df: pd.DataFrame) -> list[str]:
     """The grouping columns of a counts table: every column but problem and the counts."""
     return [c for c in df.columns if c not in VALUE_COLUMNS]
@@ -54,6 +68,10 @@ def validate_counts(df: pd.DataFrame, source: str | Path) -> pd.DataFrame:
     for col in REQUIRED:
         if col not in df.columns:
             raise InputError(f"{source}: missing column '{col}' (need {', '.join(REQUIRED)})")
+    clash = [c for c in df.columns if c in RESERVED]
+    if clash:
+        raise InputError(f"{source}: column '{clash[0]}' would be a grouping column, but the outputs use "
+                         f"that name (reserved: {', '.join(RESERVED)}); rename it")
     out = df.copy()
     for col in ("num_samples", "num_correct"):
         values = pd.to_numeric(out[col], errors="coerce")
@@ -61,11 +79,15 @@ def validate_counts(df: pd.DataFrame, source: str | Path) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(
-                f"{source}: column '{col}' row {row + 1}: {df[col].iloc[row]!r} is not a whole number"
+                f"{source}: column '{col}' row {row + 1}: {_show(df[col].iloc[row])} is not a whole number"
             )
+        if (values > MAX_COUNT).any():
+            row = int(np.flatnonzero((values > MAX_COUNT).to_numpy())[0])
+            raise InputError(f"{source}: column '{col}' row {row + 1}: {_show(df[col].iloc[row])} is "
+                             f"too large for a count (at most 2**53)")
         if (values < 0).any():
             row = int(np.flatnonzero((values < 0).to_numpy())[0])
-            raise InputError(f"{source}: column '{col}' row {row + 1}: negative count {int(values.iloc[row])}")
+            raise InputError(f"{source}: column '{col}' row {row + 1}: negative count {_show(df[col].iloc[row])}")
         out[col] = values.astype(np.int64)
     if (out["num_samples"] == 0).any():
         row = int(np.flatnonzero((out["num_samples"] == 0).to_numpy())[0])
@@ -81,7 +103,7 @@ def validate_counts(df: pd.DataFrame, source: str | Path) -> pd.DataFrame:
     dup = out.duplicated(keys)
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise InputError(f"{source}: row {row + 1}: problem {out['problem'].iloc[row]!r} appears twice in one group")
+        raise InputError(f"{source}: row {row + 1}: problem {_show(out['problem'].iloc[row])} appears twice in one group")
     return out
 
 

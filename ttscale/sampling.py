@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ttscale.adaptive import AdaptiveSettings, check_rule
 from ttscale.backends.base import SEED_STRIDE, Backend, Request, seed_base
 from ttscale.errors import InputError
+from ttscale.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.plugins import Problem, problems_frame
 from ttscale.store import SAMPLE_SCHEMA, RunDir, config_hash
 
@@ -48,7 +49,7 @@ PERFORMANCE_OPTIONS = frozenset({
 class SampleSettings(BaseModel):
     """What to sample: the keys of ``ttscale sample --config FILE`` (flags have the same names)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN/inf: never a setting
 
     backend: Literal["transformers", "vllm", "openai", "import"] = Field(
         "transformers", description="Sampling backend (import: samples you already have, --from FILE).")
@@ -191,10 +192,10 @@ def locked(run: RunDir) -> Iterator[None]:
 def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
     """The stored run.json, after checking that ``s`` only extends it (InputError otherwise)."""
     old = run.read_config()
+    if not run.has_samples():
+        return {}  # nothing drawn yet, so nothing is fixed: the settings may still change
     if not old:
-        if run.has_samples():
-            raise InputError(f"{run.run_json}: missing, but {run.samples_dir} holds samples")
-        return {}
+        raise InputError(f"{run.run_json}: missing, but {run.samples_dir} holds samples")
     where = str(run.run_json)
     mine = identity(s)
     theirs = old.get("identity", {})
@@ -296,8 +297,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     run = RunDir(out)
     problems, stop = load_problems(settings)
     frame = problems_frame(problems)
-    if run.path.exists() and not run.path.is_dir():
-        raise InputError(f"--out {run.path}: exists and is not a directory")
+    check_run_target(run.path)
+    created = not run.path.exists()
     if run.path.is_dir():  # checked before anything is created or loaded
         check_resume(run, settings, frame)
     existing = run.read_samples(["problem_id", "temperature", "sample_index"])
@@ -313,7 +314,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
             if owned:
                 backend.close()
             raise
-    with locked(run):
+    with undo_if_nothing_drawn(run.path, created), locked(run):
         old = check_resume(run, settings, frame)
         existing = run.read_samples(["problem_id", "temperature", "sample_index"])
         requests = plan_requests(problems, settings, existing, stop)

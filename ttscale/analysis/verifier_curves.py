@@ -71,7 +71,8 @@ def verifier_table(run: RunDir, entries: list[tuple[str, str]], ref_folder: str,
     for i, (folder, kind) in enumerate(entries):
         hist = verdict_summary(run, folder).table.to_pandas()
         joint = joint_summary(run, folder, ref_folder).to_pandas()
-        fpr, fnr = rates(joint)  # the verifier's rates over all of its samples
+        # the verifier's rates over all of its samples; a selector picks, it does not judge
+        fpr, fnr = rates(joint) if kind != "selector" else (float("nan"), float("nan"))
         for temp, sub in hist.groupby("temperature", sort=True):
             if kind == "imperfect":
                 curve = accept_curve(joint[joint["temperature"] == temp], kk, n_boot, seed)

@@ -87,7 +87,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ttscale.argtypes import finite_float
 from ttscale.errors import InputError
+from ttscale.outputs import check_out_dir
 
 
 def parse_ks(text: str) -> list[int]:
@@ -117,17 +119,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default: RUN_DIR/analysis for a run)")
     p.add_argument("--ks", help="comma-separated k to estimate (default: every k to 1000, then log-spaced)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CI")
-    p.add_argument("--ci", type=float, default=0.95, help="confidence level of the CI band")
+    p.add_argument("--ci", type=finite_float, default=0.95, help="confidence level of the CI band")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--ceiling", action="store_true", help="fit c_max * exp(a k^b)")
-    p.add_argument("--saturation-threshold", type=float, default=1e-4,
+    p.add_argument("--saturation-threshold", type=finite_float, default=1e-4,
                    help="coverage gained per extra sample below which a curve saturates")
     p.add_argument("--model-shape",
                    help="model shape for the cost axis: a preset (e.g. llama-3-8b), 'embedded', "
                         "a model folder or config.json, or 'auto' (the run's model or each "
                         "group's model column)")
-    p.add_argument("--prompt-tokens", type=float, help="average prompt tokens (counts tables)")
-    p.add_argument("--output-tokens", type=float, help="average output tokens (counts tables)")
+    p.add_argument("--prompt-tokens", type=finite_float, help="average prompt tokens (counts tables)")
+    p.add_argument("--output-tokens", type=finite_float, help="average output tokens (counts tables)")
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
     p.add_argument("--max-k", type=int, help="largest k for curves and fits")
     p.set_defaults(func=run)
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.input) / "analysis"
     else:
         out = Path(args.out)
+    check_out_dir(out, "--out" if args.out else f"{args.input} (its analysis/ folder)")
     opts = Options(ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed, ceiling=args.ceiling,
                    saturation_threshold=args.saturation_threshold, model_shape=args.model_shape,
                    max_k=args.max_k)

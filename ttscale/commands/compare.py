@@ -25,7 +25,8 @@ Outputs (``--out``, default ``RUN_DIR/analysis/compare``; written atomically):
 ``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
 over problems, ``--n-boot``, ``--seed``), ``fpr`` and ``fnr`` (the share of truly wrong samples
 the verifier passed, and of truly right samples it failed, against the reference oracle; NaN
-where there are none; over all of the verifier's samples); ``compare.png`` and ``compare.svg``
+where there are none, and for selectors, which pick rather than judge; over all of the
+verifier's samples); ``compare.png`` and ``compare.svg``
 -- accuracy against k (log axis) with CI bands, one colour per verifier, one dash per
 temperature.
 """
@@ -47,15 +48,15 @@ TABLE_COLUMNS = ["verifier", "kind", "temperature", "metric", "k", "accuracy", "
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare verifiers on the same samples",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (made by ttscale sample)")
     p.add_argument("--verifiers", required=True, help="comma-separated: name, name(k=v,...), "
                    "or a folder under verdicts/")
     p.add_argument("--oracle", default=None, help="reference oracle (name or name(k=v,...))")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis/compare)")
     p.add_argument("--ks", default=None, help="comma-separated k (default: every k up to n, "
                    "log-spaced above 1,000)")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over problems for the CIs (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--workers", type=int, default=None, help="for verdicts still to compute")
     p.set_defaults(func=run)
 
@@ -227,9 +228,17 @@ def write_compare(table: Any, out: str | Path, title: str) -> None:
     atomic_write_bytes(out / "compare.svg", svg)
 
 
+def _rate(x: float) -> str:
+    return "-" if x != x else f"{x:.4f}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from ttscale.outputs import check_out_dir
+
     if args.n_boot < 0:
         raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")
+    check_out_dir(args.out or Path(args.run_dir) / "analysis" / "compare",
+                  "--out" if args.out else args.run_dir)
     table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
                         ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
                         workers=args.workers)
@@ -238,6 +247,6 @@ def run(args: argparse.Namespace) -> int:
     last = table.loc[table.groupby(["verifier", "temperature"], sort=False)["k"].idxmax()]
     for r in last.itertuples():
         print(f"{r.verifier:<36} {r.kind:<9} T={r.temperature:<5g} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "
-              f"[{r.ci_low:.4f}, {r.ci_high:.4f}]  fpr {r.fpr:.4f}  fnr {r.fnr:.4f}")
+              f"[{r.ci_low:.4f}, {r.ci_high:.4f}]  fpr {_rate(r.fpr)}  fnr {_rate(r.fnr)}")
     print(f"wrote {out}/compare.{{parquet,csv,png,svg}}")
     return 0

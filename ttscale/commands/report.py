@@ -14,8 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ttscale.outputs import check_out_file
     from ttscale.report import build_report
 
+    check_out_file(args.out or Path(args.dir) / "report.html", "--out" if args.out else args.dir)
     path = build_report(args.dir, args.out)
     print(path)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ttscale.argtypes import finite_float
 from ttscale.errors import InputError
 
 #: flags that are backend options (their values go to the backend's constructor)
@@ -36,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-k", "--num-samples", type=int, help="K: samples per problem and temperature")
     p.add_argument("--temperatures", help="comma-separated, e.g. 0.6,1.0 (0 is greedy)")
     p.add_argument("--max-tokens", type=int, help="maximum new tokens per sample (default 256)")
-    p.add_argument("--top-p", type=float, help="nucleus threshold (default 1.0: off)")
+    p.add_argument("--top-p", type=finite_float, help="nucleus threshold (default 1.0: off)")
     p.add_argument("--seed", type=int, help="run seed (default 0): sample j of (problem, T) uses "
                    "seed_base(seed, problem, T) + j")
     p.add_argument("--prompt-format", choices=["plain", "chat"], help="default plain")
@@ -47,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
     g = p.add_argument_group("backend options")
     g.add_argument("--batch-size", type=int, help="transformers: sequences decoded together")
     g.add_argument("--max-num-seqs", type=int, help="vllm: sequences per engine step (transformers: = batch size)")
-    g.add_argument("--gpu-memory-utilization", type=float, help="vllm: fraction of GPU memory to use")
+    g.add_argument("--gpu-memory-utilization", type=finite_float, help="vllm: fraction of GPU memory to use")
     g.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     g.add_argument("--device", help="transformers: auto, cpu, cuda, cuda:1")
     g.add_argument("--threads", type=int, help="transformers: CPU threads (default: torch's)")
@@ -68,27 +69,36 @@ def parse_pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
     import yaml
 
+    from ttscale.config import safe_load
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            out[key.strip()] = safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
 
 
 def parse_temperatures(value: Any, where: str) -> Any:
+    import math
+
     if isinstance(value, str):
         try:
-            return [float(x) for x in value.split(",") if x.strip()]
+            temps = [float(x) for x in value.split(",") if x.strip()]
         except ValueError as e:
             raise InputError(f"{where}: temperatures {value!r}: expected numbers like 0.6,1.0") from e
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [float(value)]
-    return value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        temps = [float(value)]
+    else:
+        return value
+    bad = [t for t in temps if not math.isfinite(t)]
+    if bad:
+        raise InputError(f"{where}: temperatures {value!r}: {bad[0]} is not a finite number")
+    return temps
 
 
 def normalise(raw: dict[str, Any], where: str) -> dict[str, Any]:

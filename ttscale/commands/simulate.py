@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from ttscale.argtypes import finite_float
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -27,21 +29,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--difficulty", help="parametric difficulty instead of INPUT: beta:ALPHA,BETA[,zero=Z][,one=O]")
     p.add_argument("--verifier", help="run directory: which verifier's verdicts give the counts (default: the oracle found first)")
-    p.add_argument("--k-max", type=int, default=10_000, help="largest k simulated (default 10000)")
+    p.add_argument("--k-max", type=int, default=10_000, help="largest k simulated")
     p.add_argument("--selection", default="resample", choices=["resample", "vote", "best-of-n"],
                    help="resample until the verifier accepts (fLaws), majority vote, or reward best-of-n")
-    p.add_argument("--fpr", type=float, default=0.0, help="verifier false-positive rate (resample)")
-    p.add_argument("--fnr", type=float, default=0.0, help="verifier false-negative rate (resample)")
-    p.add_argument("--fp-cost", type=float, default=0.0, help="value lost per accepted wrong answer (V)")
-    p.add_argument("--cost-per-sample", type=float, default=0.0, help="utility cost of each sample drawn")
+    p.add_argument("--fpr", type=finite_float, default=0.0, help="verifier false-positive rate (resample)")
+    p.add_argument("--fnr", type=finite_float, default=0.0, help="verifier false-negative rate (resample)")
+    p.add_argument("--fp-cost", type=finite_float, default=0.0, help="value lost per accepted wrong answer (V)")
+    p.add_argument("--cost-per-sample", type=finite_float, default=0.0, help="utility cost of each sample drawn")
     p.add_argument("--wrong-answers", type=int, default=4, help="vote: distinct wrong answers per problem")
-    p.add_argument("--reward-separation", type=float, default=1.0, help="best-of-n: reward d' between right and wrong")
-    p.add_argument("--saturation-threshold", type=float, default=1e-4)
-    p.add_argument("--plan-b-precision", type=float, help="planning: target std of the exponent b")
-    p.add_argument("--plan-problems", type=_int_list, default=[50, 100, 200, 500])
-    p.add_argument("--plan-samples", type=_int_list, default=[10, 32, 100, 316])
-    p.add_argument("--replicates", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reward-separation", type=finite_float, default=1.0, help="best-of-n: reward d' between right and wrong")
+    p.add_argument("--saturation-threshold", type=finite_float, default=1e-4,
+                   help="saturation point: smallest k where coverage gains less than this per extra sample")
+    p.add_argument("--plan-b-precision", type=finite_float, help="planning: target std of the exponent b")
+    p.add_argument("--plan-problems", type=_int_list, default=[50, 100, 200, 500], metavar="N,N,...",
+                   help="planning (with --plan-b-precision): numbers of problems to try")
+    p.add_argument("--plan-samples", type=_int_list, default=[10, 32, 100, 316], metavar="K,K,...",
+                   help="planning: samples per problem to try")
+    p.add_argument("--replicates", type=int, default=30,
+                   help="planning: simulated replicates per (problems, samples) cell")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
     p.add_argument("--out", help="output folder (default: print only)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -49,7 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     from ttscale.errors import InputError
+    from ttscale.outputs import check_out_dir
 
+    if args.out:
+        check_out_dir(args.out)
     if (args.input is None) == (args.difficulty is None):
         raise InputError("simulate: give exactly one of INPUT or --difficulty")
     for name in ("fpr", "fnr"):

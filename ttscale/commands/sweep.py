@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_grid(rows)
         return 0
+    from ttscale.outputs import check_out_dir
+
+    check_out_dir(sweep.sweep_root(cfg), f"{args.config}: out")
     root = sweep.run_sweep(cfg, args.config, progress=not args.no_progress)
     print(f"sweep done: {root}")
     return 0

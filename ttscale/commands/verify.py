@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ttscale.argtypes import finite_float
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="verify a run directory's samples with one verifier",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (made by ttscale sample)")
     p.add_argument("--verifier", required=True, metavar="NAME",
                    help="a registered verifier (ttscale list verifiers)")
     p.add_argument("--verifier-option", action="append", default=[], metavar="KEY=VALUE",
@@ -24,9 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="folder under verdicts/ (default: from the options)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default: CPU count; 0 = in this process)")
-    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+    p.add_argument("--time-limit", type=finite_float, default=60.0, metavar="S",
                    help="wall-clock seconds per problem, plus --time-limit-per-sample per sample")
-    p.add_argument("--time-limit-per-sample", type=float, default=1.0, metavar="S")
+    p.add_argument("--time-limit-per-sample", type=finite_float, default=1.0, metavar="S",
+                   help="wall-clock seconds added to a problem's limit per sample verified")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="ray: verifier actors on a Ray cluster ($RAY_ADDRESS, or a local one)")
     p.add_argument("--ray-address", default=None, help="ray: cluster address (default: $RAY_ADDRESS)")

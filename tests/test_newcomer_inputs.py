@@ -1,0 +1,234 @@
+"""Bad inputs a newcomer types, through the real CLI: exit code 2, one line naming the field,
+nothing written (issue 14: NaN/inf, runs fixed before their first sample, unwritable or foreign
+output folders, reserved column names, non-UTF-8 YAML, numpy reprs, argparse usage noise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttscale.cli import main
+
+COUNTS = "problem,num_samples,num_correct\n" + "".join(f"{i},10,{i % 11}\n" for i in range(8))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes] | None:
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def bad(capsys, argv: list[str], *needles: str, untouched: Path | None = None) -> str:
+    """Run ``ttscale ARGV``: exit 2, one line on stderr holding every needle, nothing on stdout."""
+    before = _snapshot(untouched) if untouched is not None else None
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    cap = capsys.readouterr()
+    assert code == 2, cap
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1, cap.err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert cap.out == ""
+    if untouched is not None:
+        assert _snapshot(untouched) == before
+    return lines[0]
+
+
+# -- item 1: NaN and infinity are no temperature ----------------------------------------------
+@pytest.mark.parametrize("temps", ["nan", "inf", "0.6,-inf", "NaN"])
+def test_sample_nan_inf_temperature_is_refused(tmp_path, capsys, temps):
+    out = tmp_path / "run"
+    bad(capsys, ["sample", "--task", "arithmetic", "-k", "2", "--temperatures", temps, "--out", str(out)],
+        "--temperatures", "not a finite number")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["[.nan]", "[0.6, .inf]", "[.NaN]"])
+def test_sweep_yaml_nan_temperature_is_refused(tmp_path, capsys, value):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"name: s\nout: {tmp_path / 'res'}\nnum_samples: 2\ntemperatures: {value}\n"
+                   "models: [{model: embedded}]\ntasks: [{name: arithmetic}]\nverifiers: [{name: exact}]\n")
+    bad(capsys, ["sweep", str(cfg), "--dry-run"], "s.yaml", "temperatures", "finite")
+    assert not (tmp_path / "res").exists()
+
+
+def test_sample_config_nan_temperature_and_top_p(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: arithmetic\nk: 2\ntemperatures: [.nan]\n")
+    bad(capsys, ["sample", "--config", str(cfg), "--out", str(tmp_path / "r")], "temperatures", "finite")
+    bad(capsys, ["sample", "--task", "arithmetic", "-k", "2", "--top-p", "nan", "--out", str(tmp_path / "r")],
+        "--top-p", "not a finite number")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["simulate", "--difficulty", "beta:1,2", "--fpr", "nan"], "--fpr"),
+    (["simulate", "--difficulty", "beta:1,2", "--saturation-threshold", "inf"], "--saturation-threshold"),
+    (["verify", "RUN", "--verifier", "exact", "--time-limit", "nan"], "--time-limit"),
+])
+def test_float_flags_refuse_nan_inf(capsys, argv, needle):
+    bad(capsys, argv, needle, "not a finite number")
+
+
+def test_analyze_ci_nan(tmp_path, capsys):
+    counts = tmp_path / "c.csv"
+    counts.write_text(COUNTS)
+    bad(capsys, ["analyze", str(counts), "--out", str(tmp_path / "o"), "--ci", "nan"], "--ci", "finite")
+    assert not (tmp_path / "o").exists()
+
+
+# -- item 3: nothing is fixed in a run until its first samples exist --------------------------
+def test_failed_first_call_leaves_nothing_and_corrected_command_runs(tmp_path, capsys):
+    out = tmp_path / "run"
+    # the model does not exist: the first call fails before drawing anything
+    bad(capsys, ["sample", "--model", str(tmp_path / "no-such-model"), "--task", "arithmetic",
+                 "--num-problems", "2", "-k", "2", "--out", str(out), "--quiet"], "no-such-model")
+    assert not out.exists()
+    assert main(["sample", "--model", "embedded", "--task", "arithmetic", "--num-problems", "2",
+                 "-k", "2", "--max-tokens", "6", "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "run.json").read_text())
+    assert cfg["model"] == "embedded"
+
+
+def test_run_json_without_samples_does_not_fix_the_settings(tmp_path, capsys):
+    """A run.json left by an earlier call that drew nothing (killed, or from an older version)."""
+    from ttscale.sampling import parse_settings, run_record
+    from ttscale.store import RunDir
+
+    out = tmp_path / "run"
+    old = parse_settings({"model": "no-such-model", "task": "arithmetic", "num_samples": 2}, "test")
+    RunDir(out).write_config(run_record(old, {}, None, 2))
+    assert main(["sample", "--model", "embedded", "--task", "arithmetic", "--num-problems", "2",
+                 "-k", "2", "--max-tokens", "6", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "run.json").read_text())["identity"]["model"] == "embedded"
+    capsys.readouterr()
+    # once samples exist, the model is fixed
+    bad(capsys, ["sample", "--model", "other", "--task", "arithmetic", "--num-problems", "2",
+                 "-k", "2", "--max-tokens", "6", "--out", str(out)], "field 'model'", untouched=out)
+
+
+# -- item 6: unwritable outputs, folders that are not run directories -------------------------
+def test_sample_into_foreign_nonempty_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    bad(capsys, ["sample", "--task", "arithmetic", "-k", "2", "--out", str(out)],
+        "not a run directory", "thesis.tex", untouched=out)
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+def test_outputs_under_a_file_are_one_line(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    counts = tmp_path / "c.csv"
+    counts.write_text(COUNTS)
+    bad(capsys, ["sample", "--task", "arithmetic", "-k", "2", "--out", str(f / "run")], "--out", "not a folder")
+    bad(capsys, ["analyze", str(counts), "--out", str(f / "o")], "--out", "not a folder")
+    bad(capsys, ["simulate", str(counts), "--out", str(f / "o"), "--k-max", "10"], "--out", "not a folder")
+    bad(capsys, ["analyze", str(counts), "--out", str(f)], "--out", "not a folder")
+    assert f.read_text() == "x"
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("emb") / "run"
+    assert main(["sample", "--task", "arithmetic", "--num-problems", "4", "-k", "4", "--max-tokens", "6",
+                 "--out", str(out), "--quiet"]) == 0
+    assert main(["verify", str(out), "--verifier", "exact", "--workers", "0"]) == 0
+    return out
+
+
+def test_report_and_compare_under_a_file(tmp_path, capsys, embedded_run):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    bad(capsys, ["report", str(embedded_run), "--out", str(f / "r.html")], "--out", "not a folder")
+    bad(capsys, ["report", str(embedded_run), "--out", str(tmp_path)], "--out", "is a folder")
+    bad(capsys, ["compare", str(embedded_run), "--verifiers", "exact", "--out", str(f / "c")],
+        "--out", "not a folder")
+    assert not (embedded_run / "analysis" / "compare").exists()
+
+
+def _can_mount_read_only() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    r = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o ro tmpfs /mnt"],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces")
+def test_read_only_filesystem_is_one_line(tmp_path):
+    counts = tmp_path / "c.csv"
+    counts.write_text(COUNTS)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = (f"mount -t tmpfs -o ro tmpfs {ro} && "
+              f"{sys.executable} -m ttscale analyze {counts} --out {ro}/o; echo rc=$?; "
+              f"{sys.executable} -m ttscale sample --task arithmetic -k 2 --out {ro}/run; echo rc=$?")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["rc=2", "rc=2"], r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2, r.stderr
+    assert all("read-only filesystem" in line for line in lines), lines
+
+
+# -- item 7: reserved column names, non-UTF-8 YAML --------------------------------------------
+@pytest.mark.parametrize("col", ["k", "metric", "estimate", "coverage"])
+def test_counts_grouping_column_with_an_output_name(tmp_path, capsys, col):
+    counts = tmp_path / "c.csv"
+    counts.write_text(f"problem,{col},num_samples,num_correct\n0,a,10,3\n1,a,10,4\n0,b,10,5\n1,b,10,6\n")
+    for cmd in (["analyze", str(counts), "--out", str(tmp_path / "o")],
+                ["simulate", str(counts), "--k-max", "10"]):
+        bad(capsys, cmd, f"column '{col}'", "rename it")
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_utf8_yaml(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    bad(capsys, ["sweep", str(cfg)], "s.yaml", "not UTF-8", "line 1")
+    bad(capsys, ["sample", "--config", str(cfg), "--out", str(tmp_path / "r")], "not UTF-8")
+
+
+# -- item 13: messages ------------------------------------------------------------------------
+def test_counts_messages_have_no_numpy_reprs(tmp_path, capsys):
+    counts = tmp_path / "c.csv"
+    counts.write_text("problem,num_samples,num_correct\n0,10,3\n1,nan,4\n")
+    line = bad(capsys, ["analyze", str(counts), "--out", str(tmp_path / "o")], "row 2", "nan is not a whole number")
+    assert "np." not in line
+    counts.write_text("problem,num_samples,num_correct\n0,10,3\n0,10,4\n")
+    line = bad(capsys, ["analyze", str(counts), "--out", str(tmp_path / "o")], "problem 0 appears twice")
+    assert "np." not in line
+    counts.write_text("problem,num_samples,num_correct\n0,1e20,3\n")
+    bad(capsys, ["analyze", str(counts), "--out", str(tmp_path / "o")], "1e+20", "too large")
+
+
+def test_yaml_1e9_reads_as_a_number(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    body = ("name: s\nnum_samples: {}\ntemperatures: [1.0]\nmodels: [{{model: embedded}}]\n"
+            "tasks: [{{name: arithmetic}}]\nverifiers: [{{name: exact}}]\n")
+    msgs = []
+    for k in ("1e9", "1.0e+9"):
+        cfg.write_text(body.format(k))
+        msgs.append(bad(capsys, ["sweep", str(cfg), "--dry-run"], "num_samples"))
+    assert msgs[0] == msgs[1]  # the same verdict for the same number, however it is spelled
+
+
+def test_folder_given_for_a_file(tmp_path, capsys):
+    bad(capsys, ["sweep", str(tmp_path)], "is a folder")
+    bad(capsys, ["sample", "--config", str(tmp_path), "--out", str(tmp_path / "r")], "is a folder")
+
+
+def test_unknown_backend_is_one_line(capsys):
+    line = bad(capsys, ["sample", "--backend", "nope", "--task", "arithmetic", "-k", "1", "--out", "x"],
+               "--backend", "invalid choice", "--help")
+    assert "usage" not in line
