@@ -207,3 +207,51 @@ def test_analyze_reads_an_adaptive_run_with_the_stopping_rule_estimator(tmp_path
         assert len(sel) and sel["k"].max() <= 4  # maj@k only on the first m samples
         rec = next(f for f in fits if f.get("temperature") == t)
         assert rec["adaptive"]["selection_max_k"] == 4 and rec["adaptive"]["samples_drawn"] == st["n"].sum()
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+SWEEP = """name: ad
+out: {out}
+num_samples: 16
+temperatures: [1.0]
+max_tokens: 8
+models: [{{name: m, backend: transformers, model: embedded, options: {{threads: 1, batch_size: 64}}}}]
+tasks: [{{name: arithmetic, num_problems: 4}}]
+verifiers: [{{name: exact}}, {{name: majority}}]
+analysis: {{n_boot: 20}}
+report: false
+adaptive: {rule}
+"""
+
+
+def test_a_sweep_samples_until_solved_in_every_cell(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(SWEEP.format(out=tmp_path / "out", rule="{successes: 1, first_round: 4}"))
+    assert main(["sweep", str(cfg), "--no-progress"]) == 0
+    capsys.readouterr()
+    run = RunDir(tmp_path / "out" / "m" / "arithmetic")
+    assert json.loads(run.run_json.read_text())["adaptive"]["successes"] == 1
+    state = read_state(run)
+    assert len(state) == 4 and int(state["n"].sum()) == len(run.read_samples())
+    curves = pd.read_parquet(run.path / "analysis" / "curves.parquet")
+    pk = curves[curves.metric == "pass@k"].set_index("k")["estimate"]
+    assert pk.index.max() == 16
+    # compare: the deciding verifier's pass@k is the same stopping-rule estimate; the selector
+    # is estimated on the first m (= 1) samples only
+    table = pd.read_parquet(run.path / "analysis" / "compare" / "compare.parquet")
+    ex = table[table.verifier == "exact"].set_index("k")["accuracy"]
+    assert len(ex) and all(abs(ex[k] - pk[k]) < 1e-12 for k in ex.index)
+    assert table[table.verifier == "majority"]["k"].max() == 1
+
+
+def test_a_sweep_with_a_bad_rule_is_one_line_and_writes_nothing(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(SWEEP.format(out=tmp_path / "out", rule="{successes: 1, min_samples: 17}"))
+    assert main(["sweep", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "min_samples" in err[0] and "K=16" in err[0], err
+    assert not (tmp_path / "out").exists()
+    cfg.write_text(SWEEP.format(out=tmp_path / "out", rule="{successes: 1, growth: 0.5}"))
+    assert main(["sweep", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "adaptive.growth" in err[0], err

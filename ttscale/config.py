@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ttscale.adaptive import AdaptiveSettings
 from ttscale.errors import InputError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -109,6 +110,7 @@ class SweepConfig(_Strict):
     report: bool = Field(True, description="Write report.html at the end.")
     executor: Literal["local", "ray"] = Field("local", description="Where sampling and verification run: local (this process) or ray (a Ray cluster: $RAY_ADDRESS, or a local one).")
     executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts, verify_workers.")
+    adaptive: AdaptiveSettings | None = Field(None, description="Sample until solved in every cell: {successes, min_samples, first_round, growth} (see ttscale.adaptive).")
 
     @field_validator("name")
     @classmethod

@@ -143,6 +143,9 @@ def sample_settings(cfg: SweepConfig, cell: Cell) -> Any:
     if cell.model.backend == "import":
         raw["from_file"] = opts.pop("from_file", None)
     raw["backend_options"] = opts
+    if cfg.adaptive is not None:  # the stopping rule, checked against K before anything runs
+        raw["adaptive"] = cfg.adaptive.model_dump()
+        cfg.adaptive.rule().check(cfg.num_samples, where="sweep: adaptive")
     return parse_settings(raw, f"sweep cell {cell.model.label}/{cell.task.key}")
 
 

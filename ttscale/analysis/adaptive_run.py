@@ -145,3 +145,66 @@ def first_m_selection(run: Any, selection: pd.DataFrame, cols: list[str]) -> pd.
     allv = allv[allv["verifier"].isin(selection["verifier"].unique())] if "verifier" in cols else allv
     hist = allv.groupby(keep, sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
     return hist[[*keep, "count", "passed"]]
+
+
+def _decider(run: Any, rule: dict[str, Any], summary: dict[str, Any]) -> str | None:
+    from ttscale.verification import make_verifier, verdict_name
+
+    if rule.get("verifier"):
+        return verdict_name(make_verifier(rule["verifier"], dict(rule.get("verifier_options") or {})))
+    return summary.get("verifier")
+
+
+class CompareView:
+    """What ``compare`` needs of an adaptive run: the deciding verifier (its pass@k by the
+    stopping-rule estimator) and, for every other verifier, its verdicts on the first m samples
+    of each (problem, temperature), with k <= m."""
+
+    def __init__(self, run: Any, info: dict[str, Any]):
+        self.run = run
+        self.m = int(info["rule"]["min_samples"])
+        self.k_max = int(info["num_samples"])
+        self.decider = _decider(run, info["rule"], info["summary"])
+
+    def ks(self, folder: str, ks: np.ndarray) -> np.ndarray:
+        return ks if folder == self.decider else ks[ks <= self.m]
+
+    def _first_m(self, folder: str, columns: list[str]) -> pd.DataFrame:
+        v = self.run.read_verdicts(folder, columns=["problem_id", "temperature", "sample_index", *columns])
+        return v[v["sample_index"] < self.m]
+
+    def hist(self, folder: str) -> pd.DataFrame:
+        """Summary-shaped rows (problem_id, temperature, answer, score, count, passed)."""
+        v = self._first_m(folder, ["answer", "score", "passed"]).assign(count=1)
+        v["passed"] = v["passed"].astype(np.int64)
+        keys = ["problem_id", "temperature", "answer", "score"]
+        return v.groupby(keys, sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
+
+    def joint(self, folder: str, reference: str) -> pd.DataFrame:
+        key = ["problem_id", "temperature", "sample_index"]
+        a = self._first_m(folder, ["passed"])
+        b = self._first_m(reference, ["passed"]).rename(columns={"passed": "truth"})
+        j = a.merge(b, on=key)
+        j = j.assign(n=1, passed=j["passed"].astype(np.int64), truth=j["truth"].astype(np.int64))
+        j["both"] = j["passed"] * j["truth"]
+        return j.groupby(["problem_id", "temperature"], sort=True)[["n", "passed", "truth", "both"]].sum().reset_index()
+
+    def counts(self, folder: str, temperature: float) -> pd.DataFrame:
+        """The deciding verifier's adaptive counts at one temperature (problem, num_samples, ...)."""
+        from ttscale.adaptive import read_state
+
+        st = read_state(self.run)
+        st = st[st["temperature"] == temperature]
+        info = run_rule(self.run)
+        assert info is not None
+        return pd.DataFrame({
+            "problem": st["problem_id"].to_numpy(), "num_samples": st["n"].to_numpy(np.int64),
+            "num_correct": st["successes"].to_numpy(np.int64), "adaptive_prev": st["prev"].to_numpy(np.int64),
+            "adaptive_successes": int(info["rule"]["successes"]), "adaptive_min_samples": self.m,
+            "adaptive_max_samples": self.k_max})
+
+
+def compare_view(run: Any) -> CompareView | None:
+    """A :class:`CompareView` of an adaptive run, None for any other run."""
+    info = run_rule(run)
+    return CompareView(run, info) if info is not None else None

@@ -62,18 +62,25 @@ def verifier_table(run: RunDir, entries: list[tuple[str, str]], ref_folder: str,
     """The comparison table (TABLE_COLUMNS) of ``entries`` = [(verdict folder, kind), ...]
     against the reference oracle's folder, on the grid ``ks``. ``progress(done, total)`` is
     called after each verifier."""
+    from ttscale.analysis.adaptive_run import compare_view
     from ttscale.analysis.curves import coverage_curves, selection_curve_from_summary
     from ttscale.summaries import joint_summary, verdict_summary
 
-    kk = np.asarray(ks, dtype=np.int64)
+    kk_all = np.asarray(ks, dtype=np.int64)
     cache = run.path / "summaries" / "cache"
+    view = compare_view(run)  # an adaptive run: the decider's estimator, the others' first m samples
     tables = []
     for i, (folder, kind) in enumerate(entries):
         hist = verdict_summary(run, folder).table.to_pandas()
         joint = joint_summary(run, folder, ref_folder).to_pandas()
         # the verifier's rates over all of its samples; a selector picks, it does not judge
         fpr, fnr = rates(joint) if kind != "selector" else (float("nan"), float("nan"))
-        for temp, sub in hist.groupby("temperature", sort=True):
+        kk = kk_all
+        if view is not None:
+            kk = view.ks(folder, kk_all)
+            if folder != view.decider:
+                hist, joint = view.hist(folder), view.joint(folder, ref_folder)
+        for temp, sub in hist.groupby("temperature", sort=True) if len(kk) else []:
             if kind == "imperfect":
                 curve = accept_curve(joint[joint["temperature"] == temp], kk, n_boot, seed)
             elif kind == "selector":
@@ -84,6 +91,8 @@ def verifier_table(run: RunDir, entries: list[tuple[str, str]], ref_folder: str,
                 c = sub.groupby("problem_id", sort=True)[["count", "passed"]].sum().reset_index()
                 c = c.rename(columns={"problem_id": "problem", "count": "num_samples",
                                       "passed": "num_correct"})
+                if view is not None and folder == view.decider:
+                    c = view.counts(folder, float(temp))
                 curve = coverage_curves(c, ks=kk, n_boot=n_boot, seed=seed,
                                         source=str(run.verdicts_dir(folder)))
             curve = curve.rename(columns={"estimate": "accuracy"})
