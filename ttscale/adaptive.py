@@ -205,8 +205,10 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
     run = RunDir(out)
     problems, stop = smp.load_problems(settings)
     frame = problems_frame(problems)
-    if run.path.exists() and not run.path.is_dir():
-        raise InputError(f"--out {run.path}: exists and is not a directory")
+    from ttscale.outputs import check_run_target, undo_if_nothing_drawn
+
+    check_run_target(run.path)
+    created = not run.path.exists()
     if run.path.is_dir():
         smp.check_resume(run, settings, frame)
     bounds = checks(rule, k_max)
@@ -214,7 +216,7 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
     written = tokens = requested = rounds = 0
     t_sample = 0.0
     info = None
-    with smp.locked(run):
+    with undo_if_nothing_drawn(run.path, created), smp.locked(run):
         old = smp.check_resume(run, settings, frame)
         rows = _initial_state(read_state(run), problems, settings.temperatures)
         info = old.get("backend_info")
