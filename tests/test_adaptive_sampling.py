@@ -255,3 +255,16 @@ def test_a_sweep_with_a_bad_rule_is_one_line_and_writes_nothing(tmp_path, capsys
     assert main(["sweep", str(cfg), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "adaptive.growth" in err[0], err
+
+
+def test_the_report_states_the_rule_and_the_samples_saved(tmp_path, backend):
+    from ttscale.report import build_report
+
+    out = tmp_path / "ad"
+    run_sampling(settings(16), out, backend=backend, progress=False)
+    assert main(["analyze", str(out)]) == 0
+    html = build_report(out).read_text()
+    state = read_state(RunDir(out))
+    drawn, full = int(state["n"].sum()), PROBLEMS * len(TEMPS) * 16
+    assert "<h3>Adaptive sampling</h3>" in html and "stopped at the first round boundary" in html
+    assert f"<td>{drawn}</td>" in html and f"<td>{full}</td>" in html and f"<td>{full - drawn}</td>" in html

@@ -31,7 +31,8 @@ TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
 #: fits.json keys left out of the report's table (still in fits.json)
 FIT_DETAIL_COLUMNS = ("saturation_threshold", "k_min", "n_points", "avg_prompt_tokens",
                       "avg_output_tokens", "model_shape", "metric", "tokens_assumed",
-                      "kinetics_eflops_shared_prompt", "selection_methods")
+                      "kinetics_eflops_shared_prompt", "selection_methods",
+                      "adaptive")  # adaptive: its own section
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
@@ -131,6 +132,11 @@ def _run_section(run: Path, root: Path) -> str:
     if summary:
         parts.append(_table(pd.DataFrame([{k: json.dumps(v) if isinstance(v, list | dict) else v
                                            for k, v in summary.items()}])))
+    from ttscale.analysis.adaptive_run import REPORT_NOTE, report_table
+
+    adaptive = report_table(cfg)  # the stopping rule and the samples it saved
+    if adaptive is not None:
+        parts += ["<h3>Adaptive sampling</h3>", f"<p>{_esc(REPORT_NOTE)}</p>", _table(adaptive)]
     analysis = run / "analysis"
     curves_path = analysis / "curves.parquet"
     if curves_path.is_file():

@@ -208,3 +208,28 @@ def compare_view(run: Any) -> CompareView | None:
     """A :class:`CompareView` of an adaptive run, None for any other run."""
     info = run_rule(run)
     return CompareView(run, info) if info is not None else None
+
+
+REPORT_NOTE = ("Sampled until solved: each (problem, temperature) stopped at the first round boundary "
+               "where the oracle verifier had passed at least r of its samples (and at least m were "
+               "drawn), or at K. pass@k is the stopping rule's exactly unbiased estimator for every "
+               "k <= K (the plain estimator would be biased here); maj@k, best-of-k and weighted "
+               "vote use the first m samples only, for k <= m.")
+
+
+def report_table(cfg: dict[str, Any]) -> pd.DataFrame | None:
+    """One row for the report: the rule and the samples saved (None for a non-adaptive run)."""
+    rule = cfg.get("adaptive")
+    if not rule:
+        return None
+    s = cfg.get("adaptive_summary", {})
+    drawn, full = s.get("samples_drawn"), s.get("samples_full")
+    return pd.DataFrame([{
+        "r (successes)": rule.get("successes"), "m (min_samples)": rule.get("min_samples"),
+        "first_round": rule.get("first_round"), "growth": rule.get("growth"),
+        "K": cfg.get("num_samples"), "verifier": s.get("verifier"),
+        "boundaries": ",".join(str(b) for b in s.get("boundaries", [])),
+        "stopped": f"{s.get('stopped')} of {s.get('groups')}",
+        "samples drawn": drawn, "full K would draw": full,
+        "fraction drawn": round(drawn / full, 4) if drawn and full else None,
+        "samples saved": (full - drawn) if drawn is not None and full else None}])
