@@ -15,7 +15,7 @@ import sys
 from typing import Any, NoReturn
 
 from ttscale import __version__
-from ttscale.errors import InputError
+from ttscale.errors import InputError, os_error_line
 
 #: sub-command name -> module under ttscale.commands (one module each)
 COMMANDS = {
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"ttscale {args.command}: error: {e}", file=sys.stderr)
         return InputError.exit_code
+    except OSError as e:  # disk full, read-only, permissions: one line, what is written is whole
+        print(f"ttscale {args.command}: error: {os_error_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"ttscale {args.command}: interrupted", file=sys.stderr)
         return 130

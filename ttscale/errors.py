@@ -1,4 +1,4 @@
-"""The one error type users see: bad input, reported as one line and exit code 2."""
+"""The errors users see as one line: bad input (exit code 2) and failed writes (exit code 1)."""
 
 from __future__ import annotations
 
@@ -19,3 +19,31 @@ class InputError(Exception):
 def where(path: object, field: str | None = None) -> str:
     """Format a location for an error message: ``path`` or ``path: field 'x'``."""
     return f"{path}" if field is None else f"{path}: field '{field}'"
+
+
+class StorageError(OSError):
+    """Writing to disk failed (full, read-only, over quota): one line, exit code 1.
+
+    Not the user's input, so not an InputError; but no traceback either. What was written
+    before stays whole (every write is atomic), and running the command again resumes.
+    """
+
+    exit_code = 1
+
+    @classmethod
+    def from_os_error(cls, path: object, e: OSError) -> StorageError:
+        cause = e.strerror or type(e).__name__
+        return cls(e.errno or 0, f"cannot write {path}: {cause}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OS error: the path(s) and the cause (``StorageError`` has both already)."""
+    if isinstance(e, StorageError):
+        return str(e)
+    cause = e.strerror or str(e) or type(e).__name__
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    text = f"{' -> '.join(paths)}: {cause}" if paths else cause
+    return " ".join(text.split())

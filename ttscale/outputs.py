@@ -78,9 +78,9 @@ def remove_if_empty_run(path: str | os.PathLike) -> None:
     path = Path(path)
     if (path / "samples").is_dir() and any((path / "samples").glob("part-*")):
         return
-    for name in ("run.json", "problems.parquet", ".lock"):
+    for name in ("run.json", "problems.parquet", ".lock", ".locks/sampling.lock"):
         (path / name).unlink(missing_ok=True)
-    for folder in (path / "samples", path):
+    for folder in (path / "samples", path / ".locks", path):
         try:
             folder.rmdir()
         except OSError:

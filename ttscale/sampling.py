@@ -14,13 +14,11 @@ other change of settings is refused, since the samples on disk would no longer m
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ttscale.adaptive import AdaptiveSettings, check_rule
 from ttscale.backends.base import SEED_STRIDE, Backend, Request, seed_base
 from ttscale.errors import InputError
+from ttscale.locks import stage_lock
 from ttscale.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.plugins import Problem, problems_frame
 from ttscale.store import SAMPLE_SCHEMA, RunDir, config_hash
@@ -174,19 +173,9 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
 
 
 # -- the run directory ----------------------------------------------------------------------
-@contextmanager
-def locked(run: RunDir) -> Iterator[None]:
-    """Hold RUN_DIR/.lock: one writer per run directory (released by the OS if killed)."""
-    run.path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise InputError(f"{run.path}: another process is sampling into this run directory") from e
-        yield
-    finally:
-        os.close(fd)
+def locked(run: RunDir) -> AbstractContextManager[Path]:
+    """Hold the run directory's ``sampling`` lock (see :func:`ttscale.locks.stage_lock`)."""
+    return stage_lock(run.path, "sampling")
 
 
 def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
@@ -301,23 +290,23 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     created = not run.path.exists()
     if run.path.is_dir():  # checked before anything is created or loaded
         check_resume(run, settings, frame)
-    existing = run.read_samples(["problem_id", "temperature", "sample_index"])
-    owned = backend is None
-    if backend is None and plan_requests(problems, settings, existing, stop):
-        from ttscale.executors import make_backend  # local: in this process; ray: replicas
-
-        backend = make_backend(settings)
-    if backend is not None and hasattr(backend, "validate"):  # bad prompts: an error, nothing written
-        try:
-            backend.validate(plan_requests(problems, settings, existing, stop))
-        except InputError:
-            if owned:
-                backend.close()
-            raise
+    # the lock before the backend is built: a refused second sampler loads no model
     with undo_if_nothing_drawn(run.path, created), locked(run):
         old = check_resume(run, settings, frame)
         existing = run.read_samples(["problem_id", "temperature", "sample_index"])
         requests = plan_requests(problems, settings, existing, stop)
+        owned = backend is None
+        if backend is None and requests:
+            from ttscale.executors import make_backend  # local: in this process; ray: replicas
+
+            backend = make_backend(settings)
+        if backend is not None and hasattr(backend, "validate"):  # bad prompts: nothing written
+            try:
+                backend.validate(requests)
+            except InputError:
+                if owned:
+                    backend.close()
+                raise
         info = dataclasses.asdict(backend.info()) if backend is not None else old.get("backend_info")
         run.write_problems(frame)
         run.write_config(run_record(settings, old, info, len(problems)))

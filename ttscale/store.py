@@ -12,7 +12,10 @@ Layout (see README, "Run directory")::
 Shards are written atomically: to a hidden temporary file in the same folder, flushed and
 fsynced, then renamed into place. A reader never sees a half-written shard, so a run killed at
 any moment (SIGKILL included) holds exactly the shards it finished, and a resumed run computes
-what is missing from what is there.
+what is missing from what is there. Each stage that writes holds its lock
+(:mod:`ttscale.locks`), which also removes the temporary files of killed writers. Files get the
+mode the umask gives (0644 by default). A failed write (disk full, read-only) raises
+:class:`ttscale.errors.StorageError`: one line with the path and the cause, nothing half-written.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, StorageError
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -75,18 +77,30 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The temporary file (``.<name>.<random>.tmp`` beside it) is created with mode 0666 less the
+    umask, as ``open`` would (0644 by default), so a run directory on shared storage stays
+    readable to collaborators. An OS error (disk full, read-only, quota) removes the temporary
+    file and raises :class:`StorageError`, one line naming ``path`` and the cause.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise StorageError.from_os_error(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise StorageError.from_os_error(path, e) from e
         raise
     _fsync_dir(path.parent)
     return path
@@ -200,8 +214,43 @@ class RunDir:
     def write_verdicts(self, verifier: str, rows: pd.DataFrame) -> Path:
         return write_shard(self.verdicts_dir(verifier), _coerce(rows, VERDICT_SCHEMA, "verdict"))
 
-    def read_verdicts(self, verifier: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return read_shards(self.verdicts_dir(verifier), VERDICT_SCHEMA, columns)
+    def read_verdicts(self, verifier: str, columns: list[str] | None = None,
+                      unique: bool = True) -> pd.DataFrame:
+        """The verdicts of one verifier folder.
+
+        With ``unique`` (the default) a folder holding two verdicts for one sample (left by two
+        concurrent verifies of versions before stage locks) is refused with one line, never half
+        read: ``ttscale verify`` repairs it (see :func:`dedupe_verdicts`).
+        """
+        df = read_shards(self.verdicts_dir(verifier), VERDICT_SCHEMA, columns)
+        if unique and set(SAMPLE_KEY) <= set(df.columns):
+            dup = int(df.duplicated(SAMPLE_KEY).sum())
+            if dup:
+                raise InputError(
+                    f"{self.verdicts_dir(verifier)}: {dup} sample(s) have more than one verdict "
+                    f"(concurrent verifies of an older version); run `ttscale verify {self.path} "
+                    f"--name {verifier} ...` with the same verifier to repair it")
+        return df
+
+    def dedupe_verdicts(self, verifier: str) -> int:
+        """Keep the first verdict of each sample in a verifier folder; returns how many went.
+
+        Call under the folder's stage lock. The kept rows go to one new shard, written before
+        the old shards are removed: a crash in between leaves duplicates again (repaired by the
+        next call), never a lost verdict.
+        """
+        folder = self.verdicts_dir(verifier)
+        old = shard_paths(folder)
+        df = read_shards(folder, VERDICT_SCHEMA)
+        keep = ~df.duplicated(SAMPLE_KEY)
+        dropped = int((~keep).sum())
+        if not dropped:
+            return 0
+        write_shard(folder, _coerce(df[keep].reset_index(drop=True), VERDICT_SCHEMA, "verdict"))
+        for p in old:
+            p.unlink(missing_ok=True)
+        _fsync_dir(folder)
+        return dropped
 
     def verifiers(self) -> list[str]:
         root = self.path / "verdicts"

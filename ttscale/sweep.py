@@ -20,6 +20,7 @@ from typing import Any
 
 from ttscale.config import ModelSpec, SweepConfig, TaskSpec, VerifierSpec
 from ttscale.errors import InputError
+from ttscale.locks import stage_lock
 from ttscale.store import RunDir, atomic_write_json, config_hash
 
 
@@ -199,18 +200,28 @@ def _flops_per_token(m: ModelSpec) -> float | None:
 
 
 def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = print) -> Path:
-    """Sample, verify, analyse and compare every cell, then the sweep figure and the report."""
-    from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+    """Sample, verify, analyse and compare every cell, then the sweep figure and the report.
+
+    Holds the sweep folder's ``sweep`` lock: a second sweep on the same folder raises
+    :class:`ttscale.locks.StageBusy` (one line, exit 2) before it writes anything."""
     from ttscale.executors import keep_connected, parse_executor
-    from ttscale.sampling import run_sampling
-    from ttscale.verification import verify_run
 
     cells = plan(cfg, source)
     settings = [sample_settings(cfg, c) for c in cells]  # validates before anything is written
     executor = parse_executor(cfg.executor, cfg.executor_options, source)
-    keep_connected(executor)  # one cluster connection for every cell and stage
     root = sweep_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
+    with stage_lock(root, "sweep"):  # a second sweep on this folder: one line, exit 2
+        keep_connected(executor)  # one cluster connection for every cell and stage
+        return _run_cells(cfg, source, cells, settings, executor, root, progress, log)
+
+
+def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[Any], executor: Any,
+               root: Path, progress: bool, log: Any) -> Path:
+    from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+    from ttscale.sampling import run_sampling
+    from ttscale.verification import verify_run
+
     resolved = cfg.model_dump(mode="json")
     atomic_write_json(root / "sweep.json", {"config": resolved, "config_hash": config_hash(resolved),
                                             "source": str(source)})

@@ -7,7 +7,9 @@ verdict shards.
    directory has samples and problems, that every sample's problem is known, and that the
    verifier fits every problem's reference (a verifier's ``requires`` names the reference
    fields it needs, and its optional ``check_run(problems, samples)`` raises InputError);
-2. skips the (problem_id, temperature, sample_index) keys already in ``verdicts/<name>/``, so an
+2. takes the stage lock ``verify:<name>`` (a second process verifying into the same folder gets
+   one line and exit code 2), repairs a folder holding duplicate verdicts (older versions) and
+   skips the (problem_id, temperature, sample_index) keys already in ``verdicts/<name>/``, so an
    interrupted run resumes with exactly the verdicts it lacks;
 3. verifies one problem per task in worker processes (``spawn``: safe beside torch threads),
    each task running on its worker's main thread, where Math-Verify's SIGALRM timeouts work; the
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.errors import InputError
+from ttscale.locks import stage_lock
 from ttscale.plugins import Problem, Verifier
 from ttscale.store import SAMPLE_KEY, VERDICT_SCHEMA, RunDir, atomic_write_json
 
@@ -323,6 +326,7 @@ class VerifyResult:
     passed: int  # of those verified by this call
     errors: int  # status error or timeout, of those verified by this call
     shards: int
+    repaired: int = 0  # duplicate verdicts removed (left by concurrent runs of older versions)
 
 
 def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
@@ -355,8 +359,14 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
                *, workers: int | None = None, out_name: str | None = None,
                batch_problems: int = 64, time_limit: float = 60.0,
                time_limit_per_sample: float = 1.0, progress: Any = None,
-               executor: Any = None) -> VerifyResult:
+               executor: Any = None, wait: bool | float = False,
+               on_wait: Any = None) -> VerifyResult:
     """Verify every sample of ``run_dir`` not yet verified by this verifier; see module doc.
+
+    Holds the stage lock ``verify:<folder>`` (:func:`ttscale.locks.stage_lock`) throughout:
+    another process verifying into the same folder raises :class:`ttscale.locks.StageBusy`
+    at once (or after ``wait`` seconds; True waits as long as it takes, telling ``on_wait``).
+    A folder holding duplicate verdicts (from older versions) is repaired first.
 
     ``executor`` (a :class:`ttscale.executors.ExecutorSpec`; default local) set to ray fans the
     problems out to verifier actors on a Ray cluster (``workers`` is then unused).
@@ -367,13 +377,27 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     verifier, folder, problems, samples = prepare(run, name, options, out_name)
+    # One verify per verifier folder at a time, taken before any worker or sandbox starts: a
+    # second process gets StageBusy (one line, exit 2), never a second copy of every verdict.
+    with stage_lock(run.path, f"verify:{folder}", wait=wait, on_wait=on_wait):
+        return _verify_locked(run, verifier, folder, problems, samples, workers=workers,
+                              batch_problems=batch_problems, time_limit=time_limit,
+                              time_limit_per_sample=time_limit_per_sample, progress=progress,
+                              executor=executor)
+
+
+def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[str, Problem],
+                   samples: pd.DataFrame, *, workers: int | None, batch_problems: int,
+                   time_limit: float, time_limit_per_sample: float, progress: Any,
+                   executor: Any) -> VerifyResult:
+    repaired = run.dedupe_verdicts(folder)  # duplicates left by older versions' concurrent runs
     done = run.read_verdicts(folder, columns=SAMPLE_KEY)
     todo = samples
     if len(done):
         keys = pd.MultiIndex.from_frame(done[SAMPLE_KEY].astype({"sample_index": np.int64}))
         mask = pd.MultiIndex.from_frame(samples[SAMPLE_KEY]).isin(keys)
         todo = samples[~mask]
-    result = VerifyResult(folder, 0, len(samples) - len(todo), 0, 0, 0)
+    result = VerifyResult(folder, 0, len(samples) - len(todo), 0, 0, 0, repaired)
     atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
         "name": verifier.name, "kind": verifier.kind,
         "options": _jsonable(verifier.options)})

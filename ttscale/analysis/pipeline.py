@@ -21,6 +21,7 @@ import pandas as pd
 
 from ttscale.counts import check_k, group_columns, load_counts
 from ttscale.errors import InputError
+from ttscale.locks import stage_lock
 from ttscale.store import RunDir, atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
@@ -428,27 +429,28 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
         raise InputError(f"{out}: --out exists and is not a directory")
     figures = build_figures(result)  # may fail; nothing written yet
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out))
-    try:
-        atomic_write_table(tmp / "curves.parquet", result.curves)
-        atomic_write_json(tmp / "fits.json", result.fits)
-        if result.costs is not None:
-            atomic_write_table(tmp / "costs.parquet", result.costs)
-        for stem, fig in figures:
-            save_figure(fig, tmp / "figures" / stem)
-        if result.temperatures is not None:
-            from ttscale.analysis.temperature_view import write_view
+    with stage_lock(out, "analysis"):  # one writer; removes .tmp-* of killed writers
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out))
+        try:
+            atomic_write_table(tmp / "curves.parquet", result.curves)
+            atomic_write_json(tmp / "fits.json", result.fits)
+            if result.costs is not None:
+                atomic_write_table(tmp / "costs.parquet", result.costs)
+            for stem, fig in figures:
+                save_figure(fig, tmp / "figures" / stem)
+            if result.temperatures is not None:
+                from ttscale.analysis.temperature_view import write_view
 
-            write_view(result.temperatures, tmp)
-        written = []
-        for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            dst = out / src.relative_to(tmp)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            written.append(dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _remove_stale(out, set(written))
+                write_view(result.temperatures, tmp)
+            written = []
+            for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                dst = out / src.relative_to(tmp)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                written.append(dst)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_stale(out, set(written))
     return written
 
 

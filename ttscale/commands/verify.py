@@ -3,7 +3,9 @@
 Writes ``RUN_DIR/verdicts/<name>/part-*.parquet`` (VERDICT_SCHEMA) and ``verifier.json``; see
 :mod:`ttscale.verification`. The folder name encodes the options
 (``imperfect-exact-fpr0.1-fnr0.05``) unless ``--name`` gives one. Resumable: samples already
-verified under that name are skipped. Everything is validated before the first verdict is
+verified under that name are skipped. One verify per folder at a time: a second one exits with
+code 2 at once (or waits, with --wait); a folder holding duplicate verdicts (two concurrent
+verifies of an older version) is repaired first. Everything is validated before the first verdict is
 written (unknown verifier or option, no samples, a verifier that does not fit the task).
 """
 
@@ -35,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, help="ray: cluster address (default: $RAY_ADDRESS)")
     p.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
                    help="ray: verify_workers, num_cpus, max_restarts (repeatable)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is verifying into the same folder, wait for it "
+                        "(default: exit 2 at once)")
     p.set_defaults(func=run)
 
 
@@ -51,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     executor = parse_executor(args.executor, ex_opts, "command line")
     result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
                         workers=args.workers, out_name=args.name, time_limit=args.time_limit,
-                        time_limit_per_sample=args.time_limit_per_sample, executor=executor)
+                        time_limit_per_sample=args.time_limit_per_sample, executor=executor,
+                        wait=args.wait,
+                        on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
+    if result.repaired:
+        print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
+              "concurrent runs of an older version (kept the first of each)", file=sys.stderr)
     rate = f"{result.passed / result.verified:.4f}" if result.verified else "n/a"
     print(f"verdicts/{result.name}: verified {result.verified} samples ({result.skipped} already "
           f"done), passed {result.passed} (rate {rate}), errors/timeouts {result.errors}, "
