@@ -55,7 +55,7 @@ def check_run_target(path: str | os.PathLike, flag: str = "--out") -> Path:
     """A run directory to create or extend: writable, and either new, empty or a run already."""
     path = check_out_dir(path, flag)
     if path.is_dir() and not (path / "run.json").exists() and not (path / "samples").exists():
-        entries = [e.name for e in path.iterdir() if e.name != ".lock"]
+        entries = [e.name for e in path.iterdir() if e.name not in (".lock", ".locks")]
         if entries:
             raise InputError(f"{flag} {path}: is a folder with other files ({len(entries)} entries, "
                              f"e.g. {sorted(entries)[0]!r}) and not a run directory: give a new or empty folder")
