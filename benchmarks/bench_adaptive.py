@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttscale.analysis.adaptive import StoppingRule, adaptive_pass_at_k, simulate_rule
+from ttscale.analysis.adaptive import StoppingRule, adaptive_pass_at_k
+from ttscale.analysis.adaptive_plan import fixed_rates, plan_adaptive
 from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "reference" / "monkeys_llama3_counts.csv"
@@ -54,31 +55,17 @@ def reference(path: Path, reps: int, n_boot: int, seed: int) -> bool:
         rates = (g["num_correct"] / g["num_samples"]).to_numpy()
         for r in (1, 2, 4, 8):
             rule = StoppingRule(successes=r, min_samples=1, first_round=32, growth=2.0)
-            rng = np.random.default_rng(seed)
-            frac, w_ad, w_full, est_ad, est_full = [], [], [], [], []
-            for rep in range(reps):
-                sim = simulate_rule(rates, rule, k_max, rng)
-                pa = adaptive_pass_at_k(sim["n"], sim["c"], sim["prev"], ks, r, 1)
-                pf = pass_at_k(k_max, sim["c_full"], ks)
-                lo, hi = bootstrap_ci(pa, n_boot=n_boot, seed=seed + rep)
-                lo2, hi2 = bootstrap_ci(pf, n_boot=n_boot, seed=seed + rep)
-                w_ad.append(hi - lo)
-                w_full.append(hi2 - lo2)
-                est_ad.append(pa.mean(axis=0))
-                est_full.append(pf.mean(axis=0))
-                frac.append(sim["n"].sum() / (len(rates) * k_max))
-            wa, wf = np.mean(w_ad, axis=0), np.mean(w_full, axis=0)
-            # where full sampling's interval is (nearly) empty (coverage 1 on every resample) a
-            # ratio means nothing: shown as "-" (both widths below 1e-4)
-            tiny = (wf < 1e-4) & (wa < 1e-4)
-            ratio = np.where(tiny, 1.0, wa / np.maximum(wf, 1e-12))
-            noise = np.std(est_ad, axis=0, ddof=1), np.std(est_full, axis=0, ddof=1)
+            plan = plan_adaptive(fixed_rates(rates), rule, k_max, ks, replicates=reps,
+                                 n_boot=n_boot, seed=seed)
+            ratio = plan["width_ratio"].to_numpy()
+            tiny = np.isnan(ratio)  # both intervals (nearly) empty: coverage 1 on every resample
             i10 = int(np.flatnonzero(ks == 10)[0]) if 10 in ks else 0
-            line = (f"{bench:<10} {model:<22} {r}  {np.mean(frac):.3f}  "
+            frac = float(plan["fraction_drawn"].iloc[0])
+            line = (f"{bench:<10} {model:<22} {r}  {frac:.3f}  "
                     + "  ".join("      -" if t else f"{x:7.3f}" for x, t in zip(ratio, tiny, strict=True))
-                    + f"  {noise[0][i10]:.4f}/{noise[1][i10]:.4f}")
+                    + f"  {plan['sd_adaptive'].iloc[i10]:.4f}/{plan['sd_full'].iloc[i10]:.4f}")
             if bench == "MATH" and model.startswith("Llama-3-8B") and r == 4:
-                good = np.mean(frac) <= 0.12 and bool((ratio <= 1.15).all())
+                good = frac <= 0.12 and bool((ratio[~tiny] <= 1.15).all())
                 ok &= good
                 line += "  <- target: drawn <= 0.12, widths <= 1.15x: " + ("met" if good else "NOT MET")
             print(line)

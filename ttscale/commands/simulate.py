@@ -47,6 +47,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="planning: samples per problem to try")
     p.add_argument("--replicates", type=int, default=30,
                    help="planning: simulated replicates per (problems, samples) cell")
+    g = p.add_argument_group("adaptive sampling plan (sample until solved; see ttscale.adaptive)")
+    g.add_argument("--adaptive", type=_int_list, metavar="R,R,...",
+                   help="plan a stopping rule for each r (successes): samples drawn and CI widths of "
+                        "coverage@k vs drawing K (= --k-max) for everything")
+    g.add_argument("--min-samples", type=int, default=1, help="adaptive: m, the fewest samples before stopping")
+    g.add_argument("--first-round", type=int, default=32, help="adaptive: the first round boundary")
+    g.add_argument("--growth", type=finite_float, default=2.0, help="adaptive: each boundary is the last times this")
+    g.add_argument("--adaptive-ks", type=_int_list, default=[1, 10, 100, 1000, 10000], metavar="K,K,...",
+                   help="adaptive: the k whose coverage CI widths are compared (those <= --k-max)")
+    g.add_argument("--adaptive-problems", type=int, default=500,
+                   help="adaptive with --difficulty: problems per simulated run")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
     p.add_argument("--out", help="output folder (default: print only)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -75,6 +86,15 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("simulate: --replicates must be at least 3")
     if any(x < 1 for x in args.plan_problems + args.plan_samples):
         raise InputError("simulate: --plan-problems and --plan-samples must be positive")
+    if args.adaptive is not None:
+        from ttscale.analysis.adaptive import StoppingRule
+
+        if not args.adaptive:
+            raise InputError("simulate: --adaptive is empty (give r values, e.g. 1,2,4,8)")
+        for r in args.adaptive:  # one line naming the field for r < 1, m > K, growth <= 1
+            StoppingRule(r, args.min_samples, args.first_round, args.growth).check(args.k_max, "simulate --adaptive")
+        if args.adaptive_problems < 1:
+            raise InputError("simulate: --adaptive-problems must be at least 1")
 
 
 def _difficulties(args: argparse.Namespace):
@@ -82,7 +102,7 @@ def _difficulties(args: argparse.Namespace):
     from ttscale import simulate as sim
 
     if args.difficulty:
-        return [({}, sim.parse_difficulty(args.difficulty))]
+        return [({}, sim.parse_difficulty(args.difficulty), None)]
     from ttscale.analysis.pipeline import load_input
     from ttscale.errors import InputError
 
@@ -100,7 +120,7 @@ def _difficulties(args: argparse.Namespace):
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         diff = sim.difficulty_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy())
-        out.append((dict(zip(cols, key, strict=True)), diff))
+        out.append((dict(zip(cols, key, strict=True)), diff, g))
     return out
 
 
@@ -115,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     ks = np.unique(np.concatenate([np.arange(1, min(args.k_max, 100) + 1), log_spaced_ks(args.k_max, 200)]))
     frames, summaries = [], []
-    for group, diff in _difficulties(args):
+    plans = []
+    for group, diff, counts in _difficulties(args):
         curves = sim.simulate_curves(diff, ks, args.selection, args.fpr, args.fnr, args.fp_cost,
                                      args.cost_per_sample, args.wrong_answers,
                                      args.reward_separation, args.seed)
@@ -129,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
             ok = plan[plan["meets"]].sort_values(["total_samples", "num_problems"])
             summary["plan"] = plan.to_dict(orient="records")
             summary["plan_recommendation"] = ok.iloc[0].to_dict() if len(ok) else None
+        if args.adaptive:
+            plan = _adaptive_plan(args, diff, counts)
+            summary["adaptive_plan"] = plan.to_dict(orient="records")
+            plans.append(plan.assign(**group))
         for col, val in group.items():
             curves.insert(0, col, val)
         frames.append(curves)
@@ -140,14 +165,44 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         atomic_write_table(out / "simulation.parquet", table)
         atomic_write_json(out / "summary.json", summaries)
+        if plans:
+            atomic_write_table(out / "adaptive_plan.parquet", pd.concat(plans, ignore_index=True))
         _plot(table, summaries, [c for c in summaries[0] if c in table.columns and c != "k"], out)
     if args.json:
         json.dump(summaries, sys.stdout, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
         print()
     else:
         for s in summaries:
-            print("  ".join(f"{k}={v}" for k, v in s.items() if k not in ("plan",)))
+            print("  ".join(f"{k}={v}" for k, v in s.items() if k not in ("plan", "adaptive_plan")))
+            if "adaptive_plan" in s:
+                _print_plan(pd.DataFrame(s["adaptive_plan"]), args.k_max)
     return 0
+
+
+def _adaptive_plan(args: argparse.Namespace, diff, counts):
+    """The plan table of every r asked (ttscale.analysis.adaptive_plan)."""
+    import pandas as pd
+
+    from ttscale.analysis.adaptive import StoppingRule
+    from ttscale.analysis.adaptive_plan import plan_adaptive, rates_from_counts
+
+    if counts is not None:  # each problem's Jeffreys posterior, drawn afresh per replicate
+        draw = rates_from_counts(counts["num_samples"].to_numpy(), counts["num_correct"].to_numpy())
+    else:
+        draw = lambda rng: diff.sample(args.adaptive_problems, rng)  # noqa: E731
+    rules = [StoppingRule(r, args.min_samples, args.first_round, args.growth) for r in args.adaptive]
+    return pd.concat([plan_adaptive(draw, rule, args.k_max, args.adaptive_ks, args.replicates,
+                                    seed=args.seed) for rule in rules], ignore_index=True)
+
+
+def _print_plan(plan, k_max: int) -> None:
+    print(f"  adaptive plan (K = {k_max}): r, fraction of samples drawn, and per k the CI width of "
+          "coverage@k adaptive/full (ratio)")
+    for r, g in plan.groupby("successes", sort=True):
+        cells = "  ".join(f"k={int(k)}: {wa:.4f}/{wf:.4f} " + ("(-)" if ratio != ratio else f"({ratio:.2f}x)")
+                          for k, wa, wf, ratio in
+                          g[["k", "ci_width_adaptive", "ci_width_full", "width_ratio"]].itertuples(index=False))
+        print(f"    r={r}: drawn {g['fraction_drawn'].iloc[0]:.3f}  {cells}")
 
 
 def _plot(table, summaries, group_cols, out) -> None:

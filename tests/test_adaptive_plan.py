@@ -1,0 +1,64 @@
+"""Planning an adaptive run: ``plan_adaptive`` and ``ttscale simulate --adaptive``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ttscale.analysis.adaptive import StoppingRule
+from ttscale.analysis.adaptive_plan import fixed_rates, plan_adaptive, rates_from_counts
+from ttscale.cli import main
+
+
+def test_always_and_never_solved_problems_draw_the_first_round_and_k():
+    rule = StoppingRule(successes=2, first_round=16)
+    easy = plan_adaptive(fixed_rates(np.ones(20)), rule, 1000, [1, 10], replicates=3)
+    assert easy["fraction_drawn"].iloc[0] == pytest.approx(16 / 1000)
+    hard = plan_adaptive(fixed_rates(np.zeros(20)), rule, 1000, [1, 10], replicates=3)
+    assert hard["fraction_drawn"].iloc[0] == 1.0
+    assert (hard["coverage_adaptive"] == 0).all() and (easy["coverage_adaptive"] == 1).all()
+
+
+def test_both_estimates_are_unbiased_and_the_rule_saves_samples():
+    rng = np.random.default_rng(1)
+    p = rng.beta(0.3, 3.0, size=200)
+    plan = plan_adaptive(fixed_rates(p), StoppingRule(successes=4), 2000, [1, 10, 100, 2000],
+                         replicates=30, n_boot=200)
+    truth = np.array([np.mean(1 - (1 - p) ** k) for k in plan["k"]])
+    for col, sd in (("coverage_adaptive", "sd_adaptive"), ("coverage_full", "sd_full")):
+        se = plan[sd].to_numpy() / np.sqrt(30)
+        assert (np.abs(plan[col].to_numpy() - truth) < 4 * se + 1e-9).all(), col
+    assert plan["fraction_drawn"].iloc[0] < 0.5
+    assert (plan["width_ratio"] < 1.3).all() and (plan["width_ratio"] > 0.8).all()
+
+
+def test_rates_from_counts_follow_the_jeffreys_posterior():
+    draw = rates_from_counts(np.array([100, 100]), np.array([0, 100]))
+    x = np.array([draw(np.random.default_rng(i)) for i in range(200)])
+    assert 0 < x[:, 0].mean() < 0.02 and x[:, 1].mean() > 0.98
+
+
+def test_simulate_adaptive_from_a_prior(tmp_path, capsys):
+    out = tmp_path / "sim"
+    code = main(["simulate", "--difficulty", "beta:0.4,2,zero=0.1", "--k-max", "1000", "--adaptive", "1,4",
+                 "--adaptive-ks", "1,10,100,1000", "--adaptive-problems", "100", "--replicates", "4",
+                 "--json", "--out", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    plan = summary[0]["adaptive_plan"]
+    assert sorted({row["successes"] for row in plan}) == [1, 4] and len(plan) == 8
+    drawn = {row["successes"]: row["fraction_drawn"] for row in plan}
+    assert 0.1 <= drawn[1] < drawn[4] < 1.0  # 10% never solved draw all K; r=4 draws more than r=1
+    assert (out / "adaptive_plan.parquet").is_file()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--adaptive", "0"], "field 'successes'"), (["--adaptive", "2", "--growth", "1.0"], "field 'growth'"),
+    (["--adaptive", "2", "--min-samples", "2000"], "field 'min_samples': 2000 exceeds K=1000"),
+])
+def test_simulate_adaptive_bad_rules_are_one_line(capsys, args, needle):
+    code = main(["simulate", "--difficulty", "beta:1,1", "--k-max", "1000", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
