@@ -81,15 +81,20 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
         ("GSM8K", "big"), ("GSM8K", "small"), ("MATH", "big"), ("MATH", "small")]
     for rec in fits:
         assert set(rec) == {
-            "benchmark", "model", "metric", "law", "a", "b", "a_stderr", "b_stderr", "rmse",
-            "max_abs_error", "k_min", "k_max", "saturation_threshold", "saturation_k",
-            "saturation_k_fit", "saturation_flops", "flops_per_sample",
-        }
+            "benchmark", "model", "metric", "law", "a", "b", "a_se_conditional",
+            "b_se_conditional", "rmse", "max_abs_error", "k_min", "k_max",
+            "saturation_threshold", "saturation_k", "saturation_k_fit", "saturation_flops",
+            "flops_per_sample", "ci_level", "ci_method", "law_boot", "law_boot_failed", "a_ci",
+            "b_ci", "fit_status", "fit_reasons", "fit_warnings", "fit_check",
+            "saturation_k_fit_ci", "saturation_k_fit_never", "saturation_k_fit_status",
+            "tail_fit", "fits_data",
+        } | ({"saturation_k_fit_note"} if rec["fit_status"] == "rejected" else set())
         g = counts[(counts["benchmark"] == rec["benchmark"]) & (counts["model"] == rec["model"])]
         fit = fit_from_counts(g["num_samples"], g["num_correct"])
         assert rec["law"] == "exp_power" and rec["metric"] == "pass@k"
         assert rec["a"] == fit.params["a"] and rec["b"] == fit.params["b"]
-        assert rec["a_stderr"] == fit.stderr["a"] and rec["rmse"] == fit.rmse
+        assert rec["a_se_conditional"] == fit.stderr["a"] and rec["rmse"] == fit.rmse
+        assert rec["a_ci"][0] < rec["a"] < rec["a_ci"][1] and rec["b_ci"][0] < rec["b"] < rec["b_ci"][1]
         assert (rec["k_min"], rec["k_max"]) == (1, 50)
         assert rec["flops_per_sample"] is None and rec["saturation_threshold"] == 1e-4
         # the measured curve's slope first drops below 1e-4 per sample at saturation_k
@@ -143,7 +148,8 @@ def test_explicit_ks_ceiling_and_max_k(counts_csv, tmp_path):
     assert sorted(set(curves["k"])) == [1, 5, 20]
     for rec in json.loads((out / "fits.json").read_text()):
         assert rec["law"] == "exp_power_ceiling"
-        assert 0 < rec["c_max"] <= 1 and "c_max_stderr" in rec
+        assert 0 < rec["c_max"] <= 1 and "c_max_se_conditional" in rec
+        assert 0 < rec["c_max_ci"][0] <= rec["c_max_ci"][1] <= 1
         assert rec["k_max"] == 20
 
 

@@ -52,6 +52,7 @@ class Line:
     saturation_x: float | None = None
     saturation_text: str | None = None
     ceiling: float | None = None
+    fit_rejected: bool = False  #: the law left the CI band: drawn grey, dash-dotted, so labelled
 
     def __post_init__(self) -> None:
         self.x = np.asarray(self.x, dtype=float)
@@ -104,13 +105,14 @@ def plot_lines(
             if line.low is not None:
                 ax.fill_between(line.x, line.low, line.high, color=color, alpha=0.18, lw=0)
             if line.fit_x is not None:
+                label = line.fit_label or f"{line.label} (fit)"
                 ax.plot(
                     line.fit_x,
                     line.fit_y,
-                    color=color,
+                    color="0.55" if line.fit_rejected else color,
                     lw=1.1,
-                    ls="--",
-                    label=line.fit_label or f"{line.label} (fit)",
+                    ls="-." if line.fit_rejected else "--",
+                    label=f"{label}: REJECTED" if line.fit_rejected else label,
                 )
             if line.saturation_x is not None and len(line.x) and np.isfinite(line.saturation_x):
                 sx = float(line.saturation_x)
@@ -176,7 +178,8 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
 
     One figure per value of the panel column (the first of benchmark/task/dataset among the
     group columns; one figure if none), lines per the other group columns:
-    ``coverage_k``: pass@k against k, CI band, fitted law dashed, saturation point (star) and the
+    ``coverage_k``: pass@k against k, CI band, fitted law dashed (its b with the bootstrap
+    interval in the legend; grey dash-dotted and labelled REJECTED where it left the band), saturation point (star) and the
     fitted ceiling (dotted) marked; ``coverage_flops``: the same against FLOPs, where the cost is
     known; ``selection_k``: pass@k beside maj@k / best-of-k / weighted-vote@k, where present.
     """
@@ -211,8 +214,10 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
                 fy = fit.predict(fk) if fit is not None else None
                 sat = rec.get("saturation_k")
                 ceil = rec.get("c_max")
+                rejected = rec.get("fit_status") == "rejected"
                 line = Line(label, k, m["estimate"], m["ci_low"], m["ci_high"], fk, fy,
-                            saturation_x=sat, ceiling=ceil)
+                            fit_label=fit_label(label, rec), saturation_x=sat, ceiling=ceil,
+                            fit_rejected=rejected)
                 by_k.append(line)
                 sel.append(Line(f"{label}: pass@k", k, m["estimate"], m["ci_low"], m["ci_high"]))
                 if flops is not None:
@@ -222,6 +227,7 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
                         flops(fk) if fk is not None else None, fy,
                         saturation_x=float(flops(np.array([sat]))[0]) if sat else None,
                         saturation_text=f"saturation k={sat}" if sat else None, ceiling=ceil,
+                        fit_label=fit_label(label, rec), fit_rejected=rejected,
                     ))
         out.append((f"coverage_k{suffix}", plot_lines(by_k, title=title)))
         if by_flops:
@@ -230,6 +236,16 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
         if len(sel) > len(by_k):
             out.append((f"selection_k{suffix}", plot_lines(sel, title=title, ylabel="accuracy")))
     return out
+
+
+def fit_label(label: str, rec: dict[str, Any]) -> str:
+    """Legend text of a fitted law: its exponent with the bootstrap interval where known."""
+    b, ci = rec.get("b"), rec.get("b_ci")
+    if b is None:
+        return f"{label} (fit)"
+    if ci and None not in ci:
+        return f"{label} fit: b={b:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{label} fit: b={b:.2f}"
 
 
 def _plain(v: Any) -> Any:

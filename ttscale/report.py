@@ -147,9 +147,13 @@ def _run_section(run: Path, root: Path) -> str:
         fits = json.loads(fits_path.read_text())
         if fits:
             parts.append("<h3>Fitted laws, saturation points and ceilings</h3>")
+            from ttscale.report_fits import DETAIL_KEYS, fit_section
+
             fits_df = pd.DataFrame(fits)
-            keep = [c for c in fits_df.columns if c not in FIT_DETAIL_COLUMNS]
+            keep = [c for c in fits_df.columns
+                    if c not in FIT_DETAIL_COLUMNS and c not in DETAIL_KEYS and not c.endswith("_ci")]
             parts.append(_table(fits_df[keep].dropna(axis=1, how="all")))
+            parts.append(fit_section(fits))
     parts.extend(_figures(analysis / "figures"))
     if (analysis / "temperature_best.parquet").is_file():
         from ttscale.analysis.temperature_view import REPORT_NOTE

@@ -3,7 +3,9 @@
 The ``analyze`` command calls these. Every function returns one long frame with the columns
 ``[*group_columns, "metric", "k", "estimate", "ci_low", "ci_high"]``: one curve per group and
 metric, the estimate being the mean over problems of the per-problem unbiased estimate and the
-interval a percentile bootstrap over problems (:func:`ttscale.analysis.estimators.bootstrap_ci`).
+interval a percentile bootstrap over problems (:func:`ttscale.analysis.estimators.bootstrap_ci`)
+widened to an exact binomial bound where that is wider, so that it never collapses to [1, 1] at
+the ceiling (:mod:`ttscale.analysis.ceiling_ci`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ttscale.analysis.ceiling_ci import subset_trials, widen_at_ceiling
 from ttscale.analysis.estimators import bootstrap_ci
 from ttscale.counts import check_k, group_columns, validate_counts
 from ttscale.errors import InputError
@@ -49,9 +52,11 @@ def _ks_or_default(ks: np.ndarray | list[int] | None, n_min: int, source: str) -
 
 def _curve_frame(
     key: tuple, cols: list[str], metric: str, ks: np.ndarray, per_problem: np.ndarray,
-    n_boot: int, ci: float, seed: int,
+    n_boot: int, ci: float, seed: int, max_trials: np.ndarray | None = None,
 ) -> pd.DataFrame:
     low, high = bootstrap_ci(per_problem, n_boot=n_boot, ci=ci, seed=seed)
+    # never [1, 1] at the ceiling: hull with an exact binomial bound (ttscale.analysis.ceiling_ci)
+    low, high = widen_at_ceiling(per_problem, low, high, ci, max_trials)
     frame = pd.DataFrame(
         {
             "metric": metric,
@@ -96,7 +101,8 @@ def coverage_curves(
 
         kk = _ks_or_default(ks, max_k(g), source)  # K for an adaptive run's rows
         per = per_problem_pass(g, kk)  # the stopping-rule estimator for those
-        frames.append(_curve_frame(key, cols, "pass@k", kk, per, n_boot, ci, seed))
+        frames.append(_curve_frame(key, cols, "pass@k", kk, per, n_boot, ci, seed,
+                                   subset_trials(g["num_samples"].to_numpy(np.int64), kk)))
     return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
 
 
@@ -133,7 +139,8 @@ def selection_curves(
         raise InputError(f"{source}: no sample rows for {metric}")
     frames = []
     for key, g in _groups(samples, cols):
-        n_min = int(g.groupby("problem_id").size().min())
+        sizes = g.groupby("problem_id").size().to_numpy()
+        n_min = int(sizes.min())
         kk = _ks_or_default(ks, n_min, source)
         if metric == "maj@k":
             _, per = selection.maj_at_k_from_samples(g, kk, n_mc=n_mc, seed=seed)
@@ -141,7 +148,8 @@ def selection_curves(
             _, per = selection.best_of_k_from_samples(g, kk)
         else:
             _, per = selection.weighted_vote_at_k_from_samples(g, kk, n_mc=n_mc, seed=seed)
-        frames.append(_curve_frame(key, cols, metric, kk, per, n_boot, ci, seed))
+        frames.append(_curve_frame(key, cols, metric, kk, per, n_boot, ci, seed,
+                                   subset_trials(sizes, kk)))
     return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
 
 
@@ -160,7 +168,9 @@ def selection_curve_from_summary(
 
     kk = np.unique(np.asarray(ks, dtype=np.int64))
     res = selection_matrix(hist, metric, kk, cache_dir=cache_dir, seed=seed)
-    frame = _curve_frame(key, cols, metric, kk, res.values, n_boot, ci, seed)[[*cols, *CURVE_COLUMNS]]
+    sizes = hist.groupby("problem_id")["count"].sum().to_numpy()
+    frame = _curve_frame(key, cols, metric, kk, res.values, n_boot, ci, seed,
+                         subset_trials(sizes, kk))[[*cols, *CURVE_COLUMNS]]
     exact = res.k_exact >= kk.max()
     if metric == "weighted-vote@k":
         method = {"exact": 0, "monte_carlo": "all problems, every k"}

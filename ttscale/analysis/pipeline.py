@@ -65,6 +65,9 @@ class Options:
     saturation_threshold: float = 1e-4
     model_shape: str | None = None
     max_k: int | None = None
+    law_boot: int = 300  # replicates of the law bootstrap (0: no law CIs or fit checks)
+    tail_k_min: int | None = None  # lower end of the tail fit's k range (default sqrt(k_max))
+    distributional: bool = False  # the scaled-Beta exponent (Schaeffer et al.; ~4 s a group)
 
 
 @dataclass
@@ -277,6 +280,10 @@ def _check_options(inp: AnalysisInput, opts: Options) -> None:
         raise InputError(f"{src}: --n-boot must be >= 0, got {opts.n_boot}")
     if not 0.0 < opts.ci < 1.0:
         raise InputError(f"{src}: --ci must be in (0, 1), got {opts.ci}")
+    if opts.law_boot < 0:
+        raise InputError(f"{src}: --law-boot must be >= 0, got {opts.law_boot}")
+    if opts.tail_k_min is not None and opts.tail_k_min < 1:
+        raise InputError(f"{src}: --tail-k-min must be >= 1, got {opts.tail_k_min}")
     if not opts.saturation_threshold > 0:
         raise InputError(f"{src}: --saturation-threshold must be > 0, got {opts.saturation_threshold}")
 
@@ -293,8 +300,8 @@ def _fit_record(fit: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {"law": fit.law}
     for name, value in fit.params.items():
         rec[name] = _clean(float(value))
-    for name, value in fit.stderr.items():
-        rec[f"{name}_stderr"] = _clean(float(value))
+    for name, value in fit.stderr.items():  # curve_fit's: conditional on the problems drawn
+        rec[f"{name}_se_conditional"] = _clean(float(value))
     rec["rmse"] = _clean(float(fit.rmse))
     rec["max_abs_error"] = _clean(float(fit.max_abs_error))
     rec["k_min"], rec["k_max"] = int(fit.k_range[0]), int(fit.k_range[1])
@@ -390,6 +397,17 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
 
             rec["saturation_k_fit"] = saturation_point_from_fit(fit_objects[key],
                                                                 opts.saturation_threshold)
+        if key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
+            from ttscale.analysis.law_assess import assess_law
+
+            rec.update(assess_law(
+                g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
+                {"k": pk["k"].to_numpy(), "estimate": pk["estimate"].to_numpy(),
+                 "low": pk["ci_low"].to_numpy(), "high": pk["ci_high"].to_numpy()},
+                max_k=opts.max_k, ceiling=opts.ceiling, n_boot=opts.law_boot, ci=opts.ci,
+                seed=opts.seed, saturation_threshold=opts.saturation_threshold,
+                tail_k_min=opts.tail_k_min, distributional=opts.distributional,
+                source=str(inp.source)))
         rec["saturation_flops"] = (
             float(flops_fn[key](np.array([sat]))[0]) if sat is not None and key in flops_fn else None
         )

@@ -42,14 +42,29 @@ log-spaced k up to that number), capped by ``--max-k``.
 - ``"law"``: ``"exp_power"`` (coverage = exp(a k^b)) or ``"exp_power_ceiling"`` (``--ceiling``:
   coverage = c_max exp(a k^b)); null when no law could be fitted, then ``"fit_error"`` says why;
 - ``"a"``, ``"b"`` (and ``"c_max"`` with ``--ceiling``): the fitted parameters;
-- ``"a_stderr"``, ``"b_stderr"`` (and ``"c_max_stderr"``): their standard errors;
+- ``"a_ci"``, ``"b_ci"`` (and ``"c_max_ci"``): percentile intervals at ``"ci_level"`` from
+  ``"law_boot"`` bootstrap resamples of the problems, the law refitted on each
+  (``ttscale.analysis.law_bootstrap``); ``"a_se_conditional"`` etc.: curve_fit's standard errors,
+  conditional on the problems drawn (far too small as an interval; kept for reference);
+- ``"fit_status"``: ``"ok"``, ``"rejected"`` (the law leaves the pointwise CI band of the
+  measured curve somewhere in its k range; ``"fit_reasons"`` says where) or ``"unchecked"``;
+  ``"fit_warnings"`` (e.g. significant curvature of log(-log C) in log k); ``"fit_check"``: the
+  band check, the local exponent d log(-log C)/d log k between k and 2k with CIs, the curvature
+  test (``ttscale.analysis.fit_check``);
+- ``"tail_fit"``: log(-log C) on log k by weighted least squares over [k_min, k_max] with CIs;
+  ``"distributional"``: the scaled-Beta exponent b = -alpha (Schaeffer et al. 2025) with CIs;
+  ``"fits_data"``: for each of the C.1 law, the tail fit and the distributional fit, whether its
+  curve stays inside the band and why;
 - ``"rmse"``, ``"max_abs_error"``: fit error on the fitted points (coverage units);
 - ``"k_min"``, ``"k_max"``: the range of k fitted (about 40 log-spaced k in [1, max k], max k =
   ``--max-k`` or the smallest ``num_samples``; Large Language Monkeys, appendix C.1);
 - ``"saturation_threshold"``: ``--saturation-threshold``; ``"saturation_k"``: the k from which one
   more sample gains less pass@k coverage than the threshold (null if not reached within the
   curve); ``"saturation_k_fit"``: the same read from the fitted law (any k up to 10^9, so it may
-  lie beyond the samples drawn; null without a fit); ``"saturation_flops"``: the FLOPs per
+  lie beyond the samples drawn; null without a fit) with ``"saturation_k_fit_ci"`` (a bound is null
+  where the replicates beyond it never saturate), ``"saturation_k_fit_status"`` (the law's
+  status; a rejected law's saturation point also carries ``"saturation_k_fit_note"``);
+  ``"saturation_flops"``: the FLOPs per
   problem at ``saturation_k`` (null when the cost is unknown);
 - ``"flops_per_sample"``: inference FLOPs of one sample (null when the cost is unknown), with
   ``"kinetics_eflops_per_sample"`` and ``"kinetics_eflops_shared_prompt"`` (Kinetics' eFLOPs: one
@@ -132,6 +147,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-tokens", type=finite_float, help="average output tokens (counts tables)")
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
     p.add_argument("--max-k", type=int, help="largest k for curves and fits")
+    p.add_argument("--law-boot", type=int, default=300,
+                   help="bootstrap refits of the law for its CIs and fit checks (0: none)")
+    p.add_argument("--tail-k-min", type=int,
+                   help="lower end of the tail fit's k range (default sqrt of the largest k)")
+    p.add_argument("--distributional", action="store_true",
+                   help="also fit the scaled-Beta (Schaeffer et al.) exponent with CIs (a few s a group)")
     p.set_defaults(func=run)
 
 
@@ -150,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(out, "--out" if args.out else f"{args.input} (its analysis/ folder)")
     opts = Options(ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed, ceiling=args.ceiling,
                    saturation_threshold=args.saturation_threshold, model_shape=args.model_shape,
-                   max_k=args.max_k)
+                   max_k=args.max_k, law_boot=args.law_boot, tail_k_min=args.tail_k_min,
+                   distributional=args.distributional)
     result = analyze(inp, opts)
     written = write_outputs(result, out)
     n_groups = len(result.fits)
@@ -161,7 +183,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name}: cost assumes {rec['avg_prompt_tokens']:.0f} prompt and "
                   f"{rec['avg_output_tokens']:.0f} output tokens (give --prompt-tokens/--output-tokens)")
         if rec.get("law"):
-            print(f"  {name}: a={rec['a']:.3f} b={rec['b']:.3f} rmse={rec['rmse']:.4f}")
+            print(f"  {name}: {_law_line(rec)}")
         else:
             print(f"  {name}: no fit ({rec.get('fit_error')})")
     return 0
+
+
+def _law_line(rec: dict) -> str:
+    """One line per group: the law with its intervals and status."""
+    def ci(name: str) -> str:
+        pair = rec.get(f"{name}_ci")
+        if not pair or None in pair:
+            return f"{name}={rec[name]:.3f}"
+        return f"{name}={rec[name]:.3f} [{pair[0]:.3f}, {pair[1]:.3f}]"
+
+    parts = [ci("a"), ci("b")] + ([ci("c_max")] if "c_max" in rec else [])
+    status = rec.get("fit_status")
+    tail = f" ({status}: {'; '.join(rec.get('fit_reasons') or [])})" if status == "rejected" else ""
+    if not tail and rec.get("fit_warnings"):
+        tail = f" (warning: {rec['fit_warnings'][0]})"
+    return " ".join(parts) + f" rmse={rec['rmse']:.4f}" + (f" fit {status}" if status else "") + tail

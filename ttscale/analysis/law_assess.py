@@ -1,0 +1,98 @@
+"""Everything fits.json says about how sure a fitted law is, for one group of counts.
+
+Joins the law bootstrap (:mod:`ttscale.analysis.law_bootstrap`), the goodness-of-fit checks and
+the tail fit (:mod:`ttscale.analysis.fit_check`) and the distributional exponent
+(:mod:`ttscale.analysis.distributional`) into the flat and nested fields of one fits.json record.
+``ttscale.analysis.pipeline`` calls :func:`assess_law` once per group.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ttscale.analysis.distributional import DIST_BOOT, distributional_fit
+from ttscale.analysis.fit_check import band_check, judge, tail_fit, tail_predict
+from ttscale.analysis.law_bootstrap import bootstrap_law, saturation_summary
+
+CI_METHOD = "percentile bootstrap over problems, law refitted on every replicate"
+
+
+def _pair(x: tuple[float, float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in x]
+
+
+def _fits_data(band: dict[str, Any], ci: float) -> tuple[bool | None, str]:
+    if band["points"] == 0:
+        return None, "no confidence band to check against"
+    if band["outside"]:
+        return False, (f"leaves the {ci:.0%} band at {band['outside']} of {band['points']} k "
+                       f"(worst k = {band['max_excess_k']})")
+    return True, f"inside the {ci:.0%} band at all {band['points']} k checked"
+
+
+def assess_law(
+    n: np.ndarray,
+    c: np.ndarray,
+    curve: dict[str, np.ndarray],
+    *,
+    max_k: int | None,
+    ceiling: bool,
+    n_boot: int,
+    ci: float,
+    seed: int,
+    saturation_threshold: float,
+    tail_k_min: int | None = None,
+    distributional: bool = True,
+    source: str = "counts",
+) -> dict[str, Any]:
+    """fits.json fields: CIs of the law and its saturation point, status, tail and
+    distributional fits. ``curve`` holds the measured pass@k curve: ``k, estimate, low, high``."""
+    boot = bootstrap_law(n, c, max_k=max_k, ceiling=ceiling, n_boot=n_boot, ci=ci, seed=seed,
+                         source=source)
+    ks, est, low, high = (np.asarray(curve[x], dtype=float) for x in ("k", "estimate", "low", "high"))
+    rec: dict[str, Any] = {"ci_level": ci, "ci_method": CI_METHOD, "law_boot": int(n_boot),
+                           "law_boot_failed": boot.n_failed}
+    for name, pair in boot.param_ci().items():
+        rec[f"{name}_ci"] = _pair(pair)
+    verdict = judge(boot, ks, est, low, high)
+    rec["fit_status"] = verdict["status"]
+    rec["fit_reasons"] = verdict["reasons"]
+    rec["fit_warnings"] = verdict["warnings"]
+    rec["fit_check"] = {"band": verdict["band"], "local_exponent": verdict["local_exponent"],
+                        "curvature": verdict["curvature"]}
+    rec.update(saturation_summary(boot, saturation_threshold))
+    rec["saturation_k_fit_status"] = verdict["status"]
+    if verdict["status"] == "rejected":
+        rec["saturation_k_fit_note"] = "derived from a rejected law: do not rely on it"
+    fits_data: dict[str, Any] = {}
+    ok, why = _fits_data(verdict["band"], ci)
+    fits_data["monkeys_c1"] = {"fits": ok, "why": why}
+
+    tail = tail_fit(boot, tail_k_min)
+    if tail.get("a") is not None:
+        sel = (ks >= tail["k_min"]) & (ks <= tail["k_max"])
+        band = band_check(tail_predict(tail, ks[sel]), ks[sel], est[sel], low[sel], high[sel])
+        tail["fits"], tail["why"] = _fits_data(band, ci)
+    else:
+        tail["fits"], tail["why"] = None, tail.get("note", "no tail fit")
+    rec["tail_fit"] = tail
+    fits_data["tail"] = {"fits": tail["fits"], "why": tail["why"]}
+
+    if distributional:
+        n_i, c_i = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
+        dist, lik, point = distributional_fit(n_i, c_i, boot.weights, ci, min(DIST_BOOT, n_boot))
+        if dist.get("alpha") is not None:
+            kk = ks[ks <= int(n_i.min())]
+            pred = lik.coverage(point, kk)
+            sel = np.isin(ks, kk)
+            band = band_check(pred, kk, est[sel], low[sel], high[sel])
+            dist["fits"], dist["why"] = _fits_data(band, ci)
+        else:
+            dist["fits"], dist["why"] = None, dist.get("note", "no fit")
+        rec["distributional"] = dist
+        fits_data["distributional"] = {"fits": dist["fits"], "why": dist["why"]}
+    rec["fits_data"] = fits_data
+    return rec
