@@ -397,7 +397,11 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
 
             rec["saturation_k_fit"] = saturation_point_from_fit(fit_objects[key],
                                                                 opts.saturation_threshold)
-        if key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
+        if key in fit_objects and opts.law_boot > 0 and is_adaptive(g):
+            rec.update({"fit_status": "unchecked", "fit_reasons": [
+                "adaptive run: the law bootstrap does not resample the stopping-rule estimator; "
+                "no intervals for the law"], "fit_warnings": []})
+        elif key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
             from ttscale.analysis.law_assess import assess_law
 
             rec.update(assess_law(
