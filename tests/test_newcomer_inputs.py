@@ -232,3 +232,93 @@ def test_unknown_backend_is_one_line(capsys):
     line = bad(capsys, ["sample", "--backend", "nope", "--task", "arithmetic", "-k", "1", "--out", "x"],
                "--backend", "invalid choice", "--help")
     assert "usage" not in line
+
+
+def test_verify_and_analyze_on_a_sweep_folder_list_its_runs(tmp_path, capsys, embedded_run):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(embedded_run, sweep / "m" / "arithmetic")
+    lines = [bad(capsys, ["verify", str(sweep), "--verifier", "exact"], "not a run directory", "m/arithmetic"),
+             bad(capsys, ["analyze", str(sweep)], "not a run directory", "m/arithmetic")]
+    assert lines[0].split(": ", 1)[1] == lines[1].split(": ", 1)[1]  # the same words after the command
+
+
+# -- item 17: dry run -------------------------------------------------------------------------
+def test_dry_run_of_a_finished_cell_estimates_nothing(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"name: s\nout: {tmp_path / 'res'}\nnum_samples: 2\ntemperatures: [1.0]\nmax_tokens: 6\n"
+                   "models: [{name: m, model: embedded}]\ntasks: [{name: arithmetic, num_problems: 3}]\n"
+                   "verifiers: [{name: exact}]\nanalysis: {n_boot: 10}\n")
+    assert main(["sweep", str(cfg), "--dry-run", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)[0]
+    assert before["to_sample"] == 6 and before["est_flops"] > 0 and before["est_prompt_tokens"] > 0
+    assert main(["sweep", str(cfg), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(cfg), "--dry-run", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)[0]
+    assert (after["done"], after["to_sample"]) == (6, 0)
+    assert after["est_output_tokens"] == after["est_prompt_tokens"] == 0
+    assert after["est_flops"] == 0.0
+
+
+def test_dry_run_offline_plans_without_the_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("name: s\nnum_samples: 1000\ntemperatures: [1.0]\n"
+                   "models: [{name: big, backend: vllm, model: some-org/some-model-not-cached}]\n"
+                   "tasks: [{name: arithmetic, num_problems: 5}]\nverifiers: [{name: exact}]\n")
+    assert main(["sweep", str(cfg), "--dry-run", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["to_sample"] == 5000 and row["est_flops"] is None
+    assert "not checked" in row["note"] and "no FLOPs estimate" in row["note"]
+    # running it for real still refuses the unknown model, before anything is written
+    bad(capsys, ["sweep", str(cfg)], "models[0].model", "some-org/some-model-not-cached")
+
+
+# -- item 18: resume options, --workers ----------------------------------------------------------
+def test_resume_backend_options_hold_for_that_call_only(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--task", "arithmetic", "--num-problems", "2", "--max-tokens", "6", "--quiet"]
+    assert main(["sample", *common, "-k", "2", "--batch-size", "8", "--out", str(out)]) == 0
+    assert main(["sample", str(out), "-k", "3", "--batch-size", "2", "--backend-option", "threads=1"]) == 0
+    cfg = json.loads((out / "run.json").read_text())
+    assert cfg["backend_options"] == {"batch_size": 8}
+    assert cfg["last_call"]["backend_options"] == {"batch_size": 2, "threads": 1}
+    assert cfg["num_samples"] == 3
+
+
+def test_negative_workers_refused_even_with_nothing_to_do(capsys, embedded_run):
+    before = _snapshot(embedded_run)
+    for cmd in (["verify", str(embedded_run), "--verifier", "exact", "--workers", "-1"],
+                ["compare", str(embedded_run), "--verifiers", "exact", "--workers", "-1"]):
+        bad(capsys, cmd, "--workers", "negative")
+    assert _snapshot(embedded_run) == before
+
+
+# -- item 14: help ------------------------------------------------------------------------------
+def _subparsers():
+    import argparse
+
+    from ttscale.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    for name, sub in _subparsers().items():
+        text = sub.format_help()
+        assert "``" not in text and ":func:" not in text and ":mod:" not in text, name
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (name, action.option_strings)
+    compare = _subparsers()["compare"].format_help()
+    assert "(default: 1000)" in " ".join(compare.split())  # --n-boot
+    simulate = " ".join(_subparsers()["simulate"].format_help().split())
+    assert "(default: 50,100,200,500)" in simulate and "(default: 30)" in simulate
+
+
+def test_help_config_prints_no_reprs(capsys):
+    assert main(["sweep", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "AnalysisSpec(" not in out and "analysis.n_boot" in out

@@ -44,3 +44,14 @@ def finite_floats(text: str) -> list[float]:
     if not parts:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers like 0.6,1.0")
     return [finite_float(x) for x in parts]
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (``--workers 0``: in this process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value

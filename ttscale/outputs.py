@@ -96,3 +96,14 @@ def undo_if_nothing_drawn(path: str | os.PathLike, created: bool) -> Iterator[No
         if created:
             remove_if_empty_run(path)
         raise
+
+
+def not_a_run(path: str | os.PathLike, what: str = "no run.json, no problems.parquet") -> InputError:
+    """The one wording of "this is not a run directory", listing the runs below it (a sweep)."""
+    path = Path(path)
+    runs = sorted(str(p.parent.relative_to(path)) for p in path.glob("**/run.json")
+                  if p.parent != path) if path.is_dir() else []
+    if runs:
+        shown = ", ".join(runs[:6]) + (f", ... ({len(runs)} in all)" if len(runs) > 6 else "")
+        return InputError(f"{path}: not a run directory but a folder of runs ({shown}): give one of them")
+    return InputError(f"{path}: not a run directory ({what})")

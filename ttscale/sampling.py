@@ -227,6 +227,8 @@ def run_record(s: SampleSettings, old: dict[str, Any], backend_info: dict[str, A
     now = datetime.now(UTC).isoformat(timespec="seconds")
     ident = identity(s)
     rec = {**old, **s.model_dump(), "num_problems": num_problems}
+    if "backend_options" in old:  # a resume's speed options hold for that call, not for the run
+        rec["backend_options"] = old["backend_options"]
     rec["temperatures"] = sorted(set(map(float, old.get("temperatures", []))) | set(s.temperatures))
     rec.update(identity=ident, config_hash=config_hash(ident), created=old.get("created", now), updated=now,
                versions=versions(),
@@ -319,7 +321,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
                 backend.close()
         seconds, t_sample = time.time() - t0, time.time() - t_sample
         total = len(run.read_samples(["sample_index"]))
-        stats = {"last_call": {"samples": written, "seconds": round(seconds, 3),
+        stats = {"last_call": {"samples": written, "backend_options": settings.backend_options,
+                               "seconds": round(seconds, 3),
                                "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
     return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,

@@ -193,7 +193,9 @@ class RunDir:
 
     def read_problems(self) -> pd.DataFrame:
         if not self.problems_path.is_file():
-            raise InputError(f"{self.path}: no problems.parquet (not a run directory?)")
+            from ttscale.outputs import not_a_run
+
+            raise not_a_run(self.path)
         return pd.read_parquet(self.problems_path)
 
     # -- samples and verdicts ------------------------------------------------------------
@@ -208,6 +210,10 @@ class RunDir:
         if not self.exists():
             raise InputError(f"{self.path}: run directory does not exist")
         if not self.has_samples():
+            if not self.run_json.is_file() and not self.problems_path.is_file():
+                from ttscale.outputs import not_a_run
+
+                raise not_a_run(self.path)
             raise InputError(f"{self.samples_dir}: no samples in this run directory")
         return self.read_samples(columns)
 

@@ -50,7 +50,9 @@ def _fits(task_cls: Any, spec: VerifierSpec) -> bool:
     return spec.name in fitting
 
 
-def _check_model(m: ModelSpec, where: str) -> None:
+def _check_model(m: ModelSpec, where: str, unreachable_ok: bool = False) -> str | None:
+    """InputError where the model is surely missing; with ``unreachable_ok``, a note (returned)
+    where only the hub could not be asked (offline), else None."""
     from ttscale.backends.transformers_backend import EMBEDDED_NAMES, resolve_model
 
     if m.backend in ("openai", "import"):
@@ -72,17 +74,25 @@ def _check_model(m: ModelSpec, where: str) -> None:
         from huggingface_hub import try_to_load_from_cache
 
         if isinstance(try_to_load_from_cache(m.model, "config.json"), str):
-            return
+            return None
         from huggingface_hub import model_info
 
         model_info(m.model, timeout=10)
     except Exception as e:  # noqa: BLE001 - any failure means we cannot find it
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if unreachable_ok and not isinstance(e, RepositoryNotFoundError):
+            return (f"model {m.model!r} not checked: not in the local cache and the hub does not "
+                    f"answer ({type(e).__name__}); no FLOPs estimate")
         raise InputError(f"{where}.model: {m.model!r} is not a local folder, not in the Hugging Face "
                          f"cache, and the hub does not answer for it ({type(e).__name__})") from e
 
 
-def plan(cfg: SweepConfig, source: str) -> list[Cell]:
-    """Validate names, fits and models; return the grid's cells (nothing is written)."""
+def plan(cfg: SweepConfig, source: str, notes: dict[str, str] | None = None) -> list[Cell]:
+    """Validate names, fits and models; return the grid's cells (nothing is written).
+
+    Given a ``notes`` dict (a dry run), a model the hub cannot be asked about (offline) is a
+    note there (model label -> text) instead of an error."""
     from ttscale.executors import parse_executor
     from ttscale.registry import tasks, verifiers
 
@@ -125,7 +135,9 @@ def plan(cfg: SweepConfig, source: str) -> list[Cell]:
         for m in cfg.models:
             cells.append(Cell(m, t, chosen, root / m.label / t.key))
     for i, m in enumerate(cfg.models):
-        _check_model(m, f"{source}: models[{i}]")
+        note = _check_model(m, f"{source}: models[{i}]", unreachable_ok=notes is not None)
+        if note and notes is not None:
+            notes[m.label] = note
     return cells
 
 
@@ -170,14 +182,19 @@ def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
         out_tokens = (float(done_df["num_output_tokens"].mean()) if done else float(cfg.max_tokens))
         prompt_chars = sum(len(p.prompt) for p in problems) / max(len(problems), 1)
         left = max(wanted - done, 0)
+        pairs_left = len(problems) * len(cfg.temperatures)  # (problem, T) still lacking samples
+        if done_df is not None:
+            full = done_df.groupby(["problem_id", "temperature"]).size()
+            pairs_left -= int((full >= cfg.num_samples).sum())
         row = {"model": cell.model.label, "task": cell.task.key, "problems": len(problems),
                "temperatures": len(cfg.temperatures), "k": cfg.num_samples, "samples": wanted,
                "done": done, "to_sample": left,
                "est_output_tokens": int(left * out_tokens),
-               "est_prompt_tokens": int(prompt_chars / 4 * len(problems) * len(cfg.temperatures)),
+               "est_prompt_tokens": int(prompt_chars / 4 * pairs_left),
                "verifiers": ",".join(verifier_label(v) for v in cell.verifiers)}
         flops = _flops_per_token(cell.model)
-        row["est_flops"] = float(flops * (row["est_output_tokens"] + row["est_prompt_tokens"])) if flops else None
+        tokens = row["est_output_tokens"] + row["est_prompt_tokens"]
+        row["est_flops"] = float(flops * tokens) if flops and tokens else (0.0 if not tokens else None)
         rows.append(row)
     return rows
 

@@ -145,7 +145,9 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
 
     run = RunDir(path)
     if not run.problems_path.is_file() and not run.has_samples():
-        raise InputError(f"{path}: not a run directory (no problems.parquet, no samples/)")
+        from ttscale.outputs import not_a_run
+
+        raise not_a_run(path)
     if not run.has_samples():
         raise InputError(f"{run.samples_dir}: no samples in this run directory")
     verifiers = run.verifiers()

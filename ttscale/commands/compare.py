@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ttscale.argtypes import non_negative_int
 from ttscale.errors import InputError
 
 TABLE_COLUMNS = ["verifier", "kind", "temperature", "metric", "k", "accuracy", "ci_low", "ci_high",
@@ -57,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "log-spaced above 1,000)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over problems for the CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--workers", type=int, default=None, help="for verdicts still to compute")
+    p.add_argument("--workers", type=non_negative_int, default=None, help="for verdicts still to compute")
     p.set_defaults(func=run)
 
 

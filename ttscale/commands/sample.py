@@ -138,7 +138,9 @@ def resolve(args: argparse.Namespace) -> tuple[Any, str]:
     if args.run_dir:
         stored = RunDir(args.run_dir).read_config()
         if not stored:
-            raise InputError(f"{args.run_dir}: no run.json (start a run with --out and its settings)")
+            from ttscale.outputs import not_a_run
+
+            raise not_a_run(args.run_dir, "no run.json; start a run with --out and its settings")
         merged = {k: v for k, v in stored.items() if k in SampleSettings.model_fields}
     out = args.out or args.run_dir
     if args.config:

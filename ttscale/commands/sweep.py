@@ -36,11 +36,17 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_sweep_config(args.config)
     if args.dry_run:
-        rows = sweep.dry_run(cfg, sweep.plan(cfg, args.config))
+        notes: dict[str, str] = {}
+        rows = sweep.dry_run(cfg, sweep.plan(cfg, args.config, notes=notes))
+        for row in rows:
+            if row["model"] in notes:
+                row["note"] = notes[row["model"]]
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             _print_grid(rows)
+            for label, note in notes.items():
+                print(f"note: {label}: {note}")
         return 0
     from ttscale.outputs import check_out_dir
 

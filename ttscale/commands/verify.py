@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttscale.argtypes import finite_float
+from ttscale.argtypes import finite_float, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verifier-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the verifier; repeat for several")
     p.add_argument("--name", default=None, help="folder under verdicts/ (default: from the options)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=non_negative_int, default=None,
                    help="worker processes (default: CPU count; 0 = in this process)")
     p.add_argument("--time-limit", type=finite_float, default=60.0, metavar="S",
                    help="wall-clock seconds per problem, plus --time-limit-per-sample per sample")
