@@ -140,7 +140,8 @@ def test_import_against_a_known_task_checks_problem_ids(tmp_path):
                                               {"problem_id": "arith-00000", "text": "7"}])
     res = imp(src, tmp_path / "run", task="arithmetic", num_problems=3)
     probs = RunDir(tmp_path / "run").read_problems()
-    assert res.num_problems == 3 and probs["task"].eq("arithmetic").all()
+    # the task's 3 problems are stored, but only the 2 the file holds were imported (issue 14/15)
+    assert res.num_problems == 2 and len(probs) == 3 and probs["task"].eq("arithmetic").all()
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"problem_id": "arith-00009", "text": "1"}])
     with pytest.raises(InputError, match=r"problem id 'arith-00009' is not one of task 'arithmetic'"):
         imp(bad, tmp_path / "run2", task="arithmetic", num_problems=3)
@@ -166,3 +167,42 @@ def test_cli_import_then_verify_runs_on_the_result(tmp_path):
     assert v.returncode == 0, v.stderr
     verdicts = RunDir(tmp_path / "run").read_verdicts("exact").sort_values("sample_index")
     assert isinstance(verdicts, pd.DataFrame) and verdicts["passed"].tolist() == [True, False]
+
+
+def test_gzipped_jsonl_streams_in_shards_and_says_what_temperature_it_assumed(tmp_path, capsys,
+                                                                              monkeypatch):
+    import gzip
+
+    import ttscale.backends.jsonl_import as ji
+
+    monkeypatch.setattr(ji, "SHARD_ROWS", 7)  # several shards from a small file
+    rows = [{"problem_id": f"p{i % 4}", "text": f"#### {i}", "answer": "3"} for i in range(30)]
+    rows += [{"problem_id": "p0", "text": "x", "temperature": 1.0},
+             {"problem_id": "p1", "text": "y", "temperature": 0.5}]
+    src = tmp_path / "s.jsonl.gz"
+    with gzip.open(src, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    res = imp(src, tmp_path / "run")
+    assert (res.written, res.total, res.num_problems) == (32, 32, 4)
+    err = capsys.readouterr().err
+    assert "30 of 32 rows give no temperature: imported at T = 1" in err
+    assert "gives T = 1 explicitly, so both are one group" in err
+    run = RunDir(tmp_path / "run")
+    assert len(list(run.samples_dir.glob("part-*.parquet"))) == 5
+    df = run.read_samples()
+    assert not df.duplicated(["problem_id", "temperature", "sample_index"]).any()
+    # p0 at T=1: lines 0,4,...,28 (8 rows) numbered 0..7, then the explicit-temperature row 8
+    p0 = df[(df.problem_id == "p0") & (df.temperature == 1.0)].sort_values("sample_index")
+    assert p0["sample_index"].tolist() == list(range(9)) and p0["text"].iloc[-1] == "x"
+    cfg = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert cfg["backend_info"]["extra"]["assumed_temperature"] == {
+        "rows": 30, "of": 32, "temperature": 1.0, "merged_with_explicit": True}
+    # importing again adds nothing; a bad line anywhere leaves the run as it was
+    assert imp(src, tmp_path / "run").written == 0
+    bad = tmp_path / "bad.jsonl.gz"
+    with gzip.open(bad, "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows[:20]) + "{oops\n")
+    with pytest.raises(InputError, match="line 21: not valid JSON"):
+        imp(bad, tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()
+    assert not list(tmp_path.glob(".run2.import-*"))  # no staging left behind

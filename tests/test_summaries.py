@@ -153,8 +153,8 @@ def test_verify_interrupted_and_resumed_keeps_summary_exact(tmp_path: Path) -> N
     rows = _rows(5, 12, temps=(1.0,))
     run = _build(tmp_path / "r", rows)
 
-    def stop_after_two(done: int, total: int) -> None:
-        if done == 2:
+    def stop_after_two(done: int, total: int) -> None:  # done counts samples: 12 per problem
+        if done == 24:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -186,8 +186,8 @@ def test_interrupted_verify_keeps_finished_problems_and_resumes(tmp_path: Path) 
 
     run = make_run(tmp_path / "run", TEXTS, ANSWERS)
 
-    def stop_after_two(done: int, total: int) -> None:
-        if done == 2:
+    def stop_after_two(done: int, total: int) -> None:  # done counts samples: 4 per problem
+        if done == 8:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

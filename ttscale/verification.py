@@ -8,15 +8,19 @@ verdict shards.
    verifier fits every problem's reference (a verifier's ``requires`` names the reference
    fields it needs, and its optional ``check_run(problems, samples)`` raises InputError);
 2. takes the stage lock ``verify:<name>`` (a second process verifying into the same folder gets
-   one line and exit code 2), repairs a folder holding duplicate verdicts (older versions) and
-   skips the (problem_id, temperature, sample_index) keys already in ``verdicts/<name>/``, so an
-   interrupted run resumes with exactly the verdicts it lacks;
-3. verifies one problem per task in worker processes (``spawn``: safe beside torch threads),
+   one line and exit code 2), repairs a folder holding duplicate verdicts (older versions; seen
+   from the summaries: more verdicts than samples somewhere) and skips the (problem_id,
+   temperature, sample_index) keys already in ``verdicts/<name>/``, so an
+   interrupted run resumes with exactly the verdicts it lacks. What is left is found from the
+   run's summaries (:mod:`ttscale.pending_samples`): a re-run with nothing to do reads no
+   sample, and the samples to verify are read shard by shard, only the columns the verifier
+   needs (the key and ``text``, or its ``sample_columns``), so memory does not grow with the run;
+3. verifies one problem per task (per shard) in worker processes (``spawn``: safe beside torch threads),
    each task running on its worker's main thread, where Math-Verify's SIGALRM timeouts work; the
    parent also holds a wall-clock limit per task and kills and restarts a worker that exceeds
    it, recording those samples with status ``timeout``;
-4. writes verdict shards atomically (``RunDir.write_verdicts``) per batch of finished problems,
-   plus ``verdicts/<name>/verifier.json`` (name, options, kind) so that later stages know what
+4. writes verdict shards atomically (``RunDir.write_verdicts``) per batch of finished problems
+   (folded into ``summaries/`` at the end), plus ``verdicts/<name>/verifier.json`` (name, options, kind) so that later stages know what
    made them.
 
 With ``workers=0`` everything runs in the calling process (no wall-clock limit). By default a
@@ -30,12 +34,9 @@ RuntimeError is raised before any verdict is written).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import re
-import time
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ import pandas as pd
 from ttscale.errors import InputError
 from ttscale.locks import stage_lock
 from ttscale.plugins import Problem, Verifier
-from ttscale.store import SAMPLE_KEY, VERDICT_SCHEMA, RunDir, atomic_write_json
+from ttscale.store import VERDICT_SCHEMA, RunDir, atomic_write_json
 
 VERDICT_COLUMNS = [f.name for f in VERDICT_SCHEMA]
 
@@ -161,11 +162,6 @@ def verdict_frame(samples: pd.DataFrame, passed: Any, *, score: Any = None, answ
     return df[VERDICT_COLUMNS]
 
 
-def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFrame:
-    n = len(samples)
-    return verdict_frame(samples, np.zeros(n, bool), status=[status] * n, error=[message] * n)
-
-
 # -- validation --------------------------------------------------------------------------------
 #: reference fields of verifiers that do not declare ``requires`` themselves
 FALLBACK_REQUIRES = {"unit_tests": ("tests", "entry_point")}
@@ -183,139 +179,34 @@ def check_fits(verifier: Verifier, problems: list[Problem]) -> None:
                 )
 
 
-def load_inputs(run: RunDir) -> tuple[dict[str, Problem], pd.DataFrame]:
-    samples = run.require_samples()
+def load_problems(run: RunDir) -> dict[str, Problem]:
+    """The run's problems by id, after checking that every sample's problem is among them
+    (from the samples summary: no sample is read)."""
+    from ttscale.summaries import samples_summary
+
+    if not run.exists():
+        raise InputError(f"{run.path}: run directory does not exist")
+    if not run.has_samples():
+        if not run.run_json.is_file() and not run.problems_path.is_file():
+            from ttscale.outputs import not_a_run
+
+            raise not_a_run(run.path)
+        raise InputError(f"{run.samples_dir}: no samples in this run directory")
     problems = {p.problem_id: p for p in (Problem.from_row(r) for r in
                                           run.read_problems().to_dict("records"))}
-    unknown = sorted(set(samples["problem_id"].astype(str)) - set(problems))
+    used = set(samples_summary(run).table["problem_id"].to_pylist())
+    unknown = sorted(used - set(problems))
     if unknown:
         raise InputError(f"{run.samples_dir}: samples of problem {unknown[0]!r}, which "
                          f"{run.problems_path} does not list")
-    return problems, samples
+    return {pid: problems[pid] for pid in sorted(used)}
 
 
 # -- running -----------------------------------------------------------------------------------
-def _verify_one(verifier: Verifier, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:
-    out = verifier.verify(problem, samples)
-    missing = [c for c in VERDICT_COLUMNS if c not in out.columns]
-    if missing or len(out) != len(samples):
-        raise RuntimeError(f"verifier {verifier.name!r} returned {len(out)} rows for "
-                           f"{len(samples)} samples (missing columns {missing})")
-    return out[VERDICT_COLUMNS]
+from ttscale.verifier_pool import _failed_frame, _run_pool, _verify_one  # noqa: E402,F401
 
-
-def _worker_main(conn: Any, verifier: Verifier) -> None:
-    """A worker's loop: (problem, samples) in, ("ok", verdicts) | ("error", message) out.
-
-    It first sends ("ready", None): a worker that dies before that never started (an
-    unpicklable verifier, or a script without an ``if __name__ == "__main__":`` guard re-run by
-    ``spawn``), which is the caller's problem, not the samples'.
-    """
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            return
-        if msg is None:
-            return
-        problem, samples = msg
-        try:
-            conn.send(("ok", _verify_one(verifier, problem, samples)))
-        except Exception as e:  # noqa: BLE001 - reported as error verdicts by the parent
-            conn.send(("error", f"{type(e).__name__}: {e}"))
-
-
-class _Worker:
-    def __init__(self, ctx: Any, verifier: Verifier):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, verifier))
-        self.proc.start()
-        child.close()
-        self.task: tuple[Problem, pd.DataFrame] | None = None
-        self.deadline = math.inf
-        self.ready = False
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        """Block until the worker has started; RuntimeError (nothing written) if it cannot."""
-        if self.ready:
-            return
-        msg = None
-        if self.conn.poll(timeout):
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                msg = None
-        if not msg or msg[0] != "ready":
-            self.stop(kill=True)
-            raise RuntimeError(
-                f"a verifier worker process failed to start (exit code {self.proc.exitcode}); "
-                "in a script, call verify_run under `if __name__ == \"__main__\":` (workers "
-                "are spawned), or pass workers=0"
-            )
-        self.ready = True
-
-    def submit(self, task: tuple[Problem, pd.DataFrame], limit: float) -> None:
-        self.wait_ready()
-        self.task = task
-        self.deadline = time.monotonic() + limit
-        self.conn.send(task)
-
-    def stop(self, kill: bool = False) -> None:
-        if not kill:
-            try:
-                self.conn.send(None)
-            except (BrokenPipeError, OSError):
-                kill = True
-        if kill:
-            self.proc.kill()
-        self.proc.join(timeout=5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
-        self.conn.close()
-
-
-def _run_pool(verifier: Verifier, tasks: list[tuple[Problem, pd.DataFrame]], workers: int,
-              limit_fn: Any) -> Any:
-    """Yield verdict frames, one per task, as workers finish them (in any order)."""
-    ctx = mp.get_context("spawn")
-    pool = [_Worker(ctx, verifier) for _ in range(min(workers, len(tasks)))]
-    queue = list(reversed(tasks))
-    try:
-        while queue or any(w.task is not None for w in pool):
-            for w in pool:
-                if w.task is None and queue:
-                    task = queue.pop()
-                    w.submit(task, limit_fn(task[1]))
-            busy = [w for w in pool if w.task is not None]
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready = wait([w.conn for w in busy], timeout=timeout)
-            for i, w in enumerate(pool):
-                if w.task is None:
-                    continue
-                if w.conn in ready:
-                    try:
-                        status, payload = w.conn.recv()
-                    except (EOFError, OSError):
-                        status, payload = "died", f"worker exited with code {w.proc.exitcode}"
-                    task, w.task = w.task, None
-                    if status == "ok":
-                        yield payload
-                        continue
-                    yield _failed_frame(task[1], "error", payload)
-                    if status == "died":
-                        w.stop(kill=True)
-                        pool[i] = _Worker(ctx, verifier)
-                elif time.monotonic() >= w.deadline:
-                    task, w.task = w.task, None
-                    w.stop(kill=True)
-                    pool[i] = _Worker(ctx, verifier)
-                    yield _failed_frame(task[1], "timeout",
-                                        f"problem took over {limit_fn(task[1]):.0f} s")
-    finally:
-        for w in pool:
-            w.stop(kill=w.task is not None)
+#: verdict rows kept in memory before they are written as a shard
+FLUSH_ROWS = 500_000
 
 
 @dataclass
@@ -330,17 +221,20 @@ class VerifyResult:
 
 
 def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
-            out_name: str | None = None) -> tuple[Verifier, str, dict[str, Problem], pd.DataFrame]:
-    """Validate a verification request; return (verifier, folder name, problems, samples).
+            out_name: str | None = None) -> tuple[Verifier, str, dict[str, Problem]]:
+    """Validate a verification request; return (verifier, folder name, problems used).
 
-    ``name`` is a registered verifier's name (built with ``options``) or a Verifier object."""
+    ``name`` is a registered verifier's name (built with ``options``) or a Verifier object.
+    A verifier's ``check_run(problems, samples)`` sees the samples' keys, one shard at a time."""
+    from ttscale.pending_samples import iter_keys
+
     verifier = name if isinstance(name, Verifier) else make_verifier(name, options)
-    problems, samples = load_inputs(run)
-    used = sorted(set(samples["problem_id"].astype(str)))
-    check_fits(verifier, [problems[p] for p in used])
+    problems = load_problems(run)
+    check_fits(verifier, list(problems.values()))
     check = getattr(verifier, "check_run", None)
     if callable(check):
-        check([problems[p] for p in used], samples)
+        for keys in iter_keys(run):
+            check([problems[p] for p in sorted(set(keys["problem_id"]))], keys)
     folder = safe_name(out_name) if out_name else verdict_name(verifier)
     meta_path = run.verdicts_dir(folder) / "verifier.json"
     if meta_path.is_file():
@@ -352,7 +246,7 @@ def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = 
             raise InputError(f"{meta_path}: verdicts there came from verifier {meta.get('name')!r} "
                              f"with options {meta.get('options')}, not {verifier.name!r} with {mine}"
                              f" (pick another --name)")
-    return verifier, folder, problems, samples
+    return verifier, folder, problems
 
 
 def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
@@ -372,43 +266,53 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
     problems out to verifier actors on a Ray cluster (``workers`` is then unused).
 
     ``time_limit + time_limit_per_sample * n`` seconds is the wall-clock limit for a problem with
-    ``n`` samples to verify (worker processes only). ``progress(done, total)`` is called after
-    each problem when given.
+    ``n`` samples to verify (worker processes only). ``progress(done, total)`` (in samples, of
+    those this call verifies) is called after each problem when given.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    verifier, folder, problems, samples = prepare(run, name, options, out_name)
+    verifier, folder, problems = prepare(run, name, options, out_name)
     # One verify per verifier folder at a time, taken before any worker or sandbox starts: a
     # second process gets StageBusy (one line, exit 2), never a second copy of every verdict.
     with stage_lock(run.path, f"verify:{folder}", wait=wait, on_wait=on_wait):
-        return _verify_locked(run, verifier, folder, problems, samples, workers=workers,
+        return _verify_locked(run, verifier, folder, problems, workers=workers,
                               batch_problems=batch_problems, time_limit=time_limit,
                               time_limit_per_sample=time_limit_per_sample, progress=progress,
                               executor=executor)
 
 
-def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[str, Problem],
-                   samples: pd.DataFrame, *, workers: int | None, batch_problems: int,
-                   time_limit: float, time_limit_per_sample: float, progress: Any,
-                   executor: Any) -> VerifyResult:
-    repaired = run.dedupe_verdicts(folder)  # duplicates left by older versions' concurrent runs
-    done = run.read_verdicts(folder, columns=SAMPLE_KEY)
-    todo = samples
-    if len(done):
-        keys = pd.MultiIndex.from_frame(done[SAMPLE_KEY].astype({"sample_index": np.int64}))
-        mask = pd.MultiIndex.from_frame(samples[SAMPLE_KEY]).isin(keys)
-        todo = samples[~mask]
-    result = VerifyResult(folder, 0, len(samples) - len(todo), 0, 0, 0, repaired)
+def _has_duplicates(run: RunDir, folder: str) -> bool:
+    """Whether some (problem, temperature) has more verdicts than samples (from the summaries)."""
+    from ttscale.store import shard_paths
+    from ttscale.summaries import samples_summary, verdict_summary
+
+    if not shard_paths(run.verdicts_dir(folder)):
+        return False
+    v = verdict_summary(run, folder, check=False).table.to_pandas()
+    done = v.groupby(["problem_id", "temperature"])["count"].sum()
+    n = samples_summary(run).table.to_pandas().set_index(["problem_id", "temperature"])["n"]
+    return bool((done > n.reindex(done.index, fill_value=0)).any())
+
+
+def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[str, Problem], *,
+                   workers: int | None, batch_problems: int, time_limit: float,
+                   time_limit_per_sample: float, progress: Any, executor: Any) -> VerifyResult:
+    from ttscale.pending_samples import iter_tasks, mark_covered, needed_columns, plan
+
+    # duplicates left by older versions' concurrent runs (reads the verdicts only when present)
+    repaired = run.dedupe_verdicts(folder) if _has_duplicates(run, folder) else 0
+    todo = plan(run, folder)  # from the summaries: a re-run with nothing to do reads no sample
+    result = VerifyResult(folder, 0, todo.skipped, 0, 0, 0, repaired)
     atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
         "name": verifier.name, "kind": verifier.kind,
         "options": _jsonable(verifier.options)})
-    if todo.empty:
+    if todo.todo == 0:
+        mark_covered(run, folder, todo)
         return result
-    tasks = [(problems[str(pid)], grp.reset_index(drop=True))
-             for pid, grp in todo.groupby("problem_id", sort=True)]
+    tasks = iter_tasks(run, todo, needed_columns(verifier), problems)
     if workers is None:  # cheap verifiers (string matching) are faster than starting processes,
         # and one with its own pool (verify_many) parallelises itself
         inline = getattr(verifier, "cheap", False) or callable(getattr(verifier, "verify_many", None))
-        workers = 0 if inline else min(os.cpu_count() or 1, len(tasks))
+        workers = 0 if inline else min(os.cpu_count() or 1, todo.problems)
     n_workers = int(workers)
     if n_workers < 0:
         raise InputError(f"--workers {n_workers}: must be 0 (in-process) or more")
@@ -419,11 +323,13 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
     if executor is not None and not executor.is_local:  # verifier actors on a Ray cluster
         from ttscale.executors.ray_verify import ray_frames
 
-        frames = ray_frames(verifier, tasks, executor.ray, limit_fn, batch_problems)
+        frames = ray_frames(verifier, list(tasks), executor.ray, limit_fn, batch_problems)
     elif n_workers == 0 and callable(getattr(verifier, "verify_many", None)):
         # a verifier with its own parallelism (unit_tests' sandbox pool): one call per batch
-        batches = [tasks[i:i + batch_problems] for i in range(0, len(tasks), batch_problems)]
-        frames = (verifier.verify_many(b)[VERDICT_COLUMNS] for b in batches)
+        from itertools import islice
+
+        chunks = iter(lambda: list(islice(tasks, batch_problems)), [])
+        frames = (verifier.verify_many(b)[VERDICT_COLUMNS] for b in chunks)
     elif n_workers == 0:
         frames = (_verify_one(verifier, p, s) for p, s in tasks)
     else:
@@ -436,24 +342,24 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
             result.shards += 1
             pending.clear()
 
-    done_problems = pending_problems = 0
+    pending_problems = pending_rows = 0
     try:
         for frame in frames:  # one problem's verdicts (a batch's, for verify_many)
             pending.append(frame)
-            count = int(frame["problem_id"].nunique())
-            done_problems += count
-            pending_problems += count
+            pending_problems += int(frame["problem_id"].nunique())
+            pending_rows += len(frame)
             result.verified += len(frame)
             result.passed += int(frame["passed"].sum())
             result.errors += int(frame["status"].isin(["error", "timeout"]).sum())
             if progress is not None:
-                progress(done_problems, len(tasks))
-            if pending_problems >= batch_problems:
+                progress(result.verified, todo.todo)
+            if pending_problems >= batch_problems or pending_rows >= FLUSH_ROWS:
                 flush()
-                pending_problems = 0
+                pending_problems = pending_rows = 0
     finally:
         flush()  # finished problems are kept even when interrupted: a re-run resumes
     from ttscale.summaries import verdict_summary
 
     verdict_summary(run, folder, check=False)  # fold the new shards now (analysis reads these)
+    mark_covered(run, folder, todo)  # finished: every sample shard planned for is verified
     return result

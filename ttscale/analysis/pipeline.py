@@ -319,8 +319,10 @@ def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> int | None:
     return saturation_point(ks, cov, opts.saturation_threshold)
 
 
-def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
-    """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks."""
+def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> AnalysisResult:
+    """Curves (pass@k, and maj@k / best-of-k / weighted-vote@k from a run directory), fits, marks.
+
+    ``progress(done, total)``, when given, is called after each group."""
     _check_options(inp, opts)
     shapes, shape_names = _shapes(inp, opts.model_shape)
     from ttscale.analysis.curves import coverage_curves
@@ -330,7 +332,8 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
     frames, cost_frames, fits, fit_objects, flops_fn = [], [], [], {}, {}
     from ttscale.analysis.adaptive_run import fit_adaptive, is_adaptive, max_k, selection_max_k
 
-    for key, g in inp.groups():
+    groups = inp.groups()
+    for done, (key, g) in enumerate(groups, 1):
         n_min = max_k(g)  # K for an adaptive run
         ks = _ks_for(n_min, opts)
         cur = coverage_curves(g, ks=ks, n_boot=opts.n_boot, ci=opts.ci, seed=opts.seed,
@@ -419,6 +422,8 @@ def analyze(inp: AnalysisInput, opts: Options) -> AnalysisResult:
         )
         fits.append(rec)
         frames.append(frame)
+        if progress is not None:
+            progress(done, len(groups))
     curves = pd.concat(frames, ignore_index=True)[[*gcols, *CURVE_COLUMNS]]
     curves["k"] = curves["k"].astype(np.int64)
     costs = pd.concat(cost_frames, ignore_index=True) if cost_frames else None

@@ -2,8 +2,9 @@
 
 Two formats, detected from the file:
 
-- **JSONL**, one sample a line: ``{"problem_id", "text"}`` and optionally ``temperature``
-  (default: the first of ``--temperatures``, 1.0 unless given), ``sample_index`` (default: the
+- **JSONL** (plain, or gzipped as ``.jsonl.gz``), one sample a line: ``{"problem_id", "text"}``
+  and optionally ``temperature`` (default: the first of ``--temperatures``, 1.0 unless given;
+  how many rows took it is printed and recorded in run.json as ``assumed_temperature``), ``sample_index`` (default: the
   order of the lines, per problem and temperature), ``seed``, ``num_prompt_tokens``,
   ``num_output_tokens``, ``finish_reason``, and per problem ``prompt`` and ``answer`` (or a
   ``reference`` object), which go to problems.parquet.
@@ -26,14 +27,12 @@ import hashlib
 import json
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ttscale.errors import InputError
-from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, problems_frame
 from ttscale.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir
 
@@ -58,46 +57,6 @@ def _int(obj: dict, key: str, where: str, default: int | None) -> int | None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise InputError(f"{where}: field '{key}': expected an integer, got {v!r}")
     return v
-
-
-def read_jsonl_samples(path: Path, default_temperature: float):
-    """(sample rows, problems by id) from a JSONL of samples; InputError naming line and field."""
-    rows, problems, next_index = [], {}, defaultdict(int)
-    explicit: set[tuple[str, float, int]] = set()
-    for lineno, obj in iter_json_objects(path):
-        where = f"{path}: line {lineno}"
-        for key in ("problem_id", "text"):
-            if key not in obj:
-                raise InputError(f"{where}: field '{key}' is missing")
-        if not isinstance(obj["text"], str):
-            raise InputError(f"{where}: field 'text': expected a string")
-        pid = str(obj["problem_id"])
-        t = obj.get("temperature", default_temperature)
-        if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
-            raise InputError(f"{where}: field 'temperature': expected a number >= 0, got {t!r}")
-        t = float(t)
-        idx = _int(obj, "sample_index", where, None)
-        if idx is None:
-            idx = next_index[(pid, t)]
-        elif idx < 0:
-            raise InputError(f"{where}: field 'sample_index': must be >= 0, got {idx}")
-        if (pid, t, idx) in explicit:
-            raise InputError(f"{where}: field 'sample_index': {idx} repeats for problem {pid!r} at temperature {t}")
-        explicit.add((pid, t, idx))
-        next_index[(pid, t)] = max(next_index[(pid, t)], idx + 1)
-        rows.append((pid, t, idx, _int(obj, "seed", where, -1), obj["text"],
-                     _int(obj, "num_prompt_tokens", where, -1), _int(obj, "num_output_tokens", where, -1),
-                     str(obj.get("finish_reason", "unknown"))))
-        ref = obj.get("reference")
-        if ref is None and "answer" in obj:
-            ref = {"answer": str(obj["answer"])}
-        if ref is not None and not isinstance(ref, dict):
-            raise InputError(f"{where}: field 'reference': expected an object")
-        if pid not in problems or (ref and not problems[pid].reference):
-            problems[pid] = Problem(pid, "imported", str(obj.get("prompt", "")), ref or {})
-    if not rows:
-        raise InputError(f"{path}: no samples in the file")
-    return rows, problems, {}
 
 
 def _monkey_records(path: Path) -> list[tuple[str, str, dict]]:
@@ -160,66 +119,118 @@ def read_monkey_samples(path: Path, temperature: float):
 
 
 def read_samples_file(path: str | os.PathLike, temperature: float):
-    """Detect the format of ``path`` and read it: (rows, problems by id, verdicts)."""
+    """Detect the format of ``path``: ("jsonl", None) for JSON Lines (plain or ``.gz``, read in a
+    stream by :mod:`ttscale.backends.jsonl_import`), else ("monkeys", (rows, problems, verdicts))."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"--from {path}: no such file or folder")
-    if p.is_file() and p.suffix in (".jsonl", ".ndjson"):
-        return read_jsonl_samples(p, temperature)
+    if p.is_dir() and not any(p.iterdir()):
+        raise InputError(f"--from {path}: the folder is empty")
+    if p.is_file() and (p.suffix in (".jsonl", ".ndjson")
+                        or (p.suffix == ".gz" and Path(p.stem).suffix in (".jsonl", ".ndjson", ".json"))):
+        return "jsonl", None
     if p.is_dir() or p.suffix in (".yaml", ".yml", ".json"):
-        return read_monkey_samples(p, temperature)
-    raise InputError(f"--from {path}: unknown format (use .jsonl, or Monkeys .yaml/.json files or a folder)")
+        return "monkeys", read_monkey_samples(p, temperature)
+    raise InputError(f"--from {path}: unknown format (use .jsonl or .jsonl.gz, or Monkeys "
+                     ".yaml/.json files or a folder)")
 
 
 def import_samples(settings: Any, out: str | os.PathLike, progress: bool = True) -> Any:
-    """Write the samples of ``settings.from_file`` into run directory ``out`` (see the module doc)."""
-    from ttscale.sampling import SamplingResult, check_resume, load_problems, locked, run_record
+    """Write the samples of ``settings.from_file`` into run directory ``out`` (see the module doc).
+
+    JSON Lines are read in a stream and written in shards of SHARD_ROWS rows to a staging folder
+    inside the run directory, moved into ``samples/`` only once the whole file has been checked
+    (bad input: nothing is added). Memory holds one batch of texts plus 24 bytes per sample
+    (the keys, for the duplicate check)."""
+    from ttscale.backends.jsonl_import import stage_jsonl
+    from ttscale.sampling import SamplingResult, check_resume, locked, run_record
 
     t0 = time.time()
     src = Path(str(settings.from_file))
-    rows, file_problems, verdicts = read_samples_file(src, settings.temperatures[0])
-    if settings.task:
-        task_problems, _ = load_problems(settings)
-        known = {p.problem_id for p in task_problems}
-        unknown = sorted({r[0] for r in rows} - known)
-        if unknown:
-            raise InputError(f"--from {src}: problem id {unknown[0]!r} is not one of task "
-                             f"{settings.task!r}'s {len(known)} problems")
-        problems = task_problems
-    else:
-        problems = list(file_problems.values())
-    frame = problems_frame(problems)
-    samples = pd.DataFrame(rows, columns=[f.name for f in SAMPLE_SCHEMA])
+    kind, monkeys = read_samples_file(src, settings.temperatures[0])
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise InputError(f"--out {run.path}: exists and is not a directory")
+    staged = stage_jsonl(src, settings, run, progress) if kind == "jsonl" else None
     with locked(run):
-        if run.problems_path.is_file() and not settings.task:
-            frame = _merge_problems(run.read_problems(), frame)
-        old = check_resume(run, settings, frame)
-        k = int(samples.groupby(["problem_id", "temperature"]).size().max())
-        temps = sorted(set(samples["temperature"]) | set(map(float, old.get("temperatures", []))))
-        fresh = _absent(samples, run.read_samples(SAMPLE_KEY))
-        run.write_problems(frame)
-        settings = settings.model_copy(update={"temperatures": temps,
-                                               "num_samples": max(k, old.get("num_samples") or 0)})
-        info = {"name": "import", "model": settings.model, "versions": {},
-                "extra": {"from_file": str(src), "sha256": file_digest(src)}}
-        run.write_config(run_record(settings, old, info, len(frame)))
-        for start in range(0, len(fresh), SHARD_ROWS):
-            run.write_samples(fresh.iloc[start : start + SHARD_ROWS])
-        if verdicts:
-            v = samples[SAMPLE_KEY].copy()
-            v["passed"] = [verdicts.get((p, i), False) for p, i in zip(v["problem_id"], v["sample_index"], strict=True)]
-            v["score"] = float("nan")
-            v["answer"] = None
-            v["status"] = ["pass" if x else "fail" for x in v["passed"]]
-            v["error"] = None
-            v = _absent(v, run.read_verdicts("imported", SAMPLE_KEY))
-            for start in range(0, len(v), SHARD_ROWS):
-                run.write_verdicts("imported", v.iloc[start : start + SHARD_ROWS])
-    total = len(run.read_samples(["sample_index"]))
-    return SamplingResult(run.path, len(frame), len(samples), len(fresh), total, time.time() - t0, 0)
+        try:
+            if staged is not None:
+                file_problems, verdicts = staged.problems, {}
+                used, k_max, temps_in = staged.problem_ids, staged.k_max, staged.temperatures
+                n_rows = staged.rows
+            else:
+                rows, file_problems, verdicts = monkeys
+                samples = pd.DataFrame(rows, columns=[f.name for f in SAMPLE_SCHEMA])
+                used = set(samples["problem_id"])
+                k_max = int(samples.groupby(["problem_id", "temperature"]).size().max())
+                temps_in = set(samples["temperature"])
+                n_rows = len(samples)
+            problems = _problems_for(settings, src, file_problems, used)
+            frame = problems_frame(problems)
+            if run.problems_path.is_file() and not settings.task:
+                frame = _merge_problems(run.read_problems(), frame)
+            # the run's temperatures are those of its files: a re-import keeps every one of them
+            before = set(map(float, run.read_config().get("temperatures", [])))
+            temps = sorted(set(temps_in) | before)
+            old = check_resume(run, settings.model_copy(update={"temperatures": temps}), frame)
+            run.write_problems(frame)
+            settings = settings.model_copy(update={"temperatures": temps,
+                                                   "num_samples": max(k_max, old.get("num_samples") or 0)})
+            extra = {"from_file": str(src), "sha256": file_digest(src)}
+            if staged is not None and staged.assumed:
+                extra["assumed_temperature"] = staged.assumed
+            info = {"name": "import", "model": settings.model, "versions": {}, "extra": extra}
+            run.write_config(run_record(settings, old, info, len(frame)))
+            if staged is not None:
+                fresh = staged.commit()
+            else:
+                fresh_rows = _absent(samples, run.read_samples(SAMPLE_KEY)) if run.has_samples() else samples
+                for start in range(0, len(fresh_rows), SHARD_ROWS):
+                    run.write_samples(fresh_rows.iloc[start : start + SHARD_ROWS])
+                fresh = len(fresh_rows)
+                if verdicts:
+                    _write_imported_verdicts(run, samples, verdicts)
+        finally:
+            if staged is not None:
+                staged.discard()
+    from ttscale.summaries import samples_summary
+
+    total = int(pc_sum(samples_summary(run).table["n"]))
+    return SamplingResult(run.path, len(used), n_rows, fresh, total, time.time() - t0, 0)
+
+
+def pc_sum(col: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(col).as_py() or 0)
+
+
+def _problems_for(settings: Any, src: Path, file_problems: dict[str, Problem],
+                  used: set[str]) -> list[Problem]:
+    """The problems to store: the task's (every id in the file must be one of them) or the file's."""
+    if not settings.task:
+        return list(file_problems.values())
+    from ttscale.sampling import load_problems
+
+    task_problems, _ = load_problems(settings)
+    known = {p.problem_id for p in task_problems}
+    unknown = sorted(used - known)
+    if unknown:
+        raise InputError(f"--from {src}: problem id {unknown[0]!r} is not one of task "
+                         f"{settings.task!r}'s {len(known)} problems")
+    return task_problems
+
+
+def _write_imported_verdicts(run: RunDir, samples: pd.DataFrame, verdicts: dict) -> None:
+    v = samples[SAMPLE_KEY].copy()
+    v["passed"] = [verdicts.get((p, i), False) for p, i in zip(v["problem_id"], v["sample_index"], strict=True)]
+    v["score"] = float("nan")
+    v["answer"] = None
+    v["status"] = ["pass" if x else "fail" for x in v["passed"]]
+    v["error"] = None
+    v = _absent(v, run.read_verdicts("imported", SAMPLE_KEY))
+    for start in range(0, len(v), SHARD_ROWS):
+        run.write_verdicts("imported", v.iloc[start : start + SHARD_ROWS])
 
 
 def _absent(rows: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:

@@ -153,6 +153,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="lower end of the tail fit's k range (default sqrt of the largest k)")
     p.add_argument("--distributional", action="store_true",
                    help="also fit the scaled-Beta (Schaeffer et al.) exponent with CIs (a few s a group)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -173,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
                    saturation_threshold=args.saturation_threshold, model_shape=args.model_shape,
                    max_k=args.max_k, law_boot=args.law_boot, tail_k_min=args.tail_k_min,
                    distributional=args.distributional)
-    result = analyze(inp, opts)
+    from ttscale.progress import progress_bar
+
+    with progress_bar("analyze", "group", enabled=not args.quiet) as bar:
+        result = analyze(inp, opts, progress=bar)
     written = write_outputs(result, out)
     n_groups = len(result.fits)
     print(f"analyzed {n_groups} group(s) from {inp.source}: wrote {len(written)} files to {out}")

@@ -59,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over problems for the CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--workers", type=non_negative_int, default=None, help="for verdicts still to compute")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
@@ -142,7 +143,7 @@ def parse_ks(text: str | None) -> list[int] | None:
 
 def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
                 ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
-                workers: int | None = None, progress: Any = None) -> Any:
+                workers: int | None = None, progress: bool = False) -> Any:
     """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
     import numpy as np
 
@@ -167,9 +168,16 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     for v, f in todo:  # validate all before verifying any
         prepare(run, v, out_name=f)
     for v, f in todo:
-        verify_run(run, v, out_name=f, workers=workers, progress=progress)
+        from ttscale.progress import progress_bar
+
+        with progress_bar(f"verify {f}", "sample", enabled=bool(progress)) as bar:
+            verify_run(run, v, out_name=f, workers=workers, progress=bar)
     # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
-    return verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed)
+    from ttscale.progress import progress_bar
+
+    with progress_bar("compare", "verifier", enabled=bool(progress)) as bar:
+        return verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
+                              progress=bar)
 
 
 def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
@@ -242,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
                   "--out" if args.out else args.run_dir)
     table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
                         ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
-                        workers=args.workers)
+                        workers=args.workers, progress=not args.quiet)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
     write_compare(table, out, f"verifiers on {Path(args.run_dir).name}")
     last = table.loc[table.groupby(["verifier", "temperature"], sort=False)["k"].idxmax()]

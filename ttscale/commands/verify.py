@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true",
                    help="if another process is verifying into the same folder, wait for it "
                         "(default: exit 2 at once)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -54,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if args.ray_address:
         ex_opts["address"] = args.ray_address
     executor = parse_executor(args.executor, ex_opts, "command line")
-    result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
-                        workers=args.workers, out_name=args.name, time_limit=args.time_limit,
-                        time_limit_per_sample=args.time_limit_per_sample, executor=executor,
-                        wait=args.wait,
-                        on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
+    from ttscale.progress import progress_bar
+
+    with progress_bar("verify", "sample", enabled=not args.quiet) as bar:
+        result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
+                            workers=args.workers, out_name=args.name, time_limit=args.time_limit,
+                            time_limit_per_sample=args.time_limit_per_sample, executor=executor,
+                            wait=args.wait, progress=bar,
+                            on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
     if result.repaired:
         print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
               "concurrent runs of an older version (kept the first of each)", file=sys.stderr)
