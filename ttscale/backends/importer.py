@@ -139,7 +139,7 @@ def import_samples(settings: Any, out: str | os.PathLike, progress: bool = True)
     """Write the samples of ``settings.from_file`` into run directory ``out`` (see the module doc).
 
     JSON Lines are read in a stream and written in shards of SHARD_ROWS rows to a staging folder
-    inside the run directory, moved into ``samples/`` only once the whole file has been checked
+    beside the run directory, moved into ``samples/`` only once the whole file has been checked
     (bad input: nothing is added). Memory holds one batch of texts plus 24 bytes per sample
     (the keys, for the duplicate check)."""
     from ttscale.backends.jsonl_import import stage_jsonl
