@@ -72,7 +72,7 @@ def stage_folders(run_dir: str | os.PathLike, stage: str) -> list[Path]:
     """The folders whose stale temporary files the holder of ``stage`` removes."""
     root = Path(run_dir)
     if stage == "sampling":
-        return [root, root / "samples", root / "verdicts" / "imported"]
+        return [root, root / "samples", root / "verdicts" / "imported", root / "adaptive"]
     if stage.startswith("verify:"):
         return [root / "verdicts" / stage.split(":", 1)[1]]
     if stage == "analysis":
