@@ -78,9 +78,9 @@ def remove_if_empty_run(path: str | os.PathLike) -> None:
     path = Path(path)
     if (path / "samples").is_dir() and any((path / "samples").glob("part-*")):
         return
-    for name in ("run.json", "problems.parquet", ".lock", ".locks/sampling.lock"):
+    for name in ("run.json", "problems.parquet", ".lock", ".locks/sampling.lock", "logs/backend.log"):
         (path / name).unlink(missing_ok=True)
-    for folder in (path / "samples", path / ".locks", path):
+    for folder in (path / "samples", path / ".locks", path / "logs", path):
         try:
             folder.rmdir()
         except OSError:
@@ -94,8 +94,20 @@ def undo_if_nothing_drawn(path: str | os.PathLike, created: bool) -> Iterator[No
         yield
     except BaseException:
         if created:
+            _close_log_files_under(Path(path))
             remove_if_empty_run(path)
         raise
+
+
+def _close_log_files_under(path: Path) -> None:
+    """Close file handlers of third-party loggers that write below ``path`` (ttscale.logs)."""
+    import logging
+
+    for name in [None, *logging.root.manager.loggerDict]:
+        logger = logging.getLogger(name)
+        for h in getattr(logger, "handlers", []):
+            if isinstance(h, logging.FileHandler) and Path(h.baseFilename).is_relative_to(path.absolute()):
+                h.close()
 
 
 def not_a_run(path: str | os.PathLike, what: str = "no run.json, no problems.parquet") -> InputError:

@@ -20,6 +20,7 @@ that stopped are dropped from the batch once they are half of it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,9 @@ class TransformersBackend(Backend):
         except torch.cuda.OutOfMemoryError as e:
             raise OutOfMemory(f"--model {self.model}: does not fit in {self.device} memory "
                               "(try --dtype bfloat16, or a smaller model)") from e
+        # the KV cache's keyword: `cache` since transformers 5.x deprecated `past_key_values`
+        # (removed in 5.40); older releases only know `past_key_values`
+        self.cache_kw = "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
         cfg = self.lm.config
         self.context = int(getattr(cfg, "max_position_embeddings", 0) or 0) or None
         self.eos_ids = _eos_ids(self.lm, self.tokenizer)
@@ -239,7 +243,7 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             cache = DynamicCache(config=self.lm.config)
             out = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos,
-                          past_key_values=cache, use_cache=True)
+                          **{self.cache_kw: cache}, use_cache=True)
             logits = out.logits[:, -1, :][row_slot]
             cache.reorder_cache(row_slot)
             mask = mask[row_slot]
@@ -271,7 +275,7 @@ class TransformersBackend(Backend):
                     live, mask, next_pos, pick = live[keep], mask[keep], next_pos[keep], pick[keep]
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
                 out = self.lm(input_ids=pick[:, None], attention_mask=mask,
-                              position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
+                              position_ids=next_pos[:, None], **{self.cache_kw: cache}, use_cache=True)
                 next_pos = next_pos + 1
                 logits = out.logits[:, -1, :]
         results = []

@@ -62,6 +62,9 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--executor-option", action="append", metavar="KEY=VALUE", default=None,
                    help="ray: num_cpus, num_gpus, batch_samples, in_flight, max_restarts (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print the backend's own logs (vLLM, transformers) on stderr; they always "
+                        "go to RUN_DIR/logs/backend.log")
     p.set_defaults(func=run)
 
 
@@ -192,9 +195,13 @@ def resolve(args: argparse.Namespace) -> tuple[Any, str]:
 
 def run(args: argparse.Namespace) -> int:
     settings, out = resolve(args)
+    from pathlib import Path
+
+    from ttscale.logs import third_party_logs
     from ttscale.sampling import run_sampling
 
-    res = run_sampling(settings, out, progress=not args.quiet)
+    with third_party_logs(Path(out) / "logs" / "backend.log", verbose=args.verbose):
+        res = run_sampling(settings, out, progress=not args.quiet)
     rate = res.samples_per_second
     secs = res.sampling_seconds or res.seconds
     tok = res.output_tokens / secs if secs > 0 else 0.0

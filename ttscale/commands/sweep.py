@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="with --dry-run: print the grid as JSON")
     p.add_argument("--help-config", action="store_true", help="list every config field and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print the backends' own logs (vLLM, transformers) on stderr; they always "
+                        "go to OUT/logs/backend.log")
     p.set_defaults(func=run)
 
 
@@ -48,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
             for label, note in notes.items():
                 print(f"note: {label}: {note}")
         return 0
+    from ttscale.logs import third_party_logs
     from ttscale.outputs import check_out_dir
 
-    check_out_dir(sweep.sweep_root(cfg), f"{args.config}: out")
-    root = sweep.run_sweep(cfg, args.config, progress=not args.no_progress)
+    root = check_out_dir(sweep.sweep_root(cfg), f"{args.config}: out")
+    with third_party_logs(root / "logs" / "backend.log", verbose=args.verbose):
+        root = sweep.run_sweep(cfg, args.config, progress=not args.no_progress)
     print(f"sweep done: {root}")
     return 0
 
