@@ -181,3 +181,18 @@ def test_rule_against_k() -> None:
 def test_bad_counts_are_input_errors(args: tuple, field: str) -> None:
     with pytest.raises(InputError, match=field):
         adaptive_pass_at_k(*args, ks=[1], r=1)
+
+
+def test_subset_trials_count_a_stopped_row_as_k_samples_beyond_t() -> None:
+    import pandas as pd
+
+    from ttscale.analysis.adaptive_run import subset_trials_for
+
+    counts = pd.DataFrame({"problem": ["a", "b", "c"], "num_samples": [32, 64, 64],
+                           "num_correct": [4, 1, 5], "adaptive_prev": [0, 32, 32],
+                           "adaptive_successes": 4, "adaptive_min_samples": 1, "adaptive_max_samples": 64})
+    # k = 16: 32//16 + 64//16 + 64//16; k = 64: a stopped (64//64), b not stopped (64//64), c 1
+    assert list(subset_trials_for(counts, np.array([16, 33, 64]))) == [2 + 4 + 4, 1 + 1 + 1, 3]
+    plain = counts.drop(columns=["adaptive_prev", "adaptive_successes", "adaptive_min_samples",
+                                 "adaptive_max_samples"])
+    assert list(subset_trials_for(plain, np.array([33]))) == [0 + 1 + 1]

@@ -233,3 +233,21 @@ def report_table(cfg: dict[str, Any]) -> pd.DataFrame | None:
         "samples drawn": drawn, "full K would draw": full,
         "fraction drawn": round(drawn / full, 4) if drawn and full else None,
         "samples saved": (full - drawn) if drawn is not None and full else None}])
+
+
+def subset_trials_for(counts: pd.DataFrame, ks: np.ndarray) -> np.ndarray:
+    """``sum_i floor(n_i / k)`` (:func:`ttscale.analysis.ceiling_ci.subset_trials`), where a row
+    that stopped (S >= r) counts as K samples for k > T: its pass@k there is exactly 1, as
+    certain as a full run's row at that k; for k <= T it counts its own T samples."""
+    from ttscale.analysis.ceiling_ci import subset_trials
+
+    n = counts["num_samples"].to_numpy(np.int64)
+    if not is_adaptive(counts):
+        return subset_trials(n, ks)
+    kk = np.asarray(ks, dtype=np.int64).ravel()
+    stopped = counts["num_correct"].to_numpy(np.int64) >= counts["adaptive_successes"].to_numpy(np.int64)
+    big = counts["adaptive_max_samples"].to_numpy(np.int64)
+    per = n[:, None] // np.maximum(kk[None, :], 1)
+    beyond = stopped[:, None] & (kk[None, :] > n[:, None])
+    per = np.where(beyond, big[:, None] // np.maximum(kk[None, :], 1), per)
+    return per.sum(axis=0).astype(float)

@@ -97,12 +97,12 @@ def coverage_curves(
     cols = group_columns(counts)
     frames = []
     for key, g in _groups(counts, cols):
-        from ttscale.analysis.adaptive_run import max_k, per_problem_pass
+        from ttscale.analysis.adaptive_run import max_k, per_problem_pass, subset_trials_for
 
         kk = _ks_or_default(ks, max_k(g), source)  # K for an adaptive run's rows
         per = per_problem_pass(g, kk)  # the stopping-rule estimator for those
         frames.append(_curve_frame(key, cols, "pass@k", kk, per, n_boot, ci, seed,
-                                   subset_trials(g["num_samples"].to_numpy(np.int64), kk)))
+                                   subset_trials_for(g, kk)))
     return pd.concat(frames, ignore_index=True)[[*cols, *CURVE_COLUMNS]]
 
 
