@@ -136,7 +136,8 @@ def test_a_sweep_on_ray_resumes_after_sigkill_of_its_driver(cluster, tmp_path, l
            "models": [{"name": "m", "model": MODEL, "options": {"threads": 1, "batch_size": 8}}],
            "tasks": [{"name": "arithmetic", "num_problems": 6}],
            "verifiers": [{"name": "exact"}], "analysis": {"n_boot": 20},
-           "executor": "ray", "executor_options": {"replicas": 1, "in_flight": 1}}
+           # one sample per chunk and one chunk at a time: 48 shards, so the kill lands mid-sampling
+           "executor": "ray", "executor_options": {"replicas": 1, "in_flight": 1, "batch_samples": 1}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "RAY_ADDRESS": cluster}
@@ -145,11 +146,11 @@ def test_a_sweep_on_ray_resumes_after_sigkill_of_its_driver(cluster, tmp_path, l
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not shard_paths(samples) and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = len(shard_paths(samples))
-    assert 1 <= first < 6, "the driver was not killed mid-sampling"
+    assert 1 <= first < 48, "the driver was not killed mid-sampling"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     run = tmp_path / "sweep" / "m" / "arithmetic"

@@ -19,7 +19,7 @@ source of truth; replicas never touch it).
   replica replaces the dead one (``max_restarts`` times in all). Nothing of a lost chunk was
   written, so the run ends with no missing and no duplicate sample. A lost driver takes its
   actors with it; ``ttscale sample RUN_DIR`` re-plans from the shards on disk.
-* Progress: per replica samples/s in the terminal's bar and in each task's name on the Ray
+* Progress: per replica samples/s and tokens/s in the terminal's bar and in each task's name on the Ray
   dashboard (``ttscale sample r1: 256 samples of arith-0003..arith-0005, r1 at 812 samples/s``).
 """
 
@@ -115,6 +115,9 @@ class _Slot:
 
     def rate(self) -> float:
         return self.samples / self.busy if self.busy > 0 else 0.0
+
+    def token_rate(self) -> float:
+        return self.tokens / self.busy if self.busy > 0 else 0.0
 
 
 @dataclass
@@ -255,9 +258,10 @@ class RayBackend(Backend):
         return f"ttscale sample r{i}: {n} samples of {span}, r{i} at {self.slots[i].rate():.0f} samples/s"
 
     def progress_note(self) -> str:
-        """Per replica samples/s, for the terminal's progress bar."""
-        return " ".join(f"r{i} {s.rate():.0f}/s" if s.handle is not None else f"r{i} dead"
-                        for i, s in enumerate(self.slots))
+        """Per replica samples/s and tokens/s, for the terminal's progress bar."""
+        return "| " + " | ".join(
+            f"r{i} {s.rate():.0f} samples/s {s.token_rate():.0f} tok/s" if s.handle is not None
+            else f"r{i} dead" for i, s in enumerate(self.slots))
 
     def close(self) -> None:
         self.stats.per_replica = [{"samples": s.samples, "tokens": s.tokens, "seconds": round(s.busy, 3)}
