@@ -130,6 +130,19 @@ def test_verification_on_ray_equals_local(cluster, tmp_path, local_run):
         assert (again.verified, again.skipped) == (0, 48)
 
 
+def test_verification_on_ray_keeps_the_time_limit(cluster, tmp_path):
+    from ttscale.executors import parse_executor
+    from ttscale.verification import verify_run
+
+    out = tmp_path / "run"
+    run_sampling(SampleSettings(**{**BASE, "num_problems": 3, "num_samples": 2}), out, progress=False)
+    spec = parse_executor("ray", {"verify_workers": 1, "max_restarts": 0}, "test")
+    res = verify_run(out, "exact", executor=spec, time_limit=1e-6, time_limit_per_sample=0)
+    assert (res.verified, res.errors, res.passed) == (6, 6, 0)  # each worker killed, replaced
+    verdicts = RunDir(out).read_verdicts("exact")
+    assert set(verdicts["status"]) == {"timeout"} and verdicts["error"].str.contains("took over").all()
+
+
 def test_a_sweep_on_ray_resumes_after_sigkill_of_its_driver(cluster, tmp_path, local_run):
     cfg = {"name": "ray-sweep", "out": str(tmp_path / "sweep"), "seed": 0, "num_samples": 8,
            "temperatures": [1.0], "max_tokens": 8, "report": False,

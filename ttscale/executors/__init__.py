@@ -41,6 +41,7 @@ class RayOptions(BaseModel):
     in_flight: int = Field(2, gt=0, description="Tasks queued per replica (2 keeps a replica busy while the driver writes).")
     max_restarts: int = Field(3, ge=0, description="Times a dead replica (or verifier worker) is replaced before the run fails.")
     verify_workers: int | None = Field(None, gt=0, description="Verifier actors (default: the cluster's CPUs / num_cpus).")
+    start_timeout: float = Field(600.0, gt=0, description="Seconds to wait for replicas to be placed and loaded; those not up by then are dropped (none up: an error).")
     local_cpus: int | None = Field(None, gt=0, description="CPUs of the local cluster started when no address is given (default: all).")
 
 

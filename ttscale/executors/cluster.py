@@ -48,14 +48,14 @@ def resources() -> dict[str, float]:
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
-def fitting(per_unit: dict[str, float], asked: int | None, what: str) -> int:
+def fitting(per_unit: dict[str, float], asked: int | None, what: str, key: str = "replicas") -> int:
     """How many units of ``per_unit`` resources to start: ``asked``, checked against the cluster;
     by default as many as the cluster holds (at least one)."""
     total = resources()
     holds = []
-    for key, need in per_unit.items():
+    for res, need in per_unit.items():
         if need > 0:
-            holds.append(int(total.get(key, 0.0) // need))
+            holds.append(int(total.get(res, 0.0) // need))
     cap = min(holds) if holds else None
     if cap == 0:
         have = ", ".join(f"{k} {total.get(k, 0):g}" for k in per_unit if per_unit[k] > 0)
@@ -65,7 +65,7 @@ def fitting(per_unit: dict[str, float], asked: int | None, what: str) -> int:
     if asked is None:
         return max(1, cap if cap is not None else 1)
     if cap is not None and asked > cap:
-        raise InputError(f"executor_options.replicas: {asked} {what}s need "
+        raise InputError(f"executor_options.{key}: {asked} {what}s need "
                          f"{', '.join(f'{k} {v * asked:g}' for k, v in per_unit.items() if v > 0)}; "
                          f"the cluster holds {cap}")
     return asked
@@ -74,3 +74,26 @@ def fitting(per_unit: dict[str, float], asked: int | None, what: str) -> int:
 def shutdown(started: bool) -> None:
     if started:
         require_ray().shutdown()
+
+
+def start_pool(ray: Any, handles: list[Any], refs: list[Any], timeout: float, what: str,
+               need: str) -> list[int]:
+    """Indices of the actors whose start call (``refs``) finished within ``timeout`` seconds;
+    the others (not placeable: the cluster is busy or too small) are killed. None up: InputError."""
+    import sys
+
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    up = [i for i, r in enumerate(refs) if r in set(ready)]
+    for i, h in enumerate(handles):
+        if i not in up:
+            ray.kill(h)
+    if not up:
+        free = ", ".join(f"{k} {v:g}" for k, v in sorted(ray.available_resources().items())
+                         if k in ("CPU", "GPU"))
+        raise InputError(f"executor ray: no {what} started within {timeout:g} s (each needs {need}; "
+                         f"free now: {free or 'nothing'}); raise executor_options.start_timeout or "
+                         "free the cluster")
+    if len(up) < len(refs):
+        print(f"executor ray: {len(refs) - len(up)} of {len(refs)} {what}s could not be placed "
+              f"within {timeout:g} s (each needs {need}); going on with {len(up)}", file=sys.stderr)
+    return up

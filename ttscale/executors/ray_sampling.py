@@ -35,7 +35,7 @@ from typing import Any
 from ttscale.backends.base import Backend, BackendInfo, Request, Sample
 from ttscale.errors import InputError
 from ttscale.executors import RayOptions
-from ttscale.executors.cluster import connect, fitting, require_ray, shutdown
+from ttscale.executors.cluster import connect, fitting, require_ray, shutdown, start_pool
 
 #: default samples per chunk where the backend gives no batch size of its own
 DEFAULT_CHUNK = {"transformers": 256, "vllm": 2048, "openai": 2048}
@@ -164,7 +164,11 @@ class RayBackend(Backend):
         self.slots = [_Slot(self._new_actor()) for _ in range(n)]
         self.restarts_left = int(opts.max_restarts)
         self.stats = RayStats()
-        self.started_info = self._get([s.handle.start.remote() for s in self.slots])
+        refs = [s.handle.start.remote() for s in self.slots]
+        need = f"CPU {self.num_cpus:g}" + (f", GPU {self.num_gpus:g}" if self.num_gpus else "")
+        up = start_pool(ray, [s.handle for s in self.slots], refs, opts.start_timeout, "replica", need)
+        self.slots = [self.slots[i] for i in up]
+        self.started_info = self._get([refs[i] for i in up])
         from ttscale import __version__
 
         for st in self.started_info:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ttscale.errors import InputError
 from ttscale.executors import RayOptions
-from ttscale.executors.cluster import connect, fitting, require_ray, shutdown
+from ttscale.executors.cluster import connect, fitting, require_ray, shutdown, start_pool
 
 
 class VerifierWorker:
@@ -65,14 +65,18 @@ def ray_frames(verifier: Any, tasks: list[tuple[Any, pd.DataFrame]], opts: RayOp
     ray = require_ray()
     started = connect(opts.address, opts.local_cpus)
     try:
-        n = fitting({"CPU": float(opts.num_cpus)}, opts.verify_workers, "verifier worker")
+        n = fitting({"CPU": float(opts.num_cpus)}, opts.verify_workers, "verifier worker",
+                    "verify_workers")
         batches = _batches(tasks, verifier, batch_problems, n)
         n = min(n, len(batches))
         cls = ray.remote(num_cpus=float(opts.num_cpus), max_restarts=0, max_task_retries=0)(VerifierWorker)
         ref_verifier = ray.put(verifier)
         pool = [cls.remote(ref_verifier) for _ in range(n)]
+        refs = [w.ready.remote() for w in pool]
+        up = start_pool(ray, pool, refs, opts.start_timeout, "verifier worker", f"CPU {opts.num_cpus:g}")
+        pool, n = [pool[i] for i in up], len(up)
         try:
-            ray.get([w.ready.remote() for w in pool])
+            ray.get([refs[i] for i in up])
         except ray.exceptions.RayError as e:
             raise InputError(f"executor ray: verifier {verifier.name!r} cannot start on the cluster "
                              f"({str(e).strip().splitlines()[-1][:200]})") from e
@@ -100,8 +104,8 @@ def ray_frames(verifier: Any, tasks: list[tuple[Any, pd.DataFrame]], opts: RayOp
                 if not ready:  # the earliest deadline passed: kill that worker, record timeouts
                     ref = min(busy, key=lambda r: busy[r][3])
                     w, _, batch, _ = busy.pop(ref)
-                    ray.kill(pool[w])
-                    restarts = _respawn(pool, w, cls, ref_verifier, idle, restarts)
+                    ray.kill(pool[w])  # a timeout is the verifier's limit, not a fault: no restart spent
+                    _respawn(pool, w, cls, ref_verifier, idle, restarts, consume=False)
                     done += 1
                     for _p, s in batch:
                         yield _failed_frame(s, "timeout", f"problem took over {limit_fn(s):.0f} s")
@@ -138,11 +142,13 @@ def ray_frames(verifier: Any, tasks: list[tuple[Any, pd.DataFrame]], opts: RayOp
         shutdown(started)
 
 
-def _respawn(pool: list[Any], w: int, cls: Any, ref_verifier: Any, idle: list[int], restarts: int) -> int:
-    """Replace dead worker ``w`` while restarts are left; the restarts left after it."""
-    if restarts <= 0:
+def _respawn(pool: list[Any], w: int, cls: Any, ref_verifier: Any, idle: list[int], restarts: int,
+             consume: bool = True) -> int:
+    """Replace worker ``w`` (dead, or killed at its time limit: ``consume=False``) while restarts
+    are left; the restarts left after it."""
+    if consume and restarts <= 0:
         pool[w] = None
         return restarts
     pool[w] = cls.remote(ref_verifier)
     idle.append(w)
-    return restarts - 1
+    return restarts - 1 if consume else restarts
