@@ -173,10 +173,26 @@ def test_connection_errors_are_retried_then_reported():
     with FakeOpenAIServer() as srv:
         url = srv.url
     # the server is closed now: connections are refused
-    be = OpenAIBackend("m", base_url=url, api_key="k-test", backoff=0.05, max_retries=2)
-    with pytest.raises(RuntimeError, match=r"failed after 3 attempts; last error: ConnectError"):
+    be = OpenAIBackend("m", base_url=url, api_key="k-test", backoff=0.05, max_retries=2, retry_window=0)
+    with pytest.raises(InputError, match=r"did not answer for 0 s \(last error: ConnectError"):
         _collect(be, [Request("p", "x", 1.0, n=1, seed=3)])
     assert [a for _, a in be.attempts] == ["ConnectError"] * 3
+
+
+def test_connection_errors_are_retried_for_the_whole_window(capsys):
+    from ttscale.backends.outage import ServerUnavailable
+
+    with FakeOpenAIServer() as srv:
+        url = srv.url
+    be = OpenAIBackend("m", base_url=url, api_key="k-test", backoff=0.05, max_backoff=0.2,
+                       max_retries=2, retry_window=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(ServerUnavailable, match=r"did not answer for [12] s"):
+        _collect(be, [Request("p", "x", 1.0, n=1, seed=3)])
+    assert 1.5 <= time.monotonic() - t0 < 5
+    assert len(be.attempts) > 3  # more than max_retries + 1: the window, not the count, decided
+    err = capsys.readouterr().err
+    assert err.count("is not answering") == 1 and "retrying for up to 1.5 s" in err
 
 
 def test_rate_limit_spaces_requests():

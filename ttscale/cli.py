@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
     except InputError as e:
         print(f"ttscale {args.command}: error: {e}", file=sys.stderr)
-        return InputError.exit_code
+        return e.exit_code
     except OSError as e:  # disk full, read-only, permissions: one line, what is written is whole
         print(f"ttscale {args.command}: error: {os_error_line(e)}", file=sys.stderr)
         return 1

@@ -41,7 +41,7 @@ PERFORMANCE_OPTIONS = frozenset({
     "max_num_batched_tokens", "tensor_parallel_size", "swap_space", "concurrency", "max_retries",
     "backoff", "max_backoff", "rate_limit", "burst", "timeout", "api_key", "base_url", "threads",
     "enable_prefix_caching", "requests_per_call", "stream", "stream_every", "max_n_per_request",
-    "max_n", "logprobs",
+    "max_n", "logprobs", "retry_window",
 })
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ttscale.backends.base import Backend, BackendInfo, Request, Sample
+from ttscale.backends.outage import DEFAULT_RETRY_WINDOW, Outage, preflight
 from ttscale.errors import InputError
 
 ENDPOINTS = {"completions": "/completions", "chat": "/chat/completions"}
@@ -105,6 +106,7 @@ class OpenAIBackend(Backend):
         logprobs: bool = True,
         extra_body: dict[str, Any] | None = None,
         seed: int = 0,
+        retry_window: float = DEFAULT_RETRY_WINDOW,
     ):
         if endpoint not in ENDPOINTS:
             raise InputError(f"openai backend: option 'endpoint' must be one of {sorted(ENDPOINTS)}, got {endpoint!r}")
@@ -132,6 +134,7 @@ class OpenAIBackend(Backend):
         self.logprobs = bool(logprobs)
         self.extra_body = dict(extra_body or {})
         self._rng = random.Random(seed)
+        self.outage = Outage(self.base_url, float(retry_window))
         #: every HTTP attempt: (monotonic time it was sent, status or exception name); for reports
         self.attempts: list[tuple[float, str]] = []
 
@@ -142,6 +145,11 @@ class OpenAIBackend(Backend):
             model=self.model,
             extra={"base_url": self.base_url, "endpoint": self.endpoint, "max_n": self.max_n},
         )
+
+    def validate(self, requests: list[Request]) -> None:
+        """Before a run writes anything: the server answers and serves this model (GET /models)."""
+        if requests:
+            preflight(self.base_url, self.model, self.api_key, timeout=min(self.timeout, 10.0))
 
     def generate(self, requests: list[Request]) -> Iterator[list[Sample]]:
         """Yield each request's samples (all ``n`` of them, in index order) as it finishes."""
@@ -263,7 +271,8 @@ class OpenAIBackend(Backend):
 
         path = ENDPOINTS[self.endpoint]
         last = ""
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:  # retries: max_retries of them, and more while an outage is within retry_window
             wait: float | None = None
             async with sem:
                 if bucket is not None:
@@ -274,9 +283,11 @@ class OpenAIBackend(Backend):
                 except httpx.TransportError as exc:  # connection refused/reset, timeouts
                     self.attempts.append((sent, type(exc).__name__))
                     last = f"{type(exc).__name__}: {exc}"
+                    self.outage.failed(type(exc).__name__)
                 else:
                     self.attempts.append((sent, str(resp.status_code)))
                     if resp.status_code == 200:
+                        self.outage.recovered()
                         try:
                             return resp.json()
                         except ValueError as exc:
@@ -289,12 +300,19 @@ class OpenAIBackend(Backend):
                                          f"returned {resp.status_code}: {message}")
                     last = f"HTTP {resp.status_code}: {message}"
                     wait = parse_retry_after(resp.headers.get("retry-after"))
-            if attempt == self.max_retries:
+                    if resp.status_code in (502, 503, 504):  # a proxy without its server, a restart
+                        self.outage.failed(f"HTTP {resp.status_code}")
+            if attempt >= self.max_retries and (self.outage.since is None or self.outage.exhausted()):
                 break
             if wait is None:
                 wait = backoff_delay(attempt, self.backoff, self.max_backoff, self._rng)
+            if self.outage.since is not None and attempt >= self.max_retries:
+                wait = min(wait, max(0.1, self.outage.remaining()))
+            attempt += 1
             await asyncio.sleep(wait)
-        raise RuntimeError(f"openai backend: POST {self.base_url}{path} failed after {self.max_retries + 1} "
+        if self.outage.exhausted():
+            raise self.outage.give_up(last)
+        raise RuntimeError(f"openai backend: POST {self.base_url}{path} failed after {attempt + 1} "
                            f"attempts; last error: {last}")
 
     def _samples(self, req: Request, data: dict[str, Any], offset: int, n: int) -> list[Sample]:

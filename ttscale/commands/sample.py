@@ -197,11 +197,23 @@ def run(args: argparse.Namespace) -> int:
     settings, out = resolve(args)
     from pathlib import Path
 
+    from ttscale.backends.outage import ServerUnavailable
     from ttscale.logs import third_party_logs
     from ttscale.sampling import run_sampling
 
-    with third_party_logs(Path(out) / "logs" / "backend.log", verbose=args.verbose):
-        res = run_sampling(settings, out, progress=not args.quiet)
+    try:
+        with third_party_logs(Path(out) / "logs" / "backend.log", verbose=args.verbose):
+            res = run_sampling(settings, out, progress=not args.quiet)
+    except ServerUnavailable as e:
+        from ttscale.store import RunDir
+
+        kept = len(RunDir(out).read_samples(["sample_index"])) if (Path(out) / "run.json").is_file() else 0
+        if not kept:
+            raise ServerUnavailable(f"{e}; nothing was written: run the same command again when the "
+                                    "server is back") from e
+        raise ServerUnavailable(f"{e}; the {kept} samples written are kept; when the server is back, "
+                                f"resume with: ttscale sample {out} (add --backend-option "
+                                "retry_window=600 to wait longer)") from e
     rate = res.samples_per_second
     secs = res.sampling_seconds or res.seconds
     tok = res.output_tokens / secs if secs > 0 else 0.0
