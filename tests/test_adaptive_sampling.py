@@ -87,6 +87,26 @@ def test_growing_k_continues_the_same_rule(tmp_path, backend):
     pd.testing.assert_frame_equal(_sorted(a.read_samples()), _sorted(b.read_samples()))
 
 
+def test_growing_k_past_an_old_k_that_is_no_boundary_checks_it_once_more(tmp_path, backend):
+    out = tmp_path / "grown"
+    run_sampling(settings(20), out, backend=backend, progress=False)  # boundaries 4, 8, 16, 20
+    before = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
+    run_sampling(settings(32), out, backend=backend, progress=False)  # then 32 (not 40)
+    after = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
+    passed = RunDir(out).read_verdicts("exact").set_index(SAMPLE_KEY)["passed"].sort_index()
+    moved = 0
+    for key, row in after.iterrows():
+        old = before.loc[key]
+        if old["stopped"]:  # decided at K=20 already: untouched
+            assert row.to_dict() == old.to_dict()
+        elif old["n"] == 20:  # went on from the old K: 20 is the boundary checked before 32
+            moved += 1
+            assert row["checks"] == old["checks"] + ",32" and row["prev"] == 20 and row["n"] == 32
+            g = passed.loc[key]
+            assert int(g[g.index < 32].sum()) == row["successes"]
+    assert moved > 0
+
+
 @pytest.mark.parametrize("change,field", [
     ({"successes": 3}, "adaptive.successes"), ({"growth": 3.0}, "adaptive.growth"),
     ({"min_samples": 4}, "adaptive.min_samples"), (None, "'adaptive'"),

@@ -197,7 +197,7 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
     rule.check(k_max, where="adaptive")
     from ttscale.executors import executor_of
 
-    executor_of(settings)  # a bad executor option: an error before anything is loaded
+    executor = executor_of(settings)  # a bad executor option: an error before anything is loaded
     name = oracle_name(settings)
     verifier = make_verifier(name, dict(settings.adaptive.verifier_options))
     folder = verdict_name(verifier)
@@ -247,7 +247,7 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
                     w, tok = smp._drain(run, backend, requests, progress)
                     t_sample += time.time() - ts
                     written, tokens, requested = written + w, tokens + tok, requested + sum(r.n for r in requests)
-                verify_run(run, verifier, out_name=folder)
+                verify_run(run, verifier, out_name=folder, executor=executor)  # ray: verifier actors
                 succ = _successes(run, folder, targets)
                 for key, target in targets.items():
                     st = rows[key]
