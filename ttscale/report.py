@@ -42,7 +42,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}
 td.l,th.l{text-align:left}figure{margin:1em 0}figure svg,figure img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
-.muted{color:#777}
+.muted{color:#777}.stale{background:#fff0f0;border:1px solid #d33;padding:.4em .8em;color:#900}
 """
 
 # Marks the page once every figure has decoded: data-figures="<loaded>/<total>" on <body>.
@@ -172,8 +172,12 @@ def _run_section(run: Path, root: Path) -> str:
     return "\n".join(parts)
 
 
-def build_report(root: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` for a run directory or a sweep folder; return its path."""
+def build_report(root: str | Path, out: str | Path | None = None, allow_stale: bool = False) -> Path:
+    """Write ``report.html`` for a run directory or a sweep folder; return its path.
+
+    A run whose verdicts do not cover every sample, or whose analysis or comparison is older than
+    its samples and verdicts, is refused (StaleError, ``ttscale.staleness``) unless
+    ``allow_stale``: then the page says what is stale above that run's section."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such directory")
@@ -182,6 +186,10 @@ def build_report(root: str | Path, out: str | Path | None = None) -> Path:
         raise InputError(f"{root}: no run directories (no run.json found below it)")
     if not any((r / "analysis" / "curves.parquet").is_file() for r in runs):
         raise InputError(f"{root}: no analysis found; run `ttscale analyze` (or the sweep) first")
+    from ttscale.staleness import check_run_outputs
+    from ttscale.store import RunDir
+
+    stale = {r: check_run_outputs(RunDir(r), allow_stale) for r in runs}  # before writing
     title = f"ttscale report: {root.resolve().name}"
     sections = [f"<h1>{_esc(title)}</h1>",
                 f'<p class="muted">ttscale {__version__}, Python {platform.python_version()}</p>']
@@ -197,7 +205,13 @@ def build_report(root: str | Path, out: str | Path | None = None) -> Path:
         sections.extend(_figures(root / "figures"))
         sections.append(f"<details><summary>sweep config</summary><pre>{_esc(json.dumps(sweep, indent=2))}</pre></details>")
     for run in runs:
-        sections.append(_run_section(run, root))
+        section = _run_section(run, root)
+        if stale[run]:  # --allow-stale: say so above the run's tables
+            warn = "".join(f"<li>{_esc(p)}</li>" for p in stale[run])
+            head, _, rest = section.partition("</h2>")
+            section = (f'{head}</h2><div class="stale"><b>Stale results:</b><ul>{warn}</ul></div>'
+                       f"{rest}")
+        sections.append(section)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
             + "\n".join(sections) + "</body></html>")

@@ -42,6 +42,7 @@ class AnalysisInput:
     selection: pd.DataFrame | None = None
     tokens: pd.DataFrame | None = None  # group columns + avg_prompt_tokens, avg_output_tokens
     cache_dir: Path | None = None  # where selection curves are cached (a run's summaries/cache)
+    state: dict[str, Any] | None = None  # a run's samples and verdicts (ttscale.staleness)
 
     def groups(self) -> list[tuple[tuple, pd.DataFrame]]:
         """(key, counts rows) per group, key a tuple of the group values (sorted)."""
@@ -80,6 +81,7 @@ class AnalysisResult:
     flops_fn: dict[tuple, Any] = field(default_factory=dict)  # key -> (ks -> FLOPs)
     costs: pd.DataFrame | None = None  # group columns + k, flops (when the cost is known)
     temperatures: Any = None  # ttscale.analysis.temperature_view.TemperatureView (2+ temperatures)
+    state: dict[str, Any] | None = None  # what a run's analysis was computed from (staleness)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -112,8 +114,12 @@ def load_input(
     group_by: list[str] | None = None,
     prompt_tokens: float | None = None,
     output_tokens: float | None = None,
+    allow_stale: bool = False,
 ) -> AnalysisInput:
-    """Read a counts table (CSV/Parquet) or a run directory; raise InputError on bad input."""
+    """Read a counts table (CSV/Parquet) or a run directory; raise InputError on bad input.
+
+    A run directory whose verifiers do not all cover every sample is refused (StaleError,
+    ``ttscale.staleness``) unless ``allow_stale``, which warns instead."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -121,7 +127,7 @@ def load_input(
         if prompt_tokens is not None or output_tokens is not None:
             raise InputError(f"{path}: --prompt-tokens/--output-tokens apply to counts tables; "
                              "a run directory records its own token counts")
-        return _load_run(path, group_by)
+        return _load_run(path, group_by, allow_stale)
     counts = load_counts(path)
     cols = _check_group_by(group_by, group_columns(counts), path)
     if cols != group_columns(counts):
@@ -138,7 +144,7 @@ def load_input(
     return AnalysisInput(path, counts.reset_index(drop=True), cols, tokens=tokens)
 
 
-def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
+def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False) -> AnalysisInput:
     """A run directory's counts and answer/score histograms, read from its summaries only
     (``ttscale.summaries``: brought up to date first, folding only new shards)."""
     from ttscale.summaries import samples_summary, verdict_summary
@@ -162,6 +168,9 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
                                                                if c in names])
         if "task" in problems.columns and "problem_id" in problems.columns:
             task_of = problems.drop_duplicates("problem_id").set_index("problem_id")["task"]
+    from ttscale.staleness import check_run_for_analysis
+
+    state = check_run_for_analysis(run, allow_stale)  # every verifier covers every sample
     per_pt = samples_summary(run).table.to_pandas()
     hists = []
     for name in verifiers:
@@ -203,7 +212,7 @@ def _load_run(path: Path, group_by: list[str] | None) -> AnalysisInput:
     counts = attach(run, counts[[*cols, "problem", "num_samples", "num_correct"]], cols, oracles)
     return AnalysisInput(path, counts, cols,
                          selection=first_m_selection(run, selection[keep], cols), tokens=tokens,
-                         cache_dir=run.path / "summaries" / "cache")
+                         cache_dir=run.path / "summaries" / "cache", state=state)
 
 
 def _verifier_kind(run: RunDir, name: str) -> str:
@@ -428,7 +437,7 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
     curves["k"] = curves["k"].astype(np.int64)
     costs = pd.concat(cost_frames, ignore_index=True) if cost_frames else None
     return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn, costs,
-                          _temperature_view(inp, opts))
+                          _temperature_view(inp, opts), inp.state)
 
 
 def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:
@@ -463,6 +472,8 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
         try:
             atomic_write_table(tmp / "curves.parquet", result.curves)
             atomic_write_json(tmp / "fits.json", result.fits)
+            if result.state is not None:  # what it was computed from (ttscale.staleness)
+                atomic_write_json(tmp / "state.json", result.state)
             if result.costs is not None:
                 atomic_write_table(tmp / "costs.parquet", result.costs)
             for stem, fig in figures:

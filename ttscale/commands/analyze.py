@@ -151,6 +151,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap refits of the law for its CIs and fit checks (0: none)")
     p.add_argument("--tail-k-min", type=int,
                    help="lower end of the tail fit's k range (default sqrt of the largest k)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="warn instead of refusing when a verifier has not judged every sample")
     p.add_argument("--distributional", action="store_true",
                    help="also fit the scaled-Beta (Schaeffer et al.) exponent with CIs (a few s a group)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -162,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     ks = parse_ks(args.ks) if args.ks is not None else None
     inp = load_input(args.input, parse_columns(args.group_by), args.prompt_tokens,
-                     args.output_tokens)
+                     args.output_tokens, allow_stale=args.allow_stale)
     if args.out is None:
         if not Path(args.input).is_dir():
             raise InputError(f"{args.input}: --out is required for a counts table")

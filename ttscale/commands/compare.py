@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--workers", type=non_negative_int, default=None, help="for verdicts still to compute")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="warn instead of refusing when a verifier has not judged every sample")
     p.set_defaults(func=run)
 
 
@@ -143,7 +145,7 @@ def parse_ks(text: str | None) -> list[int] | None:
 
 def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
                 ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
-                workers: int | None = None, progress: bool = False) -> Any:
+                workers: int | None = None, progress: bool = False, allow_stale: bool = False) -> Any:
     """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
     import numpy as np
 
@@ -172,12 +174,18 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
 
         with progress_bar(f"verify {f}", "sample", enabled=bool(progress)) as bar:
             verify_run(run, v, out_name=f, workers=workers, progress=bar)
+    from ttscale.staleness import check, coverage_problems, run_state
+
+    state = run_state(run, [f for _, f in todo])  # recorded beside the table (write_compare)
+    check(coverage_problems(run, state), run.path, allow_stale)
     # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
     from ttscale.progress import progress_bar
 
     with progress_bar("compare", "verifier", enabled=bool(progress)) as bar:
-        return verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
-                              progress=bar)
+        table = verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
+                               progress=bar)
+    table.attrs["state"] = state
+    return table
 
 
 def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
@@ -235,6 +243,10 @@ def write_compare(table: Any, out: str | Path, title: str) -> None:
     atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
     atomic_write_bytes(out / "compare.png", png)
     atomic_write_bytes(out / "compare.svg", svg)
+    if table.attrs.get("state") is not None:  # what it was computed from (ttscale.staleness)
+        from ttscale.staleness import write_state
+
+        write_state(out, table.attrs["state"])
 
 
 def _rate(x: float) -> str:
@@ -250,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
                   "--out" if args.out else args.run_dir)
     table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
                         ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
-                        workers=args.workers, progress=not args.quiet)
+                        workers=args.workers, progress=not args.quiet, allow_stale=args.allow_stale)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
     write_compare(table, out, f"verifiers on {Path(args.run_dir).name}")
     last = table.loc[table.groupby(["verifier", "temperature"], sort=False)["k"].idxmax()]

@@ -54,6 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--to", type=int, required=True, metavar="K", help="k to forecast coverage at")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="run directory: warn instead of refusing when a verifier has not judged every sample")
     p.add_argument("--method", default=None,
                    help="forecast method (power_law, beta, beta_eb, beta_mixture; default "
                         "power_law), or 'all'")
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     src = args.input
     if args.to < 1:
         raise InputError(f"{src}: --to must be at least 1, got {args.to}")
-    inp = load_input(src, parse_columns(args.group_by))
+    inp = load_input(src, parse_columns(args.group_by), allow_stale=args.allow_stale)
     from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS
 
     names = list(METHODS)

@@ -10,6 +10,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("dir", help="a run directory or a sweep folder (holding run directories)")
     p.add_argument("--out", help="output file (default DIR/report.html)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="warn (and mark the page) instead of refusing stale analyses or verdicts")
     p.set_defaults(func=run)
 
 
@@ -20,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     from ttscale.report import build_report
 
     check_out_file(args.out or Path(args.dir) / "report.html", "--out" if args.out else args.dir)
-    path = build_report(args.dir, args.out)
+    path = build_report(args.dir, args.out, allow_stale=args.allow_stale)
     print(path)
     return 0

@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="adaptive with --difficulty: problems per simulated run")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
     p.add_argument("--out", help="output folder (default: print only)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="run directory: warn instead of refusing when a verifier has not judged every sample")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -106,7 +108,7 @@ def _difficulties(args: argparse.Namespace):
     from ttscale.analysis.pipeline import load_input
     from ttscale.errors import InputError
 
-    inp = load_input(args.input)
+    inp = load_input(args.input, allow_stale=args.allow_stale)
     counts = inp.counts
     if "verifier" in inp.group_cols:
         names = sorted(counts["verifier"].unique())

@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
     p.add_argument("--out", help="also write the tables and the figure into this directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="run directory: warn instead of refusing when a verifier has not judged every sample")
     p.set_defaults(func=run)
 
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     group_by = parse_columns(args.group_by)
     if group_by is not None and "temperature" not in group_by:
         group_by = [*group_by, "temperature"]
-    view = temperatures(args.input, ks, args.n_boot, args.ci, args.seed, args.splits, group_by)
+    view = temperatures(args.input, ks, args.n_boot, args.ci, args.seed, args.splits, group_by,
+                        allow_stale=args.allow_stale)
     if args.out:
         write_view(view, args.out)
     if args.json:
