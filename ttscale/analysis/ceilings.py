@@ -243,3 +243,37 @@ def optimal_k(
     )
     best = int(np.argmax(util))
     return OptimalK(k=int(ks[best]), expected_utility=float(util[best]))
+
+
+def optimal_k_interval(
+    r: Any,
+    soundness: float,
+    completeness: float,
+    false_positive_cost: float,
+    cost_per_sample: float = 0.0,
+    k_max: int = 10_000,
+    n_boot: int = 300,
+    ci: float = 0.95,
+    seed: int = 0,
+    source: str = "verifier",
+) -> dict[str, Any]:
+    """:func:`optimal_k` over per-problem pass rates ``r`` with a percentile interval from a
+    bootstrap over problems (each replicate's utility curve is its problems' mean; the argmax is
+    taken per replicate). Returns ``{"k", "expected_utility", "k_ci": [low, high], "n_boot"}``."""
+    if not (false_positive_cost >= 0) or not (cost_per_sample >= 0):
+        raise InputError(f"{source}: fields 'false_positive_cost' and 'cost_per_sample' must be >= 0")
+    if k_max < 0 or n_boot < 1 or not 0.0 < ci < 1.0:
+        raise InputError(f"{source}: need k_max >= 0, n_boot >= 1 and ci in (0, 1)")
+    good, bad, q = _verifier(r, soundness, completeness, source)
+    ks = np.arange(0, int(k_max) + 1)
+    per = (good - false_positive_cost * bad - cost_per_sample)[:, None] * _geometric(q, ks)  # (P, K)
+    mean = per.mean(axis=0)
+    best = int(np.argmax(mean))
+    p = per.shape[0]
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot).astype(float)
+    reps = ks[np.argmax(w @ per, axis=1)]
+    a = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(reps, [a, 1.0 - a], method="nearest")
+    return {"k": int(ks[best]), "expected_utility": float(mean[best]),
+            "k_ci": [int(lo), int(hi)], "n_boot": int(n_boot)}
