@@ -28,16 +28,22 @@ import tempfile
 import time
 
 
-def timed(settings, backend) -> tuple[float, object]:
+def timed(settings, backend) -> tuple[float, object, float | None, float]:
+    """(samples/s, the samples, share of the wall time the replicas spent generating, CPU
+    seconds per 1,000 samples: this process's plus the replicas')."""
     from ttscale.sampling import run_sampling
     from ttscale.store import SAMPLE_KEY, RunDir
 
+    slots = getattr(backend, "slots", None) or []
+    busy0, cpu0 = sum(s.busy for s in slots), sum(s.cpu for s in slots)
     with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = run_sampling(settings, d, backend=backend, progress=False)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         df = RunDir(d).read_samples().sort_values(SAMPLE_KEY).reset_index(drop=True)
-    return res.written / secs, df
+    busy = (sum(s.busy for s in slots) - busy0) / (len(slots) * secs) if slots else None
+    cpu += sum(s.cpu for s in slots) - cpu0
+    return res.written / secs, df, busy, 1000 * cpu / res.written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         s = SampleSettings(**base, executor="ray", executor_options={"replicas": n})
         sides[f"ray x{n}"] = (s, RayBackend(s, executor_of(s).ray))
     rates: dict[str, list[float]] = {k: [] for k in sides}
+    busy: dict[str, list[float]] = {k: [] for k in sides}
+    cpus: dict[str, list[float]] = {k: [] for k in sides}
     reference = None
     try:
         timed(*sides["single"])  # warm-up: first-call allocations in every process
@@ -82,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             timed(*sides[name])
         for _ in range(args.repeats):
             for name, (s, backend) in sides.items():
-                rate, df = timed(s, backend)
+                rate, df, share, cpu = timed(s, backend)
                 rates[name].append(rate)
+                cpus[name].append(cpu)
+                if share is not None:
+                    busy[name].append(share)
                 print(f"  {name}: {rate:.0f} samples/s", flush=True)
                 if reference is None:
                     reference = df
@@ -99,9 +110,15 @@ def main(argv: list[str] | None = None) -> int:
           f"batch {args.batch_size}), median of {args.repeats}, local Ray cluster, "
           f"workers at nice {args.worker_niceness}")
     for k, v in rates.items():
-        print(f"  {k:7s} {med[k]:8.0f} samples/s   (runs: {', '.join(f'{x:.0f}' for x in v)})")
+        note = (f"; replicas generating {statistics.median(busy[k]):.0%} of the wall time"
+                if busy[k] else "")
+        print(f"  {k:7s} {med[k]:8.0f} samples/s   (runs: {', '.join(f'{x:.0f}' for x in v)}{note})")
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    print("CPU seconds per 1,000 samples (this process + replicas; Ray's own daemons not counted): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     print(f"ray x2 / ray x1 = {med['ray x2'] / med['ray x1']:.2f}   (target >= 1.6)")
-    print(f"ray x1 / single = {med['ray x1'] / med['single']:.2f}   (target >= 0.9)")
+    print(f"ray x1 / single = {med['ray x1'] / med['single']:.2f}   (target >= 0.9); "
+          f"in CPU time per sample: {cpu['single'] / cpu['ray x1']:.2f}")
     print("every side drew the same samples, byte for byte")
     return 0
 

@@ -93,11 +93,11 @@ class Replica:
         if callable(check):
             check(requests)
 
-    def generate(self, requests: list[Request]) -> tuple[list[Sample], float]:
-        """All samples of ``requests`` and the seconds they took here."""
-        t0 = time.perf_counter()
+    def generate(self, requests: list[Request]) -> tuple[list[Sample], float, float]:
+        """All samples of ``requests``, and the wall and CPU seconds they took here."""
+        t0, c0 = time.perf_counter(), time.process_time()
         out = [s for batch in self._ensure().generate(requests) for s in batch]
-        return out, time.perf_counter() - t0
+        return out, time.perf_counter() - t0, time.process_time() - c0
 
     def close(self) -> None:
         if self.backend is not None:
@@ -111,6 +111,7 @@ class _Slot:
     samples: int = 0
     tokens: int = 0
     busy: float = 0.0  # seconds spent generating (measured on the replica)
+    cpu: float = 0.0  # CPU seconds of the replica's process while generating
     queued: int = 0
 
     def rate(self) -> float:
@@ -224,7 +225,7 @@ class RayBackend(Backend):
             if slot.gen == gen:
                 slot.queued -= 1
             try:
-                samples, secs = self._get([ref])[0]
+                samples, secs, cpu = self._get([ref])[0]
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError,
                     self.ray.exceptions.ObjectLostError, self.ray.exceptions.OutOfMemoryError):
                 queue.appendleft(chunk)  # re-planned: the same requests, the same seeds
@@ -235,6 +236,7 @@ class RayBackend(Backend):
             slot.samples += len(samples)
             slot.tokens += sum(max(0, s.num_output_tokens) for s in samples)
             slot.busy += secs
+            slot.cpu += cpu
             self.stats.chunks += 1
             yield samples
 
