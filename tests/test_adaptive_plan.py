@@ -62,3 +62,27 @@ def test_simulate_adaptive_bad_rules_are_one_line(capsys, args, needle):
     code = main(["simulate", "--difficulty", "beta:1,1", "--k-max", "1000", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def test_forecasts_from_adaptive_counts_agree_with_full_sampling():
+    """Same draws, K = 1,000: forecasting coverage@10,000 from the adaptive counts (power law on
+    the stopping-rule curve; beta methods by likelihood, which the rule leaves unchanged) lands
+    where the full counts' forecast does."""
+    import pandas as pd
+
+    from ttscale.analysis.adaptive import simulate_rule
+    from ttscale.analysis.adaptive_run import forecast_adaptive
+    from ttscale.analysis.forecast import forecast_coverage
+
+    rng = np.random.default_rng(7)
+    p = rng.beta(0.2, 2.0, size=400)
+    rule = StoppingRule(successes=4)
+    sim = simulate_rule(p, rule, 1000, rng)
+    counts = pd.DataFrame({"problem": np.arange(400), "num_samples": sim["n"], "num_correct": sim["c"],
+                           "adaptive_prev": sim["prev"], "adaptive_successes": 4,
+                           "adaptive_min_samples": 1, "adaptive_max_samples": 1000})
+    assert sim["n"].sum() < 0.6 * 400 * 1000
+    for method in ("power_law", "beta", "beta_eb"):
+        full = forecast_coverage(np.full(400, 1000), sim["c_full"], 10_000, method)
+        ad = forecast_adaptive(counts, 10_000, method, "test")
+        assert abs(ad - full) < 0.02, (method, ad, full)

@@ -227,6 +227,9 @@ def test_analyze_reads_an_adaptive_run_with_the_stopping_rule_estimator(tmp_path
         assert len(sel) and sel["k"].max() <= 4  # maj@k only on the first m samples
         rec = next(f for f in fits if f.get("temperature") == t)
         assert rec["adaptive"]["selection_max_k"] == 4 and rec["adaptive"]["samples_drawn"] == st["n"].sum()
+        # the law is fitted to, and bootstrapped from, the stopping-rule curve up to K
+        assert rec["k_max"] == 32 and rec["fit_status"] in ("ok", "rejected")
+        assert rec["b_ci"][0] <= rec["b"] <= rec["b_ci"][1]
 
 
 # -- sweeps -------------------------------------------------------------------------------------

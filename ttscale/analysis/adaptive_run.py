@@ -251,3 +251,17 @@ def subset_trials_for(counts: pd.DataFrame, ks: np.ndarray) -> np.ndarray:
     beyond = stopped[:, None] & (kk[None, :] > n[:, None])
     per = np.where(beyond, big[:, None] // np.maximum(kk[None, :], 1), per)
     return per.sum(axis=0).astype(float)
+
+
+def forecast_adaptive(counts: pd.DataFrame, to_k: int, method: str, source: str) -> float:
+    """Coverage at ``to_k`` from adaptive rows. ``power_law`` fits the law to the stopping-rule
+    curve on k <= K (the plain curve would be biased). The beta methods fit by maximum likelihood,
+    and a stopping rule that depends only on the successes seen leaves the likelihood
+    ``p^S (1-p)^(T-S)`` of each row unchanged (up to a factor free of p), so they take (T, S) as
+    they are."""
+    from ttscale.analysis.forecast import forecast_coverage
+
+    if method == "power_law":
+        return float(np.clip(fit_adaptive(counts, None, False, source).predict(np.array([to_k]))[0], 0, 1))
+    return float(forecast_coverage(counts["num_samples"].to_numpy(np.int64),
+                                   counts["num_correct"].to_numpy(np.int64), to_k, method, source))

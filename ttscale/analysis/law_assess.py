@@ -47,11 +47,13 @@ def assess_law(
     tail_k_min: int | None = None,
     distributional: bool = True,
     source: str = "counts",
+    per_problem: Any = None,
+    k_top: int | None = None,
 ) -> dict[str, Any]:
     """fits.json fields: CIs of the law and its saturation point, status, tail and
     distributional fits. ``curve`` holds the measured pass@k curve: ``k, estimate, low, high``."""
     boot = bootstrap_law(n, c, max_k=max_k, ceiling=ceiling, n_boot=n_boot, ci=ci, seed=seed,
-                         source=source)
+                         source=source, per_problem=per_problem, k_top=k_top)
     ks, est, low, high = (np.asarray(curve[x], dtype=float) for x in ("k", "estimate", "low", "high"))
     rec: dict[str, Any] = {"ci_level": ci, "ci_method": CI_METHOD, "law_boot": int(n_boot),
                            "law_boot_failed": boot.n_failed}

@@ -124,22 +124,27 @@ def bootstrap_law(
     seed: int = 0,
     num_points: int = DEFAULT_NUM_POINTS,
     source: str = "counts",
+    per_problem: Any = None,
+    k_top: int | None = None,
 ) -> LawBootstrap:
     """Fit the law to the counts (as :func:`ttscale.analysis.laws.fit_from_counts`) and refit it
-    on ``n_boot`` resamples of the problems. Raises InputError where the point fit fails."""
+    on ``n_boot`` resamples of the problems. Raises InputError where the point fit fails.
+
+    ``per_problem(ks) -> (P, len(ks))`` replaces the plain pass@k matrix and ``k_top`` the
+    smallest num_samples (an adaptive run: the stopping-rule estimator, up to K)."""
     n_i, c_i = check_counts(n, c, source)
     if n_boot < 1:
         raise InputError(f"{source}: field 'n_boot' must be >= 1 for the law bootstrap, got {n_boot}")
     if not 0.0 < ci < 1.0:
         raise InputError(f"{source}: field 'ci' must be in (0, 1), got {ci}")
-    n_min = int(n_i.min())
+    n_min = int(n_i.min()) if k_top is None else int(k_top)
     max_k = n_min if max_k is None else int(max_k)
     if max_k < 1 or max_k > n_min:
         raise InputError(f"{source}: field 'max_k'={max_k} must be in [1, {n_min}] (smallest num_samples)")
     fit_ks = log_spaced_ks(max_k, num_points)
     ks = np.union1d(fit_ks, doubling_ks(max_k))
     fit_mask = np.isin(ks, fit_ks)
-    per = pass_at_k_matrix(n_i, c_i, ks)
+    per = pass_at_k_matrix(n_i, c_i, ks) if per_problem is None else np.asarray(per_problem(ks))
     fit = fit_power_law(fit_ks, per[:, fit_mask].mean(axis=0), ceiling=ceiling, source=source)
     p = per.shape[0]
     rng = np.random.default_rng(seed)

@@ -411,12 +411,13 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
 
             rec["saturation_k_fit"] = saturation_point_from_fit(fit_objects[key],
                                                                 opts.saturation_threshold)
-        if key in fit_objects and opts.law_boot > 0 and is_adaptive(g):
-            rec.update({"fit_status": "unchecked", "fit_reasons": [
-                "adaptive run: the law bootstrap does not resample the stopping-rule estimator; "
-                "no intervals for the law"], "fit_warnings": []})
-        elif key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
+        if key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
+            from ttscale.analysis.adaptive_run import per_problem_pass
             from ttscale.analysis.law_assess import assess_law
+
+            # an adaptive run: resample its stopping-rule estimates, up to K
+            adaptive_kw = ({"per_problem": lambda kk, g=g: per_problem_pass(g, kk), "k_top": n_min}
+                           if is_adaptive(g) else {})
 
             rec.update(assess_law(
                 g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
@@ -425,7 +426,7 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
                 max_k=opts.max_k, ceiling=opts.ceiling, n_boot=opts.law_boot, ci=opts.ci,
                 seed=opts.seed, saturation_threshold=opts.saturation_threshold,
                 tail_k_min=opts.tail_k_min, distributional=opts.distributional,
-                source=str(inp.source)))
+                source=str(inp.source), **adaptive_kw))
         rec["saturation_flops"] = (
             float(flops_fn[key](np.array([sat]))[0]) if sat is not None and key in flops_fn else None
         )
