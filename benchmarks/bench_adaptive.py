@@ -79,7 +79,8 @@ def live(problems: int, k: int, r: int, out: Path) -> bool:
     from ttscale.adaptive import read_state
     from ttscale.analysis.curves import default_ks
     from ttscale.backends import get_backend
-    from ttscale.sampling import SampleSettings, run_sampling
+    from ttscale.samples import draw
+    from ttscale.sampling import SampleSettings
     from ttscale.store import RunDir
     from ttscale.verification import verify_run
 
@@ -89,11 +90,11 @@ def live(problems: int, k: int, r: int, out: Path) -> bool:
     backend = get_backend("transformers", model="embedded", threads=1)  # one load for both runs
     try:
         t0 = time.time()
-        res_full = run_sampling(SampleSettings(**base), out / "full", backend=backend, progress=False)
+        res_full = draw(SampleSettings(**base), out / "full", backend=backend, progress=False)
         verify_run(out / "full", "exact")
         t_full = time.time() - t0
         t0 = time.time()
-        res_ad = run_sampling(SampleSettings(**base, adaptive={"successes": r}), out / "adaptive",
+        res_ad = draw(SampleSettings(**base, adaptive={"successes": r}), out / "adaptive",
                               backend=backend, progress=False)
         t_ad = time.time() - t0
     finally:

@@ -19,7 +19,8 @@ import pytest
 from ttscale.adaptive import read_state
 from ttscale.cli import main
 from ttscale.errors import InputError
-from ttscale.sampling import SampleSettings, run_sampling
+from ttscale.samples import draw
+from ttscale.sampling import SampleSettings
 from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
 
 PROBLEMS, TEMPS = 8, [0.6, 1.0]
@@ -46,8 +47,8 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_decisions_follow_the_rule_and_samples_are_a_prefix_of_full_sampling(tmp_path, backend):
-    run_sampling(settings(32), tmp_path / "ad", backend=backend, progress=False)
-    run_sampling(settings(32, adaptive=None), tmp_path / "full", backend=backend, progress=False)
+    draw(settings(32), tmp_path / "ad", backend=backend, progress=False)
+    draw(settings(32, adaptive=None), tmp_path / "full", backend=backend, progress=False)
     ad, full = RunDir(tmp_path / "ad"), RunDir(tmp_path / "full")
     state = read_state(ad)
     assert len(state) == PROBLEMS * len(TEMPS)
@@ -77,11 +78,11 @@ def test_decisions_follow_the_rule_and_samples_are_a_prefix_of_full_sampling(tmp
 
 
 def test_growing_k_continues_the_same_rule(tmp_path, backend):
-    run_sampling(settings(8), tmp_path / "grown", backend=backend, progress=False)
+    draw(settings(8), tmp_path / "grown", backend=backend, progress=False)
     small = read_state(RunDir(tmp_path / "grown"))
     assert (small["n"] <= 8).all()
-    run_sampling(settings(32), tmp_path / "grown", backend=backend, progress=False)
-    run_sampling(settings(32), tmp_path / "direct", backend=backend, progress=False)
+    draw(settings(32), tmp_path / "grown", backend=backend, progress=False)
+    draw(settings(32), tmp_path / "direct", backend=backend, progress=False)
     a, b = RunDir(tmp_path / "grown"), RunDir(tmp_path / "direct")
     pd.testing.assert_frame_equal(read_state(a), read_state(b))  # 8 is a boundary of both
     pd.testing.assert_frame_equal(_sorted(a.read_samples()), _sorted(b.read_samples()))
@@ -89,9 +90,9 @@ def test_growing_k_continues_the_same_rule(tmp_path, backend):
 
 def test_growing_k_past_an_old_k_that_is_no_boundary_checks_it_once_more(tmp_path, backend):
     out = tmp_path / "grown"
-    run_sampling(settings(20), out, backend=backend, progress=False)  # boundaries 4, 8, 16, 20
+    draw(settings(20), out, backend=backend, progress=False)  # boundaries 4, 8, 16, 20
     before = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
-    run_sampling(settings(32), out, backend=backend, progress=False)  # then 32 (not 40)
+    draw(settings(32), out, backend=backend, progress=False)  # then 32 (not 40)
     after = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
     passed = RunDir(out).read_verdicts("exact").set_index(SAMPLE_KEY)["passed"].sort_index()
     moved = 0
@@ -113,19 +114,19 @@ def test_growing_k_past_an_old_k_that_is_no_boundary_checks_it_once_more(tmp_pat
 ])
 def test_a_rule_change_on_resume_is_refused_naming_the_field(tmp_path, backend, change, field):
     out = tmp_path / "run"
-    run_sampling(settings(8), out, backend=backend, progress=False)
+    draw(settings(8), out, backend=backend, progress=False)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     with pytest.raises(InputError, match=field):
-        run_sampling(settings(8, adaptive=None if change is None else {**RULE, **change}), out,
+        draw(settings(8, adaptive=None if change is None else {**RULE, **change}), out,
                      backend=backend, progress=False)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
 
 
 def test_an_adaptive_rule_on_a_full_run_is_refused(tmp_path, backend):
     out = tmp_path / "run"
-    run_sampling(settings(4, adaptive=None), out, backend=backend, progress=False)
+    draw(settings(4, adaptive=None), out, backend=backend, progress=False)
     with pytest.raises(InputError, match="field 'adaptive'.*without a stopping rule"):
-        run_sampling(settings(8), out, backend=backend, progress=False)
+        draw(settings(8), out, backend=backend, progress=False)
 
 
 @pytest.mark.parametrize("rule,needle", [
@@ -189,7 +190,7 @@ def test_sigkill_at_random_moments_resumes_to_the_same_samples_and_decisions(tmp
     done = subprocess.run(_command(cfg, out), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     ref = tmp_path / "reference"
-    run_sampling(SampleSettings(task="arithmetic", num_problems=8, num_samples=32, temperatures=[0.6, 1.0],
+    draw(SampleSettings(task="arithmetic", num_problems=8, num_samples=32, temperatures=[0.6, 1.0],
                                 max_tokens=8, backend_options={"threads": 1, "batch_size": 4},
                                 max_n_per_request=3, adaptive={"successes": 2, "first_round": 4, "growth": 2.0}),
                  ref, backend=backend, progress=False)
@@ -209,7 +210,7 @@ def test_analyze_reads_an_adaptive_run_with_the_stopping_rule_estimator(tmp_path
     from ttscale.analysis.adaptive import adaptive_pass_at_k
 
     out = tmp_path / "ad"
-    run_sampling(settings(32, adaptive={**RULE, "min_samples": 4}), out, backend=backend, progress=False)
+    draw(settings(32, adaptive={**RULE, "min_samples": 4}), out, backend=backend, progress=False)
     assert main(["analyze", str(out)]) == 0
     capsys.readouterr()
     curves = pd.read_parquet(out / "analysis" / "curves.parquet")
@@ -281,10 +282,10 @@ def test_a_sweep_with_a_bad_rule_is_one_line_and_writes_nothing(tmp_path, capsys
 
 
 def test_the_report_states_the_rule_and_the_samples_saved(tmp_path, backend):
-    from ttscale.report import build_report
+    from ttscale.reporting import build_report
 
     out = tmp_path / "ad"
-    run_sampling(settings(16), out, backend=backend, progress=False)
+    draw(settings(16), out, backend=backend, progress=False)
     assert main(["analyze", str(out)]) == 0
     html = build_report(out).read_text()
     state = read_state(RunDir(out))

@@ -401,7 +401,7 @@ def test_run_directory_orphan_verdict_is_bad_input(run_dir, tmp_path, capsys):
 
 # -- forecast --------------------------------------------------------------------------------
 def test_subsample_without_replacement_is_seeded_and_exact_at_n(counts_csv):
-    from ttscale.commands.forecast import subsample
+    from ttscale.analysis.forecast import subsample
 
     counts = pd.read_csv(counts_csv)
     same = subsample(counts, 50, seed=3)
@@ -414,7 +414,7 @@ def test_subsample_without_replacement_is_seeded_and_exact_at_n(counts_csv):
 
 def test_forecast_from_k_forecasts_from_the_subsample(counts_csv, capsys):
     from ttscale.analysis import forecast as fc
-    from ttscale.commands.forecast import subsample
+    from ttscale.analysis.forecast import subsample
 
     method = "power_law"
     assert main(["forecast", str(counts_csv), "--to", "50", "--from-k", "10", "--seed", "5",

@@ -21,7 +21,7 @@ from ttscale.backends.transformers_backend import EMBEDDED_DIR
 from ttscale.cli import main
 from ttscale.config import SweepConfig, describe_fields, load_sweep_config
 from ttscale.errors import InputError
-from ttscale.sweep import plan, sweep_root
+from ttscale.sweeps import plan, sweep_root
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "embedded.yaml"

@@ -176,7 +176,7 @@ def test_a_local_run_never_imports_ray(tmp_path):
     code = ("import sys\n"
             "from ttscale.sampling import SampleSettings, run_sampling\n"
             f"run_sampling(SampleSettings(**{BASE!r}), {str(tmp_path / 'run')!r}, progress=False)\n"
-            "import ttscale.executors, ttscale.verification, ttscale.sweep\n"
+            "import ttscale.executors, ttscale.verification, ttscale.sweeps\n"
             "assert 'ray' not in sys.modules, 'ray was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     assert len(RunDir(tmp_path / "run").read_samples()) == 48

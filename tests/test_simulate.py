@@ -23,8 +23,13 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import betaln, roots_jacobi
 
+from ttscale.analysis.simulation import (
+    Difficulty,
+    best_of_n_accuracy,
+    simulate_curves,
+    vote_accuracy,
+)
 from ttscale.cli import main
-from ttscale.simulate import Difficulty, best_of_n_accuracy, simulate_curves, vote_accuracy
 
 
 def simulate(tmp_path: Path, capsys, *args: str) -> tuple[pd.DataFrame, list[dict]]:

@@ -198,6 +198,14 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     raw = read_yaml_mapping(path)
     if raw is None:
         raise InputError(f"{path}: expected a mapping of fields at the top level")
+    return sweep_config_from_mapping(raw, path)
+
+
+def sweep_config_from_mapping(raw: dict[str, Any], source: str | Path = "sweep config") -> SweepConfig:
+    """Validate a sweep config given as a mapping; InputError naming ``source`` and the field."""
+    path = source
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping of fields at the top level")
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as e:

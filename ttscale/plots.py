@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+#: grouping columns that name a benchmark: one figure per value of the first one present
+PANEL_COLUMNS = ("benchmark", "task", "dataset")
+
 #: rcParams applied to every figure (deterministic SVG ids, text kept as paths for portability)
 RC_PARAMS: dict[str, Any] = {
     "svg.hashsalt": "ttscale",
@@ -183,8 +186,6 @@ def build_figures(result: Any) -> list[tuple[str, Any]]:
     fitted ceiling (dotted) marked; ``coverage_flops``: the same against FLOPs, where the cost is
     known; ``selection_k``: pass@k beside maj@k / best-of-k / weighted-vote@k, where present.
     """
-    from ttscale.analysis.pipeline import PANEL_COLUMNS
-
     gcols = list(result.group_cols)
     panel = next((c for c in PANEL_COLUMNS if c in gcols), None)
     line_cols = [c for c in gcols if c != panel]
@@ -250,3 +251,85 @@ def fit_label(label: str, rec: dict[str, Any]) -> str:
 
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
+
+
+def compare_figure(table: Any, title: str) -> Any:
+    """``ttscale compare``'s figure: accuracy against k per verifier, CI bands.
+
+    ``table`` has the columns of ``ttscale.analysis.compare.TABLE_COLUMNS``; the first verifier
+    (the reference oracle) is drawn in black, one dash per temperature.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "ttscale"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    temps = sorted(table["temperature"].unique())
+    dashes = ["-", "--", ":", "-."]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = table.groupby(["verifier", "metric"], sort=False)
+    for i, ((verifier, metric), g) in enumerate(groups):
+        color = "black" if i == 0 else colors[(i - 1) % len(colors)]  # black: the reference oracle
+        for temp, gt in g.groupby("temperature", sort=True):
+            ls = dashes[temps.index(temp) % len(dashes)]
+            label = f"{verifier} ({metric})" + (f", T={temp:g}" if len(temps) > 1 else "")
+            ax.plot(gt["k"], gt["accuracy"], ls=ls, color=color, lw=2.2 if i == 0 else 1.6,
+                    label=label)
+            ax.fill_between(gt["k"], gt["ci_low"], gt["ci_high"], color=color,
+                            alpha=0.10 if i == 0 else 0.15, lw=0)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def compare_figure_bytes(table: Any, title: str) -> tuple[bytes, bytes]:
+    """(PNG, SVG) bytes of :func:`compare_figure` (deterministic: no date in the SVG)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = compare_figure(table, title)
+    out = []
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+        out.append(buf.getvalue())
+    plt.close(fig)
+    return out[0], out[1]
+
+
+def simulation_figure(table: Any, summaries: list[dict], group_cols: list[str]) -> Any:
+    """``ttscale simulate``'s figure: coverage (solid) and accuracy (dashed) against k per group.
+
+    The accuracy ceiling (dotted) and the optimal k (dash-dot) of each group's summary are marked.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = table.groupby(group_cols, sort=True) if group_cols else [((), table)]
+    for (key, g), s in zip(groups, summaries, strict=True):
+        label = " ".join(str(x) for x in (key if isinstance(key, tuple) else (key,)))
+        line, = ax.plot(g["k"], g["coverage"], label=f"coverage {label}".strip())
+        ax.plot(g["k"], g["accuracy"], "--", color=line.get_color(), label=f"{s['selection']} accuracy {label}".strip())
+        if s.get("accuracy_ceiling") is not None:
+            ax.axhline(s["accuracy_ceiling"], color=line.get_color(), lw=0.8, ls=":")
+        if s.get("optimal_k"):
+            ax.axvline(s["optimal_k"], color=line.get_color(), lw=0.8, ls="-.")
+    ax.set_xscale("log")
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("fraction of problems")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -272,13 +272,11 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     otherwise it is built from the settings, and only if something is missing.
     """
     if settings.backend == "import":
-        from ttscale.backends.importer import import_samples
-
-        return import_samples(settings, out, progress=progress)
+        raise InputError("backend 'import' generates nothing: use ttscale.samples.draw "
+                         "(ttscale sample --backend import), which imports --from FILE")
     if settings.adaptive is not None:
-        from ttscale.adaptive import run_adaptive
-
-        return run_adaptive(settings, out, backend, progress)
+        raise InputError("adaptive sampling runs in rounds: use ttscale.samples.draw "
+                         "(ttscale sample, ttscale.sample), which runs ttscale.adaptive")
     if settings.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
     from ttscale.executors import executor_of

@@ -11,7 +11,7 @@ Everything here is a pure, vectorised numpy function.
   (PassUntil-style): the MLE, the unbiased estimator of that stopping rule, and an exact interval.
 
 The selection estimators (maj@k, best-of-k, reward-weighted vote) live in
-:mod:`ttscale.analysis.selection` and are re-exported here.
+:mod:`ttscale.analysis.selection`, which builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -280,22 +280,3 @@ def pass_until(
             "ci_high": high,
         }
     )
-
-
-_SELECTION = {
-    "best_of_k",
-    "best_of_k_from_samples",
-    "maj_at_k",
-    "maj_at_k_from_samples",
-    "weighted_vote_at_k",
-    "weighted_vote_at_k_from_samples",
-}
-
-
-def __getattr__(name: str) -> object:
-    """Re-export the selection estimators lazily (selection imports this module)."""
-    if name in _SELECTION:
-        from ttscale.analysis import selection
-
-        return getattr(selection, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,11 +27,13 @@ analytic gradients (digamma) and L-BFGS-B on log-parameters, and take millisecon
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, logsumexp
 
@@ -195,3 +197,91 @@ def forecast_coverage(
 ) -> float:
     """Forecast coverage at one K from per-problem counts (num_samples n, num_correct c)."""
     return float(forecast_curve(n, c, [K], method, source)[0])
+
+
+# -- forecasts of an input, per group ----------------------------------------------------------
+def subsample(counts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Each problem's counts as if only ``n`` of its samples had been drawn (without replacement).
+
+    The number correct among n samples drawn without replacement from ``num_samples`` of which
+    ``num_correct`` are correct is hypergeometric; one seeded draw per row, in row order.
+    """
+    rng = np.random.default_rng(seed)
+    out = counts.copy()
+    total = out["num_samples"].to_numpy(np.int64)
+    good = out["num_correct"].to_numpy(np.int64)
+    out["num_correct"] = rng.hypergeometric(good, total - good, n).astype(np.int64)
+    out["num_samples"] = np.int64(n)
+    return out
+
+
+def forecast_records(
+    counts: pd.DataFrame, group_cols: list[str], to_k: int, methods: list[str],
+    source: str = "counts",
+) -> list[dict[str, Any]]:
+    """One record per (group, method): group values, method, k, coverage.
+
+    A group with no correct sample at all has nothing to forecast from: its coverage is null
+    and ``"error"`` says why (the other groups are still forecast).
+    """
+    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
+    out = []
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        n = g["num_samples"].to_numpy(np.int64)
+        c = g["num_correct"].to_numpy(np.int64)
+        for method in methods:
+            rec = {col: (v.item() if isinstance(v, np.generic) else v)
+                   for col, v in zip(group_cols, key, strict=True)}
+            rec.update({"method": method, "k": int(to_k)})
+            if (c > 0).any():
+                rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
+            else:
+                rec.update(coverage=None, error="no correct sample in this group")
+            out.append(rec)
+    return out
+
+
+def resolve_methods(method: str | list[str] | None, source: str = "forecast") -> list[str]:
+    """None -> [DEFAULT_METHOD]; ``"all"`` -> every method; a name or a list of names as given."""
+    names = list(METHODS)
+    if method in (None, ""):
+        return [DEFAULT_METHOD]
+    if method == "all":
+        return names
+    asked = [method] if isinstance(method, str) else list(method)
+    for m in asked:
+        if m not in METHODS:
+            raise InputError(f"{source}: --method {m!r} is not a forecast method "
+                             f"(known: {', '.join(names)}, all)")
+    return asked
+
+
+def forecast_input(
+    source: str | os.PathLike | pd.DataFrame, to: int, *, method: str | list[str] | None = None,
+    from_k: int | None = None, seed: int = 0, group_by: list[str] | None = None,
+    allow_stale: bool = False,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(records, group columns): ``ttscale forecast`` of a counts table, run directory or frame.
+
+    Each record is :func:`forecast_records`' plus ``"from_k"``. ``from_k`` first subsamples every
+    problem to that many samples (:func:`subsample`, seeded by ``seed``): a back-test.
+    """
+    from ttscale.analysis.pipeline import input_from_counts, load_input
+    from ttscale.counts import check_k
+
+    frame = isinstance(source, pd.DataFrame)
+    src = "<counts>" if frame else source
+    if to < 1:
+        raise InputError(f"{src}: --to must be at least 1, got {to}")
+    inp = (input_from_counts(source, group_by) if frame
+           else load_input(source, group_by, allow_stale=allow_stale))
+    methods = resolve_methods(method, str(src))
+    counts = inp.counts
+    if from_k is not None:
+        check_k(from_k, int(counts["num_samples"].min()), src, what="--from-k")
+        counts = subsample(counts, from_k, seed)
+    records = forecast_records(counts, inp.group_cols, to, methods, str(src))
+    for r in records:
+        r["from_k"] = from_k
+    return records, list(inp.group_cols)

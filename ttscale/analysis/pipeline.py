@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.counts import check_k, group_columns, load_counts
+from ttscale.counts import check_k, group_columns, read_table, validate_counts
 from ttscale.errors import InputError
 from ttscale.locks import stage_lock
 from ttscale.store import RunDir, atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 COST_COLUMNS = ["k", "flops", "kinetics_eflops"]
-#: grouping columns that name a benchmark: one figure per value of the first one present
-PANEL_COLUMNS = ("benchmark", "task", "dataset")
 
 
 @dataclass
@@ -128,7 +126,19 @@ def load_input(
             raise InputError(f"{path}: --prompt-tokens/--output-tokens apply to counts tables; "
                              "a run directory records its own token counts")
         return _load_run(path, group_by, allow_stale)
-    counts = load_counts(path)
+    return input_from_counts(read_table(path), group_by, prompt_tokens, output_tokens, path)
+
+
+def input_from_counts(
+    counts: pd.DataFrame,
+    group_by: list[str] | None = None,
+    prompt_tokens: float | None = None,
+    output_tokens: float | None = None,
+    source: str | os.PathLike = "<counts>",
+) -> AnalysisInput:
+    """An input from a counts table already in memory (validated like a file's)."""
+    path = Path(source)
+    counts = validate_counts(counts, source)
     cols = _check_group_by(group_by, group_columns(counts), path)
     if cols != group_columns(counts):
         counts = _pool(counts, cols)

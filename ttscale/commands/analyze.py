@@ -160,30 +160,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
+    from ttscale.api import analyze
 
     ks = parse_ks(args.ks) if args.ks is not None else None
-    inp = load_input(args.input, parse_columns(args.group_by), args.prompt_tokens,
-                     args.output_tokens, allow_stale=args.allow_stale)
     if args.out is None:
         if not Path(args.input).is_dir():
+            if not Path(args.input).exists():
+                raise InputError(f"{args.input}: no such file or directory")
             raise InputError(f"{args.input}: --out is required for a counts table")
         out = Path(args.input) / "analysis"
     else:
         out = Path(args.out)
     check_out_dir(out, "--out" if args.out else f"{args.input} (its analysis/ folder)")
-    opts = Options(ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed, ceiling=args.ceiling,
-                   saturation_threshold=args.saturation_threshold, model_shape=args.model_shape,
-                   max_k=args.max_k, law_boot=args.law_boot, tail_k_min=args.tail_k_min,
-                   distributional=args.distributional)
-    from ttscale.progress import progress_bar
-
-    with progress_bar("analyze", "group", enabled=not args.quiet) as bar:
-        result = analyze(inp, opts, progress=bar)
-    written = write_outputs(result, out)
-    n_groups = len(result.fits)
-    print(f"analyzed {n_groups} group(s) from {inp.source}: wrote {len(written)} files to {out}")
-    for rec in result.fits:
+    result = analyze(args.input, out, ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
+                     ceiling=args.ceiling, saturation_threshold=args.saturation_threshold,
+                     model_shape=args.model_shape, max_k=args.max_k,
+                     group_by=parse_columns(args.group_by), prompt_tokens=args.prompt_tokens,
+                     output_tokens=args.output_tokens, law_boot=args.law_boot,
+                     tail_k_min=args.tail_k_min, distributional=args.distributional,
+                     progress=not args.quiet, allow_stale=args.allow_stale)
+    print(f"analyzed {len(result.result.fits)} group(s) from {result.result.source}: "
+          f"wrote {len(result.written)} files to {out}")
+    for rec in result.result.fits:
         name = ", ".join(f"{c}={rec[c]}" for c in result.group_cols) or "all"
         if rec.get("tokens_assumed"):
             print(f"  {name}: cost assumes {rec['avg_prompt_tokens']:.0f} prompt and "

@@ -34,16 +34,10 @@ temperature.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from pathlib import Path
-from typing import Any
 
 from ttscale.argtypes import non_negative_int
 from ttscale.errors import InputError
-
-TABLE_COLUMNS = ["verifier", "kind", "temperature", "metric", "k", "accuracy", "ci_low", "ci_high",
-                 "fpr", "fnr"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,72 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def split_specs(text: str) -> list[str]:
-    """Split at commas outside parentheses: ``"a,b(x=1,y=2)"`` -> ``["a", "b(x=1,y=2)"]``."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0:
-            raise InputError(f"--verifiers {text!r}: unbalanced ')'")
-        if ch == "," and depth == 0:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if depth:
-        raise InputError(f"--verifiers {text!r}: unbalanced '('")
-    out.append(cur.strip())
-    if not all(out):
-        raise InputError(f"--verifiers {text!r}: empty entry")
-    return out
-
-
-def resolve(run: Any, spec: str) -> tuple[Any, str]:
-    """(verifier object, verdict folder) for one entry of --verifiers / --oracle."""
-    from ttscale.registry import verifiers
-    from ttscale.verification import make_verifier, parse_options, verdict_name
-
-    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", spec)
-    if m:
-        opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=f"--verifiers {spec}")
-        v = make_verifier(m.group(1), opts)
-        return v, verdict_name(v)
-    meta = run.verdicts_dir(spec) / "verifier.json"
-    if meta.is_file():  # a folder of verdicts (a sweep's label, or name-and-options)
-        info = json.loads(meta.read_text())
-        return make_verifier(info["name"], info.get("options") or {}), spec
-    if spec in verifiers.names():
-        v = make_verifier(spec, {})
-        return v, verdict_name(v)
-    make_verifier(spec)  # raises: unknown verifier, listing the known ones
-    raise AssertionError("unreachable")
-
-
-def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -> tuple[Any, str]:
-    if oracle:
-        v, folder = resolve(run, oracle)
-        if v.kind != "oracle":
-            raise InputError(f"--oracle {oracle}: {v.name!r} is a {v.kind}, not an oracle")
-        return v, folder
-    for v, folder in resolved:
-        if v.kind == "oracle":
-            return v, folder
-    from ttscale.verification import verdict_name
-
-    for v, _ in resolved:
-        if v.kind == "imperfect" and hasattr(v, "base"):
-            return v.base, verdict_name(v.base)
-    from ttscale.registry import tasks
-
-    task_names = sorted(set(run.read_problems()["task"].astype(str)))
-    for t in task_names:
-        cls = tasks.get(t)
-        if getattr(cls, "verifiers", ()):
-            return resolve(run, cls.verifiers[0])
-    raise InputError(f"{run.path}: no oracle among --verifiers and none known for task(s) "
-                     f"{', '.join(task_names)}: give --oracle")
-
-
 def parse_ks(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -143,128 +71,23 @@ def parse_ks(text: str | None) -> list[int] | None:
     return ks
 
 
-def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
-                ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
-                workers: int | None = None, progress: bool = False, allow_stale: bool = False) -> Any:
-    """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
-    import numpy as np
-
-    from ttscale.analysis.curves import default_ks
-    from ttscale.analysis.verifier_curves import min_samples, verifier_table
-    from ttscale.counts import check_k
-    from ttscale.store import RunDir
-    from ttscale.verification import prepare, verify_run
-
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise InputError(f"{run.path}: run directory does not exist")
-    n_min = min_samples(run)
-    kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
-    check_k(kk, n_min, run.samples_dir)
-    resolved = [resolve(run, s) for s in specs]
-    folders = [f for _, f in resolved]
-    if len(set(folders)) != len(folders):
-        raise InputError(f"--verifiers: an entry repeats ({', '.join(folders)})")
-    ref, ref_folder = pick_oracle(run, resolved, oracle)
-    todo = [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]
-    for v, f in todo:  # validate all before verifying any
-        prepare(run, v, out_name=f)
-    for v, f in todo:
-        from ttscale.progress import progress_bar
-
-        with progress_bar(f"verify {f}", "sample", enabled=bool(progress)) as bar:
-            verify_run(run, v, out_name=f, workers=workers, progress=bar)
-    from ttscale.staleness import check, coverage_problems, run_state
-
-    state = run_state(run, [f for _, f in todo])  # recorded beside the table (write_compare)
-    check(coverage_problems(run, state), run.path, allow_stale)
-    # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
-    from ttscale.progress import progress_bar
-
-    with progress_bar("compare", "verifier", enabled=bool(progress)) as bar:
-        table = verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
-                               progress=bar)
-    table.attrs["state"] = state
-    return table
-
-
-def plot_compare(table: Any, title: str) -> tuple[bytes, bytes]:
-    """(PNG, SVG) bytes of accuracy against k per verifier, with CI bands."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "ttscale"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    temps = sorted(table["temperature"].unique())
-    dashes = ["-", "--", ":", "-."]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    groups = table.groupby(["verifier", "metric"], sort=False)
-    for i, ((verifier, metric), g) in enumerate(groups):
-        color = "black" if i == 0 else colors[(i - 1) % len(colors)]  # black: the reference oracle
-        for temp, gt in g.groupby("temperature", sort=True):
-            ls = dashes[temps.index(temp) % len(dashes)]
-            label = f"{verifier} ({metric})" + (f", T={temp:g}" if len(temps) > 1 else "")
-            ax.plot(gt["k"], gt["accuracy"], ls=ls, color=color, lw=2.2 if i == 0 else 1.6,
-                    label=label)
-            ax.fill_between(gt["k"], gt["ci_low"], gt["ci_high"], color=color,
-                            alpha=0.10 if i == 0 else 0.15, lw=0)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("k (samples per problem)")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = []
-    for fmt in ("png", "svg"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
-        out.append(buf.getvalue())
-    plt.close(fig)
-    return out[0], out[1]
-
-
-def write_compare(table: Any, out: str | Path, title: str) -> None:
-    """Write the comparison table (Parquet, CSV) and its figure (PNG, SVG) into ``out``."""
-    from ttscale.store import atomic_write_bytes, atomic_write_table
-
-    out = Path(out)
-    png, svg = plot_compare(table, title)
-    atomic_write_table(out / "compare.parquet", table)
-    atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
-    atomic_write_bytes(out / "compare.png", png)
-    atomic_write_bytes(out / "compare.svg", svg)
-    if table.attrs.get("state") is not None:  # what it was computed from (ttscale.staleness)
-        from ttscale.staleness import write_state
-
-        write_state(out, table.attrs["state"])
-
-
 def _rate(x: float) -> str:
     return "-" if x != x else f"{x:.4f}"
 
 
 def run(args: argparse.Namespace) -> int:
+    from ttscale.api import compare
     from ttscale.outputs import check_out_dir
 
     if args.n_boot < 0:
         raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")
     check_out_dir(args.out or Path(args.run_dir) / "analysis" / "compare",
                   "--out" if args.out else args.run_dir)
-    table = compare_run(args.run_dir, split_specs(args.verifiers), oracle=args.oracle,
-                        ks=parse_ks(args.ks), n_boot=args.n_boot, seed=args.seed,
-                        workers=args.workers, progress=not args.quiet, allow_stale=args.allow_stale)
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
-    write_compare(table, out, f"verifiers on {Path(args.run_dir).name}")
+    result = compare(args.run_dir, args.verifiers, oracle=args.oracle, ks=parse_ks(args.ks),
+                     n_boot=args.n_boot, seed=args.seed, workers=args.workers, out=out,
+                     progress=not args.quiet, allow_stale=args.allow_stale)
+    table = result.table
     last = table.loc[table.groupby(["verifier", "temperature"], sort=False)["k"].idxmax()]
     for r in last.itertuples():
         print(f"{r.verifier:<36} {r.kind:<9} T={r.temperature:<5g} {r.metric:<10} k={r.k:<6} accuracy {r.accuracy:.4f} "

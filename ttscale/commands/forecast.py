@@ -23,27 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-import numpy as np
-import pandas as pd
-
-from ttscale.errors import InputError
-
-
-def subsample(counts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """Each problem's counts as if only ``n`` of its samples had been drawn (without replacement).
-
-    The number correct among n samples drawn without replacement from ``num_samples`` of which
-    ``num_correct`` are correct is hypergeometric; one seeded draw per row, in row order.
-    """
-    rng = np.random.default_rng(seed)
-    out = counts.copy()
-    total = out["num_samples"].to_numpy(np.int64)
-    good = out["num_correct"].to_numpy(np.int64)
-    out["num_correct"] = rng.hypergeometric(good, total - good, n).astype(np.int64)
-    out["num_samples"] = np.int64(n)
-    return out
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,67 +46,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def forecast_records(
-    counts: pd.DataFrame, group_cols: list[str], to_k: int, methods: list[str],
-    source: str = "counts",
-) -> list[dict[str, Any]]:
-    """One record per (group, method): group values, method, k, coverage.
-
-    A group with no correct sample at all has nothing to forecast from: its coverage is null
-    and ``"error"`` says why (the other groups are still forecast).
-    """
-    from ttscale.analysis.forecast import forecast_coverage
-
-    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
-    out = []
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        n = g["num_samples"].to_numpy(np.int64)
-        c = g["num_correct"].to_numpy(np.int64)
-        for method in methods:
-            rec = {col: (v.item() if isinstance(v, np.generic) else v)
-                   for col, v in zip(group_cols, key, strict=True)}
-            rec.update({"method": method, "k": int(to_k)})
-            if (c > 0).any():
-                rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
-            else:
-                rec.update(coverage=None, error="no correct sample in this group")
-            out.append(rec)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from ttscale.analysis.pipeline import load_input
+    import pandas as pd
+
+    from ttscale.analysis.forecast import forecast_input
     from ttscale.commands.analyze import parse_columns
-    from ttscale.counts import check_k
 
-    src = args.input
-    if args.to < 1:
-        raise InputError(f"{src}: --to must be at least 1, got {args.to}")
-    inp = load_input(src, parse_columns(args.group_by), allow_stale=args.allow_stale)
-    from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS
-
-    names = list(METHODS)
-    if args.method in (None, ""):
-        methods = [DEFAULT_METHOD]
-    elif args.method == "all":
-        methods = names
-    elif args.method in METHODS:
-        methods = [args.method]
-    else:
-        raise InputError(f"{src}: --method {args.method!r} is not a forecast method "
-                         f"(known: {', '.join(names)}, all)")
-    counts = inp.counts
-    if args.from_k is not None:
-        check_k(args.from_k, int(counts["num_samples"].min()), src, what="--from-k")
-        counts = subsample(counts, args.from_k, args.seed)
-    records = forecast_records(counts, inp.group_cols, args.to, methods, str(src))
-    for r in records:
-        r["from_k"] = args.from_k
+    records, group_cols = forecast_input(args.input, args.to, method=args.method,
+                                         from_k=args.from_k, seed=args.seed,
+                                         group_by=parse_columns(args.group_by),
+                                         allow_stale=args.allow_stale)
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    cols = [*inp.group_cols, "method", "k", "coverage"]
+    cols = [*group_cols, "method", "k", "coverage"]
     table = pd.DataFrame(records, columns=cols)
     table["coverage"] = table["coverage"].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
     print(table.to_string(index=False))

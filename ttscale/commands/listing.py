@@ -13,26 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def rows(what: str) -> list[tuple[str, str, str]]:
-    """(name, kind, description) of each registered task or verifier, sorted by name."""
-    from ttscale.registry import tasks, verifiers
-
-    registry = tasks if what == "tasks" else verifiers
-    out = []
-    for entry in registry.entries():
-        if what == "tasks":
-            kind = "task"
-        else:
-            try:
-                kind = str(getattr(entry.load(), "kind", "?"))
-            except Exception as e:  # noqa: BLE001 - a broken third-party plugin still gets listed
-                kind = f"unloadable ({type(e).__name__})"
-        out.append((entry.name, kind, entry.description))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    table = rows(args.what)
+    from ttscale.api import list_plugins
+
+    table = list_plugins(args.what)
     width = max((len(n) for n, _, _ in table), default=4)
     kwidth = max((len(k) for _, k, _ in table), default=4)
     for name, kind, desc in table:

@@ -18,10 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ttscale.api import report
     from ttscale.outputs import check_out_file
-    from ttscale.report import build_report
 
     check_out_file(args.out or Path(args.dir) / "report.html", "--out" if args.out else args.dir)
-    path = build_report(args.dir, args.out, allow_stale=args.allow_stale)
+    path = report(args.dir, args.out, allow_stale=args.allow_stale)
     print(path)
     return 0

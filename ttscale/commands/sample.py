@@ -13,12 +13,7 @@ from typing import Any
 
 from ttscale.argtypes import finite_float
 from ttscale.errors import InputError
-
-#: flags that are backend options (their values go to the backend's constructor)
-BACKEND_FLAGS = ("max_num_seqs", "gpu_memory_utilization", "dtype", "device", "batch_size", "threads")
-#: alternative spellings accepted in a config file
-ALIASES = {"k": "num_samples", "from": "from_file", "task_option": "task_options",
-           "backend_option": "backend_options", "executor_option": "executor_options"}
+from ttscale.samples import BACKEND_FLAGS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -86,134 +81,23 @@ def parse_pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
-def parse_temperatures(value: Any, where: str) -> Any:
-    import math
+def run(args: argparse.Namespace) -> int:
+    from ttscale.api import sample
 
-    if isinstance(value, str):
-        try:
-            temps = [float(x) for x in value.split(",") if x.strip()]
-        except ValueError as e:
-            raise InputError(f"{where}: temperatures {value!r}: expected numbers like 0.6,1.0") from e
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        temps = [float(value)]
-    else:
-        return value
-    bad = [t for t in temps if not math.isfinite(t)]
-    if bad:
-        raise InputError(f"{where}: temperatures {value!r}: {bad[0]} is not a finite number")
-    return temps
-
-
-def normalise(raw: dict[str, Any], where: str) -> dict[str, Any]:
-    """Config keys -> SampleSettings keys (aliases, top-level backend options, temperatures)."""
-    out: dict[str, Any] = {}
-    opts: dict[str, Any] = {}
-    for key, value in raw.items():
-        key = ALIASES.get(str(key).replace("-", "_"), str(key).replace("-", "_"))
-        if key in BACKEND_FLAGS:
-            opts[key] = value
-        elif key == "temperatures":
-            out[key] = parse_temperatures(value, where)
-        else:
-            out[key] = value
-    if opts:
-        if not isinstance(out.get("backend_options", {}), dict):
-            raise InputError(f"{where}: backend_options: expected a mapping")
-        out["backend_options"] = {**out.get("backend_options", {}), **opts}
-    return out
-
-
-def load_config(path: str) -> dict[str, Any]:
-    from ttscale.config import read_yaml_mapping
-
-    raw = read_yaml_mapping(path, label=f"--config {path}")
-    if raw is None:
-        return {}
-    return normalise(raw, path)
-
-
-def resolve(args: argparse.Namespace) -> tuple[Any, str]:
-    """(SampleSettings, out) from run.json, --config and flags; InputError before any write."""
-    from ttscale.sampling import SampleSettings, parse_settings
-    from ttscale.store import RunDir
-
-    merged: dict[str, Any] = {}
-    if args.run_dir:
-        stored = RunDir(args.run_dir).read_config()
-        if not stored:
-            from ttscale.outputs import not_a_run
-
-            raise not_a_run(args.run_dir, "no run.json; start a run with --out and its settings")
-        merged = {k: v for k, v in stored.items() if k in SampleSettings.model_fields}
-    out = args.out or args.run_dir
-    if args.config:
-        cfg = load_config(args.config)
-        out = args.out or cfg.pop("out", None) or args.run_dir
-        cfg.pop("out", None)
-        parse_settings({**merged, **cfg}, args.config)  # names the file in errors
-        merged = {**merged, **cfg, "backend_options": {**merged.get("backend_options", {}),
-                                                       **cfg.get("backend_options", {})},
-                  "executor_options": {**merged.get("executor_options", {}),
-                                       **cfg.get("executor_options", {})}}
-    flags: dict[str, Any] = {}
-    for key in ("backend", "model", "task", "num_problems", "num_samples", "max_tokens", "top_p",
-                "seed", "prompt_format", "from_file", "max_n_per_request"):
-        if getattr(args, key) is not None:
-            flags[key] = getattr(args, key)
-    if args.temperatures is not None:
-        flags["temperatures"] = parse_temperatures(args.temperatures, "--temperatures")
-    if args.task_option:
-        flags["task_options"] = {**merged.get("task_options", {}), **parse_pairs(args.task_option, "--task-option")}
+    flags = {key: getattr(args, key) for key in (
+        "max_tokens", "top_p", "seed", "prompt_format", "from_file", "max_n_per_request")}
+    task_options = parse_pairs(args.task_option, "--task-option") if args.task_option else None
     opts = parse_pairs(args.backend_option, "--backend-option")
     opts.update({k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k) is not None})
-    if opts:
-        flags["backend_options"] = {**merged.get("backend_options", {}), **opts}
-    if args.executor is not None:
-        flags["executor"] = args.executor
-        if args.executor == "local":  # resuming a cluster run here: its ray options do not apply
-            flags["executor_options"] = {}
     ex_opts = parse_pairs(args.executor_option, "--executor-option")
     ex_opts.update({k: v for k, v in (("replicas", args.replicas), ("address", args.ray_address))
                     if v is not None})
-    if ex_opts:
-        flags["executor_options"] = {**merged.get("executor_options", {}), **ex_opts}
-    settings: SampleSettings = parse_settings({**merged, **flags}, "command line")
-    if not out:
-        raise InputError("--out: missing (the run directory to write)")
-    if settings.backend == "import":
-        if not settings.from_file:
-            raise InputError("--from: the import backend needs a file of samples (--from FILE)")
-    else:
-        if settings.from_file:
-            raise InputError(f"--from: only for --backend import (backend is {settings.backend})")
-        if settings.num_samples is None:
-            raise InputError("-k/--num-samples: missing (samples per problem and temperature)")
-        if not settings.task:
-            raise InputError("--task: missing (see `ttscale list tasks`)")
-    return settings, str(out)
-
-
-def run(args: argparse.Namespace) -> int:
-    settings, out = resolve(args)
-    from pathlib import Path
-
-    from ttscale.backends.outage import ServerUnavailable
-    from ttscale.logs import third_party_logs
-    from ttscale.sampling import run_sampling
-
-    try:
-        with third_party_logs(Path(out) / "logs" / "backend.log", verbose=args.verbose):
-            res = run_sampling(settings, out, progress=not args.quiet)
-    except ServerUnavailable as e:
-        from ttscale.store import RunDir
-
-        kept = len(RunDir(out).read_samples(["sample_index"])) if (Path(out) / "run.json").is_file() else 0
-        if not kept:
-            raise ServerUnavailable(f"{e}; nothing was written: run the same command again when the "
-                                    "server is back") from e
-        raise ServerUnavailable(f"{e}; the {kept} samples written are kept; when the server is back, "
-                                f"resume with: ttscale sample {out} (add --backend-option "
-                                "retry_window=600 to wait longer)") from e
+    res = sample(args.task, out=args.out, model=args.model, backend=args.backend,
+                 num_samples=args.num_samples, temperatures=args.temperatures,
+                 num_problems=args.num_problems, run_dir=args.run_dir, config=args.config,
+                 task_options=task_options, backend_options=opts or None,
+                 executor=args.executor, executor_options=ex_opts or None,
+                 progress=not args.quiet, verbose=args.verbose, **flags)
     rate = res.samples_per_second
     secs = res.sampling_seconds or res.seconds
     tok = res.output_tokens / secs if secs > 0 else 0.0

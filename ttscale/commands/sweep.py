@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.config import describe_fields, load_sweep_config
+    from ttscale.config import describe_fields
     from ttscale.errors import InputError
 
     if args.help_config:
@@ -35,15 +35,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise InputError("sweep: give the sweep YAML file (or --help-config)")
-    from ttscale import sweep
+    from ttscale.api import sweep, sweep_plan
 
-    cfg = load_sweep_config(args.config)
     if args.dry_run:
-        notes: dict[str, str] = {}
-        rows = sweep.dry_run(cfg, sweep.plan(cfg, args.config, notes=notes))
-        for row in rows:
-            if row["model"] in notes:
-                row["note"] = notes[row["model"]]
+        rows = sweep_plan(args.config)
+        notes = {r["model"]: r["note"] for r in rows if r.get("note")}
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -51,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
             for label, note in notes.items():
                 print(f"note: {label}: {note}")
         return 0
-    from ttscale.logs import third_party_logs
-    from ttscale.outputs import check_out_dir
-
-    root = check_out_dir(sweep.sweep_root(cfg), f"{args.config}: out")
-    with third_party_logs(root / "logs" / "backend.log", verbose=args.verbose):
-        root = sweep.run_sweep(cfg, args.config, progress=not args.no_progress)
+    root = sweep(args.config, progress=not args.no_progress, verbose=args.verbose)
     print(f"sweep done: {root}")
     return 0
 

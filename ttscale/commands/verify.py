@@ -45,24 +45,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.errors import InputError
-    from ttscale.executors import parse_executor
-    from ttscale.verification import parse_options, verify_run
+    from ttscale.api import verify
+    from ttscale.verification import parse_options
 
-    if args.time_limit <= 0 or args.time_limit_per_sample < 0:
-        raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
     ex_opts = parse_options(args.executor_option, "--executor-option")
     if args.ray_address:
         ex_opts["address"] = args.ray_address
-    executor = parse_executor(args.executor, ex_opts, "command line")
-    from ttscale.progress import progress_bar
-
-    with progress_bar("verify", "sample", enabled=not args.quiet) as bar:
-        result = verify_run(args.run_dir, args.verifier, parse_options(args.verifier_option),
-                            workers=args.workers, out_name=args.name, time_limit=args.time_limit,
-                            time_limit_per_sample=args.time_limit_per_sample, executor=executor,
-                            wait=args.wait, progress=bar,
-                            on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
+    result = verify(args.run_dir, args.verifier, parse_options(args.verifier_option),
+                    workers=args.workers, name=args.name, time_limit=args.time_limit,
+                    time_limit_per_sample=args.time_limit_per_sample, executor=args.executor,
+                    executor_options=ex_opts, wait=args.wait, progress=not args.quiet,
+                    on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
     if result.repaired:
         print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
               "concurrent runs of an older version (kept the first of each)", file=sys.stderr)

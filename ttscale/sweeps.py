@@ -222,7 +222,9 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
     Holds the sweep folder's ``sweep`` lock: a second sweep on the same folder raises
     :class:`ttscale.locks.StageBusy` (one line, exit 2) before it writes anything."""
     from ttscale.executors import keep_connected, parse_executor
+    from ttscale.outputs import check_out_dir
 
+    check_out_dir(sweep_root(cfg), f"{source}: out")
     cells = plan(cfg, source)
     settings = [sample_settings(cfg, c) for c in cells]  # validates before anything is written
     executor = parse_executor(cfg.executor, cfg.executor_options, source)
@@ -236,7 +238,7 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
 def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[Any], executor: Any,
                root: Path, progress: bool, log: Any) -> Path:
     from ttscale.analysis.pipeline import Options, analyze, load_input, write_outputs
-    from ttscale.sampling import run_sampling
+    from ttscale.samples import draw
     from ttscale.verification import verify_run
 
     resolved = cfg.model_dump(mode="json")
@@ -246,7 +248,7 @@ def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[
     for cell, s in zip(cells, settings, strict=True):
         name = f"{cell.model.label}/{cell.task.key}"
         log(f"[{name}] sampling -> {cell.run_dir}")
-        res = run_sampling(s, cell.run_dir, progress=progress)
+        res = draw(s, cell.run_dir, progress=progress)
         log(f"[{name}] {res.total} samples ({res.written} new)")
         labels = []
         for v in cell.verifiers:
@@ -266,7 +268,7 @@ def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[
         log(f"[{name}] analysed")
     _sweep_figure(cells, root)
     if cfg.report:
-        from ttscale.report import build_report
+        from ttscale.reporting import build_report
 
         path = build_report(root)
         log(f"report: {path}")
@@ -275,8 +277,7 @@ def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[
 
 def _forecast(inp: Any, to_ks: list[int], path: Path) -> None:
     """analysis.forecast_to: coverage forecast at each k (the default method), one record per group."""
-    from ttscale.analysis.forecast import DEFAULT_METHOD
-    from ttscale.commands.forecast import forecast_records
+    from ttscale.analysis.forecast import DEFAULT_METHOD, forecast_records
 
     records = []
     for k in to_ks:
@@ -285,7 +286,7 @@ def _forecast(inp: Any, to_ks: list[int], path: Path) -> None:
 
 
 def _compare(run_dir: Path, labels: list[str], n_boot: int, seed: int) -> None:
-    from ttscale.commands.compare import compare_run, write_compare
+    from ttscale.analysis.compare import compare_run, write_compare
 
     table = compare_run(run_dir, labels, n_boot=n_boot, seed=seed)
     write_compare(table, run_dir / "analysis" / "compare", f"verifiers on {run_dir.parent.name}/{run_dir.name}")

@@ -26,7 +26,9 @@ requested precision (the standard deviation of the fitted b over simulated repli
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -233,3 +235,156 @@ def plan_exponent_precision(
                          "total_samples": num_problems * n, "b_mean": float(np.mean(bs_arr)) if len(bs_arr) else float("nan"),
                          "b_std": std, "fits": len(bs_arr), "meets": bool(std <= precision)})
     return pd.DataFrame(rows)
+
+
+# -- a whole simulation: inputs -> (table, summaries) ----------------------------------------
+def check_options(*, fpr: float = 0.0, fnr: float = 0.0, selection: str = "resample",
+                  k_max: int = 10_000, fp_cost: float = 0.0, cost_per_sample: float = 0.0,
+                  replicates: int = 30, plan_problems: list[int] | tuple[int, ...] = (),
+                  plan_samples: list[int] | tuple[int, ...] = (), adaptive: list[int] | None = None,
+                  min_samples: int = 1, first_round: int = 32, growth: float = 2.0,
+                  adaptive_problems: int = 500, **_: object) -> None:
+    """Raise InputError (naming the flag) for an option ``ttscale simulate`` cannot honour."""
+    for name, v in (("fpr", fpr), ("fnr", fnr)):
+        if not 0 <= v <= 1:
+            raise InputError(f"simulate: --{name} must be in [0, 1], got {v}")
+    if fpr + fnr >= 1 and selection == "resample":
+        raise InputError("simulate: --fpr + --fnr must be below 1 (else the verifier is no better than chance)")
+    if k_max < 1:
+        raise InputError(f"simulate: --k-max must be at least 1, got {k_max}")
+    if fp_cost < 0 or cost_per_sample < 0:
+        raise InputError("simulate: --fp-cost and --cost-per-sample must be >= 0")
+    if replicates < 3:
+        raise InputError("simulate: --replicates must be at least 3")
+    if any(x < 1 for x in [*plan_problems, *plan_samples]):
+        raise InputError("simulate: --plan-problems and --plan-samples must be positive")
+    if adaptive is not None:
+        from ttscale.analysis.adaptive import StoppingRule
+
+        if not adaptive:
+            raise InputError("simulate: --adaptive is empty (give r values, e.g. 1,2,4,8)")
+        for r in adaptive:  # one line naming the field for r < 1, m > K, growth <= 1
+            StoppingRule(r, min_samples, first_round, growth).check(k_max, "simulate --adaptive")
+        if adaptive_problems < 1:
+            raise InputError("simulate: --adaptive-problems must be at least 1")
+
+
+def difficulties_from_counts(counts: pd.DataFrame, group_cols: list[str], verifier: str | None = None,
+                             source: str = "counts") -> list[tuple[dict, Difficulty, pd.DataFrame]]:
+    """[(group values, Difficulty, the group's counts)] per group of a counts table.
+
+    A run directory's counts carry a ``verifier`` column: only ``verifier``'s (default: the first
+    by name) give the difficulty, and the column is dropped from the groups when it is constant.
+    """
+    if "verifier" in group_cols:
+        names = sorted(counts["verifier"].unique())
+        chosen = verifier or names[0]
+        if chosen not in names:
+            raise InputError(f"{source}: --verifier {chosen!r} has no oracle verdicts, which give the counts (have: {', '.join(names)})")
+        counts = counts[counts["verifier"] == chosen]
+    cols = [c for c in group_cols if counts[c].nunique() > 1 or c != "verifier"]
+    out = []
+    groups = counts.groupby(cols, sort=True, dropna=False) if cols else [((), counts)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        diff = difficulty_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy())
+        out.append((dict(zip(cols, key, strict=True)), diff, g))
+    return out
+
+
+def adaptive_plan(diff: Difficulty, counts: pd.DataFrame | None, adaptive: list[int], *,
+                  k_max: int, min_samples: int = 1, first_round: int = 32, growth: float = 2.0,
+                  adaptive_ks: list[int] | tuple[int, ...] = (1, 10, 100, 1000, 10000),
+                  adaptive_problems: int = 500, replicates: int = 30, seed: int = 0) -> pd.DataFrame:
+    """The adaptive-sampling plan table of every r asked (``ttscale.analysis.adaptive_plan``).
+
+    Pass rates are each problem's Jeffreys posterior (drawn afresh per replicate) when ``counts``
+    are given, else ``adaptive_problems`` draws from ``diff``.
+    """
+    from ttscale.analysis.adaptive import StoppingRule
+    from ttscale.analysis.adaptive_plan import plan_adaptive, rates_from_counts
+
+    if counts is not None:
+        draw = rates_from_counts(counts["num_samples"].to_numpy(), counts["num_correct"].to_numpy())
+    else:
+        def draw(rng: np.random.Generator) -> np.ndarray:
+            return diff.sample(adaptive_problems, rng)
+    rules = [StoppingRule(r, min_samples, first_round, growth) for r in adaptive]
+    return pd.concat([plan_adaptive(draw, rule, k_max, list(adaptive_ks), replicates, seed=seed)
+                      for rule in rules], ignore_index=True)
+
+
+def simulate_groups(
+    difficulties: list[tuple], *, k_max: int = 10_000,
+    selection: str = "resample", fpr: float = 0.0, fnr: float = 0.0, fp_cost: float = 0.0,
+    cost_per_sample: float = 0.0, wrong_answers: int = 4, reward_separation: float = 1.0,
+    saturation_threshold: float = 1e-4, plan_b_precision: float | None = None,
+    plan_problems: list[int] | tuple[int, ...] = (50, 100, 200, 500),
+    plan_samples: list[int] | tuple[int, ...] = (10, 32, 100, 316), replicates: int = 30,
+    seed: int = 0, adaptive: list[int] | None = None, min_samples: int = 1, first_round: int = 32,
+    growth: float = 2.0, adaptive_ks: list[int] | tuple[int, ...] = (1, 10, 100, 1000, 10000),
+    adaptive_problems: int = 500,
+) -> tuple[pd.DataFrame, list[dict], pd.DataFrame | None]:
+    """(simulation table, one summary per group, adaptive plan or None) per (group, difficulty[, counts]).
+
+    The table has the group columns, then :func:`simulate_curves`'s columns, one row per k
+    (every k up to 100, then about 200 log-spaced k up to ``k_max``). Each summary is
+    :func:`summarise`'s dict plus the group values and the verifier's rates and costs, and with
+    ``plan_b_precision`` the plan table (``plan``) and its cheapest cell meeting it
+    (``plan_recommendation``, None when none does); with ``adaptive`` (r values) the adaptive
+    sampling plan of each group (:func:`adaptive_plan`; also in the summary as ``adaptive_plan``).
+    """
+    from ttscale.analysis.laws import log_spaced_ks
+
+    check_options(fpr=fpr, fnr=fnr, selection=selection, k_max=k_max, fp_cost=fp_cost,
+                  cost_per_sample=cost_per_sample, replicates=replicates,
+                  plan_problems=plan_problems, plan_samples=plan_samples, adaptive=adaptive,
+                  min_samples=min_samples, first_round=first_round, growth=growth,
+                  adaptive_problems=adaptive_problems)
+    ks = np.unique(np.concatenate([np.arange(1, min(k_max, 100) + 1), log_spaced_ks(k_max, 200)]))
+    frames, summaries, plans = [], [], []
+    for group, diff, *rest in difficulties:
+        curves = simulate_curves(diff, ks, selection, fpr, fnr, fp_cost, cost_per_sample,
+                                 wrong_answers, reward_separation, seed)
+        summary = {**group, **summarise(curves, diff, selection, fpr, fnr, saturation_threshold),
+                   "fpr": fpr, "fnr": fnr, "fp_cost": fp_cost, "cost_per_sample": cost_per_sample}
+        if plan_b_precision:
+            plan = plan_exponent_precision(diff, plan_b_precision, list(plan_problems),
+                                           list(plan_samples), replicates, seed)
+            ok = plan[plan["meets"]].sort_values(["total_samples", "num_problems"])
+            summary["plan"] = plan.to_dict(orient="records")
+            summary["plan_recommendation"] = ok.iloc[0].to_dict() if len(ok) else None
+        if adaptive:
+            aplan = adaptive_plan(diff, rest[0] if rest else None, adaptive, k_max=k_max,
+                                  min_samples=min_samples, first_round=first_round, growth=growth,
+                                  adaptive_ks=adaptive_ks, adaptive_problems=adaptive_problems,
+                                  replicates=replicates, seed=seed)
+            summary["adaptive_plan"] = aplan.to_dict(orient="records")
+            plans.append(aplan.assign(**group))
+        for col, val in group.items():
+            curves.insert(0, col, val)
+        frames.append(curves)
+        summaries.append(summary)
+    plan_table = pd.concat(plans, ignore_index=True) if plans else None
+    return pd.concat(frames, ignore_index=True), summaries, plan_table
+
+
+def write_simulation(table: pd.DataFrame, summaries: list[dict], out: str | os.PathLike,
+                     adaptive_plan: pd.DataFrame | None = None) -> None:
+    """``out/simulation.parquet``, ``out/summary.json`` (``adaptive_plan.parquet``) and figures."""
+    from ttscale.plots import _pyplot, save_figure, simulation_figure
+    from ttscale.store import atomic_write_json, atomic_write_table
+
+    out = Path(out)
+    atomic_write_table(out / "simulation.parquet", table)
+    atomic_write_json(out / "summary.json", summaries)
+    if adaptive_plan is not None:
+        atomic_write_table(out / "adaptive_plan.parquet", adaptive_plan)
+    fig = simulation_figure(table, summaries, group_columns_of(table, summaries))
+    save_figure(fig, out / "figures" / "simulate")
+    _pyplot().close(fig)
+
+
+def group_columns_of(table: pd.DataFrame, summaries: list[dict]) -> list[str]:
+    """The group columns of a simulation table (those its summaries carry too)."""
+    return [c for c in summaries[0] if c in table.columns and c != "k"] if summaries else []

@@ -1,0 +1,169 @@
+"""Verifier comparison: several verifiers judged against one reference oracle on the same samples.
+
+The library form of ``ttscale compare RUN_DIR --verifiers a,b,c`` (``ttscale.compare`` in Python).
+
+Each entry of ``--verifiers`` is a registered name (``majority``), a name with options
+(``'imperfect(base=exact,fpr=0.1,fnr=0.05)'``, ``'reward(scores=rm.parquet,oracle=exact)'``)
+or the folder of verdicts already under ``verdicts/`` (``imperfect-exact-fpr0.1-fnr0.05``).
+Verdicts that are missing are computed first (``ttscale verify``, resumable); every entry is
+validated before any is run.
+
+The reference oracle (``--oracle``; default: the first oracle in the list, else the first
+imperfect verifier's base, else the task's own oracle) gives each sample's true correctness.
+One curve per verifier, against k, estimated from all n samples of each problem:
+
+- oracle: coverage ``pass@k`` as that verifier judges (the reference oracle's is the top line);
+- majority (a selector with answers): ``maj@k``; reward (a selector with scores): ``best-of-k``;
+- imperfect: ``accept@k``, the accuracy of resampling until the verifier accepts (Inference
+  Scaling fLaws): draw up to k of a problem's n samples without replacement and return the
+  first accepted one; none accepted counts as wrong (the answer is withheld). With A accepted
+  samples of which A_right truly right, its exact expectation is
+  ``A_right / A * (1 - C(n - A, k) / C(n, k))``: it tends to ``A_right / A`` (the false-positive
+  ceiling), not to coverage.
+
+Outputs (``--out``, default ``RUN_DIR/analysis/compare``; written atomically):
+``compare.parquet`` and ``compare.csv`` -- one row per (verifier, temperature, k): ``verifier``
+(its verdict folder), ``kind``, ``temperature`` (curves are per temperature, never pooled),
+``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
+over problems, ``--n-boot``, ``--seed``), ``fpr`` and ``fnr`` (the share of truly wrong samples
+the verifier passed, and of truly right samples it failed, against the reference oracle; NaN
+where there are none; over all of the verifier's samples); ``compare.png`` and ``compare.svg``
+-- accuracy against k (log axis) with CI bands, one colour per verifier, one dash per
+temperature.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ttscale.analysis.verifier_curves import TABLE_COLUMNS  # noqa: F401 - the table's columns
+from ttscale.errors import InputError
+
+
+def split_specs(text: str) -> list[str]:
+    """Split at commas outside parentheses: ``"a,b(x=1,y=2)"`` -> ``["a", "b(x=1,y=2)"]``."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            raise InputError(f"--verifiers {text!r}: unbalanced ')'")
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if depth:
+        raise InputError(f"--verifiers {text!r}: unbalanced '('")
+    out.append(cur.strip())
+    if not all(out):
+        raise InputError(f"--verifiers {text!r}: empty entry")
+    return out
+
+
+def resolve(run: Any, spec: str) -> tuple[Any, str]:
+    """(verifier object, verdict folder) for one entry of --verifiers / --oracle."""
+    from ttscale.registry import verifiers
+    from ttscale.verification import make_verifier, parse_options, verdict_name
+
+    m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", spec)
+    if m:
+        opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=f"--verifiers {spec}")
+        v = make_verifier(m.group(1), opts)
+        return v, verdict_name(v)
+    meta = run.verdicts_dir(spec) / "verifier.json"
+    if meta.is_file():  # a folder of verdicts (a sweep's label, or name-and-options)
+        info = json.loads(meta.read_text())
+        return make_verifier(info["name"], info.get("options") or {}), spec
+    if spec in verifiers.names():
+        v = make_verifier(spec, {})
+        return v, verdict_name(v)
+    make_verifier(spec)  # raises: unknown verifier, listing the known ones
+    raise AssertionError("unreachable")
+
+
+def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -> tuple[Any, str]:
+    if oracle:
+        v, folder = resolve(run, oracle)
+        if v.kind != "oracle":
+            raise InputError(f"--oracle {oracle}: {v.name!r} is a {v.kind}, not an oracle")
+        return v, folder
+    for v, folder in resolved:
+        if v.kind == "oracle":
+            return v, folder
+    from ttscale.verification import verdict_name
+
+    for v, _ in resolved:
+        if v.kind == "imperfect" and hasattr(v, "base"):
+            return v.base, verdict_name(v.base)
+    from ttscale.registry import tasks
+
+    task_names = sorted(set(run.read_problems()["task"].astype(str)))
+    for t in task_names:
+        cls = tasks.get(t)
+        if getattr(cls, "verifiers", ()):
+            return resolve(run, cls.verifiers[0])
+    raise InputError(f"{run.path}: no oracle among --verifiers and none known for task(s) "
+                     f"{', '.join(task_names)}: give --oracle")
+
+
+def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
+                ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
+                workers: int | None = None, progress: bool = False, allow_stale: bool = False) -> Any:
+    """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
+    import numpy as np
+
+    from ttscale.analysis.curves import default_ks
+    from ttscale.analysis.verifier_curves import min_samples, verifier_table
+    from ttscale.counts import check_k
+    from ttscale.store import RunDir
+    from ttscale.verification import prepare, verify_run
+
+    run = RunDir(run_dir)
+    if not run.exists():
+        raise InputError(f"{run.path}: run directory does not exist")
+    n_min = min_samples(run)
+    kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
+    check_k(kk, n_min, run.samples_dir)
+    resolved = [resolve(run, s) for s in specs]
+    folders = [f for _, f in resolved]
+    if len(set(folders)) != len(folders):
+        raise InputError(f"--verifiers: an entry repeats ({', '.join(folders)})")
+    ref, ref_folder = pick_oracle(run, resolved, oracle)
+    todo = [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]
+    for v, f in todo:  # validate all before verifying any
+        prepare(run, v, out_name=f)
+    from ttscale.progress import progress_bar
+
+    for v, f in todo:
+        with progress_bar(f"verify {f}", "sample", enabled=bool(progress)) as bar:
+            verify_run(run, v, out_name=f, workers=workers, progress=bar)
+    from ttscale.staleness import check, coverage_problems, run_state
+
+    state = run_state(run, [f for _, f in todo])  # recorded beside the table (write_compare)
+    check(coverage_problems(run, state), run.path, allow_stale)
+    # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
+    with progress_bar("compare", "verifier", enabled=bool(progress)) as bar:
+        table = verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
+                               progress=bar)
+    table.attrs["state"] = state
+    return table
+
+
+def write_compare(table: Any, out: str | Path, title: str) -> None:
+    """Write the comparison table (Parquet, CSV) and its figure (PNG, SVG) into ``out``."""
+    from ttscale.plots import compare_figure_bytes
+    from ttscale.store import atomic_write_bytes, atomic_write_table
+
+    out = Path(out)
+    png, svg = compare_figure_bytes(table, title)
+    atomic_write_table(out / "compare.parquet", table)
+    atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out / "compare.png", png)
+    atomic_write_bytes(out / "compare.svg", svg)
+    if table.attrs.get("state") is not None:  # what it was computed from (ttscale.staleness)
+        from ttscale.staleness import write_state
+
+        write_state(out, table.attrs["state"])
