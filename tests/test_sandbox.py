@@ -73,10 +73,11 @@ def test_exiting_before_or_during_tests_never_passes(pool):
     ])
     assert statuses(res) == ["fail"] * 5
     assert res[0].error == "program exited early: SystemExit: 0"
-    assert res[1].error == "the program exited with code 0 before the tests finished"
-    assert res[2].error == "the program exited with code 0 before the tests finished"
-    assert res[3].error == "tests exited early: SystemExit: 0"
-    assert res[4].error == "the program was killed by SIGKILL before the tests finished"
+    assert res[1].error == "the program exited with code 0 before the tests ran"
+    assert res[2].error == "the program exited with code 0 during a call to add"
+    # the tests run in their own process: the candidate's SystemExit is an exception there
+    assert res[3].error == "tests raised: CandidateError: 0"
+    assert res[4].error == "the program was killed by SIGKILL before the tests ran"
 
 
 def test_stdout_and_stderr_are_captured_and_capped(pool):
@@ -130,7 +131,7 @@ def test_environment_is_clean_and_uid_unprivileged(pool, monkeypatch):
         "import os\nassert 'TTSCALE_SECRET_TOKEN' not in os.environ\n"
         "assert os.environ['HOME'] == '/scratch'\n"
         "assert os.getuid() != 0 and os.geteuid() != 0\n"
-        "assert os.getpid() > 1 and os.getppid() == 1\n"
+        "assert os.getpid() > 1 and os.getppid() == 0\n"  # its parent is outside its namespace
     )])
     assert statuses(res) == ["pass"], res[0].error
 
@@ -207,8 +208,9 @@ def test_no_program_process_outlives_its_verdict(pool):
         "    os.setsid()\n"
         f"    os.execv('/bin/sleep', ['sleep', '100', '{marker}'])\n"
     )
-    res = pool.run([Job(code)])
-    # A process still alive when the tests end could race for the proof of completion: fail.
+    res = pool.run([Job(code, "pass\n")])
+    # A helper cannot touch the verdict (the test process's alone), but a program must not
+    # leave anything running: fail, and the helper is gone.
     assert res[0].status is Status.FAIL
     assert res[0].error == "another process was still running when the tests finished"
     assert _processes_with(marker) == []
@@ -244,7 +246,8 @@ def test_user_namespace_mode_without_root(tmp_path):
         os.chmod(folder, 0o755)
         worker = shutil.copy(WORKER_PATH, folder)
         os.chmod(worker, 0o644)
-        os.chmod(shutil.copy(WORKER_PATH.with_name("namespaces.py"), folder), 0o644)
+        for sibling in ("namespaces.py", "candidate.py", "tester.py", "channel.py"):
+            os.chmod(shutil.copy(WORKER_PATH.with_name(sibling), folder), 0o644)
         limits = {"memory_mb": 512, "nproc": 16, "nofile": 64, "fsize_mb": 16, "scratch_mb": 8,
                   "output_bytes": 10000}
         jobs = [
@@ -272,7 +275,7 @@ def test_user_namespace_mode_without_root(tmp_path):
     assert replies[2]["output"] == "-1 1\n-1 1\n"  # umount and mount: EPERM
 
 
-def test_return_guard_and_restored_builtins_defeat_generic_reward_hacks(pool):
+def test_only_plain_data_reaches_the_tests_so_generic_reward_hacks_fail(pool):
     tests = "assert f(2) == 4\nassert abs(f(0.5) - 1.0) < 1e-9\n"
     always_equal = ("class E:\n    def __eq__(self, other):\n        return True\n"
                     "    def __sub__(self, other):\n        return 0\n"
@@ -284,14 +287,15 @@ def test_return_guard_and_restored_builtins_defeat_generic_reward_hacks(pool):
     nested_ok = "def f(x):\n    return x * 2\ndef g():\n    return [1, (2.5, 'a'), {'k': {3}}, None]\n"
     res = pool.run([
         Job(always_equal, tests, entry_point="f"),
-        Job(always_equal, tests),  # without the guard, such an object passes: the guard matters
+        Job(always_equal, tests),  # names the tests use are the candidate's even without entry_point
         Job(lying_str, "assert f(1) == 'yes'\n", entry_point="f"),
-        Job(patched_abs, tests, entry_point="f"),
+        Job(patched_abs, tests, entry_point="f"),  # its builtins are not the tests' builtins
         Job(nested_ok, tests + "assert g() == [1, (2.5, 'a'), {'k': {3}}, None]\n", entry_point="g"),
         Job(nested_ok, tests, entry_point="missing"),
     ])
-    assert statuses(res) == ["fail", "pass", "fail", "fail", "pass", "pass"]
-    assert res[0].error == ("tests raised: TypeError: f returned a value of type 'E': only built-in "
-                            "values (numbers, strings, lists, tuples, sets, dicts) are accepted")
+    assert statuses(res) == ["fail", "fail", "fail", "fail", "pass", "pass"]
+    assert res[0].error == ("tests: f returned a value of type 'E': only plain data (numbers, "
+                            "strings, bytes, None, and lists, tuples, dicts, sets of those) "
+                            "crosses to the tests")
     assert "returned a value of type 'S'" in res[2].error
     assert res[3].error == "tests raised: AssertionError: "

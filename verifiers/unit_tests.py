@@ -1,26 +1,31 @@
-"""The unit-test verifier: runs each generated program with its problem's tests in the sandbox.
+"""The unit-test verifier: runs each generated program against its problem's tests, sandboxed.
 
 A problem's reference holds ``tests`` (program text defining ``check``), ``entry_point`` (the
 function under test) and optionally ``prompt_prefix`` (prepended to each completion; defaults to
 the problem's prompt), ``reference_solution_time`` (seconds) or ``canonical_solution`` (timed once
-in the sandbox, per problem and process, when ``calibrate`` is on). The program is the
-HumanEval one: prompt + completion, then the tests and ``check(entry_point)``, run in
-:mod:`ttscale.sandbox` as two phases (the completion's code, then the tests), so a completion
-that exits early never passes. A completion with a fenced code block (a chat answer) is taken to
-be that block, after the prompt (whose imports it may rely on).
+in the sandbox, per problem and process, when ``calibrate`` is on). The candidate's program is
+the HumanEval one, prompt + completion; a completion with a fenced code block (a chat answer) is
+taken to be that block, after the prompt (whose imports it may rely on).
+
+The tests never share a process with the candidate (see :mod:`ttscale.sandbox`): they run in a
+trusted process of their own, after the prompt (trusted: the task's own text, for the helper
+functions some tests use, e.g. HumanEval/32's ``poly``), with ``check(entry_point)`` calling the
+candidate's function across a plain-data channel. Arguments and return values cross as numbers,
+strings, bytes, None, lists, tuples, dicts and sets only: an object whose ``__eq__`` is always
+true, a lying subclass of int or str, a patched builtin, the harness's frames or modules --
+nothing the candidate does in its own process reaches the tests or the verdict. A program that
+raises or exits before its code finishes fails, as does one that leaves a process running.
 
 Options: ``timeout_base`` and ``timeout_factor`` (the limit is ``max(base, factor * reference
-time)``, evalplus's rule), ``calibrate``, ``strict_returns`` (default on: the tests call the
-entry point through a guard that accepts only plain built-in return values, so an object whose
-``__eq__`` is always true fails; turn it off for tasks whose functions return their own
-classes), ``workers`` and the :class:`ttscale.sandbox.Limits` fields (``memory_mb``, ``nproc``,
-``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``). Timeouts are recorded with status
-``timeout``, apart from failures. Before the tests run, the builtins are restored to what they
-were before the completion ran (a completion that patches ``abs`` or ``all`` gains nothing).
+time)``, evalplus's rule), ``calibrate``, ``workers`` and the :class:`ttscale.sandbox.Limits`
+fields (``memory_mb``, ``nproc``, ``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``).
+``strict_returns`` is accepted for older configs only as ``true`` (plain data is now the only way
+values reach the tests). Timeouts are recorded with status ``timeout``, apart from failures.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -58,6 +63,23 @@ def test_code(tests: str, entry_point: str) -> str:
     return f"{tests}\n\ncheck({entry_point})\n"
 
 
+@functools.lru_cache(maxsize=4096)
+def trusted_context(prefix: str) -> str | None:
+    """The prompt as code for the test process (its imports and helper functions).
+
+    A HumanEval prompt compiles as it is (the function under test has a docstring for a body);
+    a bare ``def f(x):`` header is completed with ``pass``; anything else gives no context (the
+    tests then call whatever they use in the candidate's process).
+    """
+    for text in (prefix, prefix.rstrip() + "\n    pass\n"):
+        try:
+            compile(text, "<context>", "exec")
+            return text
+        except (SyntaxError, ValueError):
+            continue
+    return None
+
+
 @verifiers.register("unit_tests", "runs generated code against the problem's unit tests, sandboxed")
 @dataclass
 class UnitTests(Verifier):
@@ -79,6 +101,10 @@ class UnitTests(Verifier):
             if not isinstance(self.options.get(name, True), bool):
                 raise InputError(f"unit_tests verifier: option '{name}' must be true or false, "
                                  f"got {self.options[name]!r}")
+        if self.options.get("strict_returns", True) is False:
+            raise InputError("unit_tests verifier: option 'strict_returns' can no longer be false: "
+                             "the tests run in a process of their own and receive plain data only "
+                             "(numbers, strings, bytes, None, lists, tuples, dicts, sets)")
         for name in ("workers", *LIMIT_FIELDS):
             value = self.options.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -149,7 +175,8 @@ class UnitTests(Verifier):
             if self._wants_calibration(p) and self._calibration_key(p) not in _calibrated:
                 prefix, tests, entry = self._reference(p)
                 todo[self._calibration_key(p)] = Job(
-                    prefix + p.reference["canonical_solution"], test_code(tests, entry), 60.0)
+                    prefix + p.reference["canonical_solution"], test_code(tests, entry), 60.0,
+                    entry, trusted_context(prefix))
         if todo:
             results = self.pool().run(list(todo.values()))
             for key, r in zip(todo, results, strict=True):
@@ -162,9 +189,9 @@ class UnitTests(Verifier):
         texts = samples["text"].tolist() if "text" in samples.columns else []
         if len(texts) != len(samples):
             raise InputError(f"samples of problem {problem.problem_id!r}: no 'text' column")
-        guard = entry if self.options.get("strict_returns", True) else None
-        return [Job(completion_code(prefix, t if isinstance(t, str) else ""), test, timeout, guard)
-                for t in texts]
+        context = trusted_context(prefix)
+        return [Job(completion_code(prefix, t if isinstance(t, str) else ""), test, timeout, entry,
+                    context) for t in texts]
 
     # -- verdicts ----------------------------------------------------------------------------
     def verify(self, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import ctypes
 import os
 import platform
 import signal
+import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -53,8 +54,11 @@ def mount(src: str | None, dst: str, fstype: str | None, flags: int,
 # --------------------------------------------------------------------------------------------
 # Start-up: namespaces and the new root
 # --------------------------------------------------------------------------------------------
-def enter_sandbox(cfg: dict, close_in_outer: tuple[int, ...] = ()) -> None:
-    """Unshare namespaces, fork init (this function returns in init only), build the root."""
+def enter_sandbox(cfg: dict, close_in_outer: tuple[int, ...] = (), outer=None) -> None:
+    """Unshare namespaces, fork init (this function returns in init only), build the root.
+
+    The outer process (outside the new PID namespace, so init's ``kill(-1)`` never reaches it)
+    calls ``outer(init_pid)`` if given, else waits for init; either way it exits with init."""
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID
     if uid != 0:
@@ -71,6 +75,11 @@ def enter_sandbox(cfg: dict, close_in_outer: tuple[int, ...] = ()) -> None:
     if pid:  # the outer process: wait for init, then go with it
         for fd in close_in_outer:
             os.close(fd)
+        if outer is not None:
+            try:
+                outer(pid)
+            finally:
+                os._exit(1)
         while True:
             try:
                 _, status = os.waitpid(pid, 0)
@@ -150,20 +159,51 @@ def drop_capabilities() -> None:
     check(libc.syscall(SYS_CAPSET[arch], header, data), "capset")
 
 
-def kill_all() -> None:
-    """SIGKILL every process of this PID namespace but init, and reap them all."""
+def kill_all(timeout: float = 5.0) -> None:
+    """SIGKILL every process of this PID namespace but init; return once all are dead.
+
+    Init reaps its own children; a candidate's process has its parent outside the namespace
+    (the zygote reaps it), and its children come to init only once it is reaped: so this also
+    waits until no process of the namespace but init is alive (zombies aside).
+    """
     if os.getpid() != 1:  # kill(-1) outside a PID namespace would hit the whole machine
         raise RuntimeError("refusing kill(-1): not the init of a PID namespace")
     try:
         os.kill(-1, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    until = time.monotonic() + timeout
+    while True:
+        _reap()
+        if not _alive_others() or time.monotonic() > until:
+            return
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.0005)
+
+
+def _reap() -> None:
     while True:
         try:
-            pid, _ = os.waitpid(-1, 0)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         except InterruptedError:
             continue
+        if pid == 0:
+            return
 
 
+def _alive_others() -> bool:
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"Z", b"X"):
+                return True
+    return False

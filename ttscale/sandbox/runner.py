@@ -73,18 +73,23 @@ class Limits:
 
 @dataclass(frozen=True)
 class Job:
-    """One program: ``code`` runs first, then ``test`` (if any) in the same namespace.
+    """One program: ``code`` runs in the candidate's process, ``test`` in a trusted one.
 
-    The verdict is ``pass`` only if both ran to their end without an exception. Before the tests
-    run, the builtins are restored to what they were before the program ran.
+    The verdict is ``pass`` only if the code ran to its end without an exception and then the
+    tests did. The tests run in their own process, after the trusted ``context`` (e.g. the
+    task's prompt, for the helper functions its tests use); every name they use that neither
+    defines -- and always ``entry_point`` -- calls the candidate's function of that name across
+    a plain-data channel (arguments and return values: numbers, strings, bytes, None, lists,
+    tuples, dicts, sets; anything else fails).
     """
 
     code: str
     test: str | None = None
     timeout: float = 5.0  #: wall-clock seconds; the CPU limit is this, rounded up, plus one
-    #: if set, the tests see this function wrapped so that it returns plain built-in values only
-    #: (no always-equal objects, no lying subclasses of int or str)
+    #: the function under test (called across the channel even if ``context`` defines it)
     entry_point: str | None = None
+    #: trusted code run in the test process before the tests (never in the candidate's)
+    context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,9 @@ _uids = itertools.count()
 
 
 def _worker_uid() -> int:
-    """An unprivileged uid no one else uses: RLIMIT_NPROC counts per uid, so one per worker."""
-    return 2_000_000 + (os.getpid() % 50_000) * 256 + next(_uids) % 256
+    """Two unprivileged uids no one else uses (this one for programs, the next for their tests):
+    RLIMIT_NPROC counts per uid, and a program must not be able to signal its tests."""
+    return 2_000_000 + (os.getpid() % 50_000) * 256 + (next(_uids) % 128) * 2
 
 
 def _count_processes(uid: int) -> int:
@@ -196,7 +202,8 @@ class _Worker:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
         request = {"code": job.code, "test": job.test, "timeout": float(job.timeout),
-                   "entry_point": job.entry_point, "limits": asdict(limits)}
+                   "entry_point": job.entry_point, "context": job.context,
+                   "limits": asdict(limits)}
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()

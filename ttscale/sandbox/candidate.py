@@ -1,0 +1,272 @@
+"""The candidate's side of the sandbox: the zygote that forks it, and its process.
+
+Standard library only (imported by the sandbox worker, run with ``python -I -S``).
+
+**The zygote** is the worker's outer process: it made the namespaces but stayed outside the new
+PID namespace, so the namespace's init (which holds the jobs and their tests) cannot take it
+down with ``kill(-1)``, and it never reads a job: its memory holds no test, no expected value,
+nothing of the harness's verdicts. On a request from init (three file descriptors over a Unix
+socket) it forks a candidate process into the sandbox's PID namespace; when that process ends
+it reports the wait status back. If init ends, the zygote ends.
+
+**A candidate process** starts from the zygote's pristine memory, reads its job (code, limits,
+time) from its request pipe, confines itself (new session, rlimits, unprivileged uid or no
+capabilities, no_new_privs) and runs the code. It then says ``ready`` (or why the code raised)
+and serves calls: each request names a function of the program's namespace and its arguments
+as plain data (:mod:`channel`); the reply is the return value as plain data, the exception the
+call raised, or why the value could not be sent. It holds no nonce, no verdict pipe, no test;
+whatever it does to its own interpreter changes only the values it sends back.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+
+import channel
+import namespaces as ns
+
+REQ_FD, RESP_FD = 3, 4  # in a candidate process: calls in, replies out
+
+
+# --------------------------------------------------------------------------------------------
+# The zygote (the worker's outer process) and init's side of its socket
+# --------------------------------------------------------------------------------------------
+MSG = 24  # every message: a letter, two 11-digit numbers, a newline
+
+
+def _message(kind: bytes, a: int, b: int = 0) -> bytes:
+    return kind + f"{a:>11}{b:>11}\n".encode()
+
+
+def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None:
+    """Fork candidates on init's requests until init ends. Never returns.
+
+    ``R`` from init: the new root is built (forks may go into it). ``F seq`` with three file
+    descriptors (output, calls in, replies out): fork that program's candidate process. When a
+    candidate ends: ``S seq status``; a fork that fails: ``E seq errno``.
+    """
+    init_fd = os.pidfd_open(init_pid)
+    ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE: not dumpable
+    if _recv(sock)[0][:1] != b"R":
+        os._exit(1)
+    prepare()
+    children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, seq)
+    while True:
+        for fd in select.select([sock.fileno(), init_fd, *children], [], [])[0]:
+            if fd == init_fd:
+                _, status = os.waitpid(init_pid, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            if fd == sock.fileno():
+                data, fds = _recv(sock)
+                seq = int(data[1:12])
+                if len(fds) != 3:
+                    for f in fds:
+                        os.close(f)
+                    sock.sendall(_message(b"E", seq, 0))
+                    continue
+                try:
+                    pid = os.fork()
+                except OSError as e:
+                    for f in fds:
+                        os.close(f)
+                    sock.sendall(_message(b"E", seq, e.errno or 0))
+                    continue
+                if pid == 0:
+                    try:
+                        sock.close()
+                        for f in (init_fd, *children):
+                            os.close(f)
+                        candidate_main(cfg, fds)
+                    finally:
+                        os._exit(1)
+                for f in fds:
+                    os.close(f)
+                children[os.pidfd_open(pid)] = (pid, seq)
+            elif fd in children:
+                pid, seq = children.pop(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                sock.sendall(_message(b"S", seq, status))
+
+
+def _recv(sock: socket.socket, deadline: float | None = None) -> tuple[bytes, list[int]]:
+    """One message and the descriptors that came with it; ZygoteGone at EOF."""
+    data, fds = b"", []
+    while len(data) < MSG:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+                raise TimeoutError("no answer on the zygote's socket")
+        chunk, got, _, _ = socket.recv_fds(sock, MSG - len(data), 3)
+        if not chunk:
+            for f in fds + got:
+                os.close(f)
+            raise ZygoteGone()
+        data += chunk
+        fds += got
+    return data, fds
+
+
+class ZygoteClient:
+    """Init's end of the zygote's socket: fork requests, and how each candidate ended."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.seq = 0
+        self.ended: dict[int, tuple[int | None, str | None]] = {}  # seq -> (status, error)
+
+    def ready(self) -> None:
+        self.sock.sendall(_message(b"R", 0, 0))
+
+    def fork(self, fds: list[int]) -> int:
+        """Ask for a candidate process on ``fds`` (output, calls in, replies out); its seq."""
+        while select.select([self.sock], [], [], 0)[0]:  # reports nobody asked for: keep it small
+            self._read(None)
+        self.seq += 1
+        self.ended = {k: v for k, v in self.ended.items() if k >= self.seq - 1}
+        socket.send_fds(self.sock, [_message(b"F", self.seq, 0)], fds)
+        return self.seq
+
+    def _read(self, deadline: float | None) -> None:
+        data, fds = _recv(self.sock, deadline)
+        for f in fds:
+            os.close(f)
+        kind, n, value = data[:1], int(data[1:12]), int(data[12:23])
+        if kind == b"S":
+            self.ended[n] = (value, None)
+        else:
+            why = os.strerror(value) if value else "no descriptors"
+            self.ended[n] = (None, f"sandbox: could not start the program's process ({why})")
+
+    def ending(self, seq: int, timeout: float = 5.0) -> tuple[int | None, str | None]:
+        """(wait status, None) of candidate ``seq`` once it ended, or (None, why it never ran)."""
+        deadline = time.monotonic() + timeout
+        while seq not in self.ended:
+            self._read(deadline)
+        return self.ended.pop(seq)
+
+
+class ZygoteGone(Exception):
+    """The zygote (the worker's outer process) ended: the worker is being stopped."""
+
+
+# --------------------------------------------------------------------------------------------
+# A candidate process
+# --------------------------------------------------------------------------------------------
+def _confine(cfg: dict, fds: list[int]) -> dict:
+    """Stdio and channel on fixed descriptors, rlimits, no privileges; returns the job."""
+    out_w, req_r, resp_w = fds
+    os.setsid()
+    ns.libc.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    os.dup2(req_r, REQ_FD)
+    os.dup2(resp_w, RESP_FD)
+    if ns.libc.close_range(RESP_FD + 1, 0xFFFFFFFF, 0) != 0:
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) > RESP_FD:
+                try:
+                    os.close(int(name))
+                except OSError:
+                    pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    job = json.loads(channel.receive(REQ_FD))
+    os.chdir("/scratch")
+    lim = job["limits"]
+    cpu = int(job["timeout"]) + 1
+    for res, val in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (lim["memory_mb"] << 20,) * 2),
+        (resource.RLIMIT_NPROC, (lim["nproc"] + cfg.get("nproc_base", 0),) * 2),
+        (resource.RLIMIT_FSIZE, (lim["fsize_mb"] << 20,) * 2),
+        (resource.RLIMIT_NOFILE, (lim["nofile"],) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ):
+        resource.setrlimit(res, val)
+    if cfg["drop_uid"]:
+        os.setgroups([])
+        os.setgid(cfg["uid"])
+        os.setuid(cfg["uid"])
+    else:
+        ns.drop_capabilities()
+    ns.check(ns.libc.prctl(ns.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    return job
+
+
+def candidate_main(cfg: dict, fds: list[int]) -> None:
+    """Confine, run the program, then answer calls until the tests are done. Never returns."""
+    send, receive, encode = channel.send, channel.receive, channel.encode
+    exit_ = os._exit
+    try:
+        job = _confine(cfg, fds)
+        code = job["code"]
+        del job
+    except BaseException as e:  # noqa: BLE001 - reported, then gone
+        try:
+            send(RESP_FD, encode(["setup", f"sandbox set-up failed: {e!r}"[:4000]]))
+        finally:
+            exit_(3)
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(compile(code, "<program>", "exec"), namespace)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        reply = encode(["ready"])
+    except BaseException as e:  # noqa: BLE001 - the program's own failure, sent as text
+        reply = encode(["raised", _describe(e)])
+    send(RESP_FD, reply)
+    while True:
+        try:
+            message = receive(REQ_FD)
+        except BaseException:  # noqa: BLE001 - the tests are done (EOF) or the channel broke
+            exit_(0)
+        if message[:1] == b"B":  # a batch of calls, answered in one message, in order
+            reply = b"B" + b"\n".join(_answer(namespace, part) for part in message[1:].split(b"\n"))
+        else:
+            reply = _answer(namespace, message)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:  # noqa: BLE001
+                pass
+        try:
+            send(RESP_FD, reply)
+        except BaseException:  # noqa: BLE001
+            exit_(0)
+
+
+def _answer(namespace: dict, message: bytes) -> bytes:
+    """One call's reply: ``ok`` + value, ``raise`` + type + text, or ``bad`` + why."""
+    encode = channel.encode
+    try:
+        _, name, args, kwargs = channel.decode(message)
+        if name not in namespace:
+            raise NameError(f"name {name!r} is not defined")
+        result = namespace[name](*args, **kwargs)
+        try:
+            return encode(["ok", result])
+        except channel.NotPlainData as e:
+            return encode(["bad", f"{name} returned {e}"])
+    except BaseException as e:  # noqa: BLE001 - the call's exception, sent as text
+        try:
+            return encode(["raise", type(e).__name__, str(e)[:4000]])
+        except BaseException:  # noqa: BLE001
+            return encode(["raise", "Exception", "an exception that cannot be described"])
+
+
+def _describe(e: BaseException) -> str:
+    try:
+        what = "exited early" if isinstance(e, SystemExit) else "raised"
+        return f"{what}: {type(e).__name__}: {e}"[:4000]
+    except BaseException:  # noqa: BLE001
+        return "raised an exception"
