@@ -184,6 +184,42 @@ def kill_all(timeout: float = 5.0) -> None:
         time.sleep(0.0005)
 
 
+def kill_program(candidate: int, timeout: float = 5.0) -> None:
+    """SIGKILL the candidate process ``candidate`` and every process of the namespace but init
+    and the spare candidates (whose parent, the zygote, is outside the namespace: parent pid 0),
+    until none of them is alive. A program's processes never have parent pid 0."""
+    if os.getpid() != 1:
+        raise RuntimeError("refusing to kill: not the init of a PID namespace")
+    until = time.monotonic() + timeout
+    while True:
+        victims = [pid for pid, ppid in _alive() if ppid != 0 or pid == candidate]
+        if not victims or time.monotonic() > until:
+            _reap()
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap()
+        time.sleep(0.0002)
+
+
+def _alive() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every live process of the namespace but init (zombies aside)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] not in (b"Z", b"X"):
+                out.append((int(name), int(fields[1])))
+    return out
+
+
 def _reap() -> None:
     while True:
         try:
@@ -197,13 +233,4 @@ def _reap() -> None:
 
 
 def _alive_others() -> bool:
-    for name in os.listdir("/proc"):
-        if name.isdigit() and name != "1":
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state not in (b"Z", b"X"):
-                return True
-    return False
+    return bool(_alive())

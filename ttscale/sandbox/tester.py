@@ -55,6 +55,7 @@ class Link:
     def __init__(self, req_w: int, resp_r: int, out_r: int, deadline: float, keep):
         self.req_w, self.resp_r, self.out_r, self.deadline, self.keep = (
             req_w, resp_r, out_r, deadline, keep)
+        self.out_fd = out_r  # to close at the end (out_r is -1 once at EOF)
 
     def _wait(self, fd: int, write: bool = False) -> None:
         """Until ``fd`` is ready, reading the candidate's output meanwhile; TimeUp at the deadline."""

@@ -64,6 +64,7 @@ import tester  # noqa: E402
 del sys.path[0]
 
 IN_FD, OUT_FD = 3, 4  # the parent's pipes, moved here at start-up
+START_TIMEOUT = 10.0  # seconds a candidate process may take to start
 PRELOAD = (  # what HumanEval-style programs import most; others import in the program's process
     "typing math random copy string collections re hashlib itertools functools heapq bisect "
     "operator"
@@ -99,18 +100,45 @@ def _prepare_process() -> None:
     gc.freeze()  # fewer copy-on-write faults in each forked program
 
 
-def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient) -> dict:
+class Candidates:
+    """Candidate processes forked one job ahead by the zygote, so that none is waited for."""
+
+    def __init__(self, zygote: candidate.ZygoteClient):
+        self.zygote = zygote
+        self.next: tuple[int, int, int, int] | None = None
+
+    def _order(self) -> tuple[int, int, int, int]:
+        out_r, out_w = os.pipe()  # the candidate's stdout and stderr
+        req_r, req_w = os.pipe()  # tests -> candidate (and first its job)
+        resp_r, resp_w = os.pipe()  # candidate -> tests (and first its pid)
+        seq = self.zygote.fork([out_w, req_r, resp_w])
+        for fd in (out_w, req_r, resp_w):
+            os.close(fd)
+        return seq, out_r, req_w, resp_r
+
+    def take(self, keep) -> tuple[int, int, tester.Link]:
+        """(seq, pid in this namespace, link) of a live candidate; orders the next one."""
+        for _ in range(3):
+            seq, out_r, req_w, resp_r = self.next or self._order()
+            self.next = self._order()
+            link = tester.Link(req_w, resp_r, out_r, time.monotonic() + START_TIMEOUT, keep)
+            try:
+                hello = channel.decode(link.receive())
+                if type(hello) is list and len(hello) == 2 and hello[0] == "hello":
+                    return seq, int(hello[1]), link
+            except (channel.ChannelClosed, channel.NotPlainData, tester.TimeUp):
+                pass
+            for fd in (out_r, req_w, resp_r):  # a spare that died (killed by a program): next
+                os.close(fd)
+        raise RuntimeError("no candidate process could be started")
+
+
+def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient,
+            candidates: Candidates) -> dict:
     """Run one program: its code in a candidate process, its tests here (see :mod:`tester`)."""
     lim = job["limits"]
     start = time.monotonic()
     deadline = start + float(job["timeout"])
-    out_r, out_w = os.pipe()  # the candidate's stdout and stderr
-    req_r, req_w = os.pipe()  # tests -> candidate (and first its job)
-    resp_r, resp_w = os.pipe()  # candidate -> tests
-    seq = zygote.fork([out_w, req_r, resp_w])
-    for fd in (out_w, req_r, resp_w):
-        os.close(fd)
-    ns.fresh_scratch(cfg, lim["scratch_mb"])  # before the candidate reads its job and goes there
     cap = int(lim["output_bytes"])
     output = bytearray()
     cut = [False]
@@ -118,7 +146,9 @@ def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient) -> dict:
     def keep(data: bytes) -> None:
         cut[0] |= _keep(output, data, cap)
 
-    link = tester.Link(req_w, resp_r, out_r, deadline, keep)
+    seq, cand, link = candidates.take(keep)
+    link.deadline = deadline
+    ns.fresh_scratch(cfg, lim["scratch_mb"])  # before the candidate reads its job and goes there
     try:
         link.send(tester.job_header(job))
         status, error = tester.judge(job, tester.compiled(job), link)
@@ -127,10 +157,12 @@ def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient) -> dict:
     except channel.ChannelClosed:
         status, error = "fail", f"{tester.ENDED}before the tests ran"
     lingering = _lingering() if status == "pass" else None
-    ns.kill_all()  # the candidate and whatever it started
+    ns.kill_program(cand)  # the candidate and whatever it started (not the next spare)
     duration = time.monotonic() - start
-    os.set_blocking(out_r, False)  # every writer is dead now: read what is left up to EOF
-    while True:
+    out_r = link.out_r if link.out_r >= 0 else None
+    if out_r is not None:
+        os.set_blocking(out_r, False)  # every writer is dead now: read what is left up to EOF
+    while out_r is not None:
         try:
             data = os.read(out_r, 1 << 16)
         except BlockingIOError:
@@ -138,7 +170,7 @@ def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient) -> dict:
         if not data:
             break
         keep(data)
-    for fd in (out_r, req_w, resp_r):
+    for fd in (link.out_fd, link.req_w, link.resp_r):
         os.close(fd)
     if status == "timeout":
         error = f"wall-clock limit of {float(job['timeout']):.3g} s"
@@ -231,12 +263,14 @@ def main() -> None:
     _prepare_process()
     zygote = candidate.ZygoteClient(zygote_end)
     zygote.ready()  # the new root is built: the zygote may fork into it
+    candidates = Candidates(zygote)
+    candidates.next = candidates._order()  # the first spare, while the first job comes
     _write_line({"ready": True})
     reader = os.fdopen(IN_FD, "rb")
     for line in reader:
         job = json.loads(line)
         try:
-            reply = run_job(job, cfg, zygote)
+            reply = run_job(job, cfg, zygote, candidates)
         except candidate.ZygoteGone:  # the worker was killed from outside: go without a word (restarted)
             ns.kill_all()
             os._exit(2)
