@@ -11,8 +11,9 @@ and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}
 /tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
 read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
 namespace holds a loopback interface that is down: no address, local or remote, is reachable.
-:func:`kill_all` is ``kill(-1, SIGKILL)`` from that PID 1, which reaches every process of the
-namespace and nothing outside it (it refuses to run anywhere but in a PID namespace's init).
+:func:`kill_program` and :func:`kill_all` SIGKILL processes of the namespace from its PID 1
+(they refuse to run anywhere else): the first a program's (everything but init and the spare
+candidates, whose parent is outside the namespace), the second all of them (``kill(-1)``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import select
 import signal
 import time
 
@@ -191,6 +193,18 @@ def kill_program(candidate: int, timeout: float = 5.0) -> None:
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
     until = time.monotonic() + timeout
+    try:
+        pidfd = os.pidfd_open(candidate)
+    except OSError:
+        pidfd = None
+    if pidfd is not None:  # the usual case: only the candidate's process to end, and wait for
+        try:
+            os.kill(candidate, signal.SIGKILL)
+            select.select([pidfd], [], [], timeout)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
     while True:
         victims = [pid for pid, ppid in _alive() if ppid != 0 or pid == candidate]
         if not victims or time.monotonic() > until:

@@ -1,10 +1,11 @@
 """A pool of warm sandboxed workers that run untrusted Python programs, many per second.
 
 Each worker (:mod:`ttscale.sandbox.worker`) is one long-lived process in its own namespaces (no
-network, read-only filesystem but a scratch tmpfs, its own PID namespace) that forks a fresh,
-rlimited, unprivileged child per program. The pool runs as many workers as cores, feeds them from
-one queue, and restarts a worker that dies or answers garbage (that program's verdict is
-``error``); the other programs go on.
+network, read-only filesystem but a scratch tmpfs, its own PID namespace) that runs each program
+in a fresh, rlimited, unprivileged process and its tests in a trusted process of its own, which
+calls the program's functions across a plain-data channel and alone decides the verdict. The
+pool runs as many workers as cores, feeds them from one queue, and restarts a worker that dies
+or answers garbage (that program's verdict is ``error``); the other programs go on.
 
 Needs root, or unprivileged user namespaces: no external binary (bubblewrap, unshare) is used;
 the worker makes the system calls itself through libc.

@@ -324,6 +324,33 @@ def judge(job: dict, compiled_tests: object, link: Link) -> tuple[str, str | Non
 
 
 def _judge(job: dict, compiled_tests: object, link: Link) -> str:
+    # Everything that needs no answer from the candidate is done while it runs its code: the
+    # context, the dry run, and the batch of calls sent ahead (read once the code is done).
+    calls: list[bytes] = []
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    proxied: set[str] = set()
+    setup_error = None
+    if job.get("test") and isinstance(compiled_tests, str):
+        setup_error = f"E{compiled_tests}"
+    elif job.get("test"):
+        tests, context, names = compiled_tests
+        if context is not None:
+            try:
+                exec(context, namespace)
+            except TimeUp:
+                raise
+            except BaseException as e:  # noqa: BLE001
+                setup_error = f"Ethe tests' context raised {type(e).__name__}: {e}"
+        proxied = {n for n in names if n not in namespace and not hasattr(builtins, n)}
+        if job.get("entry_point"):
+            proxied.add(job["entry_point"])
+        if setup_error is None and job.get("prefetch", True):
+            calls = prefetch(tests, context, proxied)
+            if calls:
+                try:
+                    link.send(b"B" + b"\n".join(calls))
+                except channel.ChannelClosed:
+                    calls = []
     try:
         first = channel.decode(link.receive())
     except channel.ChannelClosed:
@@ -338,30 +365,14 @@ def _judge(job: dict, compiled_tests: object, link: Link) -> str:
         return "Fthe program sent a malformed message"
     if not job.get("test"):
         return "P"
-    if isinstance(compiled_tests, str):
-        return f"E{compiled_tests}"
-    tests, context, names = compiled_tests
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    if context is not None:
-        try:
-            exec(context, namespace)
-        except TimeUp:
-            raise
-        except BaseException as e:  # noqa: BLE001
-            return f"Ethe tests' context raised {type(e).__name__}: {e}"
-    entry = job.get("entry_point")
-    proxied = {n for n in names if n not in namespace and not hasattr(builtins, n)}
-    if entry:
-        proxied.add(entry)
+    if setup_error is not None:
+        return setup_error
     pre = Prefetched()
-    if job.get("prefetch", True):
-        calls = prefetch(tests, context, proxied)
-        if calls:
-            try:
-                link.send(b"B" + b"\n".join(calls))
-                pre = Prefetched(calls, link.receive()[1:].split(b"\n"))
-            except channel.ChannelClosed:
-                return f"F{ENDED}during a call to {channel.decode(calls[0])[1]}"
+    if calls:
+        try:
+            pre = Prefetched(calls, link.receive()[1:].split(b"\n"))
+        except channel.ChannelClosed:
+            return f"F{ENDED}during a call to {channel.decode(calls[0])[1]}"
     for name in proxied:
         namespace[name] = Candidate(name, link, pre)
     try:

