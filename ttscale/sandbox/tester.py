@@ -56,6 +56,7 @@ class Link:
         self.req_w, self.resp_r, self.out_r, self.deadline, self.keep = (
             req_w, resp_r, out_r, deadline, keep)
         self.out_fd = out_r  # to close at the end (out_r is -1 once at EOF)
+        self.buf = bytearray()  # replies read ahead
 
     def _wait(self, fd: int, write: bool = False) -> None:
         """Until ``fd`` is ready, reading the candidate's output meanwhile; TimeUp at the deadline."""
@@ -88,15 +89,15 @@ class Link:
                 raise channel.ChannelClosed() from None
 
     def _read_exact(self, n: int) -> bytes:
-        chunks, got = [], 0
-        while got < n:
+        while len(self.buf) < n:
             self._wait(self.resp_r)
-            chunk = os.read(self.resp_r, min(n - got, 1 << 20))
+            chunk = os.read(self.resp_r, max(n - len(self.buf), 1 << 16))
             if not chunk:
                 raise channel.ChannelClosed()
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+            self.buf += chunk
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
 
     def receive(self) -> bytes:
         n = int.from_bytes(self._read_exact(4), "big")
@@ -233,7 +234,7 @@ class _Recorder:
         return _Any()
 
 
-def prefetch(tests, context, proxied: set[str]) -> list[bytes]:
+def prefetch(tests, base: dict, proxied: set[str]) -> list[bytes]:
     """The calls the tests will make, found by a dry run of the tests (trusted code) in which
     the candidate's functions return :class:`_Any`; stops at the first thing that does not fit.
 
@@ -247,10 +248,8 @@ def prefetch(tests, context, proxied: set[str]) -> list[bytes]:
     state = random.getstate()
     out, err = sys.stdout, sys.stderr
     try:
-        sys.stdout = sys.stderr = open(os.devnull, "w")
-        namespace = {"__name__": "__main__", "__builtins__": builtins}
-        if context is not None:
-            exec(context, namespace)
+        sys.stdout = sys.stderr = io.StringIO()
+        namespace = dict(base)  # the context's definitions, run once already
         for name in proxied:
             namespace[name] = _Recorder(name, calls)
         exec(tests, namespace)
@@ -259,7 +258,6 @@ def prefetch(tests, context, proxied: set[str]) -> list[bytes]:
     except BaseException:  # noqa: BLE001 - the dry run ends where it ends
         pass
     finally:
-        sys.stdout.close()
         sys.stdout, sys.stderr = out, err
         random.setstate(state)
     return calls
@@ -345,7 +343,7 @@ def _judge(job: dict, compiled_tests: object, link: Link) -> str:
         if job.get("entry_point"):
             proxied.add(job["entry_point"])
         if setup_error is None and job.get("prefetch", True):
-            calls = prefetch(tests, context, proxied)
+            calls = prefetch(tests, namespace, proxied)
             if calls:
                 try:
                     link.send(b"B" + b"\n".join(calls))
