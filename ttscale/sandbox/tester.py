@@ -371,6 +371,8 @@ def _judge(job: dict, compiled_tests: object, link: Link) -> str:
             pre = Prefetched(calls, link.receive()[1:].split(b"\n"))
         except channel.ChannelClosed:
             return f"F{ENDED}during a call to {channel.decode(calls[0])[1]}"
+        except channel.NotPlainData as e:
+            return f"Fthe program sent {e}"
     for name in proxied:
         namespace[name] = Candidate(name, link, pre)
     try:
