@@ -218,3 +218,12 @@ def test_optimal_k_interval_holds_the_point_and_the_truth():
         assert out["k_ci"][0] <= out["k"] <= out["k_ci"][1]
         hits += out["k_ci"][0] <= truth <= out["k_ci"][1]
     assert hits / 40 >= 0.85
+
+
+def test_law_status_for_callers_that_forecast_from_the_law():
+    from ttscale.analysis.law_assess import law_status
+
+    counts = pd.read_csv(FIXTURE)
+    g = counts[counts["temperature"] == 0.6]
+    out = law_status(g["num_samples"], g["num_correct"])
+    assert out["status"] == "rejected" and "k = 1, 2" in out["reasons"][0]

@@ -98,3 +98,26 @@ def assess_law(
         fits_data["distributional"] = {"fits": dist["fits"], "why": dist["why"]}
     rec["fits_data"] = fits_data
     return rec
+
+
+def law_status(
+    n: np.ndarray, c: np.ndarray, *, max_k: int | None = None, ceiling: bool = False,
+    n_boot: int = 300, law_boot: int = 100, ci: float = 0.95, seed: int = 0, source: str = "counts",
+) -> dict[str, Any]:
+    """The C.1 law's verdict on one group of counts, for callers that derive numbers from it
+    (a forecast by ``power_law``): ``{"status", "reasons", "warnings"}`` as in fits.json."""
+    import pandas as pd
+
+    from ttscale.analysis.curves import coverage_curves
+
+    n_i, c_i = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
+    counts = pd.DataFrame({"problem": np.arange(n_i.size), "num_samples": n_i, "num_correct": c_i})
+    top = int(n_i.min()) if max_k is None else int(max_k)
+    cur = coverage_curves(counts, ks=np.arange(1, top + 1) if top <= 1000 else None,
+                          n_boot=n_boot, ci=ci, seed=seed, source=source)
+    cur = cur[cur["k"] <= top]
+    boot = bootstrap_law(n_i, c_i, max_k=max_k, ceiling=ceiling, n_boot=law_boot, ci=ci, seed=seed,
+                         source=source)
+    verdict = judge(boot, cur["k"].to_numpy(), cur["estimate"].to_numpy(), cur["ci_low"].to_numpy(),
+                    cur["ci_high"].to_numpy())
+    return {"status": verdict["status"], "reasons": verdict["reasons"], "warnings": verdict["warnings"]}
