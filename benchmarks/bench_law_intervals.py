@@ -8,7 +8,7 @@ Prints, side by side for the same draws:
    standard error (+-1.96 se), with their median widths;
 2. the pointwise coverage CI: the percentile bootstrap over problems alone against the interval
    ttscale reports (its hull with an exact binomial bound, ``ttscale.analysis.ceiling_ci``), at
-   k = 1, 10, 50, 100, for 10 and for 128 problems.
+   k = 1, 10, 50, 75, 100, for 10 and for 128 problems.
 
 Run: ``python benchmarks/bench_law_intervals.py [--draws 200]`` (about 1-2 minutes).
 """
@@ -57,7 +57,7 @@ def law_coverage(draws: int, alpha: float, beta: float, problems: int, n: int) -
 
 
 def pointwise_coverage(draws: int, problems: int, n: int = 100) -> None:
-    ks = np.array([1, 10, 50, 100])
+    ks = np.array([1, 10, 50, 75, 100])
     truth = true_coverage(0.5, 0.5, ks)
     rng = np.random.default_rng(1)
     boot_hits = np.zeros(ks.size)
