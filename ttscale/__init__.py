@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "analyze": "ttscale.api",
     "compare": "ttscale.api",
     "forecast": "ttscale.api",
+    "forecast_records": "ttscale.api",
     "simulate": "ttscale.api",
     "sweep": "ttscale.api",
     "sweep_plan": "ttscale.api",

@@ -210,25 +210,53 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
     return result
 
 
+def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
+                     method: str | list[str] | None = None, from_k: int | None = None,
+                     seed: int = 0, group_by: list[str] | None = None,
+                     allow_stale: bool = False) -> list[dict[str, Any]]:
+    """:func:`forecast` as a list of dicts, one per (group, method): what ``--json`` prints.
+
+    Keys: the group columns, ``method``, ``k``, ``coverage`` (None where a group has no correct
+    sample, and then ``error`` says why) and ``from_k``.
+    """
+    import pandas as pd
+
+    from ttscale.analysis.forecast import forecast_records as per_group
+    from ttscale.analysis.forecast import resolve_methods, subsample
+    from ttscale.counts import check_k
+
+    frame = isinstance(source, pd.DataFrame)
+    src = "<counts>" if frame else os.fspath(source)
+    if to < 1:
+        raise InputError(f"{src}: --to must be at least 1, got {to}")
+    inp = _load(source, group_by, allow_stale=allow_stale)
+    methods = resolve_methods(method, str(src))
+    counts = inp.counts
+    if from_k is not None:
+        check_k(from_k, int(counts["num_samples"].min()), src, what="--from-k")
+        counts = subsample(counts, from_k, seed)
+    records = per_group(counts, inp.group_cols, to, methods, str(src))
+    for r in records:
+        r["from_k"] = from_k
+    return records
+
+
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
              method: str | list[str] | None = None, from_k: int | None = None, seed: int = 0,
              group_by: list[str] | None = None, allow_stale: bool = False) -> pd.DataFrame:
     """Forecast coverage at ``k = to`` per group (and method) from the samples drawn.
 
     ``method``: ``power_law`` (default), ``beta``, ``beta_eb``, ``beta_mixture``, a list of them,
-    or ``"all"``. ``from_k`` first subsamples each problem to that many samples (a back-test).
-    Returns one row per (group, method): the group columns, ``method``, ``k``, ``coverage``
-    (NaN where a group has no correct sample; ``error`` says why) and ``from_k``.
+    or ``"all"``. ``from_k`` first subsamples each problem to that many samples without
+    replacement (a back-test; seeded by ``seed``). Returns one row per (group, method): the group
+    columns, ``method``, ``k``, ``coverage`` (NaN where a group has no correct sample; ``error``
+    says why) and ``from_k``. A run whose verifiers have not judged every sample is refused
+    (``allow_stale`` warns).
     """
     import pandas as pd
 
-    from ttscale.analysis.forecast import forecast_input
-
-    records, _ = forecast_input(source if isinstance(source, pd.DataFrame)
-                                         else os.fspath(source), to, method=method,
-                                         from_k=from_k, seed=seed, group_by=group_by,
-                                         allow_stale=allow_stale)
-    return pd.DataFrame(records)
+    return pd.DataFrame(forecast_records(source, to, method=method, from_k=from_k, seed=seed,
+                                         group_by=group_by, allow_stale=allow_stale))
 
 
 def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,

@@ -27,7 +27,6 @@ analytic gradients (digamma) and L-BFGS-B on log-parameters, and take millisecon
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -255,33 +254,3 @@ def resolve_methods(method: str | list[str] | None, source: str = "forecast") ->
             raise InputError(f"{source}: --method {m!r} is not a forecast method "
                              f"(known: {', '.join(names)}, all)")
     return asked
-
-
-def forecast_input(
-    source: str | os.PathLike | pd.DataFrame, to: int, *, method: str | list[str] | None = None,
-    from_k: int | None = None, seed: int = 0, group_by: list[str] | None = None,
-    allow_stale: bool = False,
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """(records, group columns): ``ttscale forecast`` of a counts table, run directory or frame.
-
-    Each record is :func:`forecast_records`' plus ``"from_k"``. ``from_k`` first subsamples every
-    problem to that many samples (:func:`subsample`, seeded by ``seed``): a back-test.
-    """
-    from ttscale.analysis.pipeline import input_from_counts, load_input
-    from ttscale.counts import check_k
-
-    frame = isinstance(source, pd.DataFrame)
-    src = "<counts>" if frame else source
-    if to < 1:
-        raise InputError(f"{src}: --to must be at least 1, got {to}")
-    inp = (input_from_counts(source, group_by) if frame
-           else load_input(source, group_by, allow_stale=allow_stale))
-    methods = resolve_methods(method, str(src))
-    counts = inp.counts
-    if from_k is not None:
-        check_k(from_k, int(counts["num_samples"].min()), src, what="--from-k")
-        counts = subsample(counts, from_k, seed)
-    records = forecast_records(counts, inp.group_cols, to, methods, str(src))
-    for r in records:
-        r["from_k"] = from_k
-    return records, list(inp.group_cols)

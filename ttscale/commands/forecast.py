@@ -49,13 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ttscale.analysis.forecast import forecast_input
+    from ttscale.api import forecast_records
     from ttscale.commands.analyze import parse_columns
 
-    records, group_cols = forecast_input(args.input, args.to, method=args.method,
-                                         from_k=args.from_k, seed=args.seed,
-                                         group_by=parse_columns(args.group_by),
-                                         allow_stale=args.allow_stale)
+    records = forecast_records(args.input, args.to, method=args.method, from_k=args.from_k,
+                               seed=args.seed, group_by=parse_columns(args.group_by),
+                               allow_stale=args.allow_stale)
+    group_cols = [c for c in (records[0] if records else {})
+                  if c not in ("method", "k", "coverage", "error", "from_k")]
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
