@@ -228,6 +228,10 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
     cells = plan(cfg, source)
     settings = [sample_settings(cfg, c) for c in cells]  # validates before anything is written
     executor = parse_executor(cfg.executor, cfg.executor_options, source)
+    if not executor.is_local:
+        from ttscale.executors.cluster import require_ray
+
+        require_ray()  # the ray extra missing: one line, before the sweep folder is made
     root = sweep_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
     with stage_lock(root, "sweep"):  # a second sweep on this folder: one line, exit 2
