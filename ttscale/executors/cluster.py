@@ -28,7 +28,9 @@ def connect(address: str | None, local_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"logging_level": "ERROR", "configure_logging": True}
+    # workers' output (model loading bars, warnings) stays in the cluster's logs, not the terminal;
+    # their errors still reach the driver as exceptions
+    kwargs: dict[str, Any] = {"logging_level": "ERROR", "configure_logging": True, "log_to_driver": False}
     if address is None:  # a local cluster, for this process only
         kwargs.update(include_dashboard=False, num_cpus=local_cpus)
     elif local_cpus is not None:
