@@ -35,7 +35,7 @@ def test_sweep_config_names_the_bad_executor_option(tmp_path):
     import yaml
 
     from ttscale.config import load_sweep_config
-    from ttscale.sweep import plan
+    from ttscale.sweeps import plan
 
     cfg = {"name": "s", "num_samples": 2, "temperatures": [1.0], "models": [{"model": "embedded"}],
            "tasks": [{"name": "arithmetic"}], "verifiers": [{"name": "exact"}],
