@@ -273,3 +273,39 @@ def test_verify_on_a_full_disk_gives_one_line_then_resumes(tmp_path: Path) -> No
         assert len(v) == 200 and not v.duplicated(SAMPLE_KEY).any()
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_two_concurrent_sweeps_leave_one_verdict_per_sample(tmp_path: Path) -> None:
+    import yaml
+
+    from ttscale.backends.transformers_backend import EMBEDDED_DIR
+
+    if not (EMBEDDED_DIR / "config.json").is_file():
+        pytest.skip("the embedded model is not there")
+    out = tmp_path / "sweep"
+    cfg = {"name": "twice", "out": str(out), "seed": 0, "num_samples": 8, "temperatures": [1.0],
+           "max_tokens": 8,
+           "models": [{"name": "m", "backend": "transformers", "model": "embedded",
+                       "options": {"threads": 1, "batch_size": 32}}],
+           "tasks": [{"name": "arithmetic", "num_problems": 6}],
+           "verifiers": [{"name": "exact"}, {"name": "majority"}],
+           "analysis": {"n_boot": 20}, "report": False}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "ttscale", "sweep", str(path), "--no-progress"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path) for _ in range(2)]
+    outs = [(p.wait(timeout=900), *p.communicate()) for p in procs]
+    codes = sorted(rc for rc, _, _ in outs)
+    assert codes in ([0, 0], [0, 2]), outs
+    for rc, _, err in outs:
+        if rc == 2:
+            assert "stage 'sweep' is already running" in err and "Traceback" not in err, err
+    runs = [p.parents[2] for p in out.rglob("verdicts/exact/verifier.json")]
+    assert len(runs) == 1
+    run = RunDir(runs[0])
+    assert len(run.read_samples()) == 6 * 8
+    for name in ("exact", "majority"):
+        v = run.read_verdicts(name)
+        assert len(v) == 6 * 8 and not v.duplicated(SAMPLE_KEY).any()
