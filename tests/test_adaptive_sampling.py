@@ -292,3 +292,10 @@ def test_the_report_states_the_rule_and_the_samples_saved(tmp_path, backend):
     drawn, full = int(state["n"].sum()), PROBLEMS * len(TEMPS) * 16
     assert "<h3>Adaptive sampling</h3>" in html and "stopped at the first round boundary" in html
     assert f"<td>{drawn}</td>" in html and f"<td>{full}</td>" in html and f"<td>{full - drawn}</td>" in html
+
+
+def test_import_cannot_sample_until_solved(tmp_path):
+    with pytest.raises(InputError, match="adaptive: field 'backend'"):
+        draw(SampleSettings(backend="import", from_file=str(tmp_path / "x.jsonl"), num_samples=4,
+                                    adaptive={"successes": 1}), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -190,6 +190,9 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
     from ttscale.verification import make_verifier, verdict_name, verify_run
 
     assert settings.adaptive is not None
+    if settings.backend == "import":
+        raise InputError("adaptive: field 'backend': import brings samples already drawn; "
+                         "sampling until solved needs a backend that draws (transformers, vllm, openai)")
     if settings.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
     k_max = settings.num_samples

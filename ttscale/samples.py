@@ -143,14 +143,14 @@ def draw(settings: Any, out: str | os.PathLike, backend: Any = None, progress: b
     rounds until each problem's stopping rule holds (:mod:`ttscale.adaptive`); otherwise the
     missing samples are generated (a ready ``backend`` may be passed to reuse an engine).
     """
+    if getattr(settings, "adaptive", None) is not None:  # rounds with a stopping rule
+        from ttscale.adaptive import run_adaptive  # (which refuses backend import)
+
+        return run_adaptive(settings, out, backend, progress)
     if settings.backend == "import":
         from ttscale.backends.importer import import_samples
 
         return import_samples(settings, out, progress=progress)
-    if getattr(settings, "adaptive", None) is not None:  # rounds with a stopping rule
-        from ttscale.adaptive import run_adaptive
-
-        return run_adaptive(settings, out, backend, progress)
     from ttscale.sampling import run_sampling
 
     return run_sampling(settings, out, backend=backend, progress=progress)
