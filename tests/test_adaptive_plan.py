@@ -71,8 +71,7 @@ def test_forecasts_from_adaptive_counts_agree_with_full_sampling():
     import pandas as pd
 
     from ttscale.analysis.adaptive import simulate_rule
-    from ttscale.analysis.adaptive_run import forecast_adaptive
-    from ttscale.analysis.forecast import forecast_coverage
+    from ttscale.analysis.forecast import forecast_adaptive, forecast_coverage
 
     rng = np.random.default_rng(7)
     p = rng.beta(0.2, 2.0, size=400)
@@ -86,3 +85,23 @@ def test_forecasts_from_adaptive_counts_agree_with_full_sampling():
         full = forecast_coverage(np.full(400, 1000), sim["c_full"], 10_000, method)
         ad = forecast_adaptive(counts, 10_000, method, "test")
         assert abs(ad - full) < 0.02, (method, ad, full)
+
+
+def test_forecast_reads_adaptive_counts_and_refuses_subsampling_them():
+    import pandas as pd
+
+    from ttscale.analysis.adaptive import simulate_rule
+    from ttscale.analysis.forecast import forecast_adaptive
+    from ttscale.api import forecast_records
+    from ttscale.errors import InputError
+
+    rng = np.random.default_rng(3)
+    sim = simulate_rule(rng.beta(0.3, 2.0, size=100), StoppingRule(successes=2, first_round=16), 512, rng)
+    counts = pd.DataFrame({"problem": np.arange(100), "num_samples": sim["n"], "num_correct": sim["c"],
+                           "adaptive_prev": sim["prev"], "adaptive_successes": 2,
+                           "adaptive_min_samples": 1, "adaptive_max_samples": 512})
+    records = forecast_records(counts, 5000, method="all")
+    for rec in records:
+        assert rec["coverage"] == pytest.approx(forecast_adaptive(counts, 5000, rec["method"], "x"))
+    with pytest.raises(InputError, match="--from-k: an adaptive run"):
+        forecast_records(counts, 5000, from_k=16)

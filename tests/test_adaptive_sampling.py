@@ -264,7 +264,7 @@ def test_a_sweep_samples_until_solved_in_every_cell(tmp_path, capsys):
     # is estimated on the first m (= 1) samples only
     table = pd.read_parquet(run.path / "analysis" / "compare" / "compare.parquet")
     ex = table[table.verifier == "exact"].set_index("k")["accuracy"]
-    assert len(ex) and all(abs(ex[k] - pk[k]) < 1e-12 for k in ex.index)
+    assert ex.index.max() == 16 and all(abs(ex[k] - pk[k]) < 1e-12 for k in ex.index)
     assert table[table.verifier == "majority"]["k"].max() == 1
 
 
@@ -299,3 +299,14 @@ def test_import_cannot_sample_until_solved(tmp_path):
         draw(SampleSettings(backend="import", from_file=str(tmp_path / "x.jsonl"), num_samples=4,
                                     adaptive={"successes": 1}), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sample_command_says_what_the_rule_saved(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("task: arithmetic\nnum_problems: 4\nk: 16\nmax_tokens: 8\nthreads: 1\n"
+                   "adaptive: {successes: 1, first_round: 4}\n")
+    assert main(["sample", "--config", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    state = read_state(RunDir(tmp_path / "out"))
+    assert out[-1].startswith("adaptive (r=1, m=1, boundaries 4,8,16): ")
+    assert f"{int(state['n'].sum())} of 64 samples drawn" in out[-1]

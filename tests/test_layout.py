@@ -130,8 +130,6 @@ KNOWN_CYCLES = [
     ["ttscale.executors", "ttscale.executors.ray_sampling"],
     # verification imports the pool and ray_verify; both import verification's helpers (i11, i13)
     ["ttscale.executors.ray_verify", "ttscale.verification", "ttscale.verifier_pool"],
-    # SampleSettings.adaptive is adaptive.AdaptiveSettings; adaptive drives sampling's internals (i12)
-    ["ttscale.adaptive", "ttscale.sampling"],
     # pipeline -> temperature_view -> pipeline (load_input) (i9b)
     ["ttscale.analysis.pipeline", "ttscale.analysis.temperature_view"],
 ]

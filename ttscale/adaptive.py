@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
+from ttscale.adaptive_settings import RULE_FIELDS, AdaptiveSettings, check_rule  # noqa: F401 (re-exported)
 from ttscale.analysis.adaptive import StoppingRule
 from ttscale.errors import InputError
 from ttscale.store import RunDir, atomic_write_table
@@ -38,25 +38,7 @@ if TYPE_CHECKING:
     from ttscale.plugins import Problem
     from ttscale.sampling import SampleSettings, SamplingResult
 
-#: the fields of the rule; a resumed run must keep every one
-RULE_FIELDS = ("successes", "min_samples", "first_round", "growth", "verifier", "verifier_options")
 STATE_COLUMNS = ["problem_id", "temperature", "n", "prev", "successes", "stopped", "checks"]
-
-
-class AdaptiveSettings(BaseModel):
-    """The ``adaptive:`` block: sample until solved (see the module doc)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    successes: int = Field(4, ge=1, description="r: stop once this many samples passed the oracle verifier.")
-    min_samples: int = Field(1, ge=1, description="m: never stop before this many samples (maj@k etc. are valid for k <= m).")
-    first_round: int = Field(32, ge=1, description="The first round boundary (samples per (problem, temperature)).")
-    growth: float = Field(2.0, gt=1, allow_inf_nan=False, description="Each boundary is the last times this (rounded up).")
-    verifier: str | None = Field(None, description="The verifier that decides (default: the task's oracle, its first).")
-    verifier_options: dict[str, Any] = Field(default_factory=dict, description="Options of that verifier.")
-
-    def rule(self) -> StoppingRule:
-        return StoppingRule(self.successes, self.min_samples, self.first_round, float(self.growth))
 
 
 def checks(rule: StoppingRule, k: int) -> list[int]:
@@ -75,24 +57,6 @@ def read_state(run: RunDir) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             STATE_COLUMNS, ["object", "float64", "int64", "int64", "int64", "bool", "object"], strict=True)})
     return pd.read_parquet(path)
-
-
-def check_rule(old: dict[str, Any], s: SampleSettings, where: str) -> None:
-    """InputError naming the field when ``s`` would change the stored run's stopping rule."""
-    theirs = old.get("adaptive")
-    mine = s.adaptive.model_dump() if s.adaptive is not None else None
-    if theirs is None and mine is None:
-        return
-    if theirs is None:
-        raise InputError(f"{where}: field 'adaptive': this run was sampled without a stopping rule; "
-                         "use another --out for an adaptive run")
-    if mine is None:
-        raise InputError(f"{where}: field 'adaptive': this run samples until solved "
-                         f"({theirs}); give the same adaptive block or use another --out")
-    for key in RULE_FIELDS:
-        if theirs.get(key) != mine.get(key):
-            raise InputError(f"{where}: field 'adaptive.{key}' is {theirs.get(key)!r} in this run, "
-                             f"not {mine.get(key)!r}: the stopping rule cannot change (use another --out)")
 
 
 def oracle_name(s: SampleSettings) -> str:
@@ -274,3 +238,15 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
                  "adaptive_summary": summary}
         run.write_config(smp.run_record(settings, run.read_config(), info, len(problems), stats))
     return smp.SamplingResult(run.path, len(problems), requested, written, total, seconds, tokens, t_sample)
+
+
+def summary_line(run_dir: str | Path) -> str | None:
+    """One line on an adaptive run (rule, stopped, samples drawn of full K); None otherwise."""
+    cfg = RunDir(run_dir).read_config()
+    s, rule = cfg.get("adaptive_summary"), cfg.get("adaptive")
+    if not s or not rule:
+        return None
+    return (f"adaptive (r={rule['successes']}, m={rule['min_samples']}, boundaries "
+            f"{','.join(map(str, s['boundaries']))}): {s['stopped']} of {s['groups']} (problem, "
+            f"temperature) stopped; {s['samples_drawn']} of {s['samples_full']} samples drawn "
+            f"({s['fraction_drawn']:.3f} of full K)")

@@ -233,6 +233,11 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     methods = resolve_methods(method, str(src))
     counts = inp.counts
     if from_k is not None:
+        from ttscale.analysis.adaptive_run import is_adaptive
+
+        if is_adaptive(counts):
+            raise InputError(f"{src}: --from-k: an adaptive run's samples cannot be subsampled (each "
+                             "(problem, temperature) stopped by a rule); forecast from them as they are")
         check_k(from_k, int(counts["num_samples"].min()), src, what="--from-k")
         counts = subsample(counts, from_k, seed)
     records = per_group(counts, inp.group_cols, to, methods, str(src))

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from ttscale.adaptive import AdaptiveSettings
+from ttscale.adaptive_settings import AdaptiveSettings
 from ttscale.errors import InputError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ttscale.adaptive import AdaptiveSettings, check_rule
+from ttscale.adaptive_settings import AdaptiveSettings, check_rule
 from ttscale.backends.base import SEED_STRIDE, Backend, Request, seed_base
 from ttscale.errors import InputError
 from ttscale.locks import stage_lock

@@ -236,7 +236,7 @@ def report_table(cfg: dict[str, Any]) -> pd.DataFrame | None:
 
 
 def subset_trials_for(counts: pd.DataFrame, ks: np.ndarray) -> np.ndarray:
-    """``sum_i floor(n_i / k)`` (:func:`ttscale.analysis.ceiling_ci.subset_trials`), where a row
+    """``sum_i n_i / k`` (:func:`ttscale.analysis.ceiling_ci.subset_trials`), where a row
     that stopped (S >= r) counts as K samples for k > T: its pass@k there is exactly 1, as
     certain as a full run's row at that k; for k <= T it counts its own T samples."""
     from ttscale.analysis.ceiling_ci import subset_trials
@@ -247,21 +247,7 @@ def subset_trials_for(counts: pd.DataFrame, ks: np.ndarray) -> np.ndarray:
     kk = np.asarray(ks, dtype=np.int64).ravel()
     stopped = counts["num_correct"].to_numpy(np.int64) >= counts["adaptive_successes"].to_numpy(np.int64)
     big = counts["adaptive_max_samples"].to_numpy(np.int64)
-    per = n[:, None] // np.maximum(kk[None, :], 1)
+    kf = np.maximum(kk[None, :], 1).astype(float)
     beyond = stopped[:, None] & (kk[None, :] > n[:, None])
-    per = np.where(beyond, big[:, None] // np.maximum(kk[None, :], 1), per)
-    return per.sum(axis=0).astype(float)
-
-
-def forecast_adaptive(counts: pd.DataFrame, to_k: int, method: str, source: str) -> float:
-    """Coverage at ``to_k`` from adaptive rows. ``power_law`` fits the law to the stopping-rule
-    curve on k <= K (the plain curve would be biased). The beta methods fit by maximum likelihood,
-    and a stopping rule that depends only on the successes seen leaves the likelihood
-    ``p^S (1-p)^(T-S)`` of each row unchanged (up to a factor free of p), so they take (T, S) as
-    they are."""
-    from ttscale.analysis.forecast import forecast_coverage
-
-    if method == "power_law":
-        return float(np.clip(fit_adaptive(counts, None, False, source).predict(np.array([to_k]))[0], 0, 1))
-    return float(forecast_coverage(counts["num_samples"].to_numpy(np.int64),
-                                   counts["num_correct"].to_numpy(np.int64), to_k, method, source))
+    per = np.where(beyond, big[:, None] / kf, n[:, None] / kf)
+    return per.sum(axis=0)

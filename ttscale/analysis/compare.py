@@ -124,7 +124,10 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     run = RunDir(run_dir)
     if not run.exists():
         raise InputError(f"{run.path}: run directory does not exist")
-    n_min = min_samples(run)
+    from ttscale.analysis.adaptive_run import run_rule
+
+    rule = run_rule(run)  # an adaptive run: the deciding verifier's curve reaches K (others k <= m)
+    n_min = int(rule["num_samples"]) if rule is not None else min_samples(run)
     kk = np.asarray(default_ks(n_min) if ks is None else ks, dtype=np.int64)
     check_k(kk, n_min, run.samples_dir)
     resolved = [resolve(run, s) for s in specs]

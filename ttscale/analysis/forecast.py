@@ -214,6 +214,20 @@ def subsample(counts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return out
 
 
+def forecast_adaptive(counts: pd.DataFrame, to_k: int, method: str, source: str) -> float:
+    """Coverage at ``to_k`` from adaptive rows. ``power_law`` fits the law to the stopping-rule
+    curve on k <= K (the plain curve would be biased). The beta methods fit by maximum likelihood,
+    and a stopping rule that depends only on the successes seen leaves the likelihood
+    ``p^S (1-p)^(T-S)`` of each row unchanged (up to a factor free of p), so they take (T, S) as
+    they are."""
+    from ttscale.analysis.adaptive_run import fit_adaptive
+
+    if method == "power_law":
+        return float(np.clip(fit_adaptive(counts, None, False, source).predict(np.array([to_k]))[0], 0, 1))
+    return float(forecast_coverage(counts["num_samples"].to_numpy(np.int64),
+                                   counts["num_correct"].to_numpy(np.int64), to_k, method, source))
+
+
 def forecast_records(
     counts: pd.DataFrame, group_cols: list[str], to_k: int, methods: list[str],
     source: str = "counts",
@@ -223,6 +237,9 @@ def forecast_records(
     A group with no correct sample at all has nothing to forecast from: its coverage is null
     and ``"error"`` says why (the other groups are still forecast).
     """
+    from ttscale.analysis.adaptive_run import is_adaptive
+
+    adaptive = is_adaptive(counts)
     groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
     out = []
     for key, g in groups:
@@ -233,7 +250,9 @@ def forecast_records(
             rec = {col: (v.item() if isinstance(v, np.generic) else v)
                    for col, v in zip(group_cols, key, strict=True)}
             rec.update({"method": method, "k": int(to_k)})
-            if (c > 0).any():
+            if (c > 0).any() and adaptive:  # the stopping-rule curve (ttscale.analysis.adaptive_run)
+                rec["coverage"] = forecast_adaptive(g, to_k, method, source)
+            elif (c > 0).any():
                 rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
             else:
                 rec.update(coverage=None, error="no correct sample in this group")
