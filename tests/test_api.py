@@ -158,6 +158,19 @@ def test_forecast_in_sample_equals_the_measured_coverage():
         ttscale.forecast(counts, to=10, method="magic")
 
 
+def test_temperatures_picks_the_temperature_with_the_higher_exact_coverage(tmp_path):
+    counts = pd.read_csv(FIXTURE)
+    view = ttscale.temperatures(FIXTURE, ks=[1, 10], n_boot=100, splits=2, out=tmp_path / "t")
+    for k in (1, 10):
+        exact = {t: exact_coverage(g, k) for t, g in counts.groupby("temperature")}
+        best = view.best[view.best["k"] == k]
+        assert best["best_temperature"].item() == max(exact, key=exact.get)
+        by_t = view.by_temperature[view.by_temperature["k"] == k].set_index("temperature")
+        for t, cov in exact.items():
+            assert by_t.loc[t, "coverage"] == pytest.approx(cov, abs=1e-12)
+    assert (tmp_path / "t" / "temperatures.parquet").is_file()
+
+
 def test_simulate_a_perfect_verifier_reaches_coverage(tmp_path):
     s = ttscale.simulate(difficulty="beta:0.5,2", k_max=1000, out=tmp_path / "sim")
     assert isinstance(s, ttscale.Simulation)

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "forecast": "ttscale.api",
     "forecast_records": "ttscale.api",
     "simulate": "ttscale.api",
+    "temperatures": "ttscale.api",
     "sweep": "ttscale.api",
     "sweep_plan": "ttscale.api",
     "report": "ttscale.api",

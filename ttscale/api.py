@@ -21,6 +21,7 @@ from ttscale.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ttscale.analysis.temperature_view import TemperatureView
     from ttscale.config import SweepConfig
     from ttscale.results import Analysis, Comparison, Simulation
     from ttscale.sampling import SamplingResult
@@ -262,6 +263,31 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
 
     return pd.DataFrame(forecast_records(source, to, method=method, from_k=from_k, seed=seed,
                                          group_by=group_by, allow_stale=allow_stale))
+
+
+def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_boot: int = 1000,
+                 ci: float = 0.95, seed: int = 0, splits: int = 5,
+                 group_by: list[str] | None = None, out: str | os.PathLike | None = None,
+                 allow_stale: bool = False) -> TemperatureView:
+    """The temperature view: coverage against temperature at fixed k, the best temperature per k.
+
+    ``source`` is a counts table with a ``temperature`` column or a run directory. Returns a
+    :class:`ttscale.analysis.temperature_view.TemperatureView` (``by_temperature``: coverage
+    per (group, temperature, k) with CIs; ``best``: per (group, k) the best temperature, the gap
+    to the runner-up with a paired CI, p_best, and the best split of k samples over temperatures
+    with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
+    files of ``ttscale temperatures --out`` are written.
+    """
+    from ttscale.analysis.temperature_view import temperatures as view_of
+    from ttscale.analysis.temperature_view import write_view
+
+    if group_by is not None and "temperature" not in group_by:
+        group_by = [*group_by, "temperature"]
+    view = view_of(os.fspath(source), ks, n_boot, ci, seed, splits, group_by,
+                   allow_stale=allow_stale)
+    if out is not None:
+        write_view(view, out)
+    return view
 
 
 def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,

@@ -40,16 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.analysis.temperature_view import temperatures, write_view
+    from ttscale.api import temperatures
 
     ks = parse_ks(args.ks) if args.ks is not None else None
-    group_by = parse_columns(args.group_by)
-    if group_by is not None and "temperature" not in group_by:
-        group_by = [*group_by, "temperature"]
-    view = temperatures(args.input, ks, args.n_boot, args.ci, args.seed, args.splits, group_by,
-                        allow_stale=args.allow_stale)
-    if args.out:
-        write_view(view, args.out)
+    view = temperatures(args.input, ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
+                        splits=args.splits, group_by=parse_columns(args.group_by),
+                        out=args.out or None, allow_stale=args.allow_stale)
     if args.json:
         print(json.dumps({"by_temperature": json.loads(view.by_temperature.to_json(orient="records")),
                           "best": json.loads(view.best.to_json(orient="records"))}, indent=1))
