@@ -92,10 +92,13 @@ def test_a_replica_killed_mid_run_changes_nothing(cluster, local_run, tmp_path):
     backend = RayBackend(s, executor_of(s).ray)
     try:
         res = run_sampling(s, tmp_path / "run", backend=KillOneReplica(backend), progress=False)
+        note = backend.progress_note()  # the terminal's per-replica figures
     finally:
         backend.close()
     assert backend.stats.replica_deaths == 1 and backend.stats.restarts == 1
     assert backend.stats.lost_chunks >= 1  # its queued chunks were lost and sampled again
+    assert note.startswith("| r0 ") and " | r1 " in note and "dead" not in note, note
+    assert sum(r["samples"] for r in backend.stats.per_replica) == 48  # each sample came back once
     assert res.written == 48
     got = sorted_samples(tmp_path / "run")
     assert not got.duplicated(SAMPLE_KEY).any()
@@ -164,6 +167,9 @@ def test_a_sweep_on_ray_resumes_after_sigkill_of_its_driver(cluster, tmp_path, l
     proc.wait()
     first = len(shard_paths(samples))
     assert 1 <= first < 48, "the driver was not killed mid-sampling"
+    while time.time() < deadline and ray.available_resources().get("CPU", 0) < 2:
+        time.sleep(0.1)  # the dead driver's replica goes with it: no CPU stays held
+    assert ray.available_resources().get("CPU", 0) == 2
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     run = tmp_path / "sweep" / "m" / "arithmetic"
