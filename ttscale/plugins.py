@@ -93,6 +93,8 @@ class Verifier(ABC):
     kind: ClassVar[VerifierKind] = "oracle"
     #: the reference fields this verifier needs, checked before any sample is verified
     requires: ClassVar[tuple[str, ...]] = ()
+    #: option name -> "help (default X)": shown by `ttscale list verifiers`
+    option_help: ClassVar[dict[str, str]] = {}
     options: dict[str, Any] = field(default_factory=dict)
 
     @abstractmethod

@@ -52,6 +52,12 @@ class ImperfectVerifier(Verifier):
 
     name: ClassVar[str] = "imperfect"
     kind: ClassVar[str] = "imperfect"
+    option_help: ClassVar[dict[str, str]] = {
+        "base": "the oracle made imperfect (default exact); base.KEY=VALUE for its options",
+        "fpr": "chance of accepting a wrong sample (default 0)",
+        "fnr": "chance of rejecting a right sample (default 0)",
+        "seed": "seed of the flips (default 0)",
+    }
 
     def __post_init__(self) -> None:
         known = {"base", "fpr", "fnr", "seed"}

@@ -50,6 +50,10 @@ class MajorityVote(Verifier):
     """Majority vote: normalised answer per sample plus its correctness, for maj@k."""
 
     name: ClassVar[str] = "majority"
+    option_help: ClassVar[dict[str, str]] = {
+        "normalizer": "exact (default) or math (Math-Verify: 0.5 and \\frac{1}{2} vote together); "
+                      "with math, the math verifier's options too",
+    }
     kind: ClassVar[str] = "selector"
     requires: ClassVar[tuple[str, ...]] = ("answer",)
 

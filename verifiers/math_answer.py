@@ -80,6 +80,12 @@ class MathAnswer(Verifier):
     name: ClassVar[str] = "math"
     kind: ClassVar[str] = "oracle"
     requires: ClassVar[tuple[str, ...]] = ("answer",)
+    option_help: ClassVar[dict[str, str]] = {
+        "dedup": "verify each distinct answer of a problem once (default true)",
+        "parse_timeout": "seconds for Math-Verify's parse of one answer, 0 for none (default 5)",
+        "verify_timeout": "seconds for one equivalence check, 0 for none (default 5)",
+        "float_rounding": "decimal places numbers are rounded to before comparing (default 6)",
+    }
 
     def __post_init__(self) -> None:
         check_unknown_options(self.name, self.options,

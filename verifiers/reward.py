@@ -148,6 +148,18 @@ class RewardVerifier(Verifier):
 
     name: ClassVar[str] = "reward"
     kind: ClassVar[str] = "selector"
+    option_help: ClassVar[dict[str, str]] = {
+        "model": "a transformers sequence-classification model folder scoring prompt + completion",
+        "scores": "a Parquet/CSV/JSONL file of scores keyed by problem_id, temperature, sample_index",
+        "callable": "module:function(prompts, completions) -> one float per completion",
+        "command": "an external scorer: JSON lines on stdin, one number per line on stdout",
+        "column": "with scores: the column holding the score (default score)",
+        "label": "with model: the logit used as the score (default 1 of two labels, else 0)",
+        "batch_size": "with model: completions scored at once (default 16)",
+        "device": "with model: cpu or cuda (default cuda when available)",
+        "max_length": "with model: truncate longer inputs from the left (default: none)",
+        "oracle": "the oracle that fills `passed` (default math); oracle.KEY=VALUE for its options",
+    }
 
     def __post_init__(self) -> None:
         opts = self.options

@@ -85,6 +85,14 @@ def trusted_context(prefix: str) -> str | None:
 class UnitTests(Verifier):
     name: ClassVar[str] = "unit_tests"
     kind: ClassVar[str] = "oracle"
+    option_help: ClassVar[dict[str, str]] = {
+        "timeout_base": "seconds every program gets before scaling (default 4)",
+        "timeout_factor": "times the reference solution's time added to the limit (default 4)",
+        "calibrate": "time the reference solution when the task gives no time (default true)",
+        "strict_returns": "a test that returns without checking does not pass (default true)",
+        "workers": "sandboxed worker processes (default: the CPU count)",
+        **{name: f"sandbox limit (default {getattr(Limits(), name)})" for name in LIMIT_FIELDS},
+    }
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.options) - OPTIONS)

@@ -40,13 +40,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="import backend: JSONL of samples, or Large Language Monkeys YAML/JSON (file or folder)")
     p.add_argument("--max-n-per-request", type=int, help="chunk larger K into requests of this n (default 256)")
-    g = p.add_argument_group("backend options")
+    g = p.add_argument_group("backend options", "every backend's options, defaults and meaning: "
+                             "`ttscale list backends`")
     g.add_argument("--batch-size", type=int, help="transformers: sequences decoded together")
     g.add_argument("--max-num-seqs", type=int, help="vllm: sequences per engine step (transformers: = batch size)")
     g.add_argument("--gpu-memory-utilization", type=finite_float, help="vllm: fraction of GPU memory to use")
     g.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     g.add_argument("--device", help="transformers: auto, cpu, cuda, cuda:1")
-    g.add_argument("--threads", type=int, help="transformers: CPU threads (default: torch's)")
+    g.add_argument("--threads", type=int, help="transformers: CPU threads (default: half the cores, at least 1)")
     g.add_argument("--backend-option", action="append", metavar="KEY=VALUE", default=None,
                    help="any other backend option (repeatable), e.g. base_url=http://localhost:8000/v1")
     e = p.add_argument_group("executor (where the backend runs)")
