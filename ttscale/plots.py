@@ -99,7 +99,7 @@ def plot_lines(
     """Draw ``lines`` into a new figure and return it (matplotlib ``Figure``)."""
     plt = _pyplot()
     with plt.rc_context(RC_PARAMS):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8.4, 4.4))  # room for the legend on the right
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, line in enumerate(lines):
             color = colors[i % len(colors)]
@@ -144,7 +144,8 @@ def plot_lines(
         if title:
             ax.set_title(title)
         if lines:
-            ax.legend(loc="lower right", fontsize=7, framealpha=0.85)
+            # beside the axes, never over the curves (several oracles' lines would be hidden)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
         fig.tight_layout()
     return fig
 
@@ -265,7 +266,7 @@ def compare_figure(table: Any, title: str) -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "ttscale"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))  # room for the legend on the right
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     temps = sorted(table["temperature"].unique())
@@ -289,7 +290,7 @@ def compare_figure(table: Any, title: str) -> Any:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
     fig.tight_layout()
     return fig
 

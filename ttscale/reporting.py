@@ -21,9 +21,15 @@ from typing import Any
 
 import pandas as pd
 
-from ttscale import __version__
+from ttscale import __version__, report_sections
 from ttscale.errors import InputError
+from ttscale.report_svg import SCRIPT as CHART_SCRIPT
 from ttscale.store import atomic_write_bytes
+
+#: sections added after a run's tables and comparison, in page order: ``(run_dir, run_json) -> html``
+#: ("" when there is nothing to show); add a section by appending a function here
+RUN_SECTIONS = [report_sections.forecast_section, report_sections.simulate_section,
+                report_sections.problems_section]
 
 #: k values shown in the tables of the report (those present in a curve)
 TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
@@ -39,7 +45,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 color:#222;line-height:1.45;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
+.scroll{overflow-x:auto;max-width:100%}table.examples td{white-space:normal;vertical-align:top;max-width:22em}
+table.examples pre{margin:0;white-space:pre-wrap;word-break:break-word}
 td.l,th.l{text-align:left}figure{margin:1em 0}figure svg,figure img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
 .muted{color:#777}.stale{background:#fff0f0;border:1px solid #d33;padding:.4em .8em;color:#900}
@@ -104,7 +112,13 @@ def _table(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
             else:
                 cells.append(f'<td class="l">{_esc(v)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            "</tbody></table></div>")
+
+
+def table_html(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
+    """A DataFrame as the report's table (scrolls sideways where it is wider than the page)."""
+    return _table(df, float_fmt)
 
 
 def _curve_table(curves: pd.DataFrame) -> str:
@@ -112,8 +126,11 @@ def _curve_table(curves: pd.DataFrame) -> str:
     kmax = int(curves["k"].max())
     if kmax not in ks:
         ks.append(kmax)
-    sub = curves[curves["k"].isin(ks)].copy()
+    sub = _label_selections(curves[curves["k"].isin(ks)].copy())
     group = [c for c in sub.columns if c not in ("k", "estimate", "ci_low", "ci_high")]
+    for c in group:  # a blank (NaN) in a grouping column must not drop the row from the pivot
+        if sub[c].isna().any() or c in ("fpr", "fnr"):
+            sub[c] = [("" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v)) for v in sub[c]]
     sub["value"] = [
         f"{e:.3f}" if pd.isna(lo) else f"{e:.3f} [{lo:.3f}, {hi:.3f}]"
         for e, lo, hi in zip(sub["estimate"], sub["ci_low"], sub["ci_high"], strict=True)
@@ -122,6 +139,33 @@ def _curve_table(curves: pd.DataFrame) -> str:
     wide.columns = [f"k={c}" if isinstance(c, int | float) and not isinstance(c, bool) else str(c)
                     for c in wide.columns]
     return _table(wide.astype({c: str for c in wide.columns if c.startswith("k=")}))
+
+
+def _label_selections(curves: pd.DataFrame) -> pd.DataFrame:
+    """maj@k / best-of-k rows are the vote's, not an oracle's: say whose answers voted, and show
+    rows that several oracles' answers gave identically once."""
+    if not {"metric", "verifier"} <= set(curves.columns) or "kind" in curves.columns:
+        return curves  # a comparison table: there the verifier column names the selector itself
+    sel = curves["metric"] != "pass@k"
+    if not sel.any():
+        return curves
+    rest = [c for c in curves.columns if c != "verifier"]
+    voted = curves[sel].groupby(rest, dropna=False, sort=False)["verifier"].agg(
+        lambda v: "answers: " + ", ".join(sorted(set(map(str, v))))).reset_index()
+    return pd.concat([curves[~sel], voted[curves.columns]], ignore_index=True)
+
+
+def _saturation_text(fits: pd.DataFrame) -> pd.DataFrame:
+    """saturation_k where the measured curve never saturated: "not reached by k = N"."""
+    if "saturation_k" not in fits.columns:
+        return fits
+    fits = fits.copy()
+    kmax = fits["k_max"] if "k_max" in fits.columns else pd.Series([None] * len(fits))
+    fits["saturation_k"] = [
+        (f"not reached by k = {int(m)}" if m is not None and m == m else "not reached")
+        if v is None or v != v else str(int(v))
+        for v, m in zip(fits["saturation_k"], kmax, strict=True)]
+    return fits
 
 
 def _run_section(run: Path, root: Path) -> str:
@@ -149,12 +193,13 @@ def _run_section(run: Path, root: Path) -> str:
             parts.append("<h3>Fitted laws, saturation points and ceilings</h3>")
             from ttscale.report_fits import DETAIL_KEYS, fit_section
 
-            fits_df = pd.DataFrame(fits)
+            fits_df = _saturation_text(pd.DataFrame(fits))
             keep = [c for c in fits_df.columns
                     if c not in FIT_DETAIL_COLUMNS and c not in DETAIL_KEYS and not c.endswith("_ci")]
             parts.append(_table(fits_df[keep].dropna(axis=1, how="all")))
             parts.append(fit_section(fits))
     parts.extend(_figures(analysis / "figures"))
+    parts.append(report_sections.curves_chart(run, cfg))
     if (analysis / "temperature_best.parquet").is_file():
         from ttscale.analysis.temperature_view import REPORT_NOTE
 
@@ -168,6 +213,7 @@ def _run_section(run: Path, root: Path) -> str:
         parts.append(_curve_table(table.rename(columns={"accuracy": "estimate"}))
                      if "accuracy" in table.columns and "k" in table.columns else _table(table))
         parts.extend(_figures(compare))
+    parts.extend(section(run, cfg) for section in RUN_SECTIONS)
     parts.append(f"<details><summary>run.json</summary><pre>{_esc(json.dumps(cfg, indent=2))}</pre></details>")
     return "\n".join(parts)
 
@@ -213,7 +259,7 @@ def build_report(root: str | Path, out: str | Path | None = None, allow_stale: b
                        f"{rest}")
         sections.append(section)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>"
+            f"<style>{_CSS}</style><script>{_SCRIPT}{CHART_SCRIPT}</script></head><body>"
             + "\n".join(sections) + "</body></html>")
     out_path = Path(out) if out else root / "report.html"
     atomic_write_bytes(out_path, page.encode())
