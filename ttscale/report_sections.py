@@ -1,7 +1,7 @@
-"""Sections of the HTML report beyond the tables (see :mod:`ttscale.report`): the interactive
+"""Sections of the HTML report beyond the tables (see :mod:`ttscale.reporting`): the interactive
 scaling curves, forecasts, what-if simulations, and the per-problem view (pass-rate histogram
 and example completions). Each is a function ``(run_dir, run_json) -> html`` returning "" when
-there is nothing to show; :data:`ttscale.report.RUN_SECTIONS` lists them in page order.
+there is nothing to show; :data:`ttscale.reporting.RUN_SECTIONS` lists them in page order.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ttscale.report_svg import Series, histogram, line_chart
+from ttscale.report_svg import Series, histogram, line_chart, table_html
 
 
 def _esc(x: Any) -> str:
@@ -63,8 +63,6 @@ def forecast_section(run: Path, cfg: dict[str, Any]) -> str:
     rows = data if isinstance(data, list) else data.get("forecasts", []) if isinstance(data, dict) else []
     if not rows:
         return ""
-    from ttscale.report import table_html
-
     df = pd.json_normalize(rows)
     keep = [c for c in df.columns if not isinstance(df[c].iloc[0], list | dict)]
     return (_h3("Forecasts (coverage at larger k from the samples drawn)")
@@ -74,8 +72,6 @@ def forecast_section(run: Path, cfg: dict[str, Any]) -> str:
 
 def simulate_section(run: Path, cfg: dict[str, Any]) -> str:
     """Every ``ttscale simulate --out`` folder inside the run (simulation.parquet + summary.json)."""
-    from ttscale.report import table_html
-
     parts = []
     for sim in sorted(run.glob("**/simulation.parquet")):
         folder = sim.parent

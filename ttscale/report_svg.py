@@ -1,4 +1,4 @@
-"""Interactive figures for the HTML report: inline SVG plus a few lines of inline JavaScript.
+"""Interactive figures and tables for the HTML report: inline SVG plus a little inline JavaScript.
 
 A chart is self-contained and works offline: every point carries a ``<title>`` (its value and
 confidence interval, shown on hover), and each legend entry toggles its series (click). The
@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+
+import pandas as pd
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22")
@@ -122,6 +124,25 @@ def histogram(values: list[float], bins: int, label: str, width: int = 520, heig
     out.append(f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{peak}</text>'
                f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">{_esc(label)}</text></svg>')
     return "".join(out)
+
+
+def table_html(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
+    """A DataFrame as the report's table (scrolls sideways where it is wider than the page)."""
+    head = "".join(f'<th class="l">{_esc(c)}</th>' if df[c].dtype == object else f"<th>{_esc(c)}</th>"
+                   for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for v in rec:
+            if isinstance(v, float):
+                cells.append(f"<td>{'' if pd.isna(v) else float_fmt.format(v)}</td>")
+            elif isinstance(v, int):
+                cells.append(f"<td>{v}</td>")
+            else:
+                cells.append(f'<td class="l">{_esc(v)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            "</tbody></table></div>")
 
 
 def _ok(x: float, log_x: bool) -> bool:

@@ -24,6 +24,7 @@ import pandas as pd
 from ttscale import __version__, report_sections
 from ttscale.errors import InputError
 from ttscale.report_svg import SCRIPT as CHART_SCRIPT
+from ttscale.report_svg import table_html
 from ttscale.store import atomic_write_bytes
 
 #: sections added after a run's tables and comparison, in page order: ``(run_dir, run_json) -> html``
@@ -98,27 +99,7 @@ def _figures(folder: Path) -> list[str]:
     return out
 
 
-def _table(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
-    head = "".join(f'<th class="l">{_esc(c)}</th>' if df[c].dtype == object else f"<th>{_esc(c)}</th>"
-                   for c in df.columns)
-    rows = []
-    for rec in df.itertuples(index=False):
-        cells = []
-        for v in rec:
-            if isinstance(v, float):
-                cells.append(f"<td>{'' if pd.isna(v) else float_fmt.format(v)}</td>")
-            elif isinstance(v, int):
-                cells.append(f"<td>{v}</td>")
-            else:
-                cells.append(f'<td class="l">{_esc(v)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
-            "</tbody></table></div>")
-
-
-def table_html(df: pd.DataFrame, float_fmt: str = "{:.4f}") -> str:
-    """A DataFrame as the report's table (scrolls sideways where it is wider than the page)."""
-    return _table(df, float_fmt)
+_table = table_html  # the report's table (ttscale.report_svg.table_html)
 
 
 def _curve_table(curves: pd.DataFrame) -> str:
