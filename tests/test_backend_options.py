@@ -68,7 +68,8 @@ def test_list_verifiers_shows_options(capsys):
     assert "fpr: chance of accepting a wrong sample" in out
 
 
-def _readme_commands() -> list[str]:
+def _readme_commands() -> tuple[list[str], list[str]]:
+    """(commands in bash blocks, command fragments quoted in prose)."""
     text = README.read_text()
     cmds = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
@@ -77,23 +78,37 @@ def _readme_commands() -> list[str]:
             line = line.split("#", 1)[0].strip()
             if line.startswith(("ttscale ", ".venv-vllm/bin/ttscale ")):
                 cmds.append(line)
+    prose = []
     for line in text.splitlines():  # inline commands in prose (not the placeholder table)
         if line.lstrip().startswith("|"):
             continue
-        cmds.extend(m for m in re.findall(r"`(ttscale [^`]*)`", line) if "--" in m and "[" not in m)
-    # "..." stands for flags shown elsewhere; a flag given without its value is prose, not a command
-    cmds = [" ".join(t for t in c.split() if t != "...") for c in cmds]
-    return [c for c in cmds if not c.endswith(("--config", "--out"))]
+        prose.extend(m for m in re.findall(r"`(ttscale [^`]*)`", line) if "--" in m and "[" not in m)
+    # "..." stands for flags shown elsewhere
+    clean = [" ".join(t for t in c.split() if t != "...") for c in cmds + prose]
+    return clean[: len(cmds)], clean[len(cmds):]
+
+
+def _subparser(parser, name):
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
 
 
 def test_every_readme_command_parses():
-    cmds = _readme_commands()
-    assert len(cmds) >= 15
+    cmds, prose = _readme_commands()
+    assert len(cmds) >= 10 and len(prose) >= 5
     parser = build_parser()
-    for cmd in cmds:
-        argv = shlex.split(cmd)
-        argv = argv[1:]  # drop `ttscale`
+    for cmd in cmds:  # whole commands: parsed as they are
+        argv = shlex.split(cmd)[1:]  # drop `ttscale`
         try:
             parser.parse_args(argv)
         except SystemExit as e:
             pytest.fail(f"README command does not parse ({e.code}): {cmd}")
+    for frag in prose:  # fragments in sentences: every flag is one the command has
+        argv = shlex.split(frag)[1:]
+        sub = _subparser(parser, argv[0])
+        known = {s for a in sub._actions for s in a.option_strings}
+        for tok in argv[1:]:
+            if tok.startswith("--"):
+                assert tok.split("=")[0] in known, f"README: `{frag}`: no flag {tok} in `ttscale {argv[0]}`"
