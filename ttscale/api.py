@@ -222,29 +222,13 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     """
     import pandas as pd
 
-    from ttscale.analysis.forecast import forecast_records as per_group
-    from ttscale.analysis.forecast import resolve_methods, subsample
-    from ttscale.counts import check_k
+    from ttscale.analysis.forecast import forecast_input
 
-    frame = isinstance(source, pd.DataFrame)
-    src = "<counts>" if frame else os.fspath(source)
+    src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
     if to < 1:
         raise InputError(f"{src}: --to must be at least 1, got {to}")
     inp = _load(source, group_by, allow_stale=allow_stale)
-    methods = resolve_methods(method, str(src))
-    counts = inp.counts
-    if from_k is not None:
-        from ttscale.analysis.adaptive_run import is_adaptive
-
-        if is_adaptive(counts):
-            raise InputError(f"{src}: --from-k: an adaptive run's samples cannot be subsampled (each "
-                             "(problem, temperature) stopped by a rule); forecast from them as they are")
-        check_k(from_k, int(counts["num_samples"].min()), src, what="--from-k")
-        counts = subsample(counts, from_k, seed)
-    records = per_group(counts, inp.group_cols, to, methods, str(src))
-    for r in records:
-        r["from_k"] = from_k
-    return records
+    return forecast_input(inp.counts, inp.group_cols, to, method, from_k, seed, str(src))
 
 
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
@@ -407,19 +391,6 @@ def list_plugins(what: str) -> list[tuple[str, str, str]]:
 
     Built-ins and entry-point plugins alike; a verifier's kind is oracle, selector or imperfect.
     """
-    from ttscale.registry import tasks, verifiers
+    from ttscale.registry import describe
 
-    if what not in ("tasks", "verifiers"):
-        raise InputError(f"list: {what!r} is not 'tasks' or 'verifiers'")
-    registry = tasks if what == "tasks" else verifiers
-    out = []
-    for entry in registry.entries():
-        if what == "tasks":
-            kind = "task"
-        else:
-            try:
-                kind = str(getattr(entry.load(), "kind", "?"))
-            except Exception as e:  # noqa: BLE001 - a broken third-party plugin still gets listed
-                kind = f"unloadable ({type(e).__name__})"
-        out.append((entry.name, kind, entry.description))
-    return out
+    return describe(what)

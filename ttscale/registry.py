@@ -104,3 +104,25 @@ def _first_line(obj: Any) -> str:
 
 tasks = Registry("tasks")
 verifiers = Registry("verifiers")
+
+
+def describe(what: str) -> list[tuple[str, str, str]]:
+    """(name, kind, description) of each registered ``"tasks"`` or ``"verifiers"``, by name.
+
+    A task's kind is ``task``; a verifier's ``oracle``, ``selector`` or ``imperfect`` (loaded to
+    read it; a broken third-party plugin is still listed, as ``unloadable (Error)``).
+    """
+    if what not in ("tasks", "verifiers"):
+        raise InputError(f"list: {what!r} is not 'tasks' or 'verifiers'")
+    registry = tasks if what == "tasks" else verifiers
+    out = []
+    for entry in registry.entries():
+        if what == "tasks":
+            kind = "task"
+        else:
+            try:
+                kind = str(getattr(entry.load(), "kind", "?"))
+            except Exception as e:  # noqa: BLE001 - a broken third-party plugin still gets listed
+                kind = f"unloadable ({type(e).__name__})"
+        out.append((entry.name, kind, entry.description))
+    return out

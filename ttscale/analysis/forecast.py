@@ -273,3 +273,26 @@ def resolve_methods(method: str | list[str] | None, source: str = "forecast") ->
             raise InputError(f"{source}: --method {m!r} is not a forecast method "
                              f"(known: {', '.join(names)}, all)")
     return asked
+
+
+def forecast_input(counts: pd.DataFrame, group_cols: list[str], to: int,
+                   method: str | list[str] | None = None, from_k: int | None = None,
+                   seed: int = 0, source: str = "counts") -> list[dict[str, Any]]:
+    """``ttscale forecast``'s records of a loaded input: :func:`forecast_records` per method
+    (:func:`resolve_methods`) plus ``"from_k"``; ``from_k`` first subsamples every problem to that
+    many samples (:func:`subsample`, seeded by ``seed``): a back-test."""
+    from ttscale.counts import check_k
+
+    methods = resolve_methods(method, source)
+    if from_k is not None:
+        from ttscale.analysis.adaptive_run import is_adaptive
+
+        if is_adaptive(counts):
+            raise InputError(f"{source}: --from-k: an adaptive run's samples cannot be subsampled (each "
+                             "(problem, temperature) stopped by a rule); forecast from them as they are")
+        check_k(from_k, int(counts["num_samples"].min()), source, what="--from-k")
+        counts = subsample(counts, from_k, seed)
+    records = forecast_records(counts, group_cols, to, methods, source)
+    for r in records:
+        r["from_k"] = from_k
+    return records
