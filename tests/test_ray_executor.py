@@ -115,6 +115,18 @@ def test_replicas_beyond_the_cluster_are_one_clear_error(cluster, tmp_path):
         parse_settings({**BASE, "executor": "ray", "executor_options": {"replica": 2}}, "cfg.yaml")
 
 
+def test_a_model_the_replicas_cannot_load_is_one_line_and_frees_the_cluster(cluster, tmp_path):
+    s = SampleSettings(**{**BASE, "model": str(tmp_path / "no-model")}, executor="ray",
+                       executor_options={"replicas": 2})
+    with pytest.raises(InputError, match=r"^--model .*no-model: cannot load it"):
+        run_sampling(s, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    deadline = time.time() + 30
+    while time.time() < deadline and ray.available_resources().get("CPU", 0) < 2:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0) == 2  # the failed replicas were stopped
+
+
 def test_verification_on_ray_equals_local(cluster, tmp_path, local_run):
     from ttscale.executors import parse_executor
     from ttscale.verification import verify_run

@@ -142,9 +142,12 @@ class RayBackend(Backend):
         self.model = str(settings.model)
         self.options = dict(settings.backend_options)
         self.started = connect(opts.address, opts.local_cpus)
+        self.slots: list[_Slot] = []
         try:
             self._setup(ray, opts)
         except BaseException:
+            for slot in self.slots:  # a replica that failed to start holds its CPUs/GPUs
+                ray.kill(slot.handle)
             shutdown(self.started)
             raise
 
