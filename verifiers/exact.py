@@ -35,13 +35,17 @@ def reference_answer(problem: Problem) -> str | None:
 
 
 def exact_answers(texts: pd.Series) -> list[str | None]:
-    """Normalised final answers of completions (None where a completion gives none)."""
-    cache: dict[str, str | None] = {}
+    """Normalised final answers of completions (None where a completion gives none).
+
+    The extraction runs once per sample; the normalisation (numbers to exact fractions) once per
+    distinct extracted answer: long completions are nearly all distinct, their answers are not."""
+    cache: dict[str | None, str | None] = {}
     out = []
-    for t in texts.fillna("").astype(str):
-        if t not in cache:
-            cache[t] = normalize_answer(extract_final_answer(t))
-        out.append(cache[t])
+    for t in texts.fillna("").astype(str).tolist():
+        raw = extract_final_answer(t)
+        if raw not in cache:
+            cache[raw] = normalize_answer(raw)
+        out.append(cache[raw])
     return out
 
 

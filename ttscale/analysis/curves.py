@@ -162,8 +162,9 @@ def selection_curve_from_summary(
 
     The per-problem values come from :func:`ttscale.analysis.vote_curves.selection_matrix`
     (cached under ``cache_dir``): exact or Monte Carlo as documented there. Returns the curve
-    and a record of the method: ``{"exact": problems exact at every k, "monte_carlo": {problem:
-    largest exact k (every k above it Monte Carlo)}}``."""
+    and a record of the method: ``{"exact": problems without Monte Carlo, "monte_carlo": {problem:
+    largest exact k (above it Monte Carlo)}, "bounded_from_k": {problem: k from which the value
+    is the top answer's correctness within "bound"}}``."""
     from ttscale.analysis.vote_curves import selection_matrix
 
     kk = np.unique(np.asarray(ks, dtype=np.int64))
@@ -171,11 +172,18 @@ def selection_curve_from_summary(
     sizes = hist.groupby("problem_id")["count"].sum().to_numpy()
     frame = _curve_frame(key, cols, metric, kk, res.values, n_boot, ci, seed,
                          subset_trials(sizes, kk))[[*cols, *CURVE_COLUMNS]]
-    exact = res.k_exact >= kk.max()
+    bound = res.k_bound if res.k_bound is not None else np.zeros_like(res.k_exact)
+    # a problem needs Monte Carlo for some k when a grid k lies above k_exact and below k_bound
+    top = np.where(bound > 0, bound, kk.max() + 1)
+    mc = np.array([bool(((kk > e) & (kk < b)).any()) for e, b in zip(res.k_exact, top, strict=True)],
+                  dtype=bool)
     if metric == "weighted-vote@k":
         method = {"exact": 0, "monte_carlo": "all problems, every k"}
     else:
-        method = {"exact": int(exact.sum()),
+        method = {"exact": int((~mc).sum()),
                   "monte_carlo": {str(p): int(k) for p, k in
-                                  zip(res.problems[~exact], res.k_exact[~exact], strict=True)}}
+                                  zip(res.problems[mc], res.k_exact[mc], strict=True)},
+                  "bounded_from_k": {str(p): int(b) for p, b in
+                                     zip(res.problems, bound, strict=True) if b > 0},
+                  "bound": 1e-6}
     return frame, method

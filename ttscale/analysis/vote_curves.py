@@ -9,8 +9,10 @@ draw but never vote, ties split uniformly, correctness of an answer = its mean `
 * best-of-k: exact for every problem and k (blocks of equal score, closed form).
 * maj@k: a problem with one distinct answer has the closed form
   ``correct * (1 - C(n0, k) / C(n, k))`` (n0 null samples); otherwise the exact dynamic programme
-  (:func:`ttscale.analysis.selection._maj_one`) for every k of the grid up to the largest
-  ``k_exact`` whose estimated work (:func:`~ttscale.analysis.selection.exact_maj_work`) fits the
+  (:func:`ttscale.analysis.selection._maj_one`); from the k where Hoeffding's bound puts the
+  most common answer's win probability within ``BOUND_EPS`` (1e-6) of 1, that answer's
+  correctness (``k_bound``, error <= 1e-6); below it, exact for every k of the grid up to the
+  largest ``k_exact`` whose estimated work (:func:`~ttscale.analysis.selection.exact_maj_work`) fits the
   budget (``exact_budget`` kernel entries per problem), and Monte Carlo above it. The Monte
   Carlo draws ``n_mc`` uniform random orderings per problem as a chain of multivariate
   hypergeometric increments between consecutive grid points (so one ordering serves every k,
@@ -43,6 +45,8 @@ METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
 EXACT_BUDGET = 3e6
 #: Monte Carlo orderings per problem (standard error <= 0.5 / sqrt(N_MC) per problem and k)
 N_MC = 1000
+#: maj@k within this of the top answer's correctness counts as settled (see _k_certain)
+BOUND_EPS = 1e-6
 #: cells (problems x replicates x answers) per Monte Carlo block
 _MC_CELLS = 4_000_000
 
@@ -55,6 +59,8 @@ class SelectionMatrix:
     ks: np.ndarray  # (K,)
     values: np.ndarray  # (P, K); NaN where k exceeds the problem's samples
     k_exact: np.ndarray  # (P,) every k <= k_exact is exact, the rest Monte Carlo (0: none exact)
+    #: (P,) every k >= k_bound is the top answer's correctness, within BOUND_EPS (0: none)
+    k_bound: np.ndarray | None = None
 
 
 def _problem_arrays(hist: pd.DataFrame, by: str):
@@ -114,6 +120,7 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
     per = _problem_arrays(hist, "answer")
     values = np.full((len(per), ks.size), np.nan)
     k_exact = np.zeros(len(per), np.int64)
+    k_bound = np.zeros(len(per), np.int64)  # 0: none
     mc: list[tuple[int, np.ndarray]] = []  # (row, grid columns) left to Monte Carlo
     for i, (_, _, m, passed, n0) in enumerate(per):
         n = int(m.sum()) + n0
@@ -126,6 +133,16 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
             k_exact[i] = n
             continue
         grid = ks[fits]
+        cols = np.flatnonzero(fits)
+        k_sure = _k_certain(m, n)
+        if k_sure <= grid.max():  # the plurality answer wins but with probability <= BOUND_EPS
+            top = int(np.argmax(m))
+            sure = grid >= k_sure
+            values[i, cols[sure]] = wc[top]
+            k_bound[i] = int(grid[sure][0])
+            grid, cols = grid[~sure], cols[~sure]
+            if not grid.size:
+                continue
         if exact_maj_work(m, wc, int(grid.max())) <= exact_budget:
             cut = grid.size
         else:  # the longest prefix of the grid the exact DP can afford
@@ -137,7 +154,6 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
                 else:
                     hi = mid - 1
             cut = lo
-        cols = np.flatnonzero(fits)
         if cut:
             values[i, cols[:cut]] = _maj_one(m, wc, n0, grid[:cut])
             k_exact[i] = int(grid[cut - 1])
@@ -145,7 +161,24 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
             mc.append((i, cols[cut:]))
     if mc:
         _fill_mc(values, per, mc, ks, n_mc, seed)
-    return SelectionMatrix(np.asarray([r[0] for r in per]), ks, np.clip(values, 0.0, 1.0), k_exact)
+    return SelectionMatrix(np.asarray([r[0] for r in per]), ks, np.clip(values, 0.0, 1.0), k_exact,
+                           k_bound)
+
+
+def _k_certain(m: np.ndarray, n: int) -> float:
+    """The smallest k from which the most common answer wins a k-subset's vote with probability
+    at least 1 - BOUND_EPS (inf when the two most common tie).
+
+    Hoeffding's bound for sampling without replacement: with shares p_b = m_b / n and gap
+    g = p_1 - p_2, P(X_b >= X_1) <= 2 exp(-k g_b^2 / 2) summed over the other answers b (each
+    needs X_1/k <= p_1 - g_b/2 or X_b/k >= p_b + g_b/2), at most A exp(-k g^2 / 2) (A answers,
+    counting that X_1's deviation is shared). So maj@k lies within BOUND_EPS of the top answer's
+    correctness once k >= 2 ln(A / BOUND_EPS) / g^2."""
+    top2 = np.sort(m)[-2:]
+    g = (float(top2[-1]) - float(top2[0])) / n
+    if g <= 0:
+        return np.inf
+    return 2.0 * np.log(m.size / BOUND_EPS) / g**2
 
 
 def _fill_mc(values: np.ndarray, per: list, mc: list[tuple[int, np.ndarray]], ks: np.ndarray,
@@ -222,7 +255,7 @@ def weighted_matrix(hist: pd.DataFrame, ks: np.ndarray, n_mc: int = 2000,
 # -- one entry point, cached -------------------------------------------------------------------
 def _key(hist: pd.DataFrame, metric: str, ks: np.ndarray, params: dict) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"metric": metric, "ks": ks.tolist(), **params, "v": 1}).encode())
+    h.update(json.dumps({"metric": metric, "ks": ks.tolist(), **params, "v": 2}).encode())
     h.update(pd.util.hash_pandas_object(hist[["problem_id", "answer", "score", "count", "passed"]],
                                         index=False).to_numpy().tobytes())
     return h.hexdigest()[:24]
@@ -245,7 +278,8 @@ def selection_matrix(hist: pd.DataFrame, metric: str, ks: np.ndarray, *,
     if path is not None and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return SelectionMatrix(z["problems"], z["ks"], z["values"], z["k_exact"])
+                return SelectionMatrix(z["problems"], z["ks"], z["values"], z["k_exact"],
+                                       z["k_bound"])
         except (OSError, ValueError, KeyError):
             pass
     if metric == "maj@k":
@@ -260,8 +294,9 @@ def selection_matrix(hist: pd.DataFrame, metric: str, ks: np.ndarray, *,
         from ttscale.store import atomic_write_bytes
 
         buf = io.BytesIO()
+        k_bound = res.k_bound if res.k_bound is not None else np.zeros_like(res.k_exact)
         np.savez(buf, problems=res.problems.astype(str), ks=res.ks, values=res.values,
-                 k_exact=res.k_exact)
+                 k_exact=res.k_exact, k_bound=k_bound)
         try:
             atomic_write_bytes(path, buf.getvalue())
         except OSError:
