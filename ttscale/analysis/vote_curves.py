@@ -9,9 +9,9 @@ draw but never vote, ties split uniformly, correctness of an answer = its mean `
 * best-of-k: exact for every problem and k (blocks of equal score, closed form).
 * maj@k: a problem with one distinct answer has the closed form
   ``correct * (1 - C(n0, k) / C(n, k))`` (n0 null samples); otherwise the exact dynamic programme
-  (:func:`ttscale.analysis.selection._maj_one`); from the k where Hoeffding's bound puts the
+  (:func:`ttscale.analysis.selection._maj_one`); from the k where a Chernoff bound puts the
   most common answer's win probability within ``BOUND_EPS`` (1e-6) of 1, that answer's
-  correctness (``k_bound``, error <= 1e-6); below it, exact for every k of the grid up to the
+  correctness (``k_bound``, error <= 1e-6, by a Chernoff bound, see :func:`_k_certain`); below it, exact for every k of the grid up to the
   largest ``k_exact`` whose estimated work (:func:`~ttscale.analysis.selection.exact_maj_work`) fits the
   budget (``exact_budget`` kernel entries per problem), and Monte Carlo above it. The Monte
   Carlo draws ``n_mc`` uniform random orderings per problem as a chain of multivariate
@@ -44,7 +44,7 @@ METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
 #: kernel entries of the exact maj@k DP allowed per problem (about 0.1 s on this machine)
 EXACT_BUDGET = 3e6
 #: Monte Carlo orderings per problem (standard error <= 0.5 / sqrt(N_MC) per problem and k)
-N_MC = 1000
+N_MC = 300
 #: maj@k within this of the top answer's correctness counts as settled (see _k_certain)
 BOUND_EPS = 1e-6
 #: cells (problems x replicates x answers) per Monte Carlo block
@@ -90,25 +90,25 @@ def _mc_maj(ms: list[np.ndarray], wcs: list[np.ndarray], nulls: np.ndarray, ks: 
     rng = np.random.default_rng(seed)
     out = np.zeros((p, ks.size))
     left = np.repeat(counts[:, None, :], n_mc, axis=1)  # (P, R, A+1) still undrawn
-    drawn = np.zeros_like(left)
-    rest = left[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]  # rest[..., j] = sum_{b >= j} left
+    drawn = np.zeros((p, n_mc, a), np.int64)
     prev = 0
     for col, k in enumerate(ks.tolist()):
         need = np.full((p, n_mc), k - prev, np.int64)
+        rest = left.sum(axis=2)  # undrawn in columns j .. A
         for j in range(a):  # multivariate hypergeometric as a chain of univariate ones
-            x = rng.hypergeometric(left[:, :, j], rest[:, :, j + 1], need) if need.any() else 0
+            rest -= left[:, :, j]
+            x = rng.hypergeometric(left[:, :, j], rest, need)
             drawn[:, :, j] += x
             left[:, :, j] -= x
-            need = need - x
-        drawn[:, :, a] += need
+            need -= x
+            if not need.any():
+                break
         left[:, :, a] -= need
-        rest = left[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
         prev = k
-        votes = drawn[:, :, :a]
-        top = votes.max(axis=2, keepdims=True)
-        tied = (votes == top) & (top > 0)
+        top = drawn.max(axis=2, keepdims=True)
+        tied = (drawn == top) & (top > 0)
         num = tied.sum(axis=2)
-        val = np.where(num > 0, (tied * wc[:, None, :]).sum(axis=2) / np.maximum(num, 1), 0.0)
+        val = (tied * wc[:, None, :]).sum(axis=2) / np.maximum(num, 1)
         out[:, col] = val.mean(axis=1)
     return out
 
@@ -134,7 +134,7 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
             continue
         grid = ks[fits]
         cols = np.flatnonzero(fits)
-        k_sure = _k_certain(m, n)
+        k_sure = _k_certain(m, n, grid)
         if k_sure <= grid.max():  # the plurality answer wins but with probability <= BOUND_EPS
             top = int(np.argmax(m))
             sure = grid >= k_sure
@@ -165,39 +165,50 @@ def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_B
                            k_bound)
 
 
-def _k_certain(m: np.ndarray, n: int) -> float:
-    """The smallest k from which the most common answer wins a k-subset's vote with probability
-    at least 1 - BOUND_EPS (inf when the two most common tie).
+def _k_certain(m: np.ndarray, n: int, ks: np.ndarray) -> float:
+    """The smallest k of ``ks`` from which the most common answer wins a k-subset's vote with
+    probability at least 1 - BOUND_EPS (inf if none).
 
-    Hoeffding's bound for sampling without replacement: with shares p_b = m_b / n and gap
-    g = p_1 - p_2, P(X_b >= X_1) <= 2 exp(-k g_b^2 / 2) summed over the other answers b (each
-    needs X_1/k <= p_1 - g_b/2 or X_b/k >= p_b + g_b/2), at most A exp(-k g^2 / 2) (A answers,
-    counting that X_1's deviation is shared). So maj@k lies within BOUND_EPS of the top answer's
-    correctness once k >= 2 ln(A / BOUND_EPS) / g^2."""
-    top2 = np.sort(m)[-2:]
-    g = (float(top2[-1]) - float(top2[0])) / n
-    if g <= 0:
+    For another answer b, D = 1[draw is b] - 1[draw is the top answer] has mean p_b - p_1 < 0
+    (shares of all n samples, unparsed ones included), and by Hoeffding (1963, Theorem 4) a
+    sum over draws without replacement is dominated in convex order by one with replacement, so
+    the Chernoff bound holds: P(X_b >= X_1) <= min_l E[exp(l D)]^k = (1 - (sqrt(p_1) -
+    sqrt(p_b))^2)^k. The top answer wins outright unless some b reaches it, so maj@k is within
+    sum_b (1 - (sqrt(p_1) - sqrt(p_b))^2)^k of the top answer's correctness."""
+    order = np.sort(m)[::-1]
+    if order.size < 2 or order[0] == order[1]:
         return np.inf
-    return 2.0 * np.log(m.size / BOUND_EPS) / g**2
+    p = order / float(n)
+    gap = (np.sqrt(p[0]) - np.sqrt(p[1:])) ** 2  # > 0
+    logs = np.log1p(-np.minimum(gap, 1.0 - 1e-300))
+    total = np.exp(np.clip(ks[:, None] * logs[None, :], -745.0, 0.0)).sum(axis=1)
+    ok = np.flatnonzero(total <= BOUND_EPS)
+    return float(ks[ok[0]]) if ok.size else np.inf
 
 
 def _fill_mc(values: np.ndarray, per: list, mc: list[tuple[int, np.ndarray]], ks: np.ndarray,
              n_mc: int, seed: int) -> None:
-    """Monte Carlo for the (row, columns) pairs of ``mc``, in blocks of problems sharing a grid."""
-    by_grid: dict[tuple[int, ...], list[int]] = {}
-    for row, cols in mc:
-        by_grid.setdefault(tuple(cols.tolist()), []).append(row)
-    for cols_t, rows in by_grid.items():
-        cols = np.asarray(cols_t)
-        width = max(per[r][2].size for r in rows) + 1
-        step = max(1, _MC_CELLS // (n_mc * width))
-        for lo in range(0, len(rows), step):
-            block = rows[lo:lo + step]
-            ms = [per[r][2] for r in block]
-            wcs = [per[r][3] / np.maximum(per[r][2], 1) for r in block]
-            nulls = np.asarray([per[r][4] for r in block], np.int64)
-            values[np.ix_(block, cols)] = _mc_maj(ms, wcs, nulls, ks[cols], n_mc,
-                                                  seed + 7919 * block[0])
+    """Monte Carlo for the (row, columns) pairs of ``mc``: problems sorted by their columns and
+    run in blocks (bounded in memory) on the union of the block's columns, each keeping its own."""
+    mc = sorted(mc, key=lambda rc: (int(rc[1][0]), int(rc[1][-1])))
+    width = max(per[r][2].size for r, _ in mc) + 1
+    step = max(1, _MC_CELLS // (n_mc * width))
+    for lo in range(0, len(mc), step):
+        block = mc[lo:lo + step]
+        cols = np.unique(np.concatenate([c for _, c in block]))
+        n_min = min(int(per[r][2].sum()) + per[r][4] for r, _ in block)
+        cols = cols[ks[cols] <= n_min]
+        ms = [per[r][2] for r, _ in block]
+        wcs = [per[r][3] / np.maximum(per[r][2], 1) for r, _ in block]
+        nulls = np.asarray([per[r][4] for r, _ in block], np.int64)
+        got = _mc_maj(ms, wcs, nulls, ks[cols], n_mc, seed + 7919 * lo)
+        pos = {c: j for j, c in enumerate(cols.tolist())}
+        for i, (r, mine) in enumerate(block):
+            if all(c in pos for c in mine.tolist()):
+                values[r, mine] = got[i, [pos[c] for c in mine.tolist()]]
+            else:  # more samples than the block's smallest problem: on its own
+                values[r, mine] = _mc_maj([ms[i]], [wcs[i]], nulls[i:i + 1], ks[mine], n_mc,
+                                          seed + 7919 * lo + i + 1)[0]
 
 
 # -- best-of-k and weighted vote ---------------------------------------------------------------
