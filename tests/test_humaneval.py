@@ -116,6 +116,9 @@ def test_bad_references_and_options_are_input_errors(problems):
         verifiers.get("unit_tests")(options={"timout": 3})
     with pytest.raises(InputError, match="option 'memory_mb'"):
         verifiers.get("unit_tests")(options={"memory_mb": 0})
+    with pytest.raises(InputError, match="'strict_returns' can no longer be false"):
+        verifiers.get("unit_tests")(options={"strict_returns": False})
+    verifiers.get("unit_tests")(options={"strict_returns": True})  # older configs still load
     empty = v.verify(p, samples_of(p, []))
     assert len(empty) == 0 and list(empty.columns) == VERDICT_SCHEMA.names
 
