@@ -322,3 +322,20 @@ def test_help_config_prints_no_reprs(capsys):
     assert main(["sweep", "--help-config"]) == 0
     out = capsys.readouterr().out
     assert "AnalysisSpec(" not in out and "analysis.n_boot" in out
+
+
+# -- item 7: a prompt longer than the model's context -------------------------------------------
+def test_prompt_too_long_for_the_context_is_refused_before_loading(tmp_path, capsys):
+    data = tmp_path / "long.jsonl"
+    data.write_text(json.dumps({"id": "short", "prompt": "1+1=", "answer": "2"}) + "\n"
+                    + json.dumps({"id": "huge", "prompt": "1+" * 500_000 + "1=", "answer": "500001"}) + "\n")
+    out = tmp_path / "run"
+    line = bad(capsys, ["sample", "--task", "jsonl", "--task-option", f"path={data}", "-k", "2", "--out", str(out)],
+               "problem 'huge'", "1,000,002 characters", "64-token context")
+    assert "embedded" in line
+    assert not out.exists()
+    from ttscale.prompt_check import check_prompt_lengths, model_context
+
+    assert model_context("transformers", "embedded") == 64
+    assert model_context("openai", "embedded") is None  # a served model: the server decides
+    check_prompt_lengths([], "transformers", "embedded")

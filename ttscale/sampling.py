@@ -33,6 +33,7 @@ from ttscale.errors import InputError
 from ttscale.locks import stage_lock
 from ttscale.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.plugins import Problem, problems_frame
+from ttscale.prompt_check import check_prompt_lengths
 from ttscale.store import SAMPLE_SCHEMA, RunDir, config_hash
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -285,6 +286,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     t0 = time.time()
     run = RunDir(out)
     problems, stop = load_problems(settings)
+    check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
     frame = problems_frame(problems)
     check_run_target(run.path)
     created = not run.path.exists()
