@@ -339,3 +339,12 @@ def test_prompt_too_long_for_the_context_is_refused_before_loading(tmp_path, cap
     assert model_context("transformers", "embedded") == 64
     assert model_context("openai", "embedded") is None  # a served model: the server decides
     check_prompt_lengths([], "transformers", "embedded")
+
+
+def test_output_piped_into_a_reader_that_left_says_nothing():
+    """`ttscale list verifiers | head -1`: the reader is gone before ttscale writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "ttscale", "list", "backends"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # closed before the interpreter has even imported ttscale
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == ""

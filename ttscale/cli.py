@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"ttscale {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `ttscale list verifiers | head`: the reader left; nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # disk full, read-only, permissions: one line, what is written is whole
         print(f"ttscale {args.command}: error: {os_error_line(e)}", file=sys.stderr)
         return 1
