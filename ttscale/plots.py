@@ -314,7 +314,8 @@ def compare_figure_bytes(table: Any, title: str) -> tuple[bytes, bytes]:
 def simulation_figure(table: Any, summaries: list[dict], group_cols: list[str]) -> Any:
     """``ttscale simulate``'s figure: coverage (solid) and accuracy (dashed) against k per group.
 
-    The accuracy ceiling (dotted) and the optimal k (dash-dot) of each group's summary are marked.
+    The accuracy ceiling (dotted) and the optimal k (dash-dot) of each group's summary are marked;
+    k beyond the samples per problem the difficulty was fitted from is shaded (extrapolated).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -327,6 +328,11 @@ def simulation_figure(table: Any, summaries: list[dict], group_cols: list[str]) 
             ax.axhline(s["accuracy_ceiling"], color=line.get_color(), lw=0.8, ls=":")
         if s.get("optimal_k"):
             ax.axvline(s["optimal_k"], color=line.get_color(), lw=0.8, ls="-.")
+        if s.get("extrapolated_from_k") and s["extrapolated_from_k"] < g["k"].max():
+            ax.axvspan(s["extrapolated_from_k"], g["k"].max(), color="0.5", alpha=0.08, lw=0)
+            ax.axvline(s["extrapolated_from_k"], color="0.4", lw=0.8, ls=":")
+            ax.text(s["extrapolated_from_k"], 0.03, " extrapolated beyond the samples drawn",
+                    fontsize=7, color="0.3")
     ax.set_xscale("log")
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("fraction of problems")

@@ -2,9 +2,16 @@
 
 Problem difficulty is a distribution of per-problem pass rates p, given as support points with
 weights. It comes from a parametric family (``beta:ALPHA,BETA``, optionally with a share of
-never-solved problems ``beta:ALPHA,BETA,zero=0.1``), or from measured counts (each problem's
-posterior Beta(c + 1/2, n - c + 1/2) under the Jeffreys prior, so a problem never solved in n
-samples keeps a small, non-zero pass rate instead of exactly 0).
+never-solved problems ``beta:ALPHA,BETA,zero=0.1``), or from measured counts by empirical Bayes
+over problems (:func:`difficulty_from_counts`): a prior fitted to all problems' counts at once (a
+Beta with a point mass at p = 0, by maximum likelihood, as the ``beta_zi_eb`` forecast of
+:mod:`ttscale.analysis.forecast`), then each problem's posterior under it. A problem never solved
+in n samples is unsolvable with the posterior probability the fitted point mass gives, and
+otherwise has the Beta tail the other problems' counts support -- not a per-problem Jeffreys
+posterior, whose prior mass near p ~ 1/n made far extrapolations report the prior (0.993 against
+a true 0.984 at K = 10,000 for MATH Llama-3-70B from 100 samples). Coverage beyond the n samples
+drawn is a model's extrapolation: ``extrapolated_from_k`` (= the smallest n) marks it in the
+outputs and the figure.
 
 For each k the simulator gives:
 
@@ -48,6 +55,9 @@ class Difficulty:
     p: np.ndarray
     w: np.ndarray
     source: str
+    #: the samples per problem the distribution was fitted from (None for a given law): coverage
+    #: at larger k is extrapolated
+    observed_k: int | None = None
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(self.p, size=size, p=self.w)
@@ -79,13 +89,33 @@ def parse_difficulty(spec: str, grid: int = 2000) -> Difficulty:
 
 
 def difficulty_from_counts(n: np.ndarray, c: np.ndarray, points: int = 64) -> Difficulty:
-    """Each problem's Jeffreys posterior Beta(c + 1/2, n - c + 1/2), as a quantile grid."""
+    """Empirical Bayes: each problem's posterior under a prior fitted to all the counts.
+
+    The prior is Beta(a, b) with a point mass pi0 at p = 0 (maximum likelihood over problems);
+    problem i's posterior is Beta(a + c_i, b + n_i - c_i), and for a never-solved problem a mass
+    ``pi0 / (pi0 + (1 - pi0) B(a, b + n_i) / B(a, b))`` at 0 beside it. Each posterior enters as
+    a quantile grid of ``points`` points. ``Difficulty.source`` names the fitted prior.
+    """
+    from scipy.special import betaln
+
+    from ttscale.analysis.forecast import fit_zero_inflated_beta
+
     n = np.asarray(n, dtype=float)
     c = np.asarray(c, dtype=float)
+    if not (c > 0).any():
+        raise InputError("simulate: field 'num_correct' is 0 for every problem: no prior to fit")
+    a, b, pi0 = fit_zero_inflated_beta(n.astype(np.int64), c.astype(np.int64), "simulate")
+    zero_like = np.exp(betaln(a, b + n) - betaln(a, b))
+    p_zero = np.where(c == 0, pi0 / (pi0 + (1 - pi0) * zero_like), 0.0)
     q = (np.arange(points) + 0.5) / points
-    p = stats.beta.ppf(q[None, :], c[:, None] + 0.5, n[:, None] - c[:, None] + 0.5)
-    w = np.full(p.shape, 1.0 / p.size)
-    return Difficulty(p.ravel(), w.ravel(), f"{len(n)} problems' counts")
+    p = stats.beta.ppf(q[None, :], a + c[:, None], b + (n - c)[:, None])
+    w = (1 - p_zero)[:, None] * np.full(p.shape, 1.0 / points)
+    p = np.concatenate([p.ravel(), [0.0]])
+    w = np.concatenate([w.ravel(), [p_zero.sum()]]) / len(n)
+    keep = w > 0
+    return Difficulty(p[keep], w[keep] / w[keep].sum(),
+                      f"{len(n)} problems' counts, empirical-Bayes prior Beta({a:.3g}, {b:.3g}) "
+                      f"+ {pi0:.3g} at p=0", int(n.min()))
 
 
 def coverage(d: Difficulty, ks: np.ndarray) -> np.ndarray:
@@ -153,7 +183,8 @@ def simulate_curves(
     separation: float = 1.0,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per k: coverage, accuracy, false_positive_rate, samples_drawn, utility."""
+    """One row per k: coverage, accuracy, false_positive_rate, samples_drawn, utility, and
+    ``extrapolated`` (k beyond the samples per problem the difficulty was fitted from)."""
     if selection not in SELECTIONS:
         raise InputError(f"simulate: field 'selection' must be one of {', '.join(SELECTIONS)}")
     ks = np.asarray(ks, dtype=np.int64)
@@ -175,8 +206,9 @@ def simulate_curves(
         fp = 1.0 - acc  # an answer is always returned
         drawn = ks.astype(float)
         util = acc - fp_cost * fp - cost_per_sample * drawn
+    extrapolated = ks > d.observed_k if d.observed_k is not None else np.zeros(ks.size, bool)
     return pd.DataFrame({"k": ks, "coverage": cov, "accuracy": acc, "false_positive_rate": fp,
-                         "samples_drawn": drawn, "utility": util})
+                         "samples_drawn": drawn, "utility": util, "extrapolated": extrapolated})
 
 
 def summarise(curves: pd.DataFrame, d: Difficulty, selection: str, fpr: float, fnr: float,
@@ -197,6 +229,7 @@ def summarise(curves: pd.DataFrame, d: Difficulty, selection: str, fpr: float, f
     if selection == "resample":
         lim = ceilings.accuracy_limit(d.p, 1 - fpr, 1 - fnr, source="simulate")
         summary["accuracy_ceiling"] = float(np.average(lim, weights=d.w))
+    summary["extrapolated_from_k"] = d.observed_k
     summary["coverage_at_max_k"] = float(curves["coverage"].iloc[-1])
     summary["accuracy_at_max_k"] = float(curves["accuracy"].iloc[-1])
     return summary
