@@ -434,19 +434,22 @@ def test_forecast_table_output(counts_csv, capsys):
     from ttscale.analysis import forecast as fc
     assert main(["forecast", str(counts_csv), "--to", "200"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage"]
+    assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage", "90%", "low", "90%", "high"]
     assert len(lines) == 5 and all(fc.DEFAULT_METHOD in ln for ln in lines[1:])
 
 
 def test_forecast_json_all_methods(counts_csv, capsys):
     from ttscale.analysis import forecast as fc
-    assert main(["forecast", str(counts_csv), "--to", "500", "--method", "all", "--json"]) == 0
+    assert main(["forecast", str(counts_csv), "--to", "500", "--method", "all", "--json",
+                 "--n-boot", "0"]) == 0  # intervals: tests/test_forecast.py
     recs = json.loads(capsys.readouterr().out)
     assert len(recs) == 4 * len(fc.METHODS)
     counts = pd.read_csv(counts_csv)
     for r in recs:
-        assert set(r) == {"benchmark", "model", "method", "k", "coverage", "from_k"}
-        assert r["k"] == 500 and r["from_k"] is None
+        assert set(r) == {"benchmark", "model", "method", "k", "coverage", "from_k", "from_n",
+                          "extrapolated", "ci_low", "ci_high", "ci_level"}
+        assert r["k"] == 500 and r["from_k"] is None and r["extrapolated"] is True
+        assert r["ci_low"] is None and r["ci_high"] is None
         g = counts[(counts["benchmark"] == r["benchmark"]) & (counts["model"] == r["model"])]
         expect = fc.forecast_coverage(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(),
                                       500, r["method"])

@@ -88,7 +88,9 @@ def test_forecasts_on_synthetic_population_are_close_to_truth() -> None:
     truth = float(np.mean(1 - (1 - p) ** 10_000))  # expected coverage of these problems
     for method in METHODS:
         got = forecast_coverage(n, c, 10_000, method)
-        tol = 0.03 if method == "power_law" else 0.01
+        # beta_zi_eb reads part of the Beta's left tail as a point mass at 0 (measured 0.965
+        # against 0.977): the price of allowing one
+        tol = {"power_law": 0.03, "beta_zi_eb": 0.02}.get(method, 0.01)
         assert got == pytest.approx(truth, abs=tol), method
     curve = forecast_curve(n, c, [1, 10, 100, 1000], "beta_eb")
     assert np.all(np.diff(curve) > 0)
@@ -123,3 +125,80 @@ def test_reference_forecast_from_100_samples_per_problem() -> None:
         assert truth - observed > 0.03  # the forecast has real work to do
     assert np.mean(errors["power_law"]) < 0.015
     assert np.mean(errors["beta_eb"]) < 0.01
+
+
+# -- the zero-inflated prior and the intervals --------------------------------------------------
+def test_zero_inflated_fit_recovers_the_point_mass() -> None:
+    from ttscale.analysis.forecast import fit_zero_inflated_beta
+
+    rng = np.random.default_rng(11)
+    p = np.where(rng.random(4000) < 0.3, 0.0, rng.beta(1.0, 3.0, 4000))
+    c = rng.binomial(100, p)
+    a, b, pi0 = fit_zero_inflated_beta(np.full(p.size, 100), c)
+    assert pi0 == pytest.approx(0.3, abs=0.03)
+    assert a == pytest.approx(1.0, rel=0.2) and b == pytest.approx(3.0, rel=0.2)
+    truth = float(np.mean(1 - (1 - p) ** 10_000))
+    assert forecast_coverage(np.full(p.size, 100), c, 10_000, "beta_zi_eb") == pytest.approx(truth, abs=0.01)
+    # without the point mass in the prior the never-solved problems are all "nearly solvable"
+    assert forecast_coverage(np.full(p.size, 100), c, 10_000, "beta_eb") > truth + 0.05
+
+
+def test_interval_is_the_floor_the_bootstrap_and_the_alternatives_combined() -> None:
+    from scipy.stats import norm
+
+    from ttscale.analysis.forecast_interval import forecast_with_interval
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(0.5, 2.0, 200)
+    c = rng.binomial(50, p)
+    n = np.full(p.size, 50)
+    ks = [500, 5000]
+    f = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1)
+    solved, m = np.mean(c > 0), int(np.sum(c == 0))
+    r = np.clip((f.coverage - solved) * p.size / m, 0, 1)
+    np.testing.assert_allclose(f.floor_sd, np.sqrt(m * r * (1 - r)) / p.size, rtol=1e-12)
+    z = norm.ppf(0.9)
+    alts = [forecast_curve(n, c, ks, a) for a in ("beta_eb", "beta_zi_eb")]
+    np.testing.assert_allclose(f.model_sd, np.max(np.abs(np.array(alts) - f.coverage), axis=0) / z)
+    sd = np.sqrt(f.floor_sd**2 + f.extrapolation_sd**2 + f.model_sd**2)
+    np.testing.assert_allclose(f.low, np.clip(f.coverage - z * sd, solved, 1), rtol=1e-12)
+    np.testing.assert_allclose(f.high, np.clip(f.coverage + z * sd, f.low, 1), rtol=1e-12)
+    assert np.all(f.extrapolation_sd > 0) and f.beyond_samples.all()
+    # the same seed gives the same interval; no alternatives leaves the floor and the bootstrap
+    again = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1)
+    np.testing.assert_array_equal(again.low, f.low)
+    bare = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1, alternatives=())
+    assert np.all(bare.model_sd == 0) and np.all(bare.high - bare.low <= f.high - f.low + 1e-12)
+
+
+def test_interval_covers_the_truth_on_a_beta_population() -> None:
+    # a population the methods agree on: the 90% interval should hold the truth most of the time
+    from ttscale.analysis.forecast_interval import forecast_with_interval
+
+    rng = np.random.default_rng(8)
+    p = rng.beta(0.5, 2.0, 128)
+    truth = float(np.mean(1 - (1 - p) ** 1000))
+    hits = 0
+    for d in range(12):
+        c = rng.binomial(100, p)
+        f = forecast_with_interval(np.full(p.size, 100), c, [1000], "power_law", n_boot=20, seed=d)
+        hits += f.low[0] <= truth <= f.high[0]
+    assert hits >= 9
+
+
+def test_forecast_records_and_bad_interval_options(tmp_path, capsys) -> None:
+    from ttscale.analysis.forecast_interval import forecast_records
+    from ttscale.cli import main
+
+    df = pd.DataFrame({"problem": range(30), "num_samples": 20,
+                       "num_correct": np.random.default_rng(0).binomial(20, 0.2, 30)})
+    (rec,) = forecast_records(df, [], 400, ["power_law"], n_boot=0)
+    assert rec["ci_low"] is None and rec["extrapolated"] is True and rec["from_n"] == 20
+    (rec,) = forecast_records(df, [], 10, ["power_law"], n_boot=5)
+    assert rec["extrapolated"] is False and rec["ci_low"] <= rec["coverage"] <= rec["ci_high"]
+    src = tmp_path / "c.csv"
+    df.to_csv(src, index=False)
+    for flags, needle in ((["--level", "1.5"], "--level"), (["--n-boot", "1"], "--n-boot")):
+        assert main(["forecast", str(src), "--to", "100", *flags]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and needle in err

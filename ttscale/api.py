@@ -214,29 +214,45 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
 def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
                      method: str | list[str] | None = None, from_k: int | None = None,
                      seed: int = 0, group_by: list[str] | None = None,
-                     allow_stale: bool = False) -> list[dict[str, Any]]:
+                     allow_stale: bool = False, level: float = 0.9,
+                     n_boot: int = 100) -> list[dict[str, Any]]:
     """:func:`forecast` as a list of dicts, one per (group, method): what ``--json`` prints.
 
     Keys: the group columns, ``method``, ``k``, ``coverage`` (None where a group has no correct
-    sample, and then ``error`` says why) and ``from_k``.
+    sample, and then ``error`` says why), its ``level`` interval ``ci_low``/``ci_high`` with
+    ``ci_level``, ``floor_sd``, ``extrapolation_sd`` and ``model_sd`` (null intervals with
+    ``n_boot=0``; see :mod:`ttscale.analysis.forecast_interval`), ``extrapolated`` (``to`` beyond
+    the samples per problem), ``from_n`` and ``from_k``.
     """
     import pandas as pd
 
     from ttscale.analysis.forecast import forecast_input
+    from ttscale.analysis.forecast_interval import forecast_records as with_intervals
 
     src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
     if to < 1:
         raise InputError(f"{src}: --to must be at least 1, got {to}")
     inp = _load(source, group_by, allow_stale=allow_stale)
-    return forecast_input(inp.counts, inp.group_cols, to, method, from_k, seed, str(src))
+    if not 0 < level < 1:
+        raise InputError(f"{src}: --level must be in (0, 1), got {level}")
+    if n_boot < 0 or n_boot == 1:
+        raise InputError(f"{src}: --n-boot must be 0 (no interval) or at least 2, got {n_boot}")
+
+    def per_group(counts: pd.DataFrame, gcols: list[str], k: int, methods: list[str],
+                  where: str) -> list[dict[str, Any]]:
+        return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed)
+
+    return forecast_input(inp.counts, inp.group_cols, to, method, from_k, seed, str(src), per_group)
 
 
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
              method: str | list[str] | None = None, from_k: int | None = None, seed: int = 0,
-             group_by: list[str] | None = None, allow_stale: bool = False) -> pd.DataFrame:
-    """Forecast coverage at ``k = to`` per group (and method) from the samples drawn.
+             group_by: list[str] | None = None, allow_stale: bool = False, level: float = 0.9,
+             n_boot: int = 100) -> pd.DataFrame:
+    """Forecast coverage at ``k = to`` per group (and method) from the samples drawn, with a
+    ``level`` interval (``n_boot`` bootstrap refits; 0: none; see :func:`forecast_records`).
 
-    ``method``: ``power_law`` (default), ``beta``, ``beta_eb``, ``beta_mixture``, a list of them,
+    ``method``: ``power_law`` (default), ``beta``, ``beta_eb``, ``beta_mixture``, ``beta_zi_eb``, a list of them,
     or ``"all"``. ``from_k`` first subsamples each problem to that many samples without
     replacement (a back-test; seeded by ``seed``). Returns one row per (group, method): the group
     columns, ``method``, ``k``, ``coverage`` (NaN where a group has no correct sample; ``error``
@@ -246,7 +262,8 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
     import pandas as pd
 
     return pd.DataFrame(forecast_records(source, to, method=method, from_k=from_k, seed=seed,
-                                         group_by=group_by, allow_stale=allow_stale))
+                                         group_by=group_by, allow_stale=allow_stale,
+                                         level=level, n_boot=n_boot))
 
 
 def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_boot: int = 1000,

@@ -280,8 +280,10 @@ def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[
 
 
 def _forecast(inp: Any, to_ks: list[int], path: Path) -> None:
-    """analysis.forecast_to: coverage forecast at each k (the default method), one record per group."""
-    from ttscale.analysis.forecast import DEFAULT_METHOD, forecast_records
+    """analysis.forecast_to: coverage forecast at each k (the default method) with its 90%
+    interval, one record per group."""
+    from ttscale.analysis.forecast import DEFAULT_METHOD
+    from ttscale.analysis.forecast_interval import forecast_records
 
     records = []
     for k in to_ks:

@@ -320,10 +320,13 @@ def resolve_methods(method: str | list[str] | None, source: str = "forecast") ->
 
 def forecast_input(counts: pd.DataFrame, group_cols: list[str], to: int,
                    method: str | list[str] | None = None, from_k: int | None = None,
-                   seed: int = 0, source: str = "counts") -> list[dict[str, Any]]:
-    """``ttscale forecast``'s records of a loaded input: :func:`forecast_records` per method
-    (:func:`resolve_methods`) plus ``"from_k"``; ``from_k`` first subsamples every problem to that
-    many samples (:func:`subsample`, seeded by ``seed``): a back-test."""
+                   seed: int = 0, source: str = "counts",
+                   records: Callable[..., list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """``ttscale forecast``'s records of a loaded input: ``records`` (default
+    :func:`forecast_records`; the API passes the one with intervals of
+    ``ttscale.analysis.forecast_interval``) per method (:func:`resolve_methods`) plus
+    ``"from_k"``; ``from_k`` first subsamples every problem to that many samples
+    (:func:`subsample`, seeded by ``seed``): a back-test."""
     from ttscale.counts import check_k
 
     methods = resolve_methods(method, source)
@@ -335,7 +338,7 @@ def forecast_input(counts: pd.DataFrame, group_cols: list[str], to: int,
                              "(problem, temperature) stopped by a rule); forecast from them as they are")
         check_k(from_k, int(counts["num_samples"].min()), source, what="--from-k")
         counts = subsample(counts, from_k, seed)
-    records = forecast_records(counts, group_cols, to, methods, source)
-    for r in records:
+    out = (records or forecast_records)(counts, group_cols, to, methods, source)
+    for r in out:
         r["from_k"] = from_k
-    return records
+    return out

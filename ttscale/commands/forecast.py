@@ -10,13 +10,21 @@ a forecast from N samples matches what more samples give.
 
 Output: a readable table, or with ``--json`` a JSON list on stdout, one object per (group,
 method): the group columns, ``"method"``, ``"k"`` (= K), ``"coverage"`` (a float in [0, 1]),
-and ``"from_k"`` (N, or null without ``--from-k``). A group in which no sample is correct has
-nothing to forecast from: ``"coverage"`` is null there and ``"error"`` says why.
+``"ci_low"``/``"ci_high"`` (its ``--level`` interval, default 90%; null with ``--n-boot 0``),
+``"ci_level"``, ``"floor_sd"``, ``"extrapolation_sd"`` and ``"model_sd"`` (the interval's parts:
+which unsolved problems are solvable, the bootstrap spread of the method's extrapolation, the
+alternatives' spread; see ``ttscale.analysis.forecast_interval``), ``"extrapolated"`` (K beyond
+the samples per problem: a model's extrapolation, not an estimate), ``"from_n"`` (the smallest
+samples per problem used) and ``"from_k"`` (N, or null without ``--from-k``). A group in which
+no sample is correct has nothing to forecast from: ``"coverage"`` is null there and ``"error"``
+says why. Library: ``ttscale.forecast_records`` / ``ttscale.forecast``.
 
 Methods (``ttscale.analysis.forecast``): ``power_law`` (the exponentiated power law fitted to the
-measured curve, extrapolated; the default: it measured best in benchmarks/bench_forecast.py), ``beta`` (a beta distribution of per-problem pass rates fitted by
-maximum likelihood), ``beta_eb`` (empirical Bayes, each problem's posterior under that
-beta prior), ``beta_mixture`` (the same with a two-component beta mixture).
+measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it
+on every dataset), ``beta`` (a beta distribution of per-problem pass rates fitted by maximum
+likelihood), ``beta_eb`` (empirical Bayes, each problem's posterior under that beta prior),
+``beta_mixture`` (the same with a two-component beta mixture), ``beta_zi_eb`` (``beta_eb`` with a
+point mass at p = 0 in the prior).
 """
 
 from __future__ import annotations
@@ -36,12 +44,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-stale", action="store_true",
                    help="run directory: warn instead of refusing when a verifier has not judged every sample")
     p.add_argument("--method", default=None,
-                   help="forecast method (power_law, beta, beta_eb, beta_mixture; default "
+                   help="forecast method (power_law, beta, beta_eb, beta_mixture, beta_zi_eb; default "
                         "power_law), or 'all'")
     p.add_argument("--from-k", type=int, metavar="N",
                    help="subsample each problem to N samples first (without replacement)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --from-k subsampling")
     p.add_argument("--group-by", help="comma-separated grouping columns to keep (others pooled)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--n-boot", type=int, default=100,
+                   help="bootstrap refits for the interval (0: no interval; default 100; the Beta "
+                        "methods refit slowly: use fewer)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run)
 
@@ -54,14 +66,19 @@ def run(args: argparse.Namespace) -> int:
 
     records = forecast_records(args.input, args.to, method=args.method, from_k=args.from_k,
                                seed=args.seed, group_by=parse_columns(args.group_by),
-                               allow_stale=args.allow_stale)
+                               allow_stale=args.allow_stale, level=args.level,
+                               n_boot=args.n_boot)
     group_cols = [c for c in (records[0] if records else {})
-                  if c not in ("method", "k", "coverage", "error", "from_k")]
+                  if c not in ("method", "k", "coverage", "error", "from_k", "from_n", "extrapolated",
+                               "ci_low", "ci_high", "ci_level", "floor_sd", "extrapolation_sd",
+                               "model_sd")]
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    cols = [*group_cols, "method", "k", "coverage"]
+    cols = [*group_cols, "method", "k", "coverage", "ci_low", "ci_high"]
     table = pd.DataFrame(records, columns=cols)
-    table["coverage"] = table["coverage"].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
+    for col in ("coverage", "ci_low", "ci_high"):
+        table[col] = table[col].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
+    table = table.rename(columns={"ci_low": f"{args.level:.0%} low", "ci_high": f"{args.level:.0%} high"})
     print(table.to_string(index=False))
     return 0
