@@ -148,8 +148,9 @@ def test_compare_puts_the_oracle_first_and_accept_at_k_below_it(run, tmp_path):
 def test_forecast_in_sample_equals_the_measured_coverage():
     counts = pd.read_csv(FIXTURE)
     f = ttscale.forecast(counts, to=100, method="all", group_by=["temperature"])
-    assert set(f["method"]) == {"power_law", "beta", "beta_eb", "beta_mixture"}
-    assert len(f) == 2 * 4 and f["coverage"].between(0, 1).all()
+    assert set(f["method"]) == {"power_law", "beta", "beta_eb", "beta_mixture", "beta_zi_eb"}
+    assert len(f) == 2 * 5 and f["coverage"].between(0, 1).all()
+    assert (f["ci_low"] <= f["coverage"]).all() and (f["coverage"] <= f["ci_high"]).all()
     back = ttscale.forecast(counts, to=100, from_k=10, seed=3)
     assert (back["from_k"] == 10).all() and back["coverage"].between(0, 1).all()
     with pytest.raises(InputError, match="--to must be at least 1"):

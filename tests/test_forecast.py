@@ -161,7 +161,8 @@ def test_interval_is_the_floor_the_bootstrap_and_the_alternatives_combined() -> 
     alts = [forecast_curve(n, c, ks, a) for a in ("beta_eb", "beta_zi_eb")]
     np.testing.assert_allclose(f.model_sd, np.max(np.abs(np.array(alts) - f.coverage), axis=0) / z)
     sd = np.sqrt(f.floor_sd**2 + f.extrapolation_sd**2 + f.model_sd**2)
-    np.testing.assert_allclose(f.low, np.clip(f.coverage - z * sd, solved, 1), rtol=1e-12)
+    np.testing.assert_allclose(f.low, np.clip(f.coverage - z * sd, np.minimum(solved, f.coverage), 1),
+                               rtol=1e-12)
     np.testing.assert_allclose(f.high, np.clip(f.coverage + z * sd, f.low, 1), rtol=1e-12)
     assert np.all(f.extrapolation_sd > 0) and f.beyond_samples.all()
     # the same seed gives the same interval; no alternatives leaves the floor and the bootstrap
