@@ -249,7 +249,7 @@ def eb_coverage(n: list[int], c: list[int], k: np.ndarray) -> np.ndarray:
 def test_empirical_bayes_prior_beats_jeffreys_far_beyond_the_samples():
     # 300 problems: 40% never solvable, the rest Beta(0.6, 2): from n = 50 samples each, the
     # empirical-Bayes prior finds the point mass at 0; per-problem Jeffreys posteriors do not
-    from ttscale.simulate import coverage, difficulty_from_counts
+    from ttscale.analysis.simulation import coverage, difficulty_from_counts
 
     rng = np.random.default_rng(5)
     p = np.where(rng.random(300) < 0.4, 0.0, rng.beta(0.6, 2.0, 300))
