@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ttscale.sampling import SamplingResult
     from ttscale.verification import VerifyResult
 
+
 def _with_options(cls: type, known: dict[str, Any], extra: dict[str, Any], verb: str) -> Any:
     """``cls(**known, **extra)``; an unknown keyword is an InputError naming the known ones."""
     names = {f.name for f in dataclasses.fields(cls)}
