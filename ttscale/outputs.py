@@ -55,11 +55,17 @@ def check_run_target(path: str | os.PathLike, flag: str = "--out") -> Path:
     """A run directory to create or extend: writable, and either new, empty or a run already."""
     path = check_out_dir(path, flag)
     if path.is_dir() and not (path / "run.json").exists() and not (path / "samples").exists():
-        entries = [e.name for e in path.iterdir() if e.name not in (".lock", ".locks")]
+        entries = [e.name for e in path.iterdir() if e.name not in (".lock", ".locks")
+                   and not (e.name == "logs" and _only_backend_logs(e))]
         if entries:
             raise InputError(f"{flag} {path}: is a folder with other files ({len(entries)} entries, "
                              f"e.g. {sorted(entries)[0]!r}) and not a run directory: give a new or empty folder")
     return path
+
+
+def _only_backend_logs(folder: Path) -> bool:
+    """A ``logs`` folder holding only what sampling writes there before its first samples."""
+    return folder.is_dir() and all(p.name.startswith("backend.log") for p in folder.iterdir())
 
 
 def _read_only_fs(path: Path) -> bool:
