@@ -123,22 +123,9 @@ def test_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-#: cycles that other branches introduced while this test was written (owners named), each to be
-#: broken in its owner's modules (then removed from here); any other cycle fails
-KNOWN_CYCLES = [
-    # executors/__init__ imports ray_sampling lazily; ray_sampling imports RayOptions from it (i13)
-    ["ttscale.executors", "ttscale.executors.ray_sampling"],
-    # verification imports the pool and ray_verify; both import verification's helpers (i11, i13)
-    ["ttscale.executors.ray_verify", "ttscale.verification", "ttscale.verifier_pool"],
-    # pipeline -> temperature_view -> pipeline (load_input) (i9b)
-    ["ttscale.analysis.pipeline", "ttscale.analysis.temperature_view"],
-]
-
-
 def test_no_import_cycles():
     found = cycles(GRAPH)
-    new = [c for c in found if c not in KNOWN_CYCLES]
-    assert not new, "import cycles: " + "; ".join(" <-> ".join(c) for c in new)
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
 

@@ -280,13 +280,16 @@ def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_bo
     with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
-    from ttscale.analysis.temperature_view import temperatures as view_of
-    from ttscale.analysis.temperature_view import write_view
+    from ttscale.analysis.pipeline import load_input
+    from ttscale.analysis.temperature_view import temperature_view, write_view
 
     if group_by is not None and "temperature" not in group_by:
         group_by = [*group_by, "temperature"]
-    view = view_of(os.fspath(source), ks, n_boot, ci, seed, splits, group_by,
-                   allow_stale=allow_stale)
+    inp = load_input(os.fspath(source), group_by, allow_stale=allow_stale)
+    if n_boot < 0 or not 0 < ci < 1 or splits < 1:
+        raise InputError(f"{inp.source}: --n-boot must be >= 0, --ci in (0, 1), --splits >= 1")
+    view = temperature_view(inp.counts, inp.group_cols, ks, n_boot, ci, seed, splits,
+                            source=str(inp.source))
     if out is not None:
         write_view(view, out)
     return view

@@ -39,13 +39,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ttscale.errors import InputError
 from ttscale.locks import stage_lock
 from ttscale.plugins import Problem, Verifier
 from ttscale.store import VERDICT_SCHEMA, RunDir, atomic_write_json
+from ttscale.verifier_pool import _failed_frame, _run_pool, _verify_one, verdict_frame  # noqa: F401
 
 VERDICT_COLUMNS = [f.name for f in VERDICT_SCHEMA]
 
@@ -142,26 +142,6 @@ def check_unknown_options(verifier: str, options: dict[str, Any], known: set[str
         )
 
 
-def verdict_frame(samples: pd.DataFrame, passed: Any, *, score: Any = None, answer: Any = None,
-                  status: Any = None, error: Any = None) -> pd.DataFrame:
-    """Verdict rows (VERDICT_SCHEMA columns) for ``samples``, defaults filled in:
-    score NaN, answer null, status pass/fail from ``passed``, error null."""
-    n = len(samples)
-    passed_arr = np.asarray(passed, dtype=bool).reshape(n)
-    df = pd.DataFrame({
-        "problem_id": samples["problem_id"].astype(str).to_numpy(),
-        "temperature": samples["temperature"].astype(float).to_numpy(),
-        "sample_index": samples["sample_index"].astype(np.int64).to_numpy(),
-        "passed": passed_arr,
-        "score": np.full(n, np.nan) if score is None else np.asarray(score, dtype=float).reshape(n),
-        "answer": pd.Series([None] * n if answer is None else list(answer), dtype=object),
-        "status": pd.Series(list(status) if status is not None
-                            else np.where(passed_arr, "pass", "fail"), dtype=object),
-        "error": pd.Series([None] * n if error is None else list(error), dtype=object),
-    })
-    return df[VERDICT_COLUMNS]
-
-
 # -- validation --------------------------------------------------------------------------------
 #: reference fields of verifiers that do not declare ``requires`` themselves
 FALLBACK_REQUIRES = {"unit_tests": ("tests", "entry_point")}
@@ -203,7 +183,6 @@ def load_problems(run: RunDir) -> dict[str, Problem]:
 
 
 # -- running -----------------------------------------------------------------------------------
-from ttscale.verifier_pool import _failed_frame, _run_pool, _verify_one  # noqa: E402,F401
 
 #: verdict rows kept in memory before they are written as a shard
 FLUSH_ROWS = 500_000

@@ -25,9 +25,27 @@ from ttscale.store import VERDICT_SCHEMA
 VERDICT_COLUMNS = [f.name for f in VERDICT_SCHEMA]
 
 
-def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFrame:
-    from ttscale.verification import verdict_frame
+def verdict_frame(samples: pd.DataFrame, passed: Any, *, score: Any = None, answer: Any = None,
+                  status: Any = None, error: Any = None) -> pd.DataFrame:
+    """Verdict rows (VERDICT_SCHEMA columns) for ``samples``, defaults filled in:
+    score NaN, answer null, status pass/fail from ``passed``, error null."""
+    n = len(samples)
+    passed_arr = np.asarray(passed, dtype=bool).reshape(n)
+    df = pd.DataFrame({
+        "problem_id": samples["problem_id"].astype(str).to_numpy(),
+        "temperature": samples["temperature"].astype(float).to_numpy(),
+        "sample_index": samples["sample_index"].astype(np.int64).to_numpy(),
+        "passed": passed_arr,
+        "score": np.full(n, np.nan) if score is None else np.asarray(score, dtype=float).reshape(n),
+        "answer": pd.Series([None] * n if answer is None else list(answer), dtype=object),
+        "status": pd.Series(list(status) if status is not None
+                            else np.where(passed_arr, "pass", "fail"), dtype=object),
+        "error": pd.Series([None] * n if error is None else list(error), dtype=object),
+    })
+    return df[VERDICT_COLUMNS]
 
+
+def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFrame:
     n = len(samples)
     return verdict_frame(samples, np.zeros(n, bool), status=[status] * n, error=[message] * n)
 

@@ -238,16 +238,3 @@ def write_view(view: TemperatureView, out_dir: str | Path) -> list[Path]:
                atomic_write_table(out / "temperature_best.parquet", view.best)]
     written += save_figure(fig, out / "figures" / "coverage_vs_temperature")
     return written
-
-
-def temperatures(path: str | Path, ks: list[int] | None = None, n_boot: int = 1000, ci: float = 0.95,
-                 seed: int = 0, n_splits: int = 5, group_by: list[str] | None = None,
-                 allow_stale: bool = False) -> TemperatureView:
-    """The temperature view of a counts table (with a ``temperature`` column) or a run directory."""
-    from ttscale.analysis.pipeline import load_input
-
-    inp = load_input(path, group_by, allow_stale=allow_stale)
-    if n_boot < 0 or not 0 < ci < 1 or n_splits < 1:
-        raise InputError(f"{inp.source}: --n-boot must be >= 0, --ci in (0, 1), --splits >= 1")
-    return temperature_view(inp.counts, inp.group_cols, ks, n_boot, ci, seed, n_splits,
-                            source=str(inp.source))

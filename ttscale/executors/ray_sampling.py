@@ -34,8 +34,8 @@ from typing import Any
 
 from ttscale.backends.base import Backend, BackendInfo, Request, Sample
 from ttscale.errors import InputError
-from ttscale.executors import RayOptions
 from ttscale.executors.cluster import connect, fitting, require_ray, shutdown, start_pool
+from ttscale.executors.spec import RayOptions
 
 #: default samples per chunk where the backend gives no batch size of its own
 DEFAULT_CHUNK = {"transformers": 256, "vllm": 2048, "openai": 2048}

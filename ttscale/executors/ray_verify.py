@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 
 from ttscale.errors import InputError
-from ttscale.executors import RayOptions
 from ttscale.executors.cluster import connect, fitting, require_ray, shutdown, start_pool
+from ttscale.executors.spec import RayOptions
 
 
 class VerifierWorker:
@@ -42,7 +42,7 @@ class VerifierWorker:
         return True
 
     def verify(self, tasks: list[tuple[Any, pd.DataFrame]]) -> pd.DataFrame:
-        from ttscale.verification import VERDICT_COLUMNS, _verify_one
+        from ttscale.verifier_pool import VERDICT_COLUMNS, _verify_one
 
         many = getattr(self.verifier, "verify_many", None)
         if callable(many):
@@ -60,7 +60,7 @@ def _batches(tasks: list[Any], verifier: Any, batch_problems: int, workers: int)
 def ray_frames(verifier: Any, tasks: list[tuple[Any, pd.DataFrame]], opts: RayOptions,
                limit_fn: Any, batch_problems: int = 64) -> Iterator[pd.DataFrame]:
     """Verdict frames of ``tasks`` ((problem, samples) pairs), in any order; see the module doc."""
-    from ttscale.verification import _failed_frame
+    from ttscale.verifier_pool import _failed_frame
 
     ray = require_ray()
     started = connect(opts.address, opts.local_cpus)
