@@ -42,7 +42,7 @@ def _load(source: Any, group_by: list[str] | None = None, prompt_tokens: float |
     """An AnalysisInput from a path (counts table or run directory), a Run or a DataFrame."""
     import pandas as pd
 
-    from ttscale.analysis.pipeline import input_from_counts, load_input
+    from ttscale.analysis.inputs import input_from_counts, load_input
 
     if isinstance(source, pd.DataFrame):
         return input_from_counts(source, group_by, prompt_tokens, output_tokens)
@@ -280,7 +280,7 @@ def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_bo
     with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
-    from ttscale.analysis.pipeline import load_input
+    from ttscale.analysis.inputs import load_input
     from ttscale.analysis.temperature_view import temperature_view, write_view
 
     if group_by is not None and "temperature" not in group_by:

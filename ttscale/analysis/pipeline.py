@@ -8,7 +8,6 @@ on bad input runs before anything is written.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,37 +18,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.counts import check_k, group_columns, read_table, validate_counts
+from ttscale.analysis.inputs import (  # noqa: F401 (re-exported: the analysis input layer)
+    AnalysisInput,
+    input_from_counts,
+    load_input,
+)
+from ttscale.counts import check_k
 from ttscale.errors import InputError
 from ttscale.locks import stage_lock
-from ttscale.store import RunDir, atomic_write_json, atomic_write_table
+from ttscale.store import atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 COST_COLUMNS = ["k", "flops", "kinetics_eflops"]
-
-
-@dataclass
-class AnalysisInput:
-    """A validated input: counts per (group, problem), and per-sample rows for a run directory."""
-
-    source: Path
-    counts: pd.DataFrame  # group columns + problem, num_samples, num_correct
-    group_cols: list[str]
-    #: a run directory's answer/score histograms (``ttscale.summaries``): group columns +
-    #: problem_id, answer, score, count, passed
-    selection: pd.DataFrame | None = None
-    tokens: pd.DataFrame | None = None  # group columns + avg_prompt_tokens, avg_output_tokens
-    cache_dir: Path | None = None  # where selection curves are cached (a run's summaries/cache)
-    state: dict[str, Any] | None = None  # a run's samples and verdicts (ttscale.staleness)
-
-    def groups(self) -> list[tuple[tuple, pd.DataFrame]]:
-        """(key, counts rows) per group, key a tuple of the group values (sorted)."""
-        if not self.group_cols:
-            return [((), self.counts)]
-        return [
-            (k if isinstance(k, tuple) else (k,), g)
-            for k, g in self.counts.groupby(self.group_cols, sort=True, dropna=False)
-        ]
 
 
 @dataclass
@@ -83,158 +63,6 @@ class AnalysisResult:
 
 
 # -- loading ---------------------------------------------------------------------------------
-def _pool(counts: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
-    """Sum counts of one problem over the grouping columns left out of ``group_by``."""
-    from ttscale.analysis.adaptive_run import is_adaptive
-
-    if is_adaptive(counts):
-        raise InputError("counts table: adaptive rows cannot be pooled over groups (the rule "
-                         "stopped each group apart); keep every grouping column in --group-by")
-    agg = counts.groupby([*group_by, "problem"], sort=True, dropna=False)
-    out = agg[["num_samples", "num_correct"]].sum().reset_index()
-    return out[[*group_by, "problem", "num_samples", "num_correct"]]
-
-
-def _check_group_by(group_by: list[str] | None, available: list[str], source: Path) -> list[str]:
-    if group_by is None:
-        return available
-    unknown = [c for c in group_by if c not in available]
-    if unknown:
-        raise InputError(
-            f"{source}: --group-by column {unknown[0]!r} is not a grouping column "
-            f"(available: {', '.join(available) or 'none'})"
-        )
-    return list(group_by)
-
-
-def load_input(
-    path: str | os.PathLike,
-    group_by: list[str] | None = None,
-    prompt_tokens: float | None = None,
-    output_tokens: float | None = None,
-    allow_stale: bool = False,
-) -> AnalysisInput:
-    """Read a counts table (CSV/Parquet) or a run directory; raise InputError on bad input.
-
-    A run directory whose verifiers do not all cover every sample is refused (StaleError,
-    ``ttscale.staleness``) unless ``allow_stale``, which warns instead."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if path.is_dir():
-        if prompt_tokens is not None or output_tokens is not None:
-            raise InputError(f"{path}: --prompt-tokens/--output-tokens apply to counts tables; "
-                             "a run directory records its own token counts")
-        return _load_run(path, group_by, allow_stale)
-    return input_from_counts(read_table(path), group_by, prompt_tokens, output_tokens, path)
-
-
-def input_from_counts(
-    counts: pd.DataFrame,
-    group_by: list[str] | None = None,
-    prompt_tokens: float | None = None,
-    output_tokens: float | None = None,
-    source: str | os.PathLike = "<counts>",
-) -> AnalysisInput:
-    """An input from a counts table already in memory (validated like a file's)."""
-    path = Path(source)
-    counts = validate_counts(counts, source)
-    cols = _check_group_by(group_by, group_columns(counts), path)
-    if cols != group_columns(counts):
-        counts = _pool(counts, cols)
-    tokens = None
-    if (prompt_tokens is None) != (output_tokens is None):
-        raise InputError(f"{path}: give both --prompt-tokens and --output-tokens, or neither")
-    if prompt_tokens is not None:
-        if prompt_tokens < 0 or output_tokens < 0:
-            raise InputError(f"{path}: --prompt-tokens/--output-tokens must be >= 0")
-        tokens = counts[cols].drop_duplicates().reset_index(drop=True)
-        tokens["avg_prompt_tokens"] = float(prompt_tokens)
-        tokens["avg_output_tokens"] = float(output_tokens)
-    return AnalysisInput(path, counts.reset_index(drop=True), cols, tokens=tokens)
-
-
-def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False) -> AnalysisInput:
-    """A run directory's counts and answer/score histograms, read from its summaries only
-    (``ttscale.summaries``: brought up to date first, folding only new shards)."""
-    from ttscale.summaries import samples_summary, verdict_summary
-
-    run = RunDir(path)
-    if not run.problems_path.is_file() and not run.has_samples():
-        from ttscale.outputs import not_a_run
-
-        raise not_a_run(path)
-    if not run.has_samples():
-        raise InputError(f"{run.samples_dir}: no samples in this run directory")
-    verifiers = run.verifiers()
-    if not verifiers:
-        raise InputError(f"{path / 'verdicts'}: no verdicts in this run directory (run verify first)")
-    task_of = None
-    if run.problems_path.is_file():
-        import pyarrow.parquet as pq
-
-        names = pq.read_schema(run.problems_path).names
-        problems = pd.read_parquet(run.problems_path, columns=[c for c in ("problem_id", "task")
-                                                               if c in names])
-        if "task" in problems.columns and "problem_id" in problems.columns:
-            task_of = problems.drop_duplicates("problem_id").set_index("problem_id")["task"]
-    from ttscale.staleness import check_run_for_analysis
-
-    state = check_run_for_analysis(run, allow_stale)  # every verifier covers every sample
-    per_pt = samples_summary(run).table.to_pandas()
-    hists = []
-    for name in verifiers:
-        h = verdict_summary(run, name).table.to_pandas()
-        h.insert(0, "verifier", name)
-        hists.append(h)
-    hist = pd.concat(hists, ignore_index=True)
-    available = ["verifier", "temperature"]
-    if task_of is not None:
-        hist.insert(0, "task", hist["problem_id"].map(task_of).fillna("?").astype(str))
-        available = ["task", *available]
-    cols = _check_group_by(group_by, available, path)
-    # pass@k is coverage under an oracle; an imperfect verifier's or a selector's "passed" is
-    # an acceptance or a duplicate of the oracle's, so their curves come from `compare` instead.
-    oracles = [n for n in verifiers if _verifier_kind(run, n) == "oracle"] or verifiers
-    ora = hist[hist["verifier"].isin(oracles)]
-    counts = ora.groupby([*cols, "problem_id"], sort=True, dropna=False)[["count", "passed"]].sum()
-    counts = counts.reset_index().rename(columns={"problem_id": "problem", "count": "num_samples",
-                                                  "passed": "num_correct"})
-    counts = counts.astype({"num_samples": np.int64, "num_correct": np.int64})
-    # mean tokens per verified sample: each (problem, temperature)'s mean, weighted by verdicts
-    verdicts_pt = hist.groupby([*cols, "problem_id", "temperature"] if "temperature" not in cols
-                               else [*cols, "problem_id"], dropna=False)["count"].sum().reset_index()
-    verdicts_pt = verdicts_pt.merge(per_pt, on=["problem_id", "temperature"], how="left")
-    verdicts_pt["p_tok"] = verdicts_pt["count"] * verdicts_pt["prompt_tokens"] / verdicts_pt["n"]
-    verdicts_pt["o_tok"] = verdicts_pt["count"] * verdicts_pt["output_tokens"] / verdicts_pt["n"]
-    if cols:
-        tok = verdicts_pt.groupby(cols, sort=True, dropna=False)[["p_tok", "o_tok", "count"]].sum()
-        tok = tok.reset_index()
-    else:
-        tok = verdicts_pt[["p_tok", "o_tok", "count"]].sum().to_frame().T
-    tok["avg_prompt_tokens"] = tok["p_tok"] / tok["count"]
-    tok["avg_output_tokens"] = tok["o_tok"] / tok["count"]
-    tokens = tok[[*cols, "avg_prompt_tokens", "avg_output_tokens"]]
-    keep = [*cols, "problem_id", "answer", "score", "count", "passed"]
-    selection = hist.groupby(keep[:-2], sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
-    from ttscale.analysis.adaptive_run import attach, first_m_selection
-
-    counts = attach(run, counts[[*cols, "problem", "num_samples", "num_correct"]], cols, oracles)
-    return AnalysisInput(path, counts, cols,
-                         selection=first_m_selection(run, selection[keep], cols), tokens=tokens,
-                         cache_dir=run.path / "summaries" / "cache", state=state)
-
-
-def _verifier_kind(run: RunDir, name: str) -> str:
-    """The kind recorded in verdicts/<name>/verifier.json (oracle where none is recorded)."""
-    meta = run.verdicts_dir(name) / "verifier.json"
-    try:
-        return str(json.loads(meta.read_text()).get("kind", "oracle"))
-    except (OSError, ValueError):
-        return "oracle"
-
-
-# -- computing -------------------------------------------------------------------------------
 def _shapes(inp: AnalysisInput, name: str | None) -> tuple[dict[tuple, Any], dict[tuple, str]]:
     """Model shape (and where it came from) per group, see ``ttscale.analysis.model_shape``.
 
