@@ -50,15 +50,6 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _int(obj: dict, key: str, where: str, default: int | None) -> int | None:
-    v = obj.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(f"{where}: field '{key}': expected an integer, got {v!r}")
-    return v
-
-
 def _monkey_records(path: Path) -> list[tuple[str, str, dict]]:
     """(where, default id, record) for every problem object in a Monkeys file or folder."""
     import yaml
