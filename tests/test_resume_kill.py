@@ -23,7 +23,8 @@ import pytest
 from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
 
 MODEL = os.environ.get("TTSCALE_TEST_MODEL", "embedded")
-K, PROBLEMS, TEMPS = 24, 5, "0.6,1.0"
+# K large enough that sampling outlasts the kills on a fast, idle machine (240 samples did not)
+K, PROBLEMS, TEMPS = 120, 5, "0.6,1.0"
 
 
 def command(out) -> list[str]:
