@@ -2,34 +2,9 @@
 
 The library form of ``ttscale compare RUN_DIR --verifiers a,b,c`` (``ttscale.compare`` in Python).
 
-Each entry of ``--verifiers`` is a registered name (``majority``), a name with options
-(``'imperfect(base=exact,fpr=0.1,fnr=0.05)'``, ``'reward(scores=rm.parquet,oracle=exact)'``)
-or the folder of verdicts already under ``verdicts/`` (``imperfect-exact-fpr0.1-fnr0.05``).
-Verdicts that are missing are computed first (``ttscale verify``, resumable); every entry is
-validated before any is run.
-
-The reference oracle (``--oracle``; default: the first oracle in the list, else the first
-imperfect verifier's base, else the task's own oracle) gives each sample's true correctness.
-One curve per verifier, against k, estimated from all n samples of each problem:
-
-- oracle: coverage ``pass@k`` as that verifier judges (the reference oracle's is the top line);
-- majority (a selector with answers): ``maj@k``; reward (a selector with scores): ``best-of-k``;
-- imperfect: ``accept@k``, the accuracy of resampling until the verifier accepts (Inference
-  Scaling fLaws): draw up to k of a problem's n samples without replacement and return the
-  first accepted one; none accepted counts as wrong (the answer is withheld). With A accepted
-  samples of which A_right truly right, its exact expectation is
-  ``A_right / A * (1 - C(n - A, k) / C(n, k))``: it tends to ``A_right / A`` (the false-positive
-  ceiling), not to coverage.
-
-Outputs (``--out``, default ``RUN_DIR/analysis/compare``; written atomically):
-``compare.parquet`` and ``compare.csv`` -- one row per (verifier, temperature, k): ``verifier``
-(its verdict folder), ``kind``, ``temperature`` (curves are per temperature, never pooled),
-``metric``, ``k``, ``accuracy``, ``ci_low``, ``ci_high`` (percentile bootstrap
-over problems, ``--n-boot``, ``--seed``), ``fpr`` and ``fnr`` (the share of truly wrong samples
-the verifier passed, and of truly right samples it failed, against the reference oracle; NaN
-where there are none; over all of the verifier's samples); ``compare.png`` and ``compare.svg``
--- accuracy against k (log axis) with CI bands, one colour per verifier, one dash per
-temperature.
+Which verifiers a list names, the reference oracle, the curve per verifier kind (pass@k, maj@k,
+best-of-k, accept@k with its exact expectation) and the output files are described once, in
+``ttscale compare --help`` (``ttscale/commands/compare.py``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ analytic gradients (digamma) and L-BFGS-B on log-parameters, and take millisecon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,24 +283,33 @@ def forecast_records(
     from ttscale.analysis.adaptive_run import is_adaptive
 
     adaptive = is_adaptive(counts)
-    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
     out = []
+    for rec, g, n, c in method_records(counts, group_cols, to_k, methods):
+        method = rec["method"]
+        if (c > 0).any() and adaptive:  # the stopping-rule curve (ttscale.analysis.adaptive_run)
+            rec["coverage"] = forecast_adaptive(g, to_k, method, source)
+        elif (c > 0).any():
+            rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
+        else:
+            rec.update(coverage=None, error="no correct sample in this group")
+        out.append(rec)
+    return out
+
+
+def method_records(counts: pd.DataFrame, group_cols: list[str], to_k: int,
+                   methods: list[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame, np.ndarray, np.ndarray]]:
+    """Per (group, method): a record holding the group values, ``method`` and ``k``, the group's
+    counts rows, and its num_samples and num_correct arrays (groups sorted, as ``groupby``)."""
+    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         n = g["num_samples"].to_numpy(np.int64)
         c = g["num_correct"].to_numpy(np.int64)
         for method in methods:
-            rec = {col: (v.item() if isinstance(v, np.generic) else v)
-                   for col, v in zip(group_cols, key, strict=True)}
+            rec: dict[str, Any] = {col: (v.item() if isinstance(v, np.generic) else v)
+                                   for col, v in zip(group_cols, key, strict=True)}
             rec.update({"method": method, "k": int(to_k)})
-            if (c > 0).any() and adaptive:  # the stopping-rule curve (ttscale.analysis.adaptive_run)
-                rec["coverage"] = forecast_adaptive(g, to_k, method, source)
-            elif (c > 0).any():
-                rec["coverage"] = float(forecast_coverage(n, c, to_k, method, source))
-            else:
-                rec.update(coverage=None, error="no correct sample in this group")
-            out.append(rec)
-    return out
+            yield rec, g, n, c
 
 
 def resolve_methods(method: str | list[str] | None, source: str = "forecast") -> list[str]:

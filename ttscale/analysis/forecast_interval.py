@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS, forecast_curve
+from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS, forecast_curve, method_records
 from ttscale.analysis.laws import check_counts, coverage_curve, fit_power_law, log_spaced_ks
 from ttscale.errors import InputError
 
@@ -164,31 +164,24 @@ def forecast_records(
         for r in recs:
             r.update(ci_low=None, ci_high=None, ci_level=None)
         return recs
-    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
     out = []
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        n = g["num_samples"].to_numpy(np.int64)
-        c = g["num_correct"].to_numpy(np.int64)
-        for method in methods:
-            rec: dict[str, Any] = {col: (v.item() if isinstance(v, np.generic) else v)
-                                   for col, v in zip(group_cols, key, strict=True)}
-            rec.update({"method": method, "k": int(to_k), "from_n": int(n.min()),
-                        "extrapolated": bool(to_k > int(n.min()))})
-            if not (c > 0).any():
-                rec.update(coverage=None, ci_low=None, ci_high=None,
-                           error="no correct sample in this group")
-            elif n_boot == 0:
-                rec.update(coverage=float(forecast_curve(n, c, [to_k], method, source)[0]),
-                           ci_low=None, ci_high=None, ci_level=None)
-            else:
-                f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
-                rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),
-                           ci_high=float(f.high[0]), ci_level=level,
-                           floor_sd=float(f.floor_sd[0]),
-                           extrapolation_sd=_num(f.extrapolation_sd[0]),
-                           model_sd=float(f.model_sd[0]))
-            out.append(rec)
+    for rec, _, n, c in method_records(counts, group_cols, to_k, methods):
+        method = rec["method"]
+        rec.update({"from_n": int(n.min()), "extrapolated": bool(to_k > int(n.min()))})
+        if not (c > 0).any():
+            rec.update(coverage=None, ci_low=None, ci_high=None,
+                       error="no correct sample in this group")
+        elif n_boot == 0:
+            rec.update(coverage=float(forecast_curve(n, c, [to_k], method, source)[0]),
+                       ci_low=None, ci_high=None, ci_level=None)
+        else:
+            f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
+            rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),
+                       ci_high=float(f.high[0]), ci_level=level,
+                       floor_sd=float(f.floor_sd[0]),
+                       extrapolation_sd=_num(f.extrapolation_sd[0]),
+                       model_sd=float(f.model_sd[0]))
+        out.append(rec)
     return out
 
 
