@@ -2,6 +2,9 @@
 scaling curves, forecasts, what-if simulations, and the per-problem view (pass-rate histogram
 and example completions). Each is a function ``(run_dir, run_json) -> html`` returning "" when
 there is nothing to show; :data:`ttscale.reporting.RUN_SECTIONS` lists them in page order.
+
+None of them holds a per-sample table: the per-problem view reads the oracle's summary
+(:mod:`ttscale.summaries`) and only the picked problems' rows of the shards, one shard at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ttscale.report_svg import Series, histogram, line_chart, table_html
+from ttscale.store import RunDir, shard_paths
 
 
 def _esc(x: Any) -> str:
@@ -110,20 +116,21 @@ def simulate_section(run: Path, cfg: dict[str, Any]) -> str:
 
 def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
     """Per problem: the histogram of pass rates (the first oracle's verdicts) and example
-    completions of the hardest, a middling and the easiest problem (one right, one wrong each)."""
-    from ttscale.store import RunDir
+    completions of the hardest, a middling and the easiest problem (one right, one wrong each).
 
+    Reads the oracle's summary (:func:`pass_rates`) and, for the picked problems only, their
+    rows of the verdict and sample shards one shard at a time (:func:`first_examples`): never
+    the run's per-sample tables."""
     rd = RunDir(run)
     oracle = _first_oracle(rd)
     if oracle is None:
         return ""
     try:
-        verdicts = rd.read_verdicts(oracle, columns=["problem_id", "temperature", "sample_index", "passed"])
+        rates = pass_rates(rd, oracle)
     except Exception:  # noqa: BLE001 - a run without readable verdicts has no per-problem view
         return ""
-    if not len(verdicts):
+    if not len(rates):
         return ""
-    rates = verdicts.groupby("problem_id")["passed"].mean().sort_values()
     parts = [_h3(f"Per problem ({oracle}): pass rates and example completions"),
              f"<p>{len(rates)} problems; {int((rates == 0).sum())} never solved, "
              f"{int((rates == 1).sum())} always solved (all temperatures pooled).</p>",
@@ -132,27 +139,121 @@ def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
     picks = list(dict.fromkeys([rates.index[0], rates.index[len(rates) // 2], rates.index[-1]]))[:examples]
     try:
         problems = rd.read_problems().set_index("problem_id")
-        samples = rd.read_samples(["problem_id", "temperature", "sample_index", "text"])
+        found = first_examples(rd, oracle, picks)
     except Exception:  # noqa: BLE001
         return "".join(parts)
-    samples = samples[samples["problem_id"].isin(picks)]
-    merged = samples.merge(verdicts, on=["problem_id", "temperature", "sample_index"], how="inner")
     rows = []
     for pid in picks:
-        sub = merged[merged["problem_id"] == pid].sort_values(["temperature", "sample_index"])
-        good = sub[sub["passed"]].head(1)["text"].tolist()
-        bad = sub[~sub["passed"]].head(1)["text"].tolist()
+        good, bad = found.get(pid, (None, None))
         prompt = str(problems.loc[pid, "prompt"]) if pid in problems.index else ""
         ref = str(problems.loc[pid, "reference"]) if pid in problems.index and "reference" in problems else ""
         rows.append(f"<tr><td class='l'>{_esc(pid)}</td><td>{rates[pid]:.3f}</td>"
                     f"<td class='l'><pre>{_esc(_clip(prompt))}</pre></td><td class='l'><pre>{_esc(_clip(ref))}</pre></td>"
-                    f"<td class='l'><pre>{_esc(_clip(good[0])) if good else '<i>none</i>'}</pre></td>"
-                    f"<td class='l'><pre>{_esc(_clip(bad[0])) if bad else '<i>none</i>'}</pre></td></tr>")
+                    f"<td class='l'><pre>{_esc(_clip(good)) if good is not None else '<i>none</i>'}</pre></td>"
+                    f"<td class='l'><pre>{_esc(_clip(bad)) if bad is not None else '<i>none</i>'}</pre></td></tr>")
     parts.append('<div class="scroll"><table class="examples"><thead><tr><th class="l">problem</th>'
                  '<th>pass rate</th><th class="l">prompt</th><th class="l">reference</th>'
                  '<th class="l">a passing sample</th><th class="l">a failing sample</th></tr></thead>'
                  f"<tbody>{''.join(rows)}</tbody></table></div>")
     return "".join(parts)
+
+
+def pass_rates(rd: RunDir, verifier: str) -> pd.Series:
+    """Share of a verifier's verdicts that passed, per problem (all temperatures pooled), in
+    ascending order: from the verifier's summary (:mod:`ttscale.summaries`), whose size is
+    problems x distinct answers, never from the per-sample verdicts."""
+    from ttscale.summaries import verdict_summary
+
+    table = verdict_summary(rd, verifier).table.select(["problem_id", "count", "passed"])
+    per = table.to_pandas().groupby("problem_id")[["count", "passed"]].sum()
+    return (per["passed"] / per["count"]).sort_values()
+
+
+_KEY = ["problem_id", "temperature", "sample_index"]
+#: rows of sample text decoded at a time, and the read buffer, while looking up example texts
+TEXT_BATCH = 1024
+TEXT_BUFFER = 1 << 20
+
+
+def first_examples(rd: RunDir, verifier: str, picks: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Per picked problem: the text of its first passing and of its first failing sample by
+    (temperature, sample_index) among those ``verifier`` judged (None where there is none).
+
+    Reads only the picked problems' rows (pyarrow filters), one shard at a time: the verdict
+    shards for the first keys, then the sample shards for those keys' texts, stopping once all
+    are found. A verdict whose sample is missing is passed over for the next one."""
+    texts: dict[tuple[str, bool], str | None] = {}
+    skip: set[tuple[Any, ...]] = set()
+    while True:
+        keys = {slot: key for slot, key in _first_keys(rd, verifier, picks, skip).items()
+                if slot not in texts}
+        if not keys:
+            break
+        got = _texts(rd, set(keys.values()))
+        for slot, key in keys.items():
+            if key in got:
+                texts[slot] = got[key]
+            else:
+                skip.add(key)
+    return {pid: (texts.get((pid, True)), texts.get((pid, False))) for pid in picks}
+
+
+def _first_keys(rd: RunDir, verifier: str, picks: list[str],
+                skip: set[tuple[Any, ...]]) -> dict[tuple[str, bool], tuple[Any, ...]]:
+    """(problem_id, passed) -> the smallest (problem_id, temperature, sample_index) verdict key
+    of the picked problems, ``skip`` left out; one verdict shard's filtered rows at a time."""
+    best: dict[tuple[str, bool], tuple[Any, ...]] = {}
+    for path in shard_paths(rd.verdicts_dir(verifier)):
+        t = pq.read_table(path, columns=[*_KEY, "passed"], filters=[("problem_id", "in", picks)])
+        for pid in picks:
+            for flag in (True, False):
+                mask = pc.and_(pc.equal(t["problem_id"], pid), pc.equal(t["passed"], flag))
+                for p, temp, i in skip:
+                    if p == pid:
+                        mask = pc.and_(mask, pc.invert(pc.and_(pc.equal(t["temperature"], temp),
+                                                               pc.equal(t["sample_index"], i))))
+                sub = t.filter(mask)
+                if not sub.num_rows:
+                    continue
+                temp = pc.min(sub["temperature"])
+                sub = sub.filter(pc.equal(sub["temperature"], temp))
+                key = (pid, temp.as_py(), pc.min(sub["sample_index"]).as_py())
+                if (pid, flag) not in best or key[1:] < best[(pid, flag)][1:]:
+                    best[(pid, flag)] = key
+    return best
+
+
+def _texts(rd: RunDir, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], str | None]:
+    """The sample text of each (problem_id, temperature, sample_index) in ``keys`` that exists,
+    shard by shard until all are found: a shard's key columns locate the rows, then its text
+    is streamed in batches up to the last of them (never a whole shard's texts at once)."""
+    found: dict[tuple[Any, ...], str | None] = {}
+    for path in shard_paths(rd.samples_dir):
+        pf = pq.ParquetFile(path, buffer_size=TEXT_BUFFER)
+        t = pf.read(columns=_KEY)
+        mask = None
+        for p, temp, i in keys - found.keys():
+            hit = pc.and_(pc.and_(pc.equal(t["problem_id"], p), pc.equal(t["temperature"], temp)),
+                          pc.equal(t["sample_index"], i))
+            mask = hit if mask is None else pc.or_(mask, hit)
+        if mask is None:
+            break
+        rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+        if not rows:
+            continue
+        at = {r: (k["problem_id"], k["temperature"], k["sample_index"])
+              for r, k in zip(rows, t.take(rows).to_pylist(), strict=True)}
+        start = 0
+        for batch in pf.iter_batches(batch_size=TEXT_BATCH, columns=["text"]):
+            for r in rows:
+                if start <= r < start + batch.num_rows and at[r] not in found:
+                    found[at[r]] = batch.column(0)[r - start].as_py()
+            start += batch.num_rows
+            if start > rows[-1]:
+                break
+        if len(found) == len(keys):
+            break
+    return found
 
 
 def _first_oracle(rd: Any) -> str | None:
