@@ -3,10 +3,14 @@
 The page embeds every figure (SVG inline, PNG as data URIs), so it can be mailed or attached as
 one file. It shows the grid of runs, the scaling curves with fits and confidence bands, the fitted
 laws, the verifier comparison, ceilings and saturation points, and the config and versions that
-produced them. It reads only what the analysis stages wrote:
+produced them. It reads what the analysis stages wrote and the run's summaries, never a whole
+per-sample table (its memory depends on problems x distinct answers, not on samples):
 
 - ``<run>/run.json``, ``<run>/analysis/{curves.parquet, fits.json, figures/*}``
 - ``<run>/analysis/compare/{compare.parquet, compare.svg|png}`` where ``ttscale compare`` ran
+- ``<run>/summaries/`` (:mod:`ttscale.summaries`) for the staleness check and per-problem pass
+  rates, and of the samples and the oracle's verdicts only the rows of the two or three problems
+  whose example completions it shows (:func:`ttscale.report_sections.first_examples`)
 - ``<sweep>/sweep.json`` (the resolved sweep config) where the folder is a sweep
 """
 
