@@ -22,21 +22,21 @@ MONKEYS = REFERENCE / "monkeys_llama3_counts.csv"
 COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 
 
-def test_default_ks_dense_up_to_1000():
+def test_default_ks_dense_up_to_256():
     np.testing.assert_array_equal(default_ks(7), np.arange(1, 8))
-    np.testing.assert_array_equal(default_ks(1000), np.arange(1, 1001))
+    np.testing.assert_array_equal(default_ks(256), np.arange(1, 257))
 
 
-def test_default_ks_sparse_above_1000():
-    ks = default_ks(10_000)
-    assert ks[0] == 1 and ks[-1] == 10_000
-    np.testing.assert_array_equal(ks[:100], np.arange(1, 101))
+@pytest.mark.parametrize("n, size", [(1000, 294), (10_000, 358), (100_000, 422)])
+def test_default_ks_log_spaced_above_256(n, size):
+    ks = default_ks(n)
+    assert ks[0] == 1 and ks[-1] == n and ks.size == size
+    np.testing.assert_array_equal(ks[:256], np.arange(1, 257))
     assert (np.diff(ks) > 0).all()
-    assert 250 <= ks.size <= 300  # 100 dense + about 200 log-spaced, duplicates removed
-    # log-spaced above 100: successive ratios stay near (10,000 / 100) ** (1 / 199)
-    ratios = ks[ks > 200][1:] / ks[ks > 200][:-1]
-    assert ratios.max() < 1.03
-    assert default_ks(1001)[-1] == 1001
+    # log-spaced above 256
+    ratios = ks[255:][1:] / ks[255:][:-1]
+    assert ratios.max() < 1.04  # 10 ** (1 / 64) = 1.037, rounded to integers
+    assert default_ks(257)[-1] == 257 and default_ks(257).size == 257
 
 
 def test_default_ks_rejects_zero():

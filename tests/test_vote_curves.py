@@ -106,3 +106,37 @@ def test_chernoff_bound_settles_large_k_within_1e_6() -> None:
     _, want = selection.maj_at_k_from_samples(df, ks, method="exact")
     assert np.abs(got.values - want).max() <= 1e-6
     assert (got.values[0, ks >= got.k_bound[0]] == 1.0).all()
+
+
+def test_monte_carlo_single_draw_steps_match_exact() -> None:
+    # a dense grid from k = 1: every step is one categorical draw (the path of k <= 256)
+    df = _samples(6, seed=11, n_range=(150, 260))
+    ks = np.arange(1, 151)
+    _, want = selection.maj_at_k_from_samples(df, ks, method="exact")
+    got = vc.maj_matrix(_hist(df), ks, exact_budget=1.0, n_mc=4000, seed=3)
+    assert (got.k_exact == 0).all()  # nothing exact: all Monte Carlo
+    # standard error <= 0.5 / sqrt(4000) = 0.0079 per cell
+    assert np.abs(got.values - want).max() < 0.04
+    assert np.abs(got.values.mean(axis=0) - want.mean(axis=0)).max() < 0.015
+    # and steps of more than three draws (the hypergeometric chain) on a sparse grid
+    sparse = ks[::7]
+    got_s = vc.maj_matrix(_hist(df), sparse, exact_budget=1.0, n_mc=4000, seed=3)
+    assert np.abs(got_s.values - want[:, ::7]).max() < 0.04
+
+
+def test_contenders_drop_only_answers_that_cannot_reach_the_top() -> None:
+    # shares 0.85 / 0.14 / 0.003: at k = 100 the two rare answers reach the top's votes with
+    # probability <= 0.70 ** 100 + 0.24 ** 100 (Chernoff), far below 1e-6: only the top is kept
+    m = np.array([600, 100, 2])
+    assert vc._contenders(m, 702, 100).tolist() == [True, False, False]
+    # at k = 5 either could tie: all kept; two equally common answers are always both kept
+    assert vc._contenders(m, 702, 5).all()
+    assert vc._contenders(np.array([300, 300, 1]), 601, 10_000).tolist() == [True, True, False]
+    # lumping changes maj@k by at most 1e-6: one problem forced to Monte Carlo from k = 60
+    df = pd.DataFrame({"problem_id": "a", "score": 0.0,
+                       "answer": ["7"] * 600 + ["8"] * 100 + ["9"] * 2,
+                       "passed": [True] * 600 + [False] * 102})
+    ks = np.array([60, 80, 100])
+    _, want = selection.maj_at_k_from_samples(df, ks, method="exact")
+    got = vc.maj_matrix(_hist(df), ks, exact_budget=1.0, n_mc=50)
+    assert np.abs(got.values - want).max() <= 1e-6

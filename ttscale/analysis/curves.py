@@ -20,23 +20,27 @@ from ttscale.errors import InputError
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 SELECTION_METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
-#: every k up to this many samples; above it, all k <= 100 plus log-spaced k
-DENSE_LIMIT = 1000
+#: every k up to this many samples; above it log-spaced k, LOG_PER_DECADE to a decade
+DENSE_LIMIT = 256
+LOG_PER_DECADE = 64
 
 
 def default_ks(n_min: int) -> np.ndarray:
     """The k at which curves are evaluated for a group whose smallest num_samples is ``n_min``.
 
-    Every k from 1 to n_min when n_min <= 1000; otherwise every k <= 100 plus about 200
-    log-spaced integers from 100 to n_min (n_min included), unique and sorted.
+    Every k from 1 to ``min(n_min, 256)``; above 256, integers log-spaced at 64 to a decade
+    (successive ratios below 1.04) up to n_min, n_min included: 294 k at n_min = 1,000, 358 at
+    10,000, 422 at 100,000. pass@k, maj@k and best-of-k all use it, so their cost grows with
+    log n, not n.
     """
     n_min = int(n_min)
     if n_min < 1:
         raise InputError(f"default_ks: field 'n_min' must be at least 1, got {n_min}")
     if n_min <= DENSE_LIMIT:
         return np.arange(1, n_min + 1, dtype=np.int64)
-    log = np.round(np.logspace(2.0, np.log10(n_min), 200)).astype(np.int64)
-    ks = np.unique(np.concatenate([np.arange(1, 101), log, [n_min]]))
+    points = int(np.ceil(LOG_PER_DECADE * np.log10(n_min / DENSE_LIMIT))) + 1
+    log = np.round(np.logspace(np.log10(DENSE_LIMIT), np.log10(n_min), points)).astype(np.int64)
+    ks = np.unique(np.concatenate([np.arange(1, DENSE_LIMIT + 1), log, [n_min]]))
     return ks[(ks >= 1) & (ks <= n_min)]
 
 

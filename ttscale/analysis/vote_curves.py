@@ -42,13 +42,15 @@ from ttscale.errors import InputError
 
 METRICS = ("maj@k", "best-of-k", "weighted-vote@k")
 #: kernel entries of the exact maj@k DP allowed per problem (about 0.1 s on this machine)
-EXACT_BUDGET = 3e6
+EXACT_BUDGET = 3e5
 #: Monte Carlo orderings per problem (standard error <= 0.5 / sqrt(N_MC) per problem and k)
 N_MC = 300
 #: maj@k within this of the top answer's correctness counts as settled (see _k_certain)
 BOUND_EPS = 1e-6
 #: cells (problems x replicates x answers) per Monte Carlo block
 _MC_CELLS = 4_000_000
+#: problems per Monte Carlo block at most (blocks of like k ranges waste few columns)
+_MC_BLOCK = 64
 
 
 @dataclass
@@ -79,38 +81,72 @@ def _problem_arrays(hist: pd.DataFrame, by: str):
 # -- maj@k -------------------------------------------------------------------------------------
 def _mc_maj(ms: list[np.ndarray], wcs: list[np.ndarray], nulls: np.ndarray, ks: np.ndarray,
             n_mc: int, seed: int) -> np.ndarray:
-    """Monte Carlo maj@k of several problems at once on the grid ``ks`` (all <= every n)."""
+    """Monte Carlo maj@k of several problems at once on the grid ``ks`` (all <= every n).
+
+    ``nulls[i]``: samples of problem i that draw but never vote (unparsed, or lumped answers).
+    Arrays are laid out answer-major, (A, P, R), so each answer's slice is contiguous."""
     p = len(ms)
     a = max(m.size for m in ms)
-    counts = np.zeros((p, a + 1), np.int64)  # last column: null samples
-    wc = np.zeros((p, a))
+    counts = np.zeros((a + 1, p), np.int64)  # last row: samples that never vote
+    wc = np.zeros((a, p))
     for i, (m, w) in enumerate(zip(ms, wcs, strict=True)):
-        counts[i, : m.size], wc[i, : m.size] = m, w
-    counts[:, a] = nulls
+        counts[: m.size, i], wc[: m.size, i] = m, w
+    counts[a] = nulls
+    dt = np.int32 if counts.sum(axis=0).max() < 2**31 else np.int64
+    voters = np.flatnonzero((wc > 0).any(axis=1))  # answers that are ever (partly) correct
     rng = np.random.default_rng(seed)
     out = np.zeros((p, ks.size))
-    left = np.repeat(counts[:, None, :], n_mc, axis=1)  # (P, R, A+1) still undrawn
-    drawn = np.zeros((p, n_mc, a), np.int64)
+    left = np.repeat(counts[:, :, None].astype(dt), n_mc, axis=2)  # (A+1, P, R) still undrawn
+    drawn = np.zeros((a, p, n_mc), dt)
+    rest = np.empty((p, n_mc), dt)
     prev = 0
+    cum = np.empty((p, n_mc), dt)
     for col, k in enumerate(ks.tolist()):
-        need = np.full((p, n_mc), k - prev, np.int64)
-        rest = left.sum(axis=2)  # undrawn in columns j .. A
-        for j in range(a):  # multivariate hypergeometric as a chain of univariate ones
-            rest -= left[:, :, j]
-            x = rng.hypergeometric(left[:, :, j], rest, need)
-            drawn[:, :, j] += x
-            left[:, :, j] -= x
-            need -= x
-            if not need.any():
-                break
-        left[:, :, a] -= need
+        left.sum(axis=0, out=rest)  # undrawn
+        if k - prev <= 3:  # a few single draws: each a categorical draw by inverse CDF
+            for _ in range(k - prev):
+                u = (rng.random((p, n_mc)) * rest).astype(dt)  # uniform in [0, rest)
+                cum[:] = 0
+                for j in range(a + 1):
+                    cum += left[j]
+                    hit = (u < cum) & (u >= cum - left[j])
+                    left[j] -= hit
+                    if j < a:
+                        drawn[j] += hit
+                rest -= 1
+        else:
+            need = np.full((p, n_mc), k - prev, np.int64)
+            for j in range(a):  # multivariate hypergeometric as a chain of univariate ones
+                rest -= left[j]
+                x = rng.hypergeometric(left[j], rest, need)
+                drawn[j] += x
+                left[j] -= x
+                need -= x
+            left[a] -= need
         prev = k
-        top = drawn.max(axis=2, keepdims=True)
-        tied = (drawn == top) & (top > 0)
-        num = tied.sum(axis=2)
-        val = (tied * wc[:, None, :]).sum(axis=2) / np.maximum(num, 1)
-        out[:, col] = val.mean(axis=1)
+        top = drawn.max(axis=0)
+        num = (drawn == top).sum(axis=0)
+        val = np.zeros((p, n_mc))
+        for j in voters.tolist():
+            val += (drawn[j] == top) * wc[j][:, None]
+        val[top == 0] = 0.0  # nothing but non-voters drawn: incorrect
+        out[:, col] = (val / num).mean(axis=1)
     return out
+
+
+def _contenders(m: np.ndarray, n: int, k: int) -> np.ndarray:
+    """The answers a Monte Carlo from ``k`` on must track: the most common answer(s), and every
+    other answer except the rarest ones whose Chernoff bounds (see :func:`_k_certain`) on
+    reaching the most common answer's votes at k sum to at most BOUND_EPS. The rest cannot tie
+    or win at any k' >= k but with that probability, so they draw but never vote."""
+    p = m / float(n)
+    gap = (np.sqrt(p.max()) - np.sqrt(p)) ** 2
+    bound = np.exp(np.clip(k * np.log1p(-np.minimum(gap, 1.0 - 1e-300)), -745.0, 0.0))
+    order = np.argsort(bound, kind="stable")  # least likely to reach the top first
+    lump = np.cumsum(bound[order]) <= BOUND_EPS
+    keep = np.ones(m.size, bool)
+    keep[order[lump]] = False
+    return keep
 
 
 def maj_matrix(hist: pd.DataFrame, ks: np.ndarray, exact_budget: float = EXACT_BUDGET,
@@ -188,19 +224,24 @@ def _k_certain(m: np.ndarray, n: int, ks: np.ndarray) -> float:
 
 def _fill_mc(values: np.ndarray, per: list, mc: list[tuple[int, np.ndarray]], ks: np.ndarray,
              n_mc: int, seed: int) -> None:
-    """Monte Carlo for the (row, columns) pairs of ``mc``: problems sorted by their columns and
-    run in blocks (bounded in memory) on the union of the block's columns, each keeping its own."""
-    mc = sorted(mc, key=lambda rc: (int(rc[1][0]), int(rc[1][-1])))
-    width = max(per[r][2].size for r, _ in mc) + 1
-    step = max(1, _MC_CELLS // (n_mc * width))
+    """Monte Carlo for the (row, columns) pairs of ``mc``: each problem keeps only its
+    contenders from its first Monte Carlo k (:func:`_contenders`), problems sorted by their
+    last and first columns and run in blocks (bounded in memory) on the union of the block's columns."""
+    prob = {}
+    for r, mine in mc:
+        _, _, m, passed, n0 = per[r]
+        n = int(m.sum()) + n0
+        keep = _contenders(m, n, int(ks[mine[0]]))
+        prob[r] = (m[keep], (passed / np.maximum(m, 1))[keep], n0 + int(m[~keep].sum()), n)
+    mc = sorted(mc, key=lambda rc: (int(rc[1][-1]), int(rc[1][0])))  # like ranges together
+    width = max(prob[r][0].size for r, _ in mc) + 1
+    step = max(1, min(_MC_BLOCK, _MC_CELLS // (n_mc * width)))
     for lo in range(0, len(mc), step):
         block = mc[lo:lo + step]
         cols = np.unique(np.concatenate([c for _, c in block]))
-        n_min = min(int(per[r][2].sum()) + per[r][4] for r, _ in block)
-        cols = cols[ks[cols] <= n_min]
-        ms = [per[r][2] for r, _ in block]
-        wcs = [per[r][3] / np.maximum(per[r][2], 1) for r, _ in block]
-        nulls = np.asarray([per[r][4] for r, _ in block], np.int64)
+        cols = cols[ks[cols] <= min(prob[r][3] for r, _ in block)]
+        ms, wcs, nulls = ([prob[r][i] for r, _ in block] for i in range(3))
+        nulls = np.asarray(nulls, np.int64)
         got = _mc_maj(ms, wcs, nulls, ks[cols], n_mc, seed + 7919 * lo)
         pos = {c: j for j, c in enumerate(cols.tolist())}
         for i, (r, mine) in enumerate(block):
