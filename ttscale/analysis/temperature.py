@@ -53,13 +53,17 @@ def _check(n: Any, c: Any, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _log_miss_table(n: np.ndarray, c: np.ndarray, k_max: int) -> np.ndarray:
-    """log C(n-c, k) / C(n, k) for k = 0..k_max, shape (P, k_max + 1); -inf when k > n - c."""
-    k = np.arange(k_max + 1, dtype=float)[None, :]
-    nn, ff = n[:, None].astype(float), (n - c)[:, None].astype(float)
-    ok = (k <= ff) & (k <= nn)
-    with np.errstate(invalid="ignore"):
-        val = gammaln(ff + 1) - gammaln(np.where(ok, ff - k, 0) + 1) - gammaln(nn + 1) + gammaln(np.where(ok, nn - k, 0) + 1)
-    return np.where(ok, val, -np.inf)
+    """log C(n-c, k) / C(n, k) for k = 0..k_max, shape (P, k_max + 1); -inf when k > n - c.
+
+    As the running sum of log((n-c-j) / (n-j)) over j < k: one log a cell."""
+    n_f, c_f = n.astype(float)[:, None], c.astype(float)[:, None]
+    j = np.arange(int(k_max), dtype=float)[None, :]
+    ok = j < n_f - c_f  # a miss of j + 1 draws is still possible
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(ok, np.log1p(-c_f / np.where(ok, n_f - j, 1.0)), -np.inf)
+    out = np.zeros((n.shape[0], int(k_max) + 1))
+    np.cumsum(terms, axis=1, out=out[:, 1:])
+    return out
 
 
 def pooled_coverage(n: Any, c: Any, allocation: Any, source: str = "counts") -> np.ndarray:
@@ -110,11 +114,12 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
                max_nodes: int = 200_000) -> Split:
     """The split of ``total`` samples across temperatures with the highest pooled coverage.
 
-    ``method``: "exact" (branch and bound, see the module docstring; proven optimal unless
-    ``max_nodes`` is hit, which ``Split.exact`` reports), "exhaustive" (every composition; small
-    budgets only), "greedy" (a heuristic: add one sample at a time where the gain is largest,
-    then move blocks of samples between temperatures while that helps), or "auto" (= exact).
-    Ties go to the first allocation found (lexicographic order for exhaustive).
+    ``method``: "exact" (two temperatures: every split, vectorised; more: branch and bound, see
+    the module docstring; proven optimal unless ``max_nodes`` is hit, which ``Split.exact``
+    reports), "exhaustive" (every composition; small budgets only), "greedy" (a heuristic: add
+    one sample at a time where the gain is largest, then move blocks of samples between
+    temperatures while that helps), or "auto" (= exact). Ties go to the first allocation found
+    (lexicographic order for exhaustive and for exact with one or two temperatures).
     """
     n_i, c_i = _check(n, c, source)
     temps = n_i.shape[1]
@@ -129,20 +134,59 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
         best = int(np.argmax(cov))
         return Split(tuple(int(x) for x in allocs[best]), float(cov[best]), True, "exhaustive")
     if method == "exact":
-        from ttscale.analysis.temperature_split import exact_split
-
-        greedy = best_split(n_i, c_i, total, "greedy", source)
-        tables = [np.exp(_log_miss_table(n_i[:, t], c_i[:, t], int(caps[t]))) for t in range(temps)]
-        alloc, proven = exact_split(tables, caps, int(total), greedy.allocation, max_nodes)
-        cov = float(pooled_coverage(n_i, c_i, alloc, source)[0])
+        logs = [_log_miss_table(n_i[:, t], c_i[:, t], int(min(caps[t], total))) for t in range(temps)]
+        alloc, proven = split_from_logs(logs, caps, int(total), max_nodes)
+        cov = 1.0 - float(np.exp(sum(logs[t][:, alloc[t]] for t in range(temps))).mean())
         return Split(alloc, cov, proven, "exact")
     if method != "greedy":
         raise InputError(f"{source}: field 'method' {method!r} is not one of auto, exact, exhaustive, greedy")
-    tables = [_log_miss_table(n_i[:, t], c_i[:, t], int(caps[t])) for t in range(temps)]
+    logs = [_log_miss_table(n_i[:, t], c_i[:, t], int(min(caps[t], total))) for t in range(temps)]
+    alloc = _greedy(logs, np.minimum(caps, total), int(total))
+    cov = 1.0 - float(np.exp(sum(logs[t][:, alloc[t]] for t in range(temps))).mean())
+    return Split(tuple(int(x) for x in alloc), cov, False, "greedy")
+
+
+#: cells (problems x allocations) evaluated at once by the two-temperature enumeration
+_ENUM_CELLS = 4_000_000
+
+
+def split_from_logs(logs: list[np.ndarray], caps: np.ndarray, total: int,
+                    max_nodes: int = 200_000) -> tuple[tuple[int, ...], bool]:
+    """(best allocation of ``total``, proven optimal) from per-temperature log miss tables
+    (``logs[t][p, a]`` = log C(n-c, a) / C(n, a), at least ``min(cap_t, total) + 1`` columns).
+
+    One or two temperatures: every split is evaluated (vectorised, in blocks), the first best in
+    lexicographic order wins, as with ``method="exhaustive"``. More: the branch and bound of
+    :mod:`ttscale.analysis.temperature_split`, started from the greedy split."""
+    from ttscale.analysis.temperature_split import exact_split
+
+    temps = len(logs)
+    caps_eff = np.minimum(np.asarray(caps, np.int64), int(total))
+    if temps == 1:
+        return (int(total),), True
+    if temps == 2:
+        lo, hi = max(0, total - int(caps_eff[1])), min(total, int(caps_eff[0]))
+        step = max(1, _ENUM_CELLS // max(logs[0].shape[0], 1))
+        best, best_a = np.inf, lo
+        for start in range(lo, hi + 1, step):
+            a = np.arange(start, min(hi, start + step - 1) + 1)
+            miss = np.exp(logs[0][:, a] + logs[1][:, total - a]).sum(axis=0)
+            i = int(np.argmin(miss))
+            if miss[i] < best:
+                best, best_a = float(miss[i]), int(a[i])
+        return (best_a, int(total - best_a)), True
+    start = _greedy(logs, caps_eff, int(total))
+    tables = [np.exp(lg[:, : int(caps_eff[t]) + 1]) for t, lg in enumerate(logs)]
+    return exact_split(tables, caps_eff, int(total), start, max_nodes)
+
+
+def _greedy(logs: list[np.ndarray], caps: np.ndarray, total: int) -> np.ndarray:
+    """The greedy split (one sample at a time where the gain is largest, then block moves)."""
+    temps = len(logs)
     alloc = np.zeros(temps, dtype=np.int64)
 
     def log_miss(a: np.ndarray) -> np.ndarray:
-        return sum(tables[t][:, a[t]] for t in range(temps))
+        return sum(logs[t][:, a[t]] for t in range(temps))
 
     for _ in range(int(total)):
         best_t, best_cov = -1, -np.inf
@@ -173,7 +217,7 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
                         alloc, current, improved = trial, cov, True
                         continue
                 step //= 2
-    return Split(tuple(int(x) for x in alloc), float(1.0 - np.exp(log_miss(alloc)).mean()), False, "greedy")
+    return alloc
 
 
 def counts_by_temperature(

@@ -113,38 +113,71 @@ def _halves(n: np.ndarray, c: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return n_a, c_a, n - n_a, c - c_a
 
 
+def _logs(n: np.ndarray, c: np.ndarray) -> list[np.ndarray]:
+    from ttscale.analysis.temperature import _log_miss_table
+
+    caps = n.min(axis=0)
+    return [_log_miss_table(n[:, t], c[:, t], int(caps[t])) for t in range(n.shape[1])]
+
+
+class _Halves:
+    """The ``n_splits`` random halvings of (n, c) (seeded as before: one generator, in order),
+    each half's log miss tables computed once and shared by every budget."""
+
+    def __init__(self, n: np.ndarray, c: np.ndarray, n_splits: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.pairs = []
+        self.cap = int((n // 2).min(axis=0).sum())
+        for _ in range(n_splits):
+            n_a, c_a, n_b, c_b = _halves(n, c, rng)
+            self.pairs.append(((n_a, _logs(n_a, c_a)), (n_b, _logs(n_b, c_b))))
+
+    def score(self, total: int) -> tuple[float, float]:
+        from ttscale.analysis.temperature import split_from_logs
+
+        if total > self.cap:
+            return float("nan"), float("nan")
+        out, gap = [], []
+        for a, b in self.pairs:
+            for (nf, lf), (_, le) in ((a, b), (b, a)):
+                alloc, _ = split_from_logs(lf, nf.min(axis=0), total)
+                fit = 1.0 - float(np.exp(sum(lf[t][:, x] for t, x in enumerate(alloc))).mean())
+                held = 1.0 - float(np.exp(sum(le[t][:, x] for t, x in enumerate(alloc))).mean())
+                out.append(held)
+                gap.append(fit - held)
+        return float(np.mean(out)), float(np.mean(gap))
+
+
 def cross_fitted_split(n: Any, c: Any, total: int, n_splits: int = 5, seed: int = 0
                        ) -> tuple[float, float]:
     """(out-of-half coverage, optimism) of the best split of ``total`` chosen on half the samples."""
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     if total > int((n // 2).min(axis=0).sum()):
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    out, gap = [], []
-    for _ in range(n_splits):
-        n_a, c_a, n_b, c_b = _halves(n, c, rng)
-        for (nf, cf), (ne, ce) in (((n_a, c_a), (n_b, c_b)), ((n_b, c_b), (n_a, c_a))):
-            chosen = best_split(nf, cf, total)
-            held = float(pooled_coverage(ne, ce, chosen.allocation)[0])
-            out.append(held)
-            gap.append(chosen.coverage - held)
-    return float(np.mean(out)), float(np.mean(gap))
+    return _Halves(n, c, n_splits, seed).score(int(total))
 
 
 def budget_splits(n: Any, c: Any, temperatures: list[float], ks: Any, n_splits: int = 5,
                   seed: int = 0) -> pd.DataFrame:
     """Per k: the exact best split (JSON {temperature: samples}), its in-sample and cross-fitted
-    coverage, the optimism, and the cross-fitted coverage of the best single temperature."""
+    coverage, the optimism, and the cross-fitted coverage of the best single temperature.
+
+    The log miss tables of the samples and of each random half are computed once for all k."""
+    from ttscale.analysis.temperature import split_from_logs
+
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
+    logs, caps = _logs(n, c), n.min(axis=0)
+    halves = _Halves(n, c, n_splits, seed)
     rows = []
     for k in np.asarray(ks, dtype=np.int64):
-        if k > int(n.min(axis=0).sum()):
+        if k > int(caps.sum()):
             continue
-        split = best_split(n, c, int(k))
-        held, optimism = cross_fitted_split(n, c, int(k), n_splits, seed)
+        alloc, exact = split_from_logs(logs, caps, int(k))
+        cov = 1.0 - float(np.exp(sum(logs[t][:, x] for t, x in enumerate(alloc))).mean())
+        held, optimism = halves.score(int(k))
         rows.append({"k": int(k),
-                     "split": json.dumps({str(t): a for t, a in zip(temperatures, split.allocation, strict=True)}),
-                     "split_exact": split.exact, "coverage_in_sample": split.coverage,
+                     "split": json.dumps({str(t): a for t, a in zip(temperatures, alloc, strict=True)}),
+                     "split_exact": exact, "coverage_in_sample": cov,
                      "coverage_cross_fitted": held, "optimism": optimism})
     return pd.DataFrame(rows)
 
