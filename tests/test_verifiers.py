@@ -267,3 +267,56 @@ def test_reward_model_on_gpu_matches_cpu(tmp_path) -> None:
     gpu = make_verifier("reward", {**opts, "device": "cuda"}).verify(problem("12"), frame(texts))
     cpu = make_verifier("reward", {**opts, "device": "cpu"}).verify(problem("12"), frame(texts))
     np.testing.assert_allclose(gpu["score"], cpu["score"], rtol=1e-3, atol=1e-3)
+
+
+def test_last_hashes_equals_the_last_findall_match() -> None:
+    """The fast path (scan from the line of the last ####) gives findall's last match on
+    random texts built from hashes, whitespace and newlines (the cases where matches chain)."""
+    import random
+
+    from ttscale.answers import _HASHES, _last_hashes
+
+    rng = random.Random(0)
+    parts = ["#", "##", "####", "#####", " ", "\n", "\t", "42", "x", "\n\n", "  \n", "3.5"]
+    for _ in range(40_000):
+        t = "".join(rng.choice(parts) for _ in range(rng.randint(0, 14)))
+        found = _HASHES.findall(t)
+        assert _last_hashes(t) == (found[-1] if found else None), repr(t)
+    assert _last_hashes("a\n#### 7\nb #### \n\n 9 x\n") == "9 x"
+    assert _last_hashes("no answer here") is None
+
+
+def test_extract_final_answer_fast_paths_equal_the_plain_rules() -> None:
+    """The scans that skip most of a completion (last ####, last number, no "answer") give what
+    the plain rules give: findall over the whole text, first rule that yields an answer."""
+    import random
+
+    from ttscale import answers as A
+
+    def plain(text: str) -> str | None:
+        if not text:
+            return None
+        hashes = A._HASHES.findall(text)
+        if hashes and hashes[-1].strip():
+            return hashes[-1].strip()
+        boxed = A.last_boxed(text)
+        if boxed is not None and boxed.strip():
+            return boxed.strip()
+        tags = A._ANSWER_TAG.findall(text)
+        if tags and tags[-1].strip():
+            return tags[-1].strip()
+        phrase = A._ANSWER_IS.findall(text)
+        if phrase:
+            cand = phrase[-1].strip()
+            nums = A._NUMBER.findall(cand)
+            return nums[0] if nums else cand.rstrip(". ")
+        nums = A._NUMBER.findall(text)
+        return nums[-1] if nums else None
+
+    rng = random.Random(1)
+    parts = ["1", "23", "1,234", ",", ".", "/", "-", "-.5", " ", "\n", "x", "answer", "ANſWER",
+             "Answer:", "the answer is", "<answer>", "</answer>", "final answer:", "####",
+             "\\boxed{", "}", "7", "*"]
+    for _ in range(40_000):
+        t = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        assert A.extract_final_answer(t) == plain(t), repr(t)

@@ -59,27 +59,62 @@ def last_boxed(text: str) -> str | None:
     return None  # unbalanced: the completion was cut off inside the box
 
 
+def _last_hashes(text: str) -> str | None:
+    """The last ``_HASHES.findall(text)`` item (None when there is none), without scanning the
+    whole text: a match ends at the end of a line, so no match starting before the line of the
+    last ``####`` reaches into it unless only whitespace separates that line from a ``#``
+    (then the whole text is scanned, as before), and the line's first ``####`` starts one."""
+    i = text.rfind("####")
+    if i < 0:
+        return None
+    start = text.rfind("\n", 0, i) + 1
+    if start and text[:start].rstrip().endswith("#"):
+        start = 0
+    # the line's first #### starts a match (nothing before the line reaches into it)
+    found = _HASHES.findall(text, text.find("####", start))
+    return found[-1] if found else None
+
+
 def extract_final_answer(text: str | None) -> str | None:
     """The final answer a completion gives (raw, not normalised), or None when it gives none."""
     if not text:
         return None
-    hashes = _HASHES.findall(text)
-    if hashes and hashes[-1].strip():
-        return hashes[-1].strip()
+    last = _last_hashes(text)
+    if last is not None and last.strip():
+        return last.strip()
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()
-    tags = _ANSWER_TAG.findall(text)
-    if tags and tags[-1].strip():
-        return tags[-1].strip()
-    phrase = _ANSWER_IS.findall(text)
-    if phrase:
-        cand = phrase[-1].strip()
-        nums = _NUMBER.findall(cand)
-        # "The answer is 42 apples." -> 42; "the answer is x^2+1" -> the phrase itself
-        return nums[0] if nums else cand.rstrip(". ")
-    nums = _NUMBER.findall(text)
-    return nums[-1] if nums else None
+    # every alternative of the two patterns below spells "answer"; re's IGNORECASE matches no
+    # character that casefold() does not map onto those letters, so without it neither matches
+    if "answer" in text.casefold():
+        tags = _ANSWER_TAG.findall(text)
+        if tags and tags[-1].strip():
+            return tags[-1].strip()
+        phrase = _ANSWER_IS.findall(text)
+        if phrase:
+            cand = phrase[-1].strip()
+            nums = _NUMBER.findall(cand)
+            # "The answer is 42 apples." -> 42; "the answer is x^2+1" -> the phrase itself
+            return nums[0] if nums else cand.rstrip(". ")
+    return _last_number(text)
+
+
+_NUMBER_CHARS = frozenset("0123456789-,./")
+
+
+def _last_number(text: str) -> str | None:
+    """The last ``_NUMBER.findall(text)`` item (None when there is none), scanning only from
+    the run of number characters holding the last digit: a match consists of those characters
+    only, so none reaches across a character outside them."""
+    p = max(text.rfind(d) for d in "0123456789")
+    if p < 0:
+        return None
+    start = p
+    while start > 0 and text[start - 1] in _NUMBER_CHARS:
+        start -= 1
+    found = _NUMBER.findall(text, start)
+    return found[-1] if found else None
 
 
 def canonical_number(value: Fraction) -> str:
