@@ -8,7 +8,9 @@ seconds to reading the samples' Parquet once with pyarrow (every shard, every co
 time) measured in the same run:
 
     import (JSONL), verify exact, verify exact again (nothing to do), verify majority, verify
-    majority again, analyze, analyze again, compare (exact, majority), compare again, forecast,
+    majority again, analyze, analyze again, compare (exact, majority), compare again, forecast
+    (the default method, power_law, with its interval), forecast --method all (five methods, the
+    Beta ones refitted by maximum likelihood in every bootstrap replicate),
     report
 
 Targets (issue 11): peak RSS under 4 GB in every stage at 10M; verify at most 4x the Parquet
@@ -41,7 +43,7 @@ PROBLEMS = 500
 TEMPERATURES = (0.6, 1.0)
 STAGES = ["import", "read", "verify-exact", "verify-exact-again", "verify-majority",
           "verify-majority-again", "analyze", "analyze-again", "compare", "compare-again",
-          "forecast", "report"]
+          "forecast", "forecast-all", "report"]
 WORDS = ("the of and to a in is that for it as with was on be by this are we step so then "
          "total number each more than less add subtract multiply divide first second left right "
          "answer value equals therefore").split()
@@ -95,6 +97,8 @@ def _stage_command(stage: str, run: Path, src: Path, k: int) -> list[str]:
     if base == "compare":
         return [*py, "compare", str(run), "--verifiers", "exact,majority", "--quiet"]
     if base == "forecast":
+        return [*py, "forecast", str(run), "--to", str(10 * k)]
+    if base == "forecast-all":
         return [*py, "forecast", str(run), "--to", str(10 * k), "--method", "all"]
     if base == "report":
         return [*py, "report", str(run)]
