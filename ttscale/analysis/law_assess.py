@@ -108,16 +108,38 @@ def law_status(
     (a forecast by ``power_law``): ``{"status", "reasons", "warnings"}`` as in fits.json."""
     import pandas as pd
 
-    from ttscale.analysis.curves import coverage_curves
-
     n_i, c_i = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     counts = pd.DataFrame({"problem": np.arange(n_i.size), "num_samples": n_i, "num_correct": c_i})
-    top = int(n_i.min()) if max_k is None else int(max_k)
-    cur = coverage_curves(counts, ks=np.arange(1, top + 1) if top <= 1000 else None,
-                          n_boot=n_boot, ci=ci, seed=seed, source=source)
-    cur = cur[cur["k"] <= top]
+    return group_law_status(counts, max_k=max_k, ceiling=ceiling, n_boot=n_boot,
+                            law_boot=law_boot, ci=ci, seed=seed, source=source)
+
+
+def group_law_status(
+    counts: Any, *, max_k: int | None = None, ceiling: bool = False, n_boot: int = 300,
+    law_boot: int = 100, ci: float = 0.95, seed: int = 0, source: str = "counts",
+) -> dict[str, Any]:
+    """:func:`law_status` of one group's counts rows (``problem``, ``num_samples``,
+    ``num_correct``; other columns are ignored), judged as ``ttscale analyze`` judges it: the
+    measured curve and its ``ci`` band at analyze's k (every k to 256, then log-spaced), the law
+    fitted to k <= ``max_k``. An adaptive run's rows (the columns of
+    ``ttscale.analysis.adaptive_run.ADAPTIVE_COLUMNS``) are judged on the stopping-rule curve
+    up to K, as analyze does."""
+    from ttscale.analysis.adaptive_run import ADAPTIVE_COLUMNS, is_adaptive, per_problem_pass
+    from ttscale.analysis.adaptive_run import max_k as largest_k
+    from ttscale.analysis.curves import coverage_curves, default_ks
+
+    adaptive = is_adaptive(counts)
+    rows = counts[["problem", "num_samples", "num_correct",
+                   *(ADAPTIVE_COLUMNS if adaptive else ())]].reset_index(drop=True)
+    n_i = rows["num_samples"].to_numpy(np.int64)
+    c_i = rows["num_correct"].to_numpy(np.int64)
+    n_min = largest_k(rows)  # K for an adaptive run
+    top = n_min if max_k is None else int(max_k)
+    ks = default_ks(n_min)
+    cur = coverage_curves(rows, ks=ks[ks <= top], n_boot=n_boot, ci=ci, seed=seed, source=source)
+    kw = ({"per_problem": lambda kk: per_problem_pass(rows, kk), "k_top": n_min} if adaptive else {})
     boot = bootstrap_law(n_i, c_i, max_k=max_k, ceiling=ceiling, n_boot=law_boot, ci=ci, seed=seed,
-                         source=source)
+                         source=source, **kw)
     verdict = judge(boot, cur["k"].to_numpy(), cur["estimate"].to_numpy(), cur["ci_low"].to_numpy(),
                     cur["ci_high"].to_numpy())
     return {"status": verdict["status"], "reasons": verdict["reasons"], "warnings": verdict["warnings"]}
