@@ -103,5 +103,14 @@ def test_forecast_reads_adaptive_counts_and_refuses_subsampling_them():
     records = forecast_records(counts, 5000, method="all")
     for rec in records:
         assert rec["coverage"] == pytest.approx(forecast_adaptive(counts, 5000, rec["method"], "x"))
+    # the power law's verdict is analyze's, judged on the stopping-rule curve
+    from ttscale.analysis.inputs import input_from_counts
+    from ttscale.analysis.pipeline import Options, analyze
+
+    (fit,) = analyze(input_from_counts(counts), Options(n_boot=1000, law_boot=300)).fits
+    (law,) = [r for r in records if r["method"] == "power_law"]
+    assert fit["fit_status"] in ("ok", "rejected")
+    assert (law["law_status"], law["law_reasons"]) == (fit["fit_status"], fit["fit_reasons"])
+    assert all(r["law_status"] is None for r in records if r["method"] != "power_law")
     with pytest.raises(InputError, match="--from-k: an adaptive run"):
         forecast_records(counts, 5000, from_k=16)

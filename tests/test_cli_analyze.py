@@ -447,7 +447,9 @@ def test_forecast_json_all_methods(counts_csv, capsys):
     counts = pd.read_csv(counts_csv)
     for r in recs:
         assert set(r) == {"benchmark", "model", "method", "k", "coverage", "from_k", "from_n",
-                          "extrapolated", "ci_low", "ci_high", "ci_level"}
+                          "extrapolated", "ci_low", "ci_high", "ci_level", "law_status",
+                          "law_reasons", "law_warnings"}
+        assert (r["law_status"] is None) == (r["method"] != "power_law")
         assert r["k"] == 500 and r["from_k"] is None and r["extrapolated"] is True
         assert r["ci_low"] is None and r["ci_high"] is None
         g = counts[(counts["benchmark"] == r["benchmark"]) & (counts["model"] == r["model"])]

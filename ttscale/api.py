@@ -223,11 +223,16 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     sample, and then ``error`` says why), its ``level`` interval ``ci_low``/``ci_high`` with
     ``ci_level``, ``floor_sd``, ``extrapolation_sd`` and ``model_sd`` (null intervals with
     ``n_boot=0``; see :mod:`ttscale.analysis.forecast_interval`), ``extrapolated`` (``to`` beyond
-    the samples per problem), ``from_n`` and ``from_k``.
+    the samples per problem), ``from_n``, ``from_k``, and ``law_status``, ``law_reasons`` and
+    ``law_warnings``: for ``power_law``, the verdict of ``ttscale analyze`` on the power law of
+    the group's counts as forecast from (after ``from_k``), ``"rejected"`` where it leaves the
+    curve's 95% band (reused from a run directory's fresh ``analysis/fits.json`` of the same
+    grouping, else computed: :func:`ttscale.analysis.forecast.attach_law`); null for the other
+    methods.
     """
     import pandas as pd
 
-    from ttscale.analysis.forecast import forecast_input
+    from ttscale.analysis.forecast import analysis_verdicts, forecast_input
     from ttscale.analysis.forecast_interval import forecast_records as with_intervals
 
     src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
@@ -243,7 +248,10 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
                   where: str) -> list[dict[str, Any]]:
         return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed)
 
-    return forecast_input(inp.counts, inp.group_cols, to, method, from_k, seed, str(src), per_group)
+    verdicts = (analysis_verdicts(inp.source / "analysis", inp.state, inp.counts, inp.group_cols)
+                if from_k is None else None)
+    return forecast_input(inp.counts, inp.group_cols, to, method, from_k, seed, str(src), per_group,
+                          verdicts)
 
 
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
@@ -257,7 +265,9 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
     or ``"all"``. ``from_k`` first subsamples each problem to that many samples without
     replacement (a back-test; seeded by ``seed``). Returns one row per (group, method): the group
     columns, ``method``, ``k``, ``coverage`` (NaN where a group has no correct sample; ``error``
-    says why) and ``from_k``. A run whose verifiers have not judged every sample is refused
+    says why), its interval, ``from_k`` and, for ``power_law``, ``law_status`` (``"rejected"``:
+    the forecast extrapolates a law the data do not follow), ``law_reasons`` and
+    ``law_warnings``. A run whose verifiers have not judged every sample is refused
     (``allow_stale`` warns).
     """
     import pandas as pd

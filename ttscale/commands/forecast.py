@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     group_cols = [c for c in (records[0] if records else {})
                   if c not in ("method", "k", "coverage", "error", "from_k", "from_n", "extrapolated",
                                "ci_low", "ci_high", "ci_level", "floor_sd", "extrapolation_sd",
-                               "model_sd")]
+                               "model_sd", "law_status", "law_reasons", "law_warnings")]
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
