@@ -434,7 +434,8 @@ def test_forecast_table_output(counts_csv, capsys):
     from ttscale.analysis import forecast as fc
     assert main(["forecast", str(counts_csv), "--to", "200"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage", "90%", "low", "90%", "high"]
+    assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage", "90%", "low", "90%", "high",
+                                "law"]
     assert len(lines) == 5 and all(fc.DEFAULT_METHOD in ln for ln in lines[1:])
 
 

@@ -15,9 +15,25 @@ method): the group columns, ``"method"``, ``"k"`` (= K), ``"coverage"`` (a float
 which unsolved problems are solvable, the bootstrap spread of the method's extrapolation, the
 alternatives' spread; see ``ttscale.analysis.forecast_interval``), ``"extrapolated"`` (K beyond
 the samples per problem: a model's extrapolation, not an estimate), ``"from_n"`` (the smallest
-samples per problem used) and ``"from_k"`` (N, or null without ``--from-k``). A group in which
-no sample is correct has nothing to forecast from: ``"coverage"`` is null there and ``"error"``
-says why. Library: ``ttscale.forecast_records`` / ``ttscale.forecast``.
+samples per problem used), ``"from_k"`` (N, or null without ``--from-k``), and ``"law_status"``,
+``"law_reasons"`` and ``"law_warnings"`` (below). A group in which no sample is correct has
+nothing to forecast from: ``"coverage"`` is null there and ``"error"`` says why. Library:
+``ttscale.forecast_records`` / ``ttscale.forecast``.
+
+Is the law followed? A ``power_law`` forecast extrapolates the law fitted to the measured curve,
+so each ``power_law`` record carries the verdict ``ttscale analyze`` gives that law on the
+group's counts as forecast from (after ``--from-k``): ``"law_status"`` is ``"ok"``,
+``"rejected"`` (the law leaves the curve's 95% bootstrap band at some measured k) or
+``"unchecked"``, with its ``"law_reasons"`` and ``"law_warnings"`` (e.g. log(-log coverage)
+curved in log k: extrapolation unreliable), as fits.json's ``fit_status``, ``fit_reasons``,
+``fit_warnings``. On a run directory whose analysis is fresh (``analysis/state.json`` matches
+the run), grouped the same way and fitted to the same k range (no ``--ceiling``/``--max-k``),
+its fits.json verdict is reused; otherwise it is computed as a default analysis would
+(``--n-boot 1000 --law-boot 300``: about 0.1 CPU s a group at 500 problems x 1,000 samples).
+Other methods carry null there. The table shows it as the ``law`` column, and for each rejected
+law one line follows on stderr (also with ``--json``): ``warning: <group>: the power law is
+rejected (<first reason>); its forecast extrapolates a law the data do not follow: compare
+--method all``.
 
 Methods (``ttscale.analysis.forecast``): ``power_law`` (the exponentiated power law fitted to the
 measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it
@@ -31,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -74,11 +91,27 @@ def run(args: argparse.Namespace) -> int:
                                "model_sd", "law_status", "law_reasons", "law_warnings")]
     if args.json:
         print(json.dumps(records, indent=2))
-        return 0
-    cols = [*group_cols, "method", "k", "coverage", "ci_low", "ci_high"]
-    table = pd.DataFrame(records, columns=cols)
-    for col in ("coverage", "ci_low", "ci_high"):
-        table[col] = table[col].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
-    table = table.rename(columns={"ci_low": f"{args.level:.0%} low", "ci_high": f"{args.level:.0%} high"})
-    print(table.to_string(index=False))
+    else:
+        cols = [*group_cols, "method", "k", "coverage", "ci_low", "ci_high", "law_status"]
+        table = pd.DataFrame(records, columns=cols)
+        for col in ("coverage", "ci_low", "ci_high"):
+            table[col] = table[col].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
+        table["law_status"] = table["law_status"].map(lambda x: "-" if x is None or pd.isna(x) else x)
+        table = table.rename(columns={"ci_low": f"{args.level:.0%} low",
+                                      "ci_high": f"{args.level:.0%} high", "law_status": "law"})
+        print(table.to_string(index=False))
+    for line in rejected_law_lines(records, group_cols):
+        print(line, file=sys.stderr)
     return 0
+
+
+def rejected_law_lines(records: list[dict], group_cols: list[str]) -> list[str]:
+    """One line per group whose power law is rejected (printed on stderr after the output)."""
+    out = []
+    for r in records:
+        if r.get("method") == "power_law" and r.get("law_status") == "rejected":
+            group = ", ".join(f"{c}={r[c]}" for c in group_cols) or "all problems"
+            why = (r.get("law_reasons") or ["it leaves the measured curve's band"])[0]
+            out.append(f"warning: {group}: the power law is rejected ({why}); its forecast "
+                       "extrapolates a law the data do not follow: compare --method all")
+    return out
