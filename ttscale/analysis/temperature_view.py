@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.analysis.laws import pass_at_k_matrix
-from ttscale.analysis.temperature import best_split, counts_by_temperature, pooled_coverage
+from ttscale.analysis.temperature import counts_by_temperature
 from ttscale.errors import InputError
 
 #: what the report says above the table
