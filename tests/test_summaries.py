@@ -193,3 +193,34 @@ def test_analysis_from_summaries_matches_per_sample_estimators(tmp_path: Path) -
     again = analyze(load_input(run.path), Options(n_boot=0))
     assert again.curves["estimate"].equals(res.curves["estimate"])
     assert pa is not None
+
+
+def test_joint_summary_dense_equals_the_join(tmp_path: Path) -> None:
+    """The one-byte-a-sample joint counts equal a hash join of the two verifiers' verdicts, with
+    shuffled shards and one verifier covering only part of the samples; sample indices outside
+    0 .. n-1 take the join."""
+    rows = _rows(6, 30, seed=3)
+    run = _build(tmp_path / "run", rows)
+    truth = _verdicts(rows).sample(frac=1.0, random_state=1)
+    for lo in range(0, len(truth), 60):
+        run.write_verdicts("exact", truth.iloc[lo:lo + 60])
+    other = _verdicts(rows).sample(frac=0.7, random_state=2)
+    other["passed"] = np.random.default_rng(4).random(len(other)) < 0.5
+    for lo in range(0, len(other), 130):
+        run.write_verdicts("noisy", other.iloc[lo:lo + 130])
+    dense = summaries._joint_dense(run, "noisy", "exact")
+    join = summaries._joint_join(run, "noisy", "exact")
+    assert dense is not None
+    key = [("problem_id", "ascending"), ("temperature", "ascending")]
+    assert dense.sort_by(key).cast(summaries.JOINT_SCHEMA).equals(join.sort_by(key).cast(summaries.JOINT_SCHEMA))
+    # by hand for one group
+    m = other.merge(truth, on=["problem_id", "temperature", "sample_index"], suffixes=("", "_t"))
+    g = m[(m.problem_id == "p2") & (m.temperature == 1.0)]
+    row = dense.filter(pa.compute.and_(pa.compute.equal(dense["problem_id"], "p2"),
+                                       pa.compute.equal(dense["temperature"], 1.0))).to_pylist()[0]
+    assert (row["n"], row["passed"], row["truth"], row["both"]) == (
+        len(g), int(g.passed.sum()), int(g.passed_t.sum()), int((g.passed & g.passed_t).sum()))
+    # an index beyond its group's samples: the dense path declines, joint_summary joins
+    odd = _verdicts(rows.head(1)).assign(sample_index=999)
+    run.write_verdicts("noisy", odd)
+    assert summaries._joint_dense(run, "noisy", "exact") is None

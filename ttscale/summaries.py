@@ -35,6 +35,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -93,7 +94,7 @@ def _sum_by(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table:
 def _samples_part(batch: pa.RecordBatch) -> pa.Table:
     t = pa.table({
         "problem_id": batch.column("problem_id"), "temperature": batch.column("temperature"),
-        "n": pa.array([1] * batch.num_rows, pa.int64()),
+        "n": pa.array(np.ones(batch.num_rows, np.int64)),
         "prompt_tokens": pc.cast(batch.column("num_prompt_tokens"), pa.int64()),
         "output_tokens": pc.cast(batch.column("num_output_tokens"), pa.int64()),
     })
@@ -109,7 +110,7 @@ def _verdicts_part(batch: pa.RecordBatch) -> pa.Table:
     t = pa.table({
         "problem_id": batch.column("problem_id"), "temperature": batch.column("temperature"),
         "answer": batch.column("answer"), "score": score,
-        "count": pa.array([1] * batch.num_rows, pa.int64()),
+        "count": pa.array(np.ones(batch.num_rows, np.int64)),
         "passed": pc.cast(passed, pa.int64()),
     })
     return _sum_by(t, ["problem_id", "temperature", "answer", "score"], ["count", "passed"])
@@ -254,7 +255,71 @@ def joint_summary(run: RunDir, verifier: str, reference: str) -> pa.Table:
     have = _read(path, JOINT_SCHEMA)
     if have is not None and have.shards == stamp:
         return have.table
-    cols = ["problem_id", "temperature", "sample_index", "passed"]
+    table = _joint_dense(run, verifier, reference)
+    if table is None:  # sample indices outside 0 .. n-1 of their group: a join
+        table = _joint_join(run, verifier, reference)
+    table = table.sort_by([(k, "ascending") for k in GROUP]).cast(JOINT_SCHEMA)
+    return _write(path, table, stamp).table
+
+
+_KEY_COLUMNS = ["problem_id", "temperature", "sample_index", "passed"]
+
+
+def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
+    """The joint counts with one byte a sample: each verifier's verdicts go, shard by shard, to
+    slot ``offset[group] + sample_index`` of an int8 array (-1: no verdict), groups and sizes
+    from the samples' summary; then counted per group. Time linear in samples, memory about
+    three bytes a sample. None when some index does not fit its group's 0 .. n-1."""
+    samples = samples_summary(run).table
+    pids = pc.unique(samples["problem_id"])
+    temps = pc.unique(samples["temperature"])
+    width = len(temps)
+    code = (pc.index_in(samples["problem_id"], pids).to_numpy() * width
+            + pc.index_in(samples["temperature"], temps).to_numpy())
+    sizes = np.zeros(len(pids) * width, np.int64)
+    sizes[code] = samples["n"].to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    total = int(sizes.sum())
+
+    def fill(name: str) -> np.ndarray | None:
+        state = np.full(total, -1, np.int8)
+        for path in shard_paths(run.verdicts_dir(name)):
+            t = pq.read_table(path, columns=_KEY_COLUMNS)
+            p = pc.index_in(t["problem_id"], pids).to_numpy(zero_copy_only=False)
+            q = pc.index_in(t["temperature"], temps).to_numpy(zero_copy_only=False)
+            if np.isnan(p.astype(float)).any() or np.isnan(q.astype(float)).any():
+                return None  # a verdict for a group without samples
+            g = p.astype(np.int64) * width + q.astype(np.int64)
+            idx = t["sample_index"].to_numpy(zero_copy_only=False).astype(np.int64)
+            if ((idx < 0) | (idx >= sizes[g])).any():
+                return None
+            state[offsets[g] + idx] = t["passed"].to_numpy(zero_copy_only=False).astype(np.int8)
+        return state
+
+    a = fill(verifier)
+    b = fill(reference) if a is not None else None
+    if a is None or b is None:
+        return None
+    both = (a >= 0) & (b >= 0)
+    live = np.flatnonzero(sizes > 0)
+    starts = offsets[live]
+
+    def per_group(mask: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(mask.astype(np.int64), starts) if total else np.zeros(0, np.int64)
+
+    n = per_group(both)
+    keep = n > 0
+    rows = live[keep]
+    return pa.table({
+        "problem_id": pids.take(pa.array(rows // width)), "temperature": temps.take(pa.array(rows % width)),
+        "n": n[keep], "passed": per_group(both & (a == 1))[keep],
+        "truth": per_group(both & (b == 1))[keep], "both": per_group(both & (a == 1) & (b == 1))[keep],
+    })
+
+
+def _joint_join(run: RunDir, verifier: str, reference: str) -> pa.Table:
+    """The joint counts by a hash join of the two verifiers' key columns (any sample indices)."""
+    cols = _KEY_COLUMNS
 
     def read(name: str, as_: str) -> pa.Table:
         parts = [pq.read_table(p, columns=cols) for p in shard_paths(run.verdicts_dir(name))]
@@ -266,7 +331,6 @@ def joint_summary(run: RunDir, verifier: str, reference: str) -> pa.Table:
     p = pc.cast(joined["passed"], pa.int64())
     t = pc.cast(joined["truth"], pa.int64())
     table = pa.table({"problem_id": joined["problem_id"], "temperature": joined["temperature"],
-                      "n": pa.array([1] * joined.num_rows, pa.int64()), "passed": p, "truth": t,
+                      "n": pa.array(np.ones(joined.num_rows, np.int64)), "passed": p, "truth": t,
                       "both": pc.multiply(p, t)})
-    table = _sum_by(table, GROUP, ["n", "passed", "truth", "both"]).cast(JOINT_SCHEMA)
-    return _write(path, table, stamp).table
+    return _sum_by(table, GROUP, ["n", "passed", "truth", "both"])
