@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betainc, betaln, expit, gammaln, logit
-from scipy.stats import beta as beta_dist
 
 from ttscale.analysis.law_bootstrap import percentile_ci
 
@@ -48,7 +47,8 @@ class ScaledBetaLikelihood:
         self.edges = _edges()
         self.width = np.diff(self.edges)
         self.mid = (self.edges[1:] + self.edges[:-1]) / 2.0
-        cdf = beta_dist.cdf(self.edges[None, :], self.c[:, None] + 1.0, self.n[:, None] - self.c[:, None] + 1.0)
+        cdf = betainc(self.c[:, None] + 1.0, self.n[:, None] - self.c[:, None] + 1.0,
+                      np.clip(self.edges[None, :], 0.0, 1.0))  # the beta CDF
         self.bin_mass = np.clip(np.diff(cdf, axis=1), 0.0, None)  # (P, G)
         self.log_norm = -np.log(self.n + 1.0)  # integral of the binomial pmf over p is 1/(n+1)
 
