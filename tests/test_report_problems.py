@@ -21,38 +21,29 @@ import pytest
 
 from ttscale import report_sections
 from ttscale.cli import main
-from ttscale.report_sections import _clip, _esc, _h3, first_examples, pass_rates, problems_section
-from ttscale.report_svg import histogram
+from ttscale.report_sections import (
+    examples_table,
+    first_examples,
+    pass_rates,
+    pick_problems,
+    problems_section,
+    rates_block,
+)
 from ttscale.store import RunDir
 
 
 def reference_section(run: Path, oracle: str, examples: int = 3) -> str:
-    """The section computed from the full per-sample tables (the former implementation)."""
+    """The section computed from the full per-sample tables (every verdict for the rates, every
+    sample's text for the examples), rendered by the report's own blocks."""
     rd = RunDir(run)
     verdicts = rd.read_verdicts(oracle, columns=["problem_id", "temperature", "sample_index", "passed"])
     rates = verdicts.groupby("problem_id")["passed"].mean().sort_values()
-    parts = [_h3(f"Per problem ({oracle}): pass rates and example completions"),
-             f"<p>{len(rates)} problems; {int((rates == 0).sum())} never solved, "
-             f"{int((rates == 1).sum())} always solved (all temperatures pooled).</p>",
-             f"<figure class='interactive'>{histogram(rates.tolist(), 20, 'share of samples passed, per problem')}"
-             "</figure><p class='muted'>pass rate per problem (hover a bar for its count)</p>"]
     picks = list(dict.fromkeys([rates.index[0], rates.index[len(rates) // 2], rates.index[-1]]))[:examples]
-    problems = rd.read_problems().set_index("problem_id")
+    assert pick_problems(rates, examples) == picks
     merged = full_examples_table(rd, oracle)
-    rows = []
-    for pid in picks:
-        good, bad = reference_examples(merged, pid)
-        prompt = str(problems.loc[pid, "prompt"]) if pid in problems.index else ""
-        ref = str(problems.loc[pid, "reference"]) if pid in problems.index and "reference" in problems else ""
-        rows.append(f"<tr><td class='l'>{_esc(pid)}</td><td>{rates[pid]:.3f}</td>"
-                    f"<td class='l'><pre>{_esc(_clip(prompt))}</pre></td><td class='l'><pre>{_esc(_clip(ref))}</pre></td>"
-                    f"<td class='l'><pre>{_esc(_clip(good)) if good is not None else '<i>none</i>'}</pre></td>"
-                    f"<td class='l'><pre>{_esc(_clip(bad)) if bad is not None else '<i>none</i>'}</pre></td></tr>")
-    parts.append('<div class="scroll"><table class="examples"><thead><tr><th class="l">problem</th>'
-                 '<th>pass rate</th><th class="l">prompt</th><th class="l">reference</th>'
-                 '<th class="l">a passing sample</th><th class="l">a failing sample</th></tr></thead>'
-                 f"<tbody>{''.join(rows)}</tbody></table></div>")
-    return "".join(parts)
+    found = {pid: reference_examples(merged, pid) for pid in picks}
+    problems = rd.read_problems().set_index("problem_id")
+    return rates_block(oracle, rates) + examples_table(picks, rates, problems, found)
 
 
 def full_examples_table(rd: RunDir, oracle: str) -> pd.DataFrame:

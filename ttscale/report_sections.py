@@ -131,17 +131,33 @@ def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
         return ""
     if not len(rates):
         return ""
-    parts = [_h3(f"Per problem ({oracle}): pass rates and example completions"),
-             f"<p>{len(rates)} problems; {int((rates == 0).sum())} never solved, "
-             f"{int((rates == 1).sum())} always solved (all temperatures pooled).</p>",
-             f"<figure class='interactive'>{histogram(rates.tolist(), 20, 'share of samples passed, per problem')}"
-             "</figure><p class='muted'>pass rate per problem (hover a bar for its count)</p>"]
-    picks = list(dict.fromkeys([rates.index[0], rates.index[len(rates) // 2], rates.index[-1]]))[:examples]
+    picks = pick_problems(rates, examples)
     try:
         problems = rd.read_problems().set_index("problem_id")
         found = first_examples(rd, oracle, picks)
     except Exception:  # noqa: BLE001
-        return "".join(parts)
+        return rates_block(oracle, rates)
+    return rates_block(oracle, rates) + examples_table(picks, rates, problems, found)
+
+
+def pick_problems(rates: pd.Series, examples: int = 3) -> list[str]:
+    """The hardest, a middling and the easiest problem of ``rates`` (ascending), distinct."""
+    return list(dict.fromkeys([rates.index[0], rates.index[len(rates) // 2], rates.index[-1]]))[:examples]
+
+
+def rates_block(oracle: str, rates: pd.Series) -> str:
+    """The section's heading, counts and pass-rate histogram."""
+    return "".join([
+        _h3(f"Per problem ({oracle}): pass rates and example completions"),
+        f"<p>{len(rates)} problems; {int((rates == 0).sum())} never solved, "
+        f"{int((rates == 1).sum())} always solved (all temperatures pooled).</p>",
+        f"<figure class='interactive'>{histogram(rates.tolist(), 20, 'share of samples passed, per problem')}"
+        "</figure><p class='muted'>pass rate per problem (hover a bar for its count)</p>"])
+
+
+def examples_table(picks: list[str], rates: pd.Series, problems: pd.DataFrame,
+                   found: dict[str, tuple[str | None, str | None]]) -> str:
+    """One row per picked problem: its rate, prompt, reference, a passing and a failing text."""
     rows = []
     for pid in picks:
         good, bad = found.get(pid, (None, None))
@@ -151,11 +167,10 @@ def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
                     f"<td class='l'><pre>{_esc(_clip(prompt))}</pre></td><td class='l'><pre>{_esc(_clip(ref))}</pre></td>"
                     f"<td class='l'><pre>{_esc(_clip(good)) if good is not None else '<i>none</i>'}</pre></td>"
                     f"<td class='l'><pre>{_esc(_clip(bad)) if bad is not None else '<i>none</i>'}</pre></td></tr>")
-    parts.append('<div class="scroll"><table class="examples"><thead><tr><th class="l">problem</th>'
-                 '<th>pass rate</th><th class="l">prompt</th><th class="l">reference</th>'
-                 '<th class="l">a passing sample</th><th class="l">a failing sample</th></tr></thead>'
-                 f"<tbody>{''.join(rows)}</tbody></table></div>")
-    return "".join(parts)
+    return ('<div class="scroll"><table class="examples"><thead><tr><th class="l">problem</th>'
+            '<th>pass rate</th><th class="l">prompt</th><th class="l">reference</th>'
+            '<th class="l">a passing sample</th><th class="l">a failing sample</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def pass_rates(rd: RunDir, verifier: str) -> pd.Series:
