@@ -168,32 +168,75 @@ def _beta_mixture(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
     return fit_beta_mixture(n, c, 2).posterior_coverage(n, c, ks)
 
 
+def _zi_beta_nll(x: np.ndarray, un: np.ndarray, uc: np.ndarray, uw: np.ndarray) -> float:
+    """Negative log-likelihood of (log alpha, log beta, logit pi0) over distinct (n, c) pairs
+    ``un``, ``uc`` seen ``uw`` times each (the binomial coefficients left out)."""
+    a, b = np.exp(x[0]), np.exp(x[1])
+    log_pi = -np.logaddexp(0.0, -x[2])  # log sigmoid
+    log_1m = -np.logaddexp(0.0, x[2])
+    bb = betaln(uc + a, un - uc + b) - betaln(a, b) + log_1m
+    ll = np.where(uc == 0, np.logaddexp(log_pi, bb), bb)
+    return -float(np.dot(uw, ll))
+
+
+def _zi_beta_nll_grad(x: np.ndarray, un: np.ndarray, uc: np.ndarray,
+                     uw: np.ndarray) -> tuple[float, np.ndarray]:
+    """:func:`_zi_beta_nll` and its gradient (digamma)."""
+    a, b = np.exp(x[0]), np.exp(x[1])
+    sig = 1.0 / (1.0 + np.exp(-x[2]))
+    log_pi = -np.logaddexp(0.0, -x[2])
+    bb = betaln(uc + a, un - uc + b) - betaln(a, b) - np.logaddexp(0.0, x[2])
+    zero = uc == 0
+    ll = np.where(zero, np.logaddexp(log_pi, bb), bb)
+    share = np.where(zero, np.exp(bb - ll), 1.0)  # of the Beta part in each pair's likelihood
+    common = digamma(a + b) - digamma(un + a + b)
+    da = a * (digamma(uc + a) - digamma(a) + common)
+    db = b * (digamma(un - uc + b) - digamma(b) + common)
+    dpi = share * -sig + (1.0 - share) * (1.0 - sig)
+    grad = -np.array([np.dot(uw, share * da), np.dot(uw, share * db), np.dot(uw, dpi)])
+    return -float(np.dot(uw, ll)), grad
+
+
+_ZI_BOUNDS = [(-_LOG_BOUND, _LOG_BOUND)] * 2 + [(-20.0, 20.0)]
+
+
 def fit_zero_inflated_beta(n: Any, c: Any, source: str = "counts") -> tuple[float, float, float]:
     """(alpha, beta, pi0): maximum-likelihood Beta prior of pass rates with a point mass pi0 at 0."""
     n_i, c_i = check_counts(n, c, source)
     pairs, counts = np.unique(np.stack([n_i, c_i], axis=1), axis=0, return_counts=True)
     un, uc, uw = pairs[:, 0].astype(float), pairs[:, 1].astype(float), counts.astype(float)
-    zero = uc == 0
-
-    def nll(x: np.ndarray) -> float:
-        a, b = np.exp(x[0]), np.exp(x[1])
-        log_pi = -np.logaddexp(0.0, -x[2])  # log sigmoid
-        log_1m = -np.logaddexp(0.0, x[2])
-        bb = betaln(uc + a, un - uc + b) - betaln(a, b) + log_1m
-        ll = np.where(zero, np.logaddexp(log_pi, bb), bb)
-        return -float(np.dot(uw, ll))
 
     one = fit_beta_mixture(n_i, c_i, 1, source)
     share0 = float(np.mean(c_i == 0))
     best = None
     for logit in (-6.0, np.log(max(share0, 1e-3) / max(1 - share0, 1e-3)) - 1.0):
         x0 = np.array([np.log(one.alpha[0]), np.log(one.beta[0]), logit])
-        res = minimize(nll, x0, method="L-BFGS-B",
-                       bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 2 + [(-20.0, 20.0)])
+        res = minimize(_zi_beta_nll, x0, args=(un, uc, uw), method="L-BFGS-B", bounds=_ZI_BOUNDS)
         if best is None or res.fun < best.fun:
             best = res
     a, b = float(np.exp(best.x[0])), float(np.exp(best.x[1]))
     return a, b, float(1.0 / (1.0 + np.exp(-best.x[2])))
+
+
+def refit_zero_inflated_beta(un: np.ndarray, uc: np.ndarray, uw: np.ndarray,
+                             start: tuple[float, float, float]) -> tuple[float, float, float]:
+    """:func:`fit_zero_inflated_beta` on distinct (n, c) pairs seen ``uw`` times each (a bootstrap
+    resample), started from ``start`` (the fit to the full data) instead of a beta-binomial fit:
+    two starts, pi0's logit from ``start`` (at least -6, where its gradient is not yet flat) and
+    from the share of never-solved problems, the better kept; an analytic gradient. Measured on
+    bootstrap resamples of 40-500 problems: the log-likelihood within 2e-6 of the cold fit's
+    (up to 1e-4 above it), at 1-2 ms a fit against 8-10 ms."""
+    a, b, pi0 = start
+    share0 = float(np.dot(uw, uc == 0) / uw.sum())
+    best = None
+    for logit in (max(np.log(max(pi0, 1e-12) / max(1 - pi0, 1e-12)), -6.0),
+                  np.log(max(share0, 1e-3) / max(1 - share0, 1e-3)) - 1.0):
+        x0 = np.array([np.log(a), np.log(b), logit])
+        res = minimize(_zi_beta_nll_grad, x0, args=(un, uc, uw), jac=True, method="L-BFGS-B",
+                       bounds=_ZI_BOUNDS)
+        if best is None or res.fun < best.fun:
+            best = res
+    return float(np.exp(best.x[0])), float(np.exp(best.x[1])), float(1.0 / (1.0 + np.exp(-best.x[2])))
 
 
 def _beta_zi_eb(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
