@@ -314,7 +314,8 @@ def compare_figure_bytes(table: Any, title: str) -> tuple[bytes, bytes]:
 def simulation_figure(table: Any, summaries: list[dict], group_cols: list[str]) -> Any:
     """``ttscale simulate``'s figure: coverage (solid) and accuracy (dashed) against k per group.
 
-    The accuracy ceiling (dotted) and the optimal k (dash-dot) of each group's summary are marked;
+    The accuracy ceiling (dotted) and the optimal k (dash-dot) of each group's summary are marked,
+    the optimal k's bootstrap interval (``optimal_k_ci``) lightly shaded in the group's colour;
     k beyond the samples per problem the difficulty was fitted from is shaded (extrapolated).
     """
     plt = _pyplot()
@@ -328,6 +329,11 @@ def simulation_figure(table: Any, summaries: list[dict], group_cols: list[str]) 
             ax.axhline(s["accuracy_ceiling"], color=line.get_color(), lw=0.8, ls=":")
         if s.get("optimal_k"):
             ax.axvline(s["optimal_k"], color=line.get_color(), lw=0.8, ls="-.")
+        if s.get("optimal_k_ci"):  # its bootstrap interval, light; from k = 1 when it holds 0
+            low, high = max(s["optimal_k_ci"][0], g["k"].min()), s["optimal_k_ci"][1]
+            censored = " (upper end censored)" if s.get("optimal_k_ci_censored") else ""
+            ax.axvspan(low, max(high, low), color=line.get_color(), alpha=0.12, lw=0,
+                       label=f"optimal k {label} {s['optimal_k_ci_level'] * 100:g}% CI{censored}".replace("  ", " "))
         if s.get("extrapolated_from_k") and s["extrapolated_from_k"] < g["k"].max():
             ax.axvspan(s["extrapolated_from_k"], g["k"].max(), color="0.5", alpha=0.08, lw=0)
             ax.axvline(s["extrapolated_from_k"], color="0.4", lw=0.8, ls=":")

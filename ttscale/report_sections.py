@@ -76,6 +76,27 @@ def forecast_section(run: Path, cfg: dict[str, Any]) -> str:
               "samples drawn; the interval is the forecast's own.</p>" + table_html(df[keep]))
 
 
+def optimal_k_text(summary: dict[str, Any]) -> str:
+    """``optimal k = K [low, high]`` of a ``ttscale simulate`` summary, with the interval's level
+    and replicates; a censored upper end reads ``≥ high``; no interval says why."""
+    k = summary.get("optimal_k")
+    if k is None:
+        return ""
+    text = f"optimal k = {k}"
+    ci = summary.get("optimal_k_ci")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        censored = bool(summary.get("optimal_k_ci_censored"))
+        high = f"≥ {ci[1]}" if censored else f"{ci[1]}"
+        level = summary.get("optimal_k_ci_level")
+        level = f"{float(level) * 100:g}% " if isinstance(level, int | float) else ""
+        text += (f" [{ci[0]}, {high}] ({level}bootstrap interval over problems, "
+                 f"{summary.get('optimal_k_boot')} replicates")
+        text += "; upper end censored: the largest k simulated)" if censored else ")"
+    elif summary.get("optimal_k_ci_note"):
+        text += f" (no interval: {summary['optimal_k_ci_note']})"
+    return text
+
+
 def simulate_section(run: Path, cfg: dict[str, Any]) -> str:
     """Every ``ttscale simulate --out`` folder inside the run (simulation.parquet + summary.json)."""
     parts = []
@@ -92,9 +113,18 @@ def simulate_section(run: Path, cfg: dict[str, Any]) -> str:
                 rows = []
             if rows:
                 df = pd.json_normalize(rows)
-                keep = [c for c in df.columns if not c.startswith("plan") and
-                        not isinstance(df[c].iloc[0], list | dict)]
+                keep = [c for c in df.columns if not c.startswith(("plan", "optimal_k_ci", "optimal_k_boot"))
+                        and not isinstance(df[c].iloc[0], list | dict)]  # the interval: a line below
                 parts.append(table_html(df[keep]))
+                lines = []
+                cols = _group_columns(sim, rows[0]) if isinstance(rows[0], dict) else []
+                for row in rows:
+                    text = optimal_k_text(row) if isinstance(row, dict) else ""
+                    group = ", ".join(f"{c}={row[c]}" for c in cols if c in row)
+                    if text:
+                        lines.append(f"<li>{_esc(group + ': ' if group else '')}{_esc(text)}</li>")
+                if lines:
+                    parts.append(f"<ul class='optimal-k'>{''.join(lines)}</ul>")
         table = pd.read_parquet(sim)
         if {"k", "accuracy"} <= set(table.columns):
             group = [c for c in table.columns if c not in ("k", "coverage", "accuracy", "false_positive_rate",
@@ -112,6 +142,15 @@ def simulate_section(run: Path, cfg: dict[str, Any]) -> str:
     if not parts:
         return ""
     return _h3("What-if simulations (ttscale simulate)") + "".join(parts)
+
+
+def _group_columns(sim: Path, row: dict[str, Any]) -> list[str]:
+    """The group columns of a simulation (those its summary row carries and its table has)."""
+    try:
+        names = pq.read_schema(sim).names
+    except Exception:  # noqa: BLE001 - a broken table has no groups to name
+        return []
+    return [c for c in row if c in names and c != "k"]
 
 
 def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
