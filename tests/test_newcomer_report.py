@@ -61,6 +61,10 @@ def test_saturation_not_reached_is_said(report):
 
 def test_simulate_and_per_problem_sections(report):
     assert "What-if simulations" in report and "whatif" in report
+    # per temperature the optimal k with its bootstrap interval; no cost: k = 100 is best, censored
+    lines = re.findall(r"<li>task=arithmetic, temperature=[\d.]+: optimal k = 100 \[\d+, ≥ 100\] \(95% "
+                       r"bootstrap interval over problems, 200 replicates; upper end censored", report)
+    assert len(lines) == 2
     assert "Per problem (exact)" in report and "8 problems" in report
     assert "a passing sample" in report and "a failing sample" in report
     assert "problem(s)</title></rect>" in report  # the histogram's bars hover their counts

@@ -318,8 +318,9 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
     (exactly one). ``selection``: ``resample`` (until a verifier with ``fpr``/``fnr`` accepts),
     ``vote`` or ``best-of-n``. Further keywords (``wrong_answers``, ``reward_separation``,
     ``saturation_threshold``, ``plan_b_precision``, ``plan_problems``, ``plan_samples``,
-    ``replicates``, ``seed``; ``adaptive=[r, ...]`` with ``min_samples``, ``first_round``,
-    ``growth``, ``adaptive_ks``, ``adaptive_problems`` plans a stopping rule) go to
+    ``replicates``, ``seed``; ``ci`` and ``optimal_k_boot``, the level and bootstrap replicates
+    of the optimal k's interval ``optimal_k_ci``; ``adaptive=[r, ...]`` with ``min_samples``,
+    ``first_round``, ``growth``, ``adaptive_ks``, ``adaptive_problems`` plans a stopping rule) go to
     :func:`ttscale.analysis.simulation.simulate_groups`. With
     ``out`` the files of ``ttscale simulate --out`` are written. Returns a :class:`Simulation`.
     """

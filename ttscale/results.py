@@ -112,7 +112,8 @@ class Simulation:
 
     ``table`` columns: the group columns, ``k``, ``coverage``, ``accuracy``,
     ``false_positive_rate``, ``samples_drawn``, ``utility``. Each summary holds
-    ``saturation_k``, ``optimal_k``, ``optimal_utility``, ``accuracy_ceiling`` (resample),
+    ``saturation_k``, ``optimal_k`` with ``optimal_k_ci`` (its bootstrap interval over problems;
+    ``optimal_k_ci_level``, ``optimal_k_ci_censored``), ``optimal_utility``, ``accuracy_ceiling`` (resample),
     the rates and costs simulated, and with planning ``plan``/``plan_recommendation``.
     """
 

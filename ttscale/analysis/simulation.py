@@ -58,6 +58,10 @@ class Difficulty:
     #: the samples per problem the distribution was fitted from (None for a given law): coverage
     #: at larger k is extrapolated
     observed_k: int | None = None
+    #: from counts: the fitted empirical-Bayes prior (alpha, beta, pi0) and the counts' distinct
+    #: (n, c) pairs with how many problems had each, shape (U, 3): what a bootstrap resamples
+    prior: tuple[float, float, float] | None = None
+    pairs: np.ndarray | None = None
 
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(self.p, size=size, p=self.w)
@@ -94,10 +98,9 @@ def difficulty_from_counts(n: np.ndarray, c: np.ndarray, points: int = 64) -> Di
     The prior is Beta(a, b) with a point mass pi0 at p = 0 (maximum likelihood over problems);
     problem i's posterior is Beta(a + c_i, b + n_i - c_i), and for a never-solved problem a mass
     ``pi0 / (pi0 + (1 - pi0) B(a, b + n_i) / B(a, b))`` at 0 beside it. Each posterior enters as
-    a quantile grid of ``points`` points. ``Difficulty.source`` names the fitted prior.
+    a quantile grid of ``points`` points (once per distinct (n, c), weighted by how many problems
+    share it). ``Difficulty.source`` names the fitted prior.
     """
-    from scipy.special import betaln
-
     from ttscale.analysis.forecast import fit_zero_inflated_beta
 
     n = np.asarray(n, dtype=float)
@@ -105,17 +108,29 @@ def difficulty_from_counts(n: np.ndarray, c: np.ndarray, points: int = 64) -> Di
     if not (c > 0).any():
         raise InputError("simulate: field 'num_correct' is 0 for every problem: no prior to fit")
     a, b, pi0 = fit_zero_inflated_beta(n.astype(np.int64), c.astype(np.int64), "simulate")
-    zero_like = np.exp(betaln(a, b + n) - betaln(a, b))
-    p_zero = np.where(c == 0, pi0 / (pi0 + (1 - pi0) * zero_like), 0.0)
+    pairs, counts = np.unique(np.stack([n, c], axis=1), axis=0, return_counts=True)
+    table = np.column_stack([pairs, counts]).astype(float)
+    p, w = _posterior_support(table, (a, b, pi0), points)
+    return Difficulty(p, w, f"{len(n)} problems' counts, empirical-Bayes prior Beta({a:.3g}, {b:.3g}) "
+                            f"+ {pi0:.3g} at p=0", int(n.min()), (a, b, pi0), table)
+
+
+def _posterior_support(table: np.ndarray, prior: tuple[float, float, float],
+                       points: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(support points, weights) of the problems' posteriors: ``table`` rows (n, c, problems)."""
+    from scipy.special import betaincinv, betaln
+
+    a, b, pi0 = prior
+    un, uc, uw = table[:, 0], table[:, 1], table[:, 2]
+    zero_like = np.exp(betaln(a, b + un) - betaln(a, b))
+    p_zero = np.where(uc == 0, pi0 / (pi0 + (1 - pi0) * zero_like), 0.0)
     q = (np.arange(points) + 0.5) / points
-    p = stats.beta.ppf(q[None, :], a + c[:, None], b + (n - c)[:, None])
-    w = (1 - p_zero)[:, None] * np.full(p.shape, 1.0 / points)
+    p = betaincinv(a + uc[:, None], b + (un - uc)[:, None], q[None, :])
+    w = (uw * (1 - p_zero))[:, None] * np.full(p.shape, 1.0 / points)
     p = np.concatenate([p.ravel(), [0.0]])
-    w = np.concatenate([w.ravel(), [p_zero.sum()]]) / len(n)
+    w = np.concatenate([w.ravel(), [float(np.dot(uw, p_zero))]]) / uw.sum()
     keep = w > 0
-    return Difficulty(p[keep], w[keep] / w[keep].sum(),
-                      f"{len(n)} problems' counts, empirical-Bayes prior Beta({a:.3g}, {b:.3g}) "
-                      f"+ {pi0:.3g} at p=0", int(n.min()))
+    return p[keep], w[keep] / w[keep].sum()
 
 
 def coverage(d: Difficulty, ks: np.ndarray) -> np.ndarray:
@@ -211,6 +226,82 @@ def simulate_curves(
                          "samples_drawn": drawn, "utility": util, "extrapolated": extrapolated})
 
 
+def best_k(ks: np.ndarray, util: np.ndarray) -> tuple[int, int]:
+    """(optimal k, its index in ``ks``): the smallest k within 1e-9 of the highest utility, and
+    k = 0 (abstain) when that utility is not positive."""
+    best = int(np.flatnonzero(util >= util.max() - 1e-9)[0])  # the smallest k on (numerical) ties
+    return (int(ks[best]) if util[best] > 0 else 0), best
+
+
+def optimal_k_bootstrap(d: Difficulty, ks: np.ndarray, k: int, *, fpr: float = 0.0,
+                        fnr: float = 0.0, fp_cost: float = 0.0, cost_per_sample: float = 0.0,
+                        n_boot: int = 200, ci: float = 0.95, seed: int = 0,
+                        points: int = 64) -> dict[str, object]:
+    """A percentile interval of the optimal k (resample) by a bootstrap over problems.
+
+    Each replicate draws the problems with replacement (a multinomial over the counts' distinct
+    (n, c) pairs: the same draw) and :func:`refit_optimal_k` refits the empirical-Bayes prior on
+    them (:func:`ttscale.analysis.forecast.refit_zero_inflated_beta`, started from the full
+    fit), takes each problem's posterior on the same ``points``-point quantile grid, and reads
+    the optimal k off the expected utility on the same ``ks`` with the same rule
+    (:func:`best_k`): every step of :func:`summarise`'s ``optimal_k``, refitted. The warm start
+    against :func:`ttscale.analysis.forecast.fit_zero_inflated_beta` from scratch, measured on
+    800 resamples (30-300 problems, 10-50 samples each): the same optimal k in 799, one grid
+    step apart in one. A replicate without one solved problem has no prior to fit and counts as
+    k = 0 (nothing right is ever accepted: abstain).
+
+    The interval is the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles of the replicates'
+    optimal k (nearest replicate: a k of the grid), widened to hold ``k`` where it does not (an
+    argmax is discrete, so the percentile interval can miss its own point estimate). Its upper
+    end is censored when it is the largest k simulated: the optimum may lie beyond.
+
+    Cost: per replicate one refit (2 L-BFGS-B starts with an analytic gradient, 1-2 ms) and one
+    utility curve over (distinct (n, c) pairs x ``points``) support points and the ``ks``; it
+    grows with both. Measured on tests/test_simulate_optimal_k.py's data (median of 3, one BLAS
+    thread): 0.8 CPU s with the default 200 replicates for 200 problems x 50 samples
+    at ``k_max`` 10,000 (200 ks, 31 distinct pairs), 0.24 s with 100 replicates for 100
+    problems x 20 samples at ``k_max`` 300 (139 ks, 13 pairs); about twice that where OpenBLAS
+    threads compete for busy cores. The rest of a simulation costs about 0.05 s.
+
+    Returns ``optimal_k_ci`` ([low, high]), ``optimal_k_ci_level``, ``optimal_k_ci_censored``
+    and ``optimal_k_boot`` (the replicates drawn).
+    """
+    if d.pairs is None or d.prior is None:
+        raise InputError("simulate: the optimal k's interval needs a difficulty fitted from counts")
+    table = d.pairs
+    total = int(table[:, 2].sum())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(total, table[:, 2] / total, size=n_boot)
+    reps = np.empty(n_boot, dtype=np.int64)
+    for i, w in enumerate(draws):
+        keep = w > 0
+        t = np.column_stack([table[keep, :2], w[keep]]).astype(float)
+        reps[i] = refit_optimal_k(t, d.prior, ks, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
+                                  cost_per_sample=cost_per_sample, points=points)
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = (int(x) for x in np.quantile(reps, [alpha, 1.0 - alpha], method="nearest"))
+    lo, hi = min(lo, k), max(hi, k)
+    return {"optimal_k_ci": [lo, hi], "optimal_k_ci_level": ci,
+            "optimal_k_ci_censored": bool(hi >= int(ks[-1])), "optimal_k_boot": int(n_boot)}
+
+
+def refit_optimal_k(table: np.ndarray, start: tuple[float, float, float], ks: np.ndarray, *,
+                    fpr: float = 0.0, fnr: float = 0.0, fp_cost: float = 0.0,
+                    cost_per_sample: float = 0.0, points: int = 64) -> int:
+    """One bootstrap replicate's optimal k (resample): the empirical-Bayes prior refitted to
+    ``table`` (rows n, c, problems) from ``start``, the posteriors' support, the expected utility
+    on ``ks`` and :func:`best_k`. 0 when no problem of ``table`` was ever solved."""
+    from ttscale.analysis.forecast import refit_zero_inflated_beta
+
+    if not (table[:, 1] > 0).any():
+        return 0
+    prior = refit_zero_inflated_beta(table[:, 0], table[:, 1], table[:, 2], start)
+    p, w = _posterior_support(table, prior, points)
+    util = ceilings.expected_utility(p, 1.0 - fpr, 1.0 - fnr, fp_cost, ks, cost_per_sample,
+                                     weights=w, source="simulate")
+    return best_k(ks, util)[0]
+
+
 def summarise(curves: pd.DataFrame, d: Difficulty, selection: str, fpr: float, fnr: float,
               saturation_threshold: float) -> dict[str, object]:
     ks = curves["k"].to_numpy()
@@ -222,9 +313,9 @@ def summarise(curves: pd.DataFrame, d: Difficulty, selection: str, fpr: float, f
                                                   source="simulate"),
     }
     util = curves["utility"].to_numpy()
-    best = int(np.flatnonzero(util >= util.max() - 1e-9)[0])  # the smallest k on (numerical) ties
-    summary["optimal_k"] = int(ks[best]) if curves["utility"].iloc[best] > 0 else 0
-    summary["optimal_utility"] = float(max(curves["utility"].iloc[best], 0.0))
+    k_opt, best = best_k(ks, util)
+    summary["optimal_k"] = k_opt
+    summary["optimal_utility"] = float(max(util[best], 0.0))
     summary["optimal_k_is_max_k"] = bool(best == len(ks) - 1)
     if selection == "resample":
         lim = ceilings.accuracy_limit(d.p, 1 - fpr, 1 - fnr, source="simulate")
@@ -276,8 +367,13 @@ def check_options(*, fpr: float = 0.0, fnr: float = 0.0, selection: str = "resam
                   replicates: int = 30, plan_problems: list[int] | tuple[int, ...] = (),
                   plan_samples: list[int] | tuple[int, ...] = (), adaptive: list[int] | None = None,
                   min_samples: int = 1, first_round: int = 32, growth: float = 2.0,
-                  adaptive_problems: int = 500, **_: object) -> None:
+                  adaptive_problems: int = 500, ci: float = 0.95, optimal_k_boot: int = 200,
+                  **_: object) -> None:
     """Raise InputError (naming the flag) for an option ``ttscale simulate`` cannot honour."""
+    if not 0.0 < ci < 1.0:
+        raise InputError(f"simulate: --ci must be in (0, 1), got {ci}")
+    if optimal_k_boot < 0:
+        raise InputError(f"simulate: --optimal-k-boot must be >= 0, got {optimal_k_boot}")
     for name, v in (("fpr", fpr), ("fnr", fnr)):
         if not 0 <= v <= 1:
             raise InputError(f"simulate: --{name} must be in [0, 1], got {v}")
@@ -356,7 +452,7 @@ def simulate_groups(
     plan_samples: list[int] | tuple[int, ...] = (10, 32, 100, 316), replicates: int = 30,
     seed: int = 0, adaptive: list[int] | None = None, min_samples: int = 1, first_round: int = 32,
     growth: float = 2.0, adaptive_ks: list[int] | tuple[int, ...] = (1, 10, 100, 1000, 10000),
-    adaptive_problems: int = 500,
+    adaptive_problems: int = 500, ci: float = 0.95, optimal_k_boot: int = 200,
 ) -> tuple[pd.DataFrame, list[dict], pd.DataFrame | None]:
     """(simulation table, one summary per group, adaptive plan or None) per (group, difficulty[, counts]).
 
@@ -366,6 +462,14 @@ def simulate_groups(
     ``plan_b_precision`` the plan table (``plan``) and its cheapest cell meeting it
     (``plan_recommendation``, None when none does); with ``adaptive`` (r values) the adaptive
     sampling plan of each group (:func:`adaptive_plan`; also in the summary as ``adaptive_plan``).
+
+    Beside ``optimal_k`` each summary has ``optimal_k_ci`` ([low, high]: a percentile interval at
+    level ``ci`` from ``optimal_k_boot`` bootstrap replicates over problems, each refitting the
+    difficulty; :func:`optimal_k_bootstrap`), ``optimal_k_ci_level``, ``optimal_k_ci_censored``
+    (the upper end is the largest k simulated) and ``optimal_k_boot``. The interval is null, with
+    ``optimal_k_ci_note`` saying why, for a given ``--difficulty`` (no problems to resample), for
+    ``vote`` and ``best-of-n`` (their accuracy is too costly to recompute per replicate) and with
+    ``optimal_k_boot=0``.
     """
     from ttscale.analysis.laws import log_spaced_ks
 
@@ -373,7 +477,7 @@ def simulate_groups(
                   cost_per_sample=cost_per_sample, replicates=replicates,
                   plan_problems=plan_problems, plan_samples=plan_samples, adaptive=adaptive,
                   min_samples=min_samples, first_round=first_round, growth=growth,
-                  adaptive_problems=adaptive_problems)
+                  adaptive_problems=adaptive_problems, ci=ci, optimal_k_boot=optimal_k_boot)
     ks = np.unique(np.concatenate([np.arange(1, min(k_max, 100) + 1), log_spaced_ks(k_max, 200)]))
     frames, summaries, plans = [], [], []
     for group, diff, *rest in difficulties:
@@ -381,6 +485,9 @@ def simulate_groups(
                                  wrong_answers, reward_separation, seed)
         summary = {**group, **summarise(curves, diff, selection, fpr, fnr, saturation_threshold),
                    "fpr": fpr, "fnr": fnr, "fp_cost": fp_cost, "cost_per_sample": cost_per_sample}
+        summary = _with_interval(summary, diff, ks, selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
+                                 cost_per_sample=cost_per_sample, n_boot=optimal_k_boot, ci=ci,
+                                 seed=seed)
         if plan_b_precision:
             plan = plan_exponent_precision(diff, plan_b_precision, list(plan_problems),
                                            list(plan_samples), replicates, seed)
@@ -400,6 +507,30 @@ def simulate_groups(
         summaries.append(summary)
     plan_table = pd.concat(plans, ignore_index=True) if plans else None
     return pd.concat(frames, ignore_index=True), summaries, plan_table
+
+
+def _with_interval(summary: dict, d: Difficulty, ks: np.ndarray, selection: str, *,
+                   n_boot: int, ci: float, seed: int, **rates: float) -> dict:
+    """``summary`` with the optimal k's interval fields after ``optimal_k_is_max_k``."""
+    note = None
+    if d.pairs is None:
+        note = "the difficulty is given (--difficulty): no problems to resample"
+    elif selection != "resample":
+        note = f"no interval for {selection}: its accuracy is too costly to recompute per replicate"
+    elif n_boot == 0:
+        note = "--optimal-k-boot 0"
+    if note is None:
+        fields = {**optimal_k_bootstrap(d, ks, int(summary["optimal_k"]), n_boot=n_boot, ci=ci,
+                                        seed=seed, **rates), "optimal_k_ci_note": None}
+    else:
+        fields = {"optimal_k_ci": None, "optimal_k_ci_level": ci, "optimal_k_ci_censored": None,
+                  "optimal_k_boot": 0, "optimal_k_ci_note": note}
+    out: dict = {}
+    for key, val in summary.items():
+        out[key] = val
+        if key == "optimal_k_is_max_k":
+            out.update(fields)
+    return out
 
 
 def write_simulation(table: pd.DataFrame, summaries: list[dict], out: str | os.PathLike,

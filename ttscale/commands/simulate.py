@@ -3,8 +3,9 @@
 Difficulty comes from INPUT (a counts table or a run directory; one curve per group) or from
 ``--difficulty beta:ALPHA,BETA[,zero=Z]``. Writes ``OUT/simulation.parquet`` (group columns, k,
 coverage, accuracy, false_positive_rate, samples_drawn, utility), ``OUT/summary.json`` (per
-group: saturation_k, optimal_k, optimal_utility, accuracy_ceiling, ...; plus the plan table
-when asked) and ``OUT/figures/simulate.{png,svg}``; ``--json`` prints the summary.
+group: saturation_k, optimal_k with optimal_k_ci, a bootstrap interval over problems at --ci,
+optimal_utility, accuracy_ceiling, ...; plus the plan table when asked) and
+``OUT/figures/simulate.{png,svg}``; ``--json`` prints the summary.
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="adaptive: the k whose coverage CI widths are compared (those <= --k-max)")
     g.add_argument("--adaptive-problems", type=int, default=500,
                    help="adaptive with --difficulty: problems per simulated run")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
+    p.add_argument("--ci", type=finite_float, default=0.95,
+                   help="confidence level of the optimal k's interval (optimal_k_ci)")
+    p.add_argument("--optimal-k-boot", type=int, default=200,
+                   help="bootstrap replicates over problems for optimal_k_ci (counts input, resample; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated draws and the bootstrap")
     p.add_argument("--out", help="output folder (default: print only)")
     p.add_argument("--allow-stale", action="store_true",
                    help="run directory: warn instead of refusing when a verifier has not judged every sample")
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                       adaptive=args.adaptive, min_samples=args.min_samples,
                       first_round=args.first_round, growth=args.growth,
                       adaptive_ks=args.adaptive_ks, adaptive_problems=args.adaptive_problems,
-                      allow_stale=args.allow_stale)
+                      ci=args.ci, optimal_k_boot=args.optimal_k_boot, allow_stale=args.allow_stale)
     if args.json:
         json.dump(result.summaries, sys.stdout, indent=2,
                   default=lambda o: o.item() if hasattr(o, "item") else str(o))
