@@ -260,8 +260,9 @@ def optimal_k_bootstrap(d: Difficulty, ks: np.ndarray, k: int, *, fpr: float = 0
     grows with both. Measured on tests/test_simulate_optimal_k.py's data (median of 3, one BLAS
     thread): 0.8 CPU s with the default 200 replicates for 200 problems x 50 samples
     at ``k_max`` 10,000 (200 ks, 31 distinct pairs), 0.24 s with 100 replicates for 100
-    problems x 20 samples at ``k_max`` 300 (139 ks, 13 pairs); about twice that where OpenBLAS
-    threads compete for busy cores. The rest of a simulation costs about 0.05 s.
+    problems x 20 samples at ``k_max`` 300 (139 ks, 13 pairs). With OpenBLAS's default threads
+    the CPU time about doubles (they spin in L-BFGS-B's small LAPACK calls), the wall time does
+    not. The rest of such a simulation costs about 0.05 s.
 
     Returns ``optimal_k_ci`` ([low, high]), ``optimal_k_ci_level``, ``optimal_k_ci_censored``
     and ``optimal_k_boot`` (the replicates drawn).
