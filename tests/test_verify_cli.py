@@ -70,6 +70,34 @@ def test_worker_processes_give_the_same_verdicts_as_in_process(tmp_path: Path) -
     assert a["answer"].tolist()[4:6] == ["0.5", "0.5"]
 
 
+def test_kept_workers_serve_every_verify_of_one_verifier(tmp_path: Path) -> None:
+    """Inside keep_workers (as adaptive sampling runs its rounds), a second verify of the same
+    verifier takes up the first one's worker process instead of spawning another; the verdicts
+    equal those of a verify without it; the workers are gone when the block ends."""
+    from ttscale import verifier_pool
+    from ttscale.verification import make_verifier
+
+    run = make_run(tmp_path / "run", TEXTS, ANSWERS)
+    verifier = make_verifier("math", {})
+    before = verifier_pool.workers_started
+    with verifier_pool.keep_workers(verifier):
+        first = verify_run(run, verifier, workers=1, out_name="kept")
+        run.write_samples(pd.DataFrame(sample_rows("a", ["3", "5"], first=4)))  # a new round
+        second = verify_run(run, verifier, workers=1, out_name="kept")
+        assert verifier_pool.workers_started - before == 1
+        kept = list(verifier_pool._kept[id(verifier)])
+        assert len(kept) == 1 and kept[0].proc.is_alive()
+    assert not kept[0].proc.is_alive() and id(verifier) not in verifier_pool._kept
+    assert (first.verified, second.verified, second.passed) == (12, 2, 1)
+    fresh = verify_run(run, "math", workers=1, out_name="fresh")
+    assert verifier_pool.workers_started - before == 2  # without the block: a worker of its own
+    key = ["problem_id", "sample_index"]
+    a = run.read_verdicts("kept").sort_values(key).reset_index(drop=True)
+    b = run.read_verdicts("fresh").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert fresh.verified == 14
+
+
 def test_timeouts_in_workers_and_the_wall_clock_limit(tmp_path: Path) -> None:
     texts = {"slow": ["\\boxed{2^{2^{30}}}", "\\boxed{3}"], "fast": ["#### 3", "4"]}
     run = make_run(tmp_path / "run", texts, {"slow": "3", "fast": "3"})

@@ -152,6 +152,7 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
     from ttscale import sampling as smp
     from ttscale.plugins import problems_frame
     from ttscale.verification import make_verifier, verdict_name, verify_run
+    from ttscale.verifier_pool import keep_workers
 
     assert settings.adaptive is not None
     if settings.backend == "import":
@@ -189,42 +190,43 @@ def run_adaptive(settings: SampleSettings, out: str | Path, backend: Backend | N
         info = old.get("backend_info")
         run.write_problems(frame)
         run.write_config(smp.run_record(settings, old, info, len(problems)))
-        try:
-            while True:
-                targets = {}
-                for key, st in rows.items():
-                    if not st["stopped"] and st["n"] < k_max:
-                        targets[key] = next(b for b in bounds if b > st["n"])
-                if not targets:
-                    break
-                rounds += 1
-                existing = run.read_samples(["problem_id", "temperature", "sample_index"])
-                requests = round_requests(problems, settings, existing, targets, stop)
-                if requests:
-                    if backend is None:
-                        from ttscale.executors import make_backend  # local, or ray replicas
+        with keep_workers(verifier):  # the verifier's worker processes live across rounds
+            try:
+                while True:
+                    targets = {}
+                    for key, st in rows.items():
+                        if not st["stopped"] and st["n"] < k_max:
+                            targets[key] = next(b for b in bounds if b > st["n"])
+                    if not targets:
+                        break
+                    rounds += 1
+                    existing = run.read_samples(["problem_id", "temperature", "sample_index"])
+                    requests = round_requests(problems, settings, existing, targets, stop)
+                    if requests:
+                        if backend is None:
+                            from ttscale.executors import make_backend  # local, or ray replicas
 
-                        backend = make_backend(settings)
-                    if hasattr(backend, "validate"):
-                        backend.validate(requests)
-                    if info is None:
-                        info = dataclasses.asdict(backend.info())
-                        run.write_config(smp.run_record(settings, run.read_config(), info, len(problems)))
-                    ts = time.time()
-                    w, tok = smp._drain(run, backend, requests, progress)
-                    t_sample += time.time() - ts
-                    written, tokens, requested = written + w, tokens + tok, requested + sum(r.n for r in requests)
-                verify_run(run, verifier, out_name=folder, executor=executor)  # ray: verifier actors
-                succ = _successes(run, folder, targets)
-                for key, target in targets.items():
-                    st = rows[key]
-                    st["prev"], st["n"], st["successes"] = st["n"], target, succ[key]
-                    st["stopped"] = succ[key] >= rule.successes and target >= rule.min_samples
-                    st["checks"] = f"{st['checks']},{target}".lstrip(",")
-                _write_state(run, rows)
-        finally:
-            if owned and backend is not None:
-                backend.close()
+                            backend = make_backend(settings)
+                        if hasattr(backend, "validate"):
+                            backend.validate(requests)
+                        if info is None:
+                            info = dataclasses.asdict(backend.info())
+                            run.write_config(smp.run_record(settings, run.read_config(), info, len(problems)))
+                        ts = time.time()
+                        w, tok = smp._drain(run, backend, requests, progress)
+                        t_sample += time.time() - ts
+                        written, tokens, requested = written + w, tokens + tok, requested + sum(r.n for r in requests)
+                    verify_run(run, verifier, out_name=folder, executor=executor)  # ray: verifier actors
+                    succ = _successes(run, folder, targets)
+                    for key, target in targets.items():
+                        st = rows[key]
+                        st["prev"], st["n"], st["successes"] = st["n"], target, succ[key]
+                        st["stopped"] = succ[key] >= rule.successes and target >= rule.min_samples
+                        st["checks"] = f"{st['checks']},{target}".lstrip(",")
+                    _write_state(run, rows)
+            finally:
+                if owned and backend is not None:
+                    backend.close()
         seconds = time.time() - t0
         total = len(run.read_samples(["sample_index"]))
         drawn = sum(st["n"] for st in rows.values())

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -81,8 +82,34 @@ def _worker_main(conn: Any, verifier: Verifier) -> None:
             conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
+#: worker processes started in this process so far (for tests and benchmarks)
+workers_started = 0
+#: id(verifier) -> idle workers kept for the next pool of that verifier (see keep_workers)
+_kept: dict[int, list[_Worker]] = {}
+
+
+@contextmanager
+def keep_workers(verifier: Verifier) -> Iterator[None]:
+    """Within the block, the worker processes a verify of ``verifier`` (this very instance)
+    starts stay alive when it ends, and the next verify of it takes them up again instead of
+    spawning and importing anew; they are stopped when the block ends. Adaptive sampling
+    verifies every round inside one block."""
+    key = id(verifier)
+    if key in _kept:  # nested: the outer block owns them
+        yield
+        return
+    _kept[key] = []
+    try:
+        yield
+    finally:
+        for w in _kept.pop(key, []):
+            w.stop()
+
+
 class _Worker:
     def __init__(self, ctx: Any, verifier: Verifier):
+        global workers_started
+        workers_started += 1
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, verifier))
         self.proc.start()
@@ -139,7 +166,15 @@ def _run_pool(verifier: Verifier, tasks: Iterable[tuple[Problem, pd.DataFrame]],
     first = next(source, None)
     if first is None:
         return
-    pool = [_Worker(ctx, verifier) for _ in range(max(1, workers))]
+    kept = _kept.get(id(verifier))
+    pool = []
+    while kept and len(pool) < max(1, workers):
+        w = kept.pop()
+        if w.proc.is_alive():
+            pool.append(w)
+        else:
+            w.stop(kill=True)
+    pool += [_Worker(ctx, verifier) for _ in range(max(1, workers) - len(pool))]
     queue = [first]
 
     def take() -> Any:
@@ -183,6 +218,9 @@ def _run_pool(verifier: Verifier, tasks: Iterable[tuple[Problem, pd.DataFrame]],
                                         f"problem took over {limit_fn(task[1]):.0f} s")
     finally:
         for w in pool:
-            w.stop(kill=w.task is not None)
+            if kept is not None and w.task is None and w.proc.is_alive():
+                kept.append(w)  # idle and well: the next verify of this verifier takes it
+            else:
+                w.stop(kill=w.task is not None)
 
 
