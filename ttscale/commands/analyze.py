@@ -32,8 +32,8 @@ column                type       meaning
 ====================  =========  ==================================================================
 
 The k grid is ``--ks`` if given, else ``ttscale.analysis.curves.default_ks`` of the group's
-smallest ``num_samples`` (every k up to 1,000; beyond, every k up to 100 plus about 200
-log-spaced k up to that number), capped by ``--max-k``.
+smallest ``num_samples`` (every k up to 256; beyond, 64 log-spaced k a decade up to that
+number: 294 k at 1,000, 358 at 10,000), capped by ``--max-k``.
 
 ``DIR/fits.json`` -- a JSON list, one object per group (the pass@k curve), keys:
 
@@ -132,7 +132,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="counts table (CSV/Parquet) or run directory")
     p.add_argument("--out", help="output directory (default: RUN_DIR/analysis for a run)")
-    p.add_argument("--ks", help="comma-separated k to estimate (default: every k to 1000, then log-spaced)")
+    p.add_argument("--ks", help="comma-separated k to estimate (default: every k to 256, then 64 log-spaced a decade)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CI")
     p.add_argument("--ci", type=finite_float, default=0.95, help="confidence level of the CI band")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")

@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "or a folder under verdicts/")
     p.add_argument("--oracle", default=None, help="reference oracle (name or name(k=v,...))")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis/compare)")
-    p.add_argument("--ks", default=None, help="comma-separated k (default: every k up to n, "
-                   "log-spaced above 1,000)")
+    p.add_argument("--ks", default=None, help="comma-separated k (default: every k up to 256, "
+                   "then 64 log-spaced a decade up to n)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over problems for the CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--workers", type=non_negative_int, default=None, help="for verdicts still to compute")
