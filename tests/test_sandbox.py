@@ -299,3 +299,58 @@ def test_only_plain_data_reaches_the_tests_so_generic_reward_hacks_fail(pool):
                             "crosses to the tests")
     assert "returned a value of type 'S'" in res[2].error
     assert res[3].error == "tests raised: AssertionError: "
+
+
+def test_channel_round_trip_and_refusals():
+    """The channel's encoding: exact types back, and the same refusals at the same depth."""
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    import ttscale.sandbox
+
+    spec = importlib.util.spec_from_file_location(
+        "_channel", Path(ttscale.sandbox.__file__).with_name("channel.py"))
+    channel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(channel)
+    big = 1 << channel.BIG_INT_BITS
+    shared = [1, 2]
+    value = [None, True, 0, -1, 2.5, "é\n", b"\x00", 1 + 2j, (1, (2,)), {1: "a", (2, 3): [4]},
+             {1, 2}, frozenset({"x"}), big, -big, big - 1, [shared, shared], {"k": {"s": set()}}]
+    back = channel.decode(channel.encode(value))
+    assert back == value and [type(v) for v in back] == [type(v) for v in value]
+    assert type(back[8][1]) is tuple and type(back[10]) is set and type(back[11]) is frozenset
+    nan = channel.decode(channel.encode([float("nan")]))[0]
+    assert math.isnan(nan)
+
+    def nest(n, inner):
+        for _ in range(n):
+            inner = [inner]
+        return inner
+
+    depth = channel.MAX_DEPTH
+    assert channel.decode(channel.encode(nest(depth, []))) == nest(depth, [])  # empty: fits
+    assert channel.decode(channel.encode(nest(depth - 1, [1]))) == nest(depth - 1, [1])
+    for bad in (nest(depth, [1]), nest(depth, {1: 2}), nest(depth + 5, 1)):  # scalars too deep
+        with pytest.raises(channel.NotPlainData, match="nested deeper"):
+            channel.encode(bad)
+    with pytest.raises(channel.NotPlainData, match="nested deeper"):
+        channel.decode(b'{"l":[' * (depth + 1) + b"1" + b"]}" * (depth + 1))
+    loop = [1]
+    loop.append(loop)
+    with pytest.raises(channel.NotPlainData, match="contains itself"):
+        channel.encode(loop)
+
+    class Lying(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    for bad in (Lying(1), [Lying(1)], {Lying(1): 1}, {1: [Lying(1)]}, object()):
+        with pytest.raises(channel.NotPlainData, match="only plain data"):
+            channel.encode(bad)
+    for raw in (b'{"x":1}', b"[1,2", b'{"d":[[{"l":[]},1]]}', b"\xff", b'{"l":[1]} x',
+                b'{"c":[1,true]}', b'{"i":"zz"}'):
+        with pytest.raises(channel.NotPlainData):
+            channel.decode(raw)

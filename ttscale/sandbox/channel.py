@@ -39,39 +39,62 @@ class ChannelClosed(Exception):
     """The other side closed its end (its process ended)."""
 
 
-def _tag(x: object, depth: int = 0, path: frozenset = frozenset()) -> object:
+#: |ints| below this cross as JSON numbers; others as hex text (see BIG_INT_BITS)
+_BIG = 1 << BIG_INT_BITS
+_CONTAINERS = {tuple: "t", list: "l", set: "s", frozenset: "f"}
+
+
+def _tag(x: object, depth: int = 0, path: set | None = None) -> object:
+    """``x`` as JSON-ready tagged data. ``path``: ids of the containers being tagged (a value
+    that contains itself is refused). Scalars inside containers are taken inline, without a
+    call: most values are flat lists of numbers and strings."""
     if depth > MAX_DEPTH:
         raise NotPlainData(f"values nested deeper than {MAX_DEPTH} levels")
     t = type(x)
     if t in SCALARS:
         return x
     if t is int:
-        return {"i": hex(x)} if x.bit_length() > BIG_INT_BITS else x
+        return x if -_BIG < x < _BIG else {"i": hex(x)}
     if t is complex:
         return {"c": [x.real, x.imag]}
     if t is bytes:
         return {"b": x.hex()}
-    if t in (list, tuple, set, frozenset, dict):
-        if id(x) in path:
+    if t in _CONTAINERS or t is dict:
+        if path is None:
+            path = set()
+        elif id(x) in path:
             raise NotPlainData("a value that contains itself")
-        path = path | {id(x)}
+        path.add(id(x))
+        d = depth + 1
+        if d > MAX_DEPTH and x:  # its items are one level too deep, scalars too
+            raise NotPlainData(f"values nested deeper than {MAX_DEPTH} levels")
         if t is dict:
-            return {"d": [[_tag(k, depth + 1, path), _tag(v, depth + 1, path)] for k, v in x.items()]}
-        key = {tuple: "t", list: "l", set: "s", frozenset: "f"}[t]
-        return {key: [_tag(v, depth + 1, path) for v in x]}
+            out = {"d": [[k if (tk := type(k)) in SCALARS or (tk is int and -_BIG < k < _BIG)
+                          else _tag(k, d, path),
+                          v if (tv := type(v)) in SCALARS or (tv is int and -_BIG < v < _BIG)
+                          else _tag(v, d, path)] for k, v in x.items()]}
+        else:
+            out = {_CONTAINERS[t]: [v if (tv := type(v)) in SCALARS or (tv is int and -_BIG < v < _BIG)
+                                    else _tag(v, d, path) for v in x]}
+        path.discard(id(x))
+        return out
     raise NotPlainData(f"a value of type {t.__name__!r}: only plain data (numbers, strings, "
                        "bytes, None, and lists, tuples, dicts, sets of those) crosses to the tests")
+
+
+_FLAT = (type(None), bool, str, float, int)  # what JSON decodes to that needs no rebuilding
 
 
 def _untag(x: object, depth: int = 0) -> object:
     if depth > MAX_DEPTH:
         raise NotPlainData(f"values nested deeper than {MAX_DEPTH} levels")
     t = type(x)
-    if t in SCALARS or t is int:
+    if t in _FLAT:
         return x
     if t is not dict or len(x) != 1:
         raise NotPlainData("a malformed message")
     (key, body), = x.items()
+    d = depth + 1
     try:
         if key == "i" and type(body) is str:
             return int(body, 16)
@@ -81,15 +104,19 @@ def _untag(x: object, depth: int = 0) -> object:
             return bytes.fromhex(body)
         if type(body) is not list:
             raise NotPlainData("a malformed message")
+        if d > MAX_DEPTH and body and (key == "d" or key in TAGS):  # items one level too deep
+            raise NotPlainData(f"values nested deeper than {MAX_DEPTH} levels")
         if key == "d":
             out = {}
             for pair in body:
                 if type(pair) is not list or len(pair) != 2:
                     raise NotPlainData("a malformed message")
-                out[_untag(pair[0], depth + 1)] = _untag(pair[1], depth + 1)
+                k, v = pair
+                out[k if type(k) in _FLAT else _untag(k, d)] = v if type(v) in _FLAT else _untag(v, d)
             return out
         if key in TAGS:
-            return TAGS[key](_untag(v, depth + 1) for v in body)
+            items = [v if type(v) in _FLAT else _untag(v, d) for v in body]
+            return items if key == "l" else TAGS[key](items)
     except TypeError as e:  # an unhashable key or set member
         raise NotPlainData(f"a malformed message ({e})") from None
     except ValueError as e:
@@ -97,15 +124,29 @@ def _untag(x: object, depth: int = 0) -> object:
     raise NotPlainData("a malformed message")
 
 
+# JSON text without the per-call set-up of json.dumps/json.loads (the same output: compact
+# separators, ASCII only, NaN and infinities allowed; no circular check, done by _tag).
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_encoder is not None:
+    _iterencode = _c_encoder(None, None, json.encoder.encode_basestring_ascii, None, ":", ",",
+                             False, False, True)
+
+    def _dumps(obj: object) -> str:
+        return "".join(_iterencode(obj, 0))
+else:  # pragma: no cover - CPython always has _json
+    _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
+_loads = json.JSONDecoder().decode
+
+
 def encode(value: object) -> bytes:
     """``value`` as a message body; NotPlainData if it is not plain data."""
-    return json.dumps(_tag(value), separators=(",", ":"), allow_nan=True).encode()
+    return _dumps(_tag(value)).encode()
 
 
 def decode(data: bytes) -> object:
     """A message body back into plain data; NotPlainData if malformed."""
     try:
-        raw = json.loads(data)
+        raw = _loads(data.decode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError) as e:
         raise NotPlainData(f"a malformed message ({type(e).__name__})") from None
     try:
