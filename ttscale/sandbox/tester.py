@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import io
-import json
 import os
 import select
 import signal
@@ -393,6 +392,10 @@ def _judge(job: dict, compiled_tests: object, link: Link) -> str:
 
 
 def job_header(job: dict) -> bytes:
-    """What the candidate's process is told of its job: the code and its limits, no tests."""
-    return json.dumps({"code": job["code"], "timeout": job["timeout"],
-                       "limits": job["limits"]}).encode()
+    """What the candidate's process is told of its job, no tests: one line of limits (CPU
+    seconds: the wall-clock limit rounded down, plus one; memory_mb, nproc, fsize_mb, nofile),
+    then the code."""
+    lim = job["limits"]
+    head = "%d %d %d %d %d\n" % (int(job["timeout"]) + 1, lim["memory_mb"], lim["nproc"],
+                                  lim["fsize_mb"], lim["nofile"])
+    return head.encode() + str(job["code"]).encode("utf-8", "surrogatepass")

@@ -115,9 +115,9 @@ class Candidates:
             self.next = self._order()
             link = tester.Link(req_w, resp_r, out_r, time.monotonic() + START_TIMEOUT, keep)
             try:
-                hello = channel.decode(link.receive())
-                if type(hello) is list and len(hello) == 2 and hello[0] == "hello":
-                    return seq, int(hello[1]), link
+                hello = link.receive()  # b"H" + its pid in this namespace
+                if hello[:1] == b"H" and hello[1:].isdigit() and len(hello) < 12:
+                    return seq, int(hello[1:]), link
             except (channel.ChannelClosed, channel.NotPlainData, tester.TimeUp):
                 pass
             for fd in (out_r, req_w, resp_r):  # a spare that died (killed by a program): next
