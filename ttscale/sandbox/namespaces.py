@@ -225,13 +225,22 @@ def _alive() -> list[tuple[int, int]]:
     for name in os.listdir("/proc"):
         if name.isdigit() and name != "1":
             try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
+                fields = read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
             except (OSError, IndexError):
                 continue
             if fields[0] not in (b"Z", b"X"):
                 out.append((int(name), int(fields[1])))
     return out
+
+
+def read_proc(path: str) -> bytes:
+    """A small /proc file in one read, without a Python file object (this runs once or twice
+    per program: os.open costs a fraction of open())."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
 
 
 def _reap() -> None:

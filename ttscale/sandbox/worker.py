@@ -192,8 +192,7 @@ def _lingering() -> str | None:
         if not name.isdigit() or name == "1":
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+            fields = ns.read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
         if fields[0] in (b"Z", b"X"):
