@@ -20,6 +20,7 @@ whatever it does to its own interpreter changes only the values it sends back.
 
 from __future__ import annotations
 
+import _signal
 import builtins
 import os
 import resource
@@ -33,6 +34,9 @@ import channel
 import namespaces as ns
 
 REQ_FD, RESP_FD = 3, 4  # in a candidate process: calls in, replies out
+# Looked up here, once, not in each candidate: ctypes makes the function object on first use,
+# which in a forked process copies some 35 pages of the zygote's memory.
+_close_range = getattr(ns.libc, "close_range", None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,14 +175,14 @@ def _confine(cfg: dict, fds: list[int]) -> str:
     os.dup2(out_w, 2)
     os.dup2(req_r, REQ_FD)
     os.dup2(resp_w, RESP_FD)
-    if ns.libc.close_range(RESP_FD + 1, 0xFFFFFFFF, 0) != 0:
+    if _close_range is None or _close_range(RESP_FD + 1, 0xFFFFFFFF, 0) != 0:
         for name in os.listdir("/proc/self/fd"):
             if int(name) > RESP_FD:
                 try:
                     os.close(int(name))
                 except OSError:
                     pass
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # not signal.signal: no enum conversions
     channel.send(RESP_FD, b"H%d" % os.getpid())  # hello, with its pid in the namespace
     # A spare waits here for its program: "cpu memory_mb nproc fsize_mb nofile\n" + its code
     # (no JSON: the less this process runs before the program, the fewer pages it copies).
