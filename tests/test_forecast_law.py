@@ -18,6 +18,7 @@ import pytest
 
 import ttscale
 from ttscale.analysis import forecast as fc
+from ttscale.analysis import forecast_law as fl
 from ttscale.analysis.law_assess import law_status
 from ttscale.cli import main
 
@@ -60,8 +61,8 @@ def test_power_law_records_carry_the_verdict_fits_json_gives(counts, counts_csv,
     for model, want in (("embedded", "rejected"), ("beta", "ok")):
         rec, fit = by[(model, "power_law")], fits[model]
         g = counts[counts["model"] == model]
-        direct = law_status(g["num_samples"], g["num_correct"], n_boot=fc.LAW_N_BOOT,
-                            law_boot=fc.LAW_BOOT)
+        direct = law_status(g["num_samples"], g["num_correct"], n_boot=fl.LAW_N_BOOT,
+                            law_boot=fl.LAW_BOOT)
         assert rec["law_status"] == fit["fit_status"] == direct["status"] == want
         assert rec["law_reasons"] == fit["fit_reasons"] == direct["reasons"]
         assert rec["law_warnings"] == fit["fit_warnings"] == direct["warnings"]
@@ -81,8 +82,8 @@ def test_law_is_judged_on_the_counts_the_forecast_used(counts):
     sub = fc.subsample(input_from_counts(counts).counts, 10, 3)
     for rec in recs:
         g = sub[sub["model"] == rec["model"]]
-        want = law_status(g["num_samples"], g["num_correct"], n_boot=fc.LAW_N_BOOT,
-                          law_boot=fc.LAW_BOOT)
+        want = law_status(g["num_samples"], g["num_correct"], n_boot=fl.LAW_N_BOOT,
+                          law_boot=fl.LAW_BOOT)
         assert rec["from_n"] == 10
         assert (rec["law_status"], rec["law_reasons"]) == (want["status"], want["reasons"])
 
@@ -210,9 +211,9 @@ def test_an_analysis_that_does_not_match_is_not_reused(run, monkeypatch, tmp_pat
     # an analysis with --max-k judged another law: not reused
     assert main(["analyze", str(run), "--out", str(tmp_path / "mk"), "--max-k", "50",
                  "--n-boot", "50", "--law-boot", "20"]) == 0
-    mk = fc.analysis_verdicts(tmp_path / "mk", json.loads(saved), *_loaded(run))
+    mk = fl.analysis_verdicts(tmp_path / "mk", json.loads(saved), *_loaded(run))
     assert mk == {}
-    assert len(fc.analysis_verdicts(run / "analysis", json.loads(saved), *_loaded(run))) == 2
+    assert len(fl.analysis_verdicts(run / "analysis", json.loads(saved), *_loaded(run))) == 2
 
 
 def _loaded(run: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -227,13 +227,14 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     ``law_warnings``: for ``power_law``, the verdict of ``ttscale analyze`` on the power law of
     the group's counts as forecast from (after ``from_k``), ``"rejected"`` where it leaves the
     curve's 95% band (reused from a run directory's fresh ``analysis/fits.json`` of the same
-    grouping, else computed: :func:`ttscale.analysis.forecast.attach_law`); null for the other
+    grouping, else computed: :func:`ttscale.analysis.forecast_law.attach_law`); null for the other
     methods.
     """
     import pandas as pd
 
-    from ttscale.analysis.forecast import analysis_verdicts, forecast_input
+    from ttscale.analysis.forecast import forecast_input
     from ttscale.analysis.forecast_interval import forecast_records as with_intervals
+    from ttscale.analysis.forecast_law import analysis_verdicts
 
     src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
     if to < 1:
