@@ -396,6 +396,6 @@ def job_header(job: dict) -> bytes:
     seconds: the wall-clock limit rounded down, plus one; memory_mb, nproc, fsize_mb, nofile),
     then the code."""
     lim = job["limits"]
-    head = "%d %d %d %d %d\n" % (int(job["timeout"]) + 1, lim["memory_mb"], lim["nproc"],
-                                  lim["fsize_mb"], lim["nofile"])
+    head = (f"{int(job['timeout']) + 1:d} {int(lim['memory_mb']):d} {int(lim['nproc']):d} "
+            f"{int(lim['fsize_mb']):d} {int(lim['nofile']):d}\n")
     return head.encode() + str(job["code"]).encode("utf-8", "surrogatepass")
