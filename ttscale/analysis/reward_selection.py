@@ -59,18 +59,25 @@ def best_of_k(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray | int) -> 
         raise InputError(f"{where}: field 'scores' holds a NaN or infinite score")
     order = np.argsort(-sc, kind="stable")
     sc, cor = sc[order], cor[order]
-    n = sc.size
     starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    means = np.add.reduceat(cor, starts) / sizes
+    return best_of_k_blocks(np.diff(np.r_[starts, sc.size]), np.add.reduceat(cor, starts), kk)
+
+
+def best_of_k_blocks(sizes: np.ndarray, passed: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """best-of-k of one problem from its blocks of equal score, best score first: ``sizes[b]``
+    samples of which ``passed[b]`` are correct (see :func:`best_of_k`); NaN where k > n."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n = int(sizes.sum())
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    means = np.asarray(passed, dtype=np.float64) / sizes
     # summation by parts: sum_b mean_b (h(s_b) - h(s_{b+1})) with h(0) = 1 and h(n) = 0
     jumps = np.diff(means)
-    out = np.full(kk.size, means[0])
+    out = np.full(ks.size, means[0])
     keep = jumps != 0
     if keep.any():
-        h = np.exp(log_tail_ratio(np.full(keep.sum(), n), starts[1:][keep], kk))
+        h = np.exp(log_tail_ratio(np.full(keep.sum(), n), starts[1:][keep], ks))
         out = out + jumps[keep] @ np.nan_to_num(h, nan=0.0)
-    out[kk > n] = np.nan
+    out[ks > n] = np.nan
     return np.clip(out, 0.0, 1.0)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.analysis.estimators import log_tail_ratio
+from ttscale.analysis.reward_selection import best_of_k_blocks
 from ttscale.analysis.selection import _maj_one, exact_maj_work, weighted_vote_at_k
 from ttscale.errors import InputError
 
@@ -256,21 +257,6 @@ def _fill_mc(values: np.ndarray, per: list, mc: list[tuple[int, np.ndarray]], ks
 
 
 # -- best-of-k and weighted vote ---------------------------------------------------------------
-def _best_blocks(sizes: np.ndarray, passed: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """best-of-k of one problem from its score blocks, best score first (see selection.best_of_k)."""
-    n = int(sizes.sum())
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    means = passed / sizes
-    out = np.full(ks.size, means[0])
-    jumps = np.diff(means)
-    keep = jumps != 0
-    if keep.any():
-        h = np.exp(log_tail_ratio(np.full(keep.sum(), n), starts[1:][keep], ks))
-        out = out + jumps[keep] @ np.nan_to_num(h, nan=0.0)
-    out[ks > n] = np.nan
-    return np.clip(out, 0.0, 1.0)
-
-
 def best_matrix(hist: pd.DataFrame, ks: np.ndarray) -> SelectionMatrix:
     """best-of-k per problem of histogram rows (problem_id, score, count, passed): exact."""
     ks = np.asarray(ks, np.int64)
@@ -280,7 +266,7 @@ def best_matrix(hist: pd.DataFrame, ks: np.ndarray) -> SelectionMatrix:
         if n0 or not np.isfinite(score.astype(float)).all():
             raise InputError(f"best-of-k: problem {pid!r} has a sample without a finite score")
         order = np.argsort(-score.astype(float), kind="stable")
-        rows.append(_best_blocks(m[order], passed[order], ks))
+        rows.append(best_of_k_blocks(m[order], passed[order], ks))
     n = np.asarray([int(r[2].sum()) + r[4] for r in per])
     return SelectionMatrix(np.asarray([r[0] for r in per]), ks, np.vstack(rows), n)
 
