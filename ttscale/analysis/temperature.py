@@ -135,14 +135,19 @@ def best_split(n: Any, c: Any, total: int, method: str = "auto", source: str = "
     if method == "exact":
         logs = [_log_miss_table(n_i[:, t], c_i[:, t], int(min(caps[t], total))) for t in range(temps)]
         alloc, proven = split_from_logs(logs, caps, int(total), max_nodes)
-        cov = 1.0 - float(np.exp(sum(logs[t][:, alloc[t]] for t in range(temps))).mean())
+        cov = coverage_from_logs(logs, alloc)
         return Split(alloc, cov, proven, "exact")
     if method != "greedy":
         raise InputError(f"{source}: field 'method' {method!r} is not one of auto, exact, exhaustive, greedy")
     logs = [_log_miss_table(n_i[:, t], c_i[:, t], int(min(caps[t], total))) for t in range(temps)]
     alloc = _greedy(logs, np.minimum(caps, total), int(total))
-    cov = 1.0 - float(np.exp(sum(logs[t][:, alloc[t]] for t in range(temps))).mean())
+    cov = coverage_from_logs(logs, alloc)
     return Split(tuple(int(x) for x in alloc), cov, False, "greedy")
+
+
+def coverage_from_logs(logs: list[np.ndarray], alloc: Any) -> float:
+    """Pooled coverage of the allocation ``alloc`` from per-temperature log miss tables."""
+    return 1.0 - float(np.exp(sum(lg[:, int(a)] for lg, a in zip(logs, alloc, strict=True))).mean())
 
 
 #: cells (problems x allocations) evaluated at once by the two-temperature enumeration

@@ -133,7 +133,7 @@ class _Halves:
             self.pairs.append(((n_a, _logs(n_a, c_a)), (n_b, _logs(n_b, c_b))))
 
     def score(self, total: int) -> tuple[float, float]:
-        from ttscale.analysis.temperature import split_from_logs
+        from ttscale.analysis.temperature import coverage_from_logs, split_from_logs
 
         if total > self.cap:
             return float("nan"), float("nan")
@@ -141,8 +141,7 @@ class _Halves:
         for a, b in self.pairs:
             for (nf, lf), (_, le) in ((a, b), (b, a)):
                 alloc, _ = split_from_logs(lf, nf.min(axis=0), total)
-                fit = 1.0 - float(np.exp(sum(lf[t][:, x] for t, x in enumerate(alloc))).mean())
-                held = 1.0 - float(np.exp(sum(le[t][:, x] for t, x in enumerate(alloc))).mean())
+                fit, held = coverage_from_logs(lf, alloc), coverage_from_logs(le, alloc)
                 out.append(held)
                 gap.append(fit - held)
         return float(np.mean(out)), float(np.mean(gap))
@@ -163,7 +162,7 @@ def budget_splits(n: Any, c: Any, temperatures: list[float], ks: Any, n_splits: 
     coverage, the optimism, and the cross-fitted coverage of the best single temperature.
 
     The log miss tables of the samples and of each random half are computed once for all k."""
-    from ttscale.analysis.temperature import split_from_logs
+    from ttscale.analysis.temperature import coverage_from_logs, split_from_logs
 
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     logs, caps = _logs(n, c), n.min(axis=0)
@@ -173,7 +172,7 @@ def budget_splits(n: Any, c: Any, temperatures: list[float], ks: Any, n_splits: 
         if k > int(caps.sum()):
             continue
         alloc, exact = split_from_logs(logs, caps, int(k))
-        cov = 1.0 - float(np.exp(sum(logs[t][:, x] for t, x in enumerate(alloc))).mean())
+        cov = coverage_from_logs(logs, alloc)
         held, optimism = halves.score(int(k))
         rows.append({"k": int(k),
                      "split": json.dumps({str(t): a for t, a in zip(temperatures, alloc, strict=True)}),
