@@ -2,7 +2,7 @@
 
 Part 1 (``--part reference``): on the Large Language Monkeys counts in ../shared/reference (skipped
 when absent), each problem's empirical rate c/n is taken as its true rate and adaptive runs are
-simulated round by round (``ttscale.analysis.adaptive.simulate_rule``: boundaries doubling from 32,
+simulated round by round (``ttscale.analysis.adaptive.estimators.simulate_rule``: boundaries doubling from 32,
 K = 10,000, r in {1, 2, 4, 8}); the same draws give the full-K counts. Printed per (benchmark,
 model, r): the fraction of samples drawn, and for k = 1, 10, 100, 1,000, 10,000 the ratio of the
 95% bootstrap CI width (over problems) of coverage@k, adaptive over full, averaged over
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttscale.analysis.adaptive import StoppingRule
-from ttscale.analysis.adaptive_plan import fixed_rates, plan_adaptive
+from ttscale.analysis.adaptive.plan import fixed_rates, plan_adaptive
+from ttscale.sampling.stopping import StoppingRule
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "reference" / "monkeys_llama3_counts.csv"
 KS = np.array([1, 10, 100, 1000, 10000])
@@ -75,14 +75,14 @@ def reference(path: Path, reps: int, n_boot: int, seed: int) -> bool:
 
 
 def live(problems: int, k: int, r: int, out: Path) -> bool:
-    from ttscale.adaptive import read_state
-    from ttscale.analysis.curves import coverage_curves, default_ks
+    from ttscale.analysis.curves.coverage import coverage_curves, default_ks
     from ttscale.analysis.inputs import load_input
-    from ttscale.backends import get_backend
-    from ttscale.samples import draw
-    from ttscale.sampling import SampleSettings
-    from ttscale.store import RunDir
-    from ttscale.verification import verify_run
+    from ttscale.orchestration.samples import draw
+    from ttscale.rundir.adaptive_state import read_state
+    from ttscale.rundir.store import RunDir
+    from ttscale.sampling.backends import get_backend
+    from ttscale.sampling.sampler import SampleSettings
+    from ttscale.verification.verify import verify_run
 
     shutil.rmtree(out, ignore_errors=True)
     base = dict(task="arithmetic", num_problems=problems, num_samples=k, temperatures=[1.0],

@@ -15,9 +15,9 @@ sets). The truth is the unbiased coverage at K from all N samples (synthetic: th
 * ``floor``: the mean of sqrt(2/pi) sqrt(m r (1 - r)) / P, with m problems unsolved in the n
   samples and r the share of them solved within K in truth (mean of their true pass@K): the error
   of a forecaster that knows the difficulty distribution but not which unsolved problem is
-  solvable (see ttscale.analysis.forecast_interval);
+  solvable (see ttscale.analysis.forecasting.interval);
 * ``ratio``: MAE / floor (the goal: <= 1.25 on every dataset);
-* ``cover90``: the share of forecasts whose 90% interval (ttscale.analysis.forecast_interval)
+* ``cover90``: the share of forecasts whose 90% interval (ttscale.analysis.forecasting.interval)
   holds the truth (the goal: 0.85-0.95), for the methods in ``--interval-methods``; the
   intervals' alternatives (beta_eb, beta_zi_eb) are fitted for every draw even when not listed.
 
@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from ttscale.analysis.forecast import DEFAULT_METHOD, METHODS, forecast_curve
-from ttscale.analysis.forecast_interval import ALTERNATIVES, forecast_with_interval
+from ttscale.analysis.forecasting.forecast import DEFAULT_METHOD, METHODS, forecast_curve
+from ttscale.analysis.forecasting.interval import ALTERNATIVES, forecast_with_interval
 
 SYNTH_PROBLEMS = 128
 SYNTH_N = 10_000

@@ -4,10 +4,10 @@ Prints, side by side for the same draws:
 
 1. the law's exponent b and scale a: how often the 95% interval holds the truth (the C.1 law
    fitted to the population's coverage curve on the same k), for the bootstrap over problems
-   that refits the law (``ttscale.analysis.law_bootstrap``) and for curve_fit's conditional
+   that refits the law (``ttscale.analysis.laws.bootstrap``) and for curve_fit's conditional
    standard error (+-1.96 se), with their median widths;
 2. the pointwise coverage CI: the percentile bootstrap over problems alone against the interval
-   ttscale reports (its hull with an exact binomial bound, ``ttscale.analysis.ceiling_ci``), at
+   ttscale reports (its hull with an exact binomial bound, ``ttscale.analysis.ceilings.interval``), at
    k = 1, 10, 50, 75, 100, for 10 and for 128 problems.
 
 Run: ``python benchmarks/bench_law_intervals.py [--draws 200]`` (about 1-2 minutes).
@@ -20,10 +20,10 @@ import argparse
 import numpy as np
 from scipy.special import betaln
 
-from ttscale.analysis.ceiling_ci import subset_trials, widen_at_ceiling
-from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
-from ttscale.analysis.law_bootstrap import bootstrap_law
-from ttscale.analysis.laws import fit_power_law, log_spaced_ks
+from ttscale.analysis.ceilings.interval import subset_trials, widen_at_ceiling
+from ttscale.analysis.curves.estimators import bootstrap_ci, pass_at_k
+from ttscale.analysis.laws.bootstrap import bootstrap_law
+from ttscale.analysis.laws.power_law import fit_power_law, log_spaced_ks
 
 
 def true_coverage(alpha: float, beta: float, ks: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.plugins import Problem
-from ttscale.verification import make_verifier
+from ttscale.verification.verify import make_verifier
 
 
 def renderings(value: Fraction) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
+from ttscale.analysis.curves.estimators import bootstrap_ci, pass_at_k
 
 N_SAMPLES, N_PROBLEMS, K_MAX = 10_000, 128, 10_000
 

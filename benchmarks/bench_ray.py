@@ -31,8 +31,8 @@ import time
 def timed(settings, backend) -> tuple[float, object, float | None, float]:
     """(samples/s, the samples, share of the wall time the replicas spent generating, CPU
     seconds per 1,000 samples: this process's plus the replicas')."""
-    from ttscale.sampling import run_sampling
-    from ttscale.store import SAMPLE_KEY, RunDir
+    from ttscale.rundir.store import SAMPLE_KEY, RunDir
+    from ttscale.sampling.sampler import run_sampling
 
     slots = getattr(backend, "slots", None) or []
     busy0, cpu0 = sum(s.busy for s in slots), sum(s.cpu for s in slots)
@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["RAY_worker_niceness"] = str(args.worker_niceness)  # read by the raylet at start
     import ray
 
-    from ttscale.backends.transformers_backend import TransformersBackend
-    from ttscale.executors import executor_of
-    from ttscale.executors.ray_sampling import RayBackend
-    from ttscale.sampling import SampleSettings
+    from ttscale.sampling.backends.transformers_backend import TransformersBackend
+    from ttscale.sampling.executors import executor_of
+    from ttscale.sampling.executors.ray_sampling import RayBackend
+    from ttscale.sampling.sampler import SampleSettings
 
     base = dict(model=args.model, task="arithmetic", num_problems=args.num_problems,
                 num_samples=args.k, temperatures=[1.0], max_tokens=args.max_tokens, seed=0,

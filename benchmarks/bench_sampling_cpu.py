@@ -4,7 +4,7 @@ Both sides use one loaded model (load time excluded), the same prompts (the ``ar
 task), temperature, ``max_tokens`` and number of samples per prompt. The baseline is what NOTES
 measured as the fastest here: ``model.generate(do_sample=True, top_k=0, num_return_sequences=K)``
 over ``--prompts-per-call`` left-padded prompts a call, texts decoded. ttscale's side is the whole
-path a user runs: ``ttscale.sampling.run_sampling`` with the transformers backend, planning the
+path a user runs: ``ttscale.sampling.sampler.run_sampling`` with the transformers backend, planning the
 requests, drawing per-sample seeded tokens, and writing every batch as an atomic Parquet shard
 into a fresh run directory. The two alternate ``--repeats`` times (the CPU is shared, so the
 median of each is compared), and the ratio ttscale / generate is printed.
@@ -43,7 +43,7 @@ def bench_generate(lm, tok, prompts: list[str], k: int, temperature: float, max_
 
 def bench_ttscale(backend, settings) -> tuple[int, int, float]:
     """(samples, new tokens, seconds) of run_sampling into a fresh run directory."""
-    from ttscale.sampling import run_sampling
+    from ttscale.sampling.sampler import run_sampling
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from ttscale._plugins.tasks.arithmetic import Arithmetic
 
-    from ttscale.backends.transformers_backend import TransformersBackend
-    from ttscale.sampling import SampleSettings
+    from ttscale.sampling.backends.transformers_backend import TransformersBackend
+    from ttscale.sampling.sampler import SampleSettings
 
     batch = args.batch_size or args.prompts_per_call * args.k
     backend = TransformersBackend(args.model, device="cpu", batch_size=batch)

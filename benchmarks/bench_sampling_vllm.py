@@ -5,7 +5,7 @@ One engine serves all three, side by side in one run, on the same prompts and Sa
 
 - ``raw``: ``llm.generate(prompts, params)``, what a user of vLLM would write;
 - ``backend``: ``VLLMBackend.generate(requests)``, samples converted to ttscale's records;
-- ``pipeline``: ``ttscale.sampling.run_sampling`` into a fresh run directory (planning, the
+- ``pipeline``: ``ttscale.sampling.sampler.run_sampling`` into a fresh run directory (planning, the
   backend, Parquet shards written atomically), the cost of the whole ``ttscale sample`` path.
 
 Each is timed ``--repeats`` times, alternating, after one warm-up run (prefix caches filled for
@@ -24,8 +24,8 @@ from pathlib import Path
 
 
 def build_requests(num_problems: int, k: int, temperature: float, max_tokens: int, seed: int):
-    from ttscale.backends.base import Request, seed_base
-    from ttscale.registry import tasks
+    from ttscale.core.registry import tasks
+    from ttscale.sampling.backends.base import Request, seed_base
 
     problems = tasks.get("arithmetic")().problems(num_problems, seed)
     return [Request(p.problem_id, p.prompt, temperature, n=k, seed=seed_base(seed, p.problem_id, temperature),
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import SamplingParams
 
-    from ttscale.backends.vllm_backend import VLLMBackend
+    from ttscale.sampling.backends.vllm_backend import VLLMBackend
 
     t0 = time.perf_counter()
     backend = VLLMBackend(args.model, seed=0, max_num_seqs=args.max_num_seqs)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return sum(len(batch) for batch in backend.generate(requests))
 
     def pipeline() -> int:
-        from ttscale.sampling import SampleSettings, run_sampling
+        from ttscale.sampling.sampler import SampleSettings, run_sampling
 
         settings = SampleSettings(backend="vllm", model=backend.model, task="arithmetic",
                                   num_problems=args.problems, num_samples=args.k,
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = {"raw": raw, "backend": ours}
     try:
-        import ttscale.sampling  # noqa: F401
+        import ttscale.sampling.sampler  # noqa: F401
 
         runs["pipeline"] = pipeline
     except ImportError:
-        print("ttscale.sampling is not available: pipeline row skipped")
+        print("ttscale.sampling.sampler is not available: pipeline row skipped")
 
     best: dict[str, float] = {}
     for name, fn in runs.items():  # warm-up: fills the prefix cache, first-call costs

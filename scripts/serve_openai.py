@@ -16,8 +16,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ttscale.backends.base import Request
-from ttscale.backends.transformers_backend import TransformersBackend
+from ttscale.sampling.backends.base import Request
+from ttscale.sampling.backends.transformers_backend import TransformersBackend
 
 
 def make_handler(backend: TransformersBackend, name: str) -> type[BaseHTTPRequestHandler]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Task
-from ttscale.registry import tasks
 
 OPERATORS = {"+": lambda a, b: a + b, "*": lambda a, b: a * b, "-": lambda a, b: a - b}
 

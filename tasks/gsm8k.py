@@ -19,10 +19,10 @@ from typing import Any
 
 from ttscale._plugins.tasks.jsonl import read_jsonl, require_text
 
-from ttscale.answers import normalize_answer, parse_number
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Task
-from ttscale.registry import tasks
+from ttscale.verification.answers import normalize_answer, parse_number
 
 INSTRUCTION = ("Solve the problem step by step. Then give the final answer, a number, on its own "
                "line as '#### <number>'.")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ttscale.core.jsonl import iter_json_objects
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
-from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, Task
-from ttscale.registry import tasks
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 CHAT_TEMPLATE = (

@@ -17,10 +17,10 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from ttscale.core.jsonl import iter_json_objects
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
-from ttscale.jsonl import iter_json_objects
 from ttscale.plugins import Problem, Task
-from ttscale.registry import tasks
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:

@@ -9,7 +9,7 @@ config (``min_terms=2``). The chat prompt uses reasoning-gym's default system pr
 The ``reasoning_gym`` verifier (registered by ``verifiers/exact.py``) rebuilds the dataset from
 the reference (name, size, seed, config; cached per process) and scores each sample with that
 dataset's own ``score_answer``. The answer scored is the last ``<answer>`` tag, else the final
-answer :func:`ttscale.answers.extract_final_answer` finds, else the whole stripped completion. The
+answer :func:`ttscale.verification.answers.extract_final_answer` finds, else the whole stripped completion. The
 score (in [0, 1]) goes in ``score``; ``passed`` is ``score >= threshold`` (option, default 1).
 reasoning-gym is imported only when this task or verifier is used (``pip install reasoning-gym``).
 """
@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ttscale.answers import extract_final_answer, normalize_answer
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Task, Verifier
-from ttscale.registry import tasks
-from ttscale.verification import check_unknown_options, option_float, verdict_frame
+from ttscale.verification.answers import extract_final_answer, normalize_answer
+from ttscale.verification.verify import check_unknown_options, option_float, verdict_frame
 
 _DATASETS: dict[str, Any] = {}  # per process: reference key -> dataset
 

@@ -8,13 +8,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from ttscale.analysis.adaptive import (
+from ttscale.analysis.adaptive.estimators import (
     StoppingRule,
     adaptive_pass_at_k,
     adaptive_survival,
     simulate_rule,
 )
-from ttscale.analysis.estimators import pass_at_k
+from ttscale.analysis.curves.estimators import pass_at_k
 from ttscale.errors import InputError
 
 BOUNDS = [3, 6, 10, 12]
@@ -186,7 +186,7 @@ def test_bad_counts_are_input_errors(args: tuple, field: str) -> None:
 def test_subset_trials_count_a_stopped_row_as_k_samples_beyond_t() -> None:
     import pandas as pd
 
-    from ttscale.analysis.adaptive_run import subset_trials_for
+    from ttscale.analysis.adaptive.run import subset_trials_for
 
     counts = pd.DataFrame({"problem": ["a", "b", "c"], "num_samples": [32, 64, 64],
                            "num_correct": [4, 1, 5], "adaptive_prev": [0, 32, 32],

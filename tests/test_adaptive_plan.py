@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ttscale.analysis.adaptive import StoppingRule
-from ttscale.analysis.adaptive_plan import fixed_rates, plan_adaptive, rates_from_counts
+from ttscale.analysis.adaptive.plan import fixed_rates, plan_adaptive, rates_from_counts
 from ttscale.cli import main
+from ttscale.sampling.stopping import StoppingRule
 
 
 def test_always_and_never_solved_problems_draw_the_first_round_and_k():
@@ -70,8 +70,8 @@ def test_forecasts_from_adaptive_counts_agree_with_full_sampling():
     where the full counts' forecast does."""
     import pandas as pd
 
-    from ttscale.analysis.adaptive import simulate_rule
-    from ttscale.analysis.forecast import forecast_adaptive, forecast_coverage
+    from ttscale.analysis.adaptive.estimators import simulate_rule
+    from ttscale.analysis.forecasting.forecast import forecast_adaptive, forecast_coverage
 
     rng = np.random.default_rng(7)
     p = rng.beta(0.2, 2.0, size=400)
@@ -90,8 +90,8 @@ def test_forecasts_from_adaptive_counts_agree_with_full_sampling():
 def test_forecast_reads_adaptive_counts_and_refuses_subsampling_them():
     import pandas as pd
 
-    from ttscale.analysis.adaptive import simulate_rule
-    from ttscale.analysis.forecast import forecast_adaptive
+    from ttscale.analysis.adaptive.estimators import simulate_rule
+    from ttscale.analysis.forecasting.forecast import forecast_adaptive
     from ttscale.api import forecast_records
     from ttscale.errors import InputError
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ttscale.adaptive import read_state
 from ttscale.cli import main
 from ttscale.errors import InputError
-from ttscale.samples import draw
-from ttscale.sampling import SampleSettings
-from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.orchestration.samples import draw
+from ttscale.rundir.adaptive_state import read_state
+from ttscale.rundir.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.sampling.sampler import SampleSettings
 
 PROBLEMS, TEMPS = 8, [0.6, 1.0]
 RULE = {"successes": 2, "first_round": 4, "growth": 2.0}
@@ -29,7 +29,7 @@ RULE = {"successes": 2, "first_round": 4, "growth": 2.0}
 
 @pytest.fixture(scope="module")
 def backend():
-    from ttscale.backends import get_backend
+    from ttscale.sampling.backends import get_backend
 
     b = get_backend("transformers", model="embedded", threads=1, batch_size=32)
     yield b
@@ -207,7 +207,7 @@ def test_sigkill_at_random_moments_resumes_to_the_same_samples_and_decisions(tmp
 
 # -- analysis -----------------------------------------------------------------------------------
 def test_analyze_reads_an_adaptive_run_with_the_stopping_rule_estimator(tmp_path, backend, capsys):
-    from ttscale.analysis.adaptive import adaptive_pass_at_k
+    from ttscale.analysis.adaptive.estimators import adaptive_pass_at_k
 
     out = tmp_path / "ad"
     draw(settings(32, adaptive={**RULE, "min_samples": 4}), out, backend=backend, progress=False)
@@ -282,7 +282,7 @@ def test_a_sweep_with_a_bad_rule_is_one_line_and_writes_nothing(tmp_path, capsys
 
 
 def test_the_report_states_the_rule_and_the_samples_saved(tmp_path, backend):
-    from ttscale.reporting import build_report
+    from ttscale.reporting.html import build_report
 
     out = tmp_path / "ad"
     draw(settings(16), out, backend=backend, progress=False)

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.backends.options import BACKENDS, REQUIRED
 from ttscale.cli import build_parser, main
 from ttscale.errors import InputError
+from ttscale.sampling.backends.options import BACKENDS, REQUIRED
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_documented_backend_options_are_the_constructor_s(name):
-    from ttscale.backends import BACKENDS as CLASSES
+    from ttscale.sampling.backends import BACKENDS as CLASSES
 
     module, _, attr = CLASSES[name].partition(":")
     cls = getattr(__import__(module, fromlist=[attr]), attr)
@@ -47,8 +47,8 @@ def test_list_backends_shows_every_option(capsys):
 
 @pytest.mark.parametrize("name", ["exact", "imperfect", "majority", "math", "reward", "unit_tests"])
 def test_documented_verifier_options_are_accepted(name):
-    from ttscale.registry import verifiers
-    from ttscale.verification import make_verifier
+    from ttscale.core.registry import verifiers
+    from ttscale.verification.verify import make_verifier
 
     cls = verifiers.get(name)
     with pytest.raises(InputError, match="unknown option"):

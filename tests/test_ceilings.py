@@ -1,4 +1,4 @@
-"""Tests for ttscale.analysis.ceilings: saturation points and the false-positive ceiling."""
+"""Tests for ttscale.analysis.ceilings.ceilings: saturation points and the false-positive ceiling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ttscale.analysis.ceilings import (
+from ttscale.analysis.ceilings.ceilings import (
     accuracy_limit,
     benchmark_accuracy,
     expected_utility,
@@ -17,7 +17,7 @@ from ttscale.analysis.ceilings import (
     saturation_point,
     saturation_point_from_fit,
 )
-from ttscale.analysis.laws import FitResult
+from ttscale.analysis.laws.power_law import FitResult
 from ttscale.errors import InputError
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from ttscale.cli import main
-from ttscale.store import RunDir
+from ttscale.rundir.store import RunDir
 
 REF_DIR = Path(os.environ.get("TTSCALE_REFERENCE_DIR",
                               Path(__file__).resolve().parents[2] / "shared" / "reference"))
@@ -72,7 +72,7 @@ def test_curves_equal_exact_pass_at_k(counts_csv, analyzed):
 
 
 def test_fits_json_schema_and_values(counts_csv, analyzed):
-    from ttscale.analysis.laws import fit_from_counts
+    from ttscale.analysis.laws.power_law import fit_from_counts
 
     fits = json.loads((analyzed / "fits.json").read_text())
     counts = pd.read_csv(counts_csv)
@@ -172,7 +172,7 @@ def test_group_by_pools_counts_of_left_out_columns(tmp_path):
 
 
 def test_counts_table_with_cost_axis(counts_csv, tmp_path):
-    from ttscale.analysis import cost
+    from ttscale.analysis.costs import cost
 
     shape = cost.PRESETS["Llama-3-8B"]
     out = tmp_path / "o"
@@ -203,8 +203,8 @@ MONKEYS = Path("/work/shared/reference/monkeys_llama3_counts.csv")
 
 @pytest.mark.skipif(not MONKEYS.is_file(), reason="reference data absent")
 def test_model_shape_auto_on_a_counts_table_assumes_token_counts(tmp_path, capsys):
-    from ttscale.analysis import cost
-    from ttscale.analysis.model_shape import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
+    from ttscale.analysis.costs import cost
+    from ttscale.analysis.costs.model_shape import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
 
     out = tmp_path / "o"
     assert main(["analyze", str(MONKEYS), "--out", str(out), "--model-shape", "auto",
@@ -222,7 +222,7 @@ def test_model_shape_auto_on_a_counts_table_assumes_token_counts(tmp_path, capsy
 
 
 def test_model_shape_embedded_is_known(counts_csv, tmp_path):
-    from ttscale.analysis import cost
+    from ttscale.analysis.costs import cost
 
     out = tmp_path / "o"
     assert main(["analyze", str(counts_csv), "--out", str(out), "--model-shape", "embedded",
@@ -235,13 +235,13 @@ def test_model_shape_embedded_is_known(counts_csv, tmp_path):
 
 
 def ModelShape_of_embedded():  # noqa: N802
-    from ttscale.analysis.model_shape import find_shape
+    from ttscale.analysis.costs.model_shape import find_shape
 
     return find_shape("embedded")[0]
 
 
 def test_model_shape_auto_takes_each_groups_model(tmp_path):
-    from ttscale.analysis import cost
+    from ttscale.analysis.costs import cost
 
     src = tmp_path / "two_models.csv"
     rows = [(m, i, 20, (i * 7 + j) % 21) for j, m in enumerate(["Llama-3-8B-Instruct",
@@ -370,7 +370,7 @@ def test_run_directory_cost_from_sample_tokens(run_dir, tmp_path):
 
 
 def test_run_directory_gets_a_cost_axis_from_its_model(run_dir, tmp_path):
-    from ttscale.analysis import cost
+    from ttscale.analysis.costs import cost
 
     RunDir(run_dir).write_config({"model": "embedded", "backend": "transformers"})
     out = tmp_path / "o"
@@ -401,7 +401,7 @@ def test_run_directory_orphan_verdict_is_bad_input(run_dir, tmp_path, capsys):
 
 # -- forecast --------------------------------------------------------------------------------
 def test_subsample_without_replacement_is_seeded_and_exact_at_n(counts_csv):
-    from ttscale.analysis.forecast import subsample
+    from ttscale.analysis.forecasting.forecast import subsample
 
     counts = pd.read_csv(counts_csv)
     same = subsample(counts, 50, seed=3)
@@ -413,8 +413,8 @@ def test_subsample_without_replacement_is_seeded_and_exact_at_n(counts_csv):
 
 
 def test_forecast_from_k_forecasts_from_the_subsample(counts_csv, capsys):
-    from ttscale.analysis import forecast as fc
-    from ttscale.analysis.forecast import subsample
+    from ttscale.analysis.forecasting import forecast as fc
+    from ttscale.analysis.forecasting.forecast import subsample
 
     method = "power_law"
     assert main(["forecast", str(counts_csv), "--to", "50", "--from-k", "10", "--seed", "5",
@@ -431,7 +431,7 @@ def test_forecast_from_k_forecasts_from_the_subsample(counts_csv, capsys):
 
 
 def test_forecast_table_output(counts_csv, capsys):
-    from ttscale.analysis import forecast as fc
+    from ttscale.analysis.forecasting import forecast as fc
     assert main(["forecast", str(counts_csv), "--to", "200"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["benchmark", "model", "method", "k", "coverage", "90%", "low", "90%", "high",
@@ -440,7 +440,7 @@ def test_forecast_table_output(counts_csv, capsys):
 
 
 def test_forecast_json_all_methods(counts_csv, capsys):
-    from ttscale.analysis import forecast as fc
+    from ttscale.analysis.forecasting import forecast as fc
     assert main(["forecast", str(counts_csv), "--to", "500", "--method", "all", "--json",
                  "--n-boot", "0"]) == 0  # intervals: tests/test_forecast.py
     recs = json.loads(capsys.readouterr().out)

@@ -11,7 +11,7 @@ import pytest
 
 from ttscale.cli import main
 from ttscale.plugins import Problem, problems_frame
-from ttscale.store import RunDir
+from ttscale.rundir.store import RunDir
 
 # four problems, four samples each; "R" = the right answer, other letters wrong ones
 PLAN = {

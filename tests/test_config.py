@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ttscale.backends.transformers_backend import EMBEDDED_DIR
 from ttscale.cli import main
-from ttscale.config import SweepConfig, describe_fields, load_sweep_config
 from ttscale.errors import InputError
-from ttscale.sweeps import plan, sweep_root
+from ttscale.orchestration.config import SweepConfig, describe_fields, load_sweep_config
+from ttscale.orchestration.sweeps import plan, sweep_root
+from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "embedded.yaml"

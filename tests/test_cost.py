@@ -1,11 +1,11 @@
-"""Tests for ttscale.analysis.cost: FLOPs and eFLOPs of repeated sampling."""
+"""Tests for ttscale.analysis.costs.cost: FLOPs and eFLOPs of repeated sampling."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ttscale.analysis.cost import (
+from ttscale.analysis.costs.cost import (
     B200_INTENSITY,
     H100,
     PRESETS,

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.curves import coverage_curves, default_ks, selection_curves
-from ttscale.analysis.estimators import pass_at_k
-from ttscale.analysis.selection import maj_at_k
-from ttscale.counts import load_counts
+from ttscale.analysis.curves.coverage import coverage_curves, default_ks, selection_curves
+from ttscale.analysis.curves.estimators import pass_at_k
+from ttscale.analysis.curves.selection import maj_at_k
 from ttscale.errors import InputError
+from ttscale.rundir.counts import load_counts
 
 REFERENCE = Path(
     os.environ.get("TTSCALE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttscale.analysis.estimators import (
+from ttscale.analysis.curves.estimators import (
     _log_tail_ratio_gammaln,
     bootstrap_ci,
     coverage,

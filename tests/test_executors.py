@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from ttscale.errors import InputError
-from ttscale.executors import ExecutorSpec, parse_executor
+from ttscale.sampling.executors import ExecutorSpec, parse_executor
 
 
 def test_local_is_the_default_and_takes_no_options():
@@ -34,8 +34,8 @@ def test_ray_options_are_checked_naming_the_key():
 def test_sweep_config_names_the_bad_executor_option(tmp_path):
     import yaml
 
-    from ttscale.config import load_sweep_config
-    from ttscale.sweeps import plan
+    from ttscale.orchestration.config import load_sweep_config
+    from ttscale.orchestration.sweeps import plan
 
     cfg = {"name": "s", "num_samples": 2, "temperatures": [1.0], "models": [{"model": "embedded"}],
            "tasks": [{"name": "arithmetic"}], "verifiers": [{"name": "exact"}],

@@ -1,4 +1,4 @@
-"""Tests for ttscale.analysis.forecast: coverage at large K from few samples per problem."""
+"""Tests for ttscale.analysis.forecasting.forecast: coverage at large K from few samples per problem."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ import pandas as pd
 import pytest
 from scipy.special import betaln
 
-from ttscale.analysis.forecast import (
-    METHODS,
-    BetaMixture,
-    _neg_loglik,
-    fit_beta_mixture,
-    forecast_coverage,
-    forecast_curve,
-)
+from ttscale.analysis.forecasting.beta_fits import BetaMixture, _neg_loglik, fit_beta_mixture
+from ttscale.analysis.forecasting.forecast import METHODS, forecast_coverage, forecast_curve
 from ttscale.errors import InputError
 
 REFERENCE = Path(
@@ -129,7 +123,7 @@ def test_reference_forecast_from_100_samples_per_problem() -> None:
 
 # -- the zero-inflated prior and the intervals --------------------------------------------------
 def test_zero_inflated_fit_recovers_the_point_mass() -> None:
-    from ttscale.analysis.forecast import fit_zero_inflated_beta
+    from ttscale.analysis.forecasting.forecast import fit_zero_inflated_beta
 
     rng = np.random.default_rng(11)
     p = np.where(rng.random(4000) < 0.3, 0.0, rng.beta(1.0, 3.0, 4000))
@@ -146,7 +140,7 @@ def test_zero_inflated_fit_recovers_the_point_mass() -> None:
 def test_interval_is_the_floor_the_bootstrap_and_the_alternatives_combined() -> None:
     from scipy.stats import norm
 
-    from ttscale.analysis.forecast_interval import forecast_with_interval
+    from ttscale.analysis.forecasting.interval import forecast_with_interval
 
     rng = np.random.default_rng(3)
     p = rng.beta(0.5, 2.0, 200)
@@ -174,7 +168,7 @@ def test_interval_is_the_floor_the_bootstrap_and_the_alternatives_combined() -> 
 
 def test_interval_covers_the_truth_on_a_beta_population() -> None:
     # a population the methods agree on: the 90% interval should hold the truth most of the time
-    from ttscale.analysis.forecast_interval import forecast_with_interval
+    from ttscale.analysis.forecasting.interval import forecast_with_interval
 
     rng = np.random.default_rng(8)
     p = rng.beta(0.5, 2.0, 128)
@@ -188,7 +182,7 @@ def test_interval_covers_the_truth_on_a_beta_population() -> None:
 
 
 def test_forecast_records_and_bad_interval_options(tmp_path, capsys) -> None:
-    from ttscale.analysis.forecast_interval import forecast_records
+    from ttscale.analysis.forecasting.interval import forecast_records
     from ttscale.cli import main
 
     df = pd.DataFrame({"problem": range(30), "num_samples": 20,

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import ttscale
-from ttscale.analysis import forecast as fc
-from ttscale.analysis import forecast_law as fl
-from ttscale.analysis.law_assess import law_status
+from ttscale.analysis.forecasting import forecast as fc
+from ttscale.analysis.forecasting import law as fl
+from ttscale.analysis.laws.assess import law_status
 from ttscale.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv"
@@ -156,7 +156,7 @@ def run(counts, tmp_path_factory) -> Path:
 
 def _counting(monkeypatch) -> list[int]:
     """Count the verdicts computed (not reused) by the forecast."""
-    from ttscale.analysis import law_assess
+    from ttscale.analysis.laws import assess as law_assess
 
     calls: list[int] = []
     real = law_assess.group_law_status

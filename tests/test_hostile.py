@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.sandbox import Job, Limits, SandboxPool, SandboxUnavailable, Status
+from ttscale.verification.sandbox import Job, Limits, SandboxPool, SandboxUnavailable, Status
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = ("def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from ttscale.sandbox import Job, SandboxPool, SandboxUnavailable, Status
+from ttscale.verification.sandbox import Job, SandboxPool, SandboxUnavailable, Status
 
 TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(10, -4) == 6\n\ncheck(add)\n"
 RIGHT = "def add(a, b):\n    return a + b\n"

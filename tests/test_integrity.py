@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from ttscale.cli import main
-from ttscale.locks import StageBusy, lock_path, stage_lock
 from ttscale.plugins import Problem, problems_frame
-from ttscale.store import SAMPLE_KEY, RunDir, atomic_write_json, shard_paths
-from ttscale.verification import verify_run
+from ttscale.rundir.locks import StageBusy, lock_path, stage_lock
+from ttscale.rundir.store import SAMPLE_KEY, RunDir, atomic_write_json, shard_paths
+from ttscale.verification.verify import verify_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ class Holder:
     """Another Python process holding a stage lock until told to let go."""
 
     def __init__(self, run_dir: Path, stage: str):
-        code = ("import sys\nfrom ttscale.locks import stage_lock\n"
+        code = ("import sys\nfrom ttscale.rundir.locks import stage_lock\n"
                 f"with stage_lock({str(run_dir)!r}, {stage!r}):\n"
                 "    print('held', flush=True)\n    sys.stdin.read()\n")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -200,7 +200,7 @@ def _mount_tmpfs(path: Path, size: str) -> None:
 
 @pytest.mark.slow
 def test_disk_full_gives_one_line_and_the_run_resumes_to_the_same_samples(tmp_path: Path) -> None:
-    from ttscale.backends.transformers_backend import EMBEDDED_DIR
+    from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR
 
     if not (EMBEDDED_DIR / "config.json").is_file():
         pytest.skip("the embedded model is not there")
@@ -229,7 +229,7 @@ def test_disk_full_gives_one_line_and_the_run_resumes_to_the_same_samples(tmp_pa
 
 @pytest.mark.slow
 def test_no_temporary_file_survives_a_resume_after_sigkill(tmp_path: Path) -> None:
-    from ttscale.backends.transformers_backend import EMBEDDED_DIR
+    from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR
 
     if not (EMBEDDED_DIR / "config.json").is_file():
         pytest.skip("the embedded model is not there")
@@ -279,7 +279,7 @@ def test_verify_on_a_full_disk_gives_one_line_then_resumes(tmp_path: Path) -> No
 def test_two_concurrent_sweeps_leave_one_verdict_per_sample(tmp_path: Path) -> None:
     import yaml
 
-    from ttscale.backends.transformers_backend import EMBEDDED_DIR
+    from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR
 
     if not (EMBEDDED_DIR / "config.json").is_file():
         pytest.skip("the embedded model is not there")

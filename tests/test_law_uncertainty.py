@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from scipy.special import betaln
 
-from ttscale.analysis.ceiling_ci import clopper_pearson, subset_trials, widen_at_ceiling
-from ttscale.analysis.ceilings import saturation_point_from_fit
-from ttscale.analysis.curves import coverage_curves
-from ttscale.analysis.estimators import bootstrap_ci, pass_at_k
-from ttscale.analysis.law_bootstrap import bootstrap_law, saturation_k_many
-from ttscale.analysis.laws import FitResult, fit_power_law, log_spaced_ks
+from ttscale.analysis.ceilings.ceilings import saturation_point_from_fit
+from ttscale.analysis.ceilings.interval import clopper_pearson, subset_trials, widen_at_ceiling
+from ttscale.analysis.curves.coverage import coverage_curves
+from ttscale.analysis.curves.estimators import bootstrap_ci, pass_at_k
+from ttscale.analysis.laws.bootstrap import bootstrap_law, saturation_k_many
+from ttscale.analysis.laws.power_law import FitResult, fit_power_law, log_spaced_ks
 from ttscale.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv"
@@ -152,7 +152,7 @@ def test_monkeys_fits_judged_and_intervals_contain_published_values(tmp_path):
 
 
 def test_distributional_exponent_recovers_alpha_of_a_scaled_beta():
-    from ttscale.analysis.distributional import distributional_fit
+    from ttscale.analysis.laws.distributional import distributional_fit
 
     rng = np.random.default_rng(3)
     p, n, alpha = 400, 200, 0.4
@@ -182,8 +182,8 @@ def test_analyze_with_distributional_reports_which_fit_fits(tmp_path):
 
 
 def test_rejected_law_is_drawn_grey_and_labelled(tmp_path):
+    from ttscale.analysis.figures import build_figures
     from ttscale.analysis.pipeline import Options, analyze, load_input
-    from ttscale.plots import build_figures
 
     result = analyze(load_input(FIXTURE), Options(n_boot=300, law_boot=50))
     figs = dict(build_figures(result))
@@ -204,7 +204,7 @@ def test_bad_law_options_are_one_line_errors(tmp_path, capsys):
 
 
 def test_optimal_k_interval_holds_the_point_and_the_truth():
-    from ttscale.analysis.ceilings import optimal_k, optimal_k_interval
+    from ttscale.analysis.ceilings.ceilings import optimal_k, optimal_k_interval
 
     rng = np.random.default_rng(2)
     pop = rng.beta(0.5, 5.0, 200_000)  # the population; its optimal k (46) is the truth
@@ -221,7 +221,7 @@ def test_optimal_k_interval_holds_the_point_and_the_truth():
 
 
 def test_law_status_for_callers_that_forecast_from_the_law():
-    from ttscale.analysis.law_assess import law_status
+    from ttscale.analysis.laws.assess import law_status
 
     counts = pd.read_csv(FIXTURE)
     g = counts[counts["temperature"] == 0.6]

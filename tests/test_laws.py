@@ -1,4 +1,4 @@
-"""Tests for ttscale.analysis.laws: the exponentiated power law of coverage against k."""
+"""Tests for ttscale.analysis.laws.power_law: the exponentiated power law of coverage against k."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.laws import (
+from ttscale.analysis.laws.power_law import (
     coverage_curve,
     exp_power,
     fit_from_counts,

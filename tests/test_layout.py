@@ -114,9 +114,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_lazy_imports():
     # a function-level import is an edge too (this is how the three old cycles hid)
-    assert "ttscale.analysis.pipeline" in GRAPH["ttscale.api"]
-    assert "ttscale.backends.importer" in GRAPH["ttscale.samples"]
-    assert "ttscale.sampling" in GRAPH["ttscale.backends.importer"]
+    assert "ttscale.analysis.pipeline" in GRAPH["ttscale.api.questions"]
+    assert "ttscale.sampling.backends.importer" in GRAPH["ttscale.orchestration.samples"]
+    assert "ttscale.sampling.sampler" in GRAPH["ttscale.sampling.backends.importer"]
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -127,6 +127,72 @@ def test_no_import_cycles():
     found = cycles(GRAPH)
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
+
+
+#: the stages in data-flow order; a module may import its own stage and those before it, never one
+#: after it. Stage 0 is the foundation (errors, the plugin contract, core/); the root package
+#: ``ttscale`` counts as stage 0 (its verbs load lazily, through importlib).
+STAGES = [
+    ("ttscale", "ttscale.errors", "ttscale.plugins", "ttscale.core", "ttscale._plugins"),
+    ("ttscale.rundir",),
+    ("ttscale.sampling",),
+    ("ttscale.verification",),
+    ("ttscale.analysis",),
+    ("ttscale.reporting",),
+    ("ttscale.orchestration",),
+    ("ttscale.api",),
+    ("ttscale.cli", "ttscale.commands", "ttscale.__main__"),
+]
+
+
+def stage_of(module: str) -> int | None:
+    """The stage a module belongs to (the longest matching prefix), None if it belongs to none."""
+    best = None
+    for i, prefixes in enumerate(STAGES):
+        for p in prefixes:
+            if module == p or (p != "ttscale" and module.startswith(p + ".")):
+                best = i
+    return best
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} (stage {stage_of(m)}) imports {d} (stage {stage_of(d)})"
+                  for m, deps in graph.items() for d in deps
+                  if stage_of(m) is not None and stage_of(d) is not None
+                  and stage_of(d) > stage_of(m))
+
+
+def test_every_module_belongs_to_a_stage():
+    loose = sorted(m for m in MODULES if stage_of(m) is None)
+    assert not loose, f"modules outside every stage (put them in a stage's package): {loose}"
+
+
+def test_the_stage_check_catches_an_upward_import():
+    fake = {"ttscale.sampling.sampler": {"ttscale.analysis.curves.estimators"},
+            "ttscale.analysis.pipeline": {"ttscale.rundir.store"}}
+    assert upward_imports(fake) == [
+        "ttscale.sampling.sampler (stage 2) imports ttscale.analysis.curves.estimators (stage 4)"]
+
+
+def test_no_stage_imports_a_later_one():
+    found = upward_imports(GRAPH)
+    assert not found, "imports against the data flow:\n" + "\n".join(found)
+
+
+def test_every_package_says_what_it_is():
+    for init in PKG.rglob("__init__.py"):
+        if "models" in init.relative_to(PKG).parts:
+            continue
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc) > 60, f"{init.relative_to(PKG.parent)}: no docstring saying which stage it is"
+
+
+def test_no_module_over_400_lines_without_its_reason():
+    for path in PKG.rglob("*.py"):
+        lines = path.read_text().count("\n")
+        if lines > 400:
+            doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").lower().split())
+            assert "over 400 lines" in doc, f"{path.relative_to(PKG.parent)}: {lines} lines, no reason given"
 
 
 def test_only_the_cli_imports_the_command_modules():
@@ -161,8 +227,8 @@ def test_public_names_are_not_submodule_names():
 
 def test_verbs_survive_importing_every_module():
     code = ("import importlib, pkgutil, ttscale\n"
-            "for m in ['ttscale.sweeps', 'ttscale.reporting', 'ttscale.analysis.simulation', "
-            "'ttscale.api', 'ttscale.runs', 'ttscale.cli']:\n"
+            "for m in ['ttscale.orchestration.sweeps', 'ttscale.reporting.html', 'ttscale.analysis.forecasting.simulation', "
+            "'ttscale.api', 'ttscale.rundir.runs', 'ttscale.cli']:\n"
             "    importlib.import_module(m)\n"
             "for n in ('sweep', 'report', 'simulate', 'sample', 'analyze'):\n"
             "    assert callable(getattr(ttscale, n)), n\n")

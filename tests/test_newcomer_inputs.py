@@ -101,8 +101,8 @@ def test_failed_first_call_leaves_nothing_and_corrected_command_runs(tmp_path, c
 
 def test_run_json_without_samples_does_not_fix_the_settings(tmp_path, capsys):
     """A run.json left by an earlier call that drew nothing (killed, or from an older version)."""
-    from ttscale.sampling import parse_settings, run_record
-    from ttscale.store import RunDir
+    from ttscale.rundir.store import RunDir
+    from ttscale.sampling.sampler import parse_settings, run_record
 
     out = tmp_path / "run"
     old = parse_settings({"model": "no-such-model", "task": "arithmetic", "num_samples": 2}, "test")
@@ -334,7 +334,7 @@ def test_prompt_too_long_for_the_context_is_refused_before_loading(tmp_path, cap
                "problem 'huge'", "1,000,002 characters", "64-token context")
     assert "embedded" in line
     assert not out.exists()
-    from ttscale.prompt_check import check_prompt_lengths, model_context
+    from ttscale.sampling.prompt_check import check_prompt_lengths, model_context
 
     assert model_context("transformers", "embedded") == 64
     assert model_context("openai", "embedded") is None  # a served model: the server decides

@@ -8,7 +8,7 @@ import logging
 import subprocess
 import sys
 
-from ttscale.logs import LOGGERS, third_party_logs
+from ttscale.core.logs import LOGGERS, third_party_logs
 
 
 def _sample(out, *extra):

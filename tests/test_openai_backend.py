@@ -20,13 +20,13 @@ import pytest
 
 pytest.importorskip("httpx")
 
-from ttscale.backends.base import Request  # noqa: E402
-from ttscale.backends.openai_backend import (  # noqa: E402
+from ttscale.errors import InputError  # noqa: E402
+from ttscale.sampling.backends.base import Request  # noqa: E402
+from ttscale.sampling.backends.openai_backend import (  # noqa: E402
     OpenAIBackend,
     backoff_delay,
     parse_retry_after,
 )
-from ttscale.errors import InputError  # noqa: E402
 
 
 class FakeOpenAIServer:
@@ -180,7 +180,7 @@ def test_connection_errors_are_retried_then_reported():
 
 
 def test_connection_errors_are_retried_for_the_whole_window(capsys):
-    from ttscale.backends.outage import ServerUnavailable
+    from ttscale.sampling.backends.outage import ServerUnavailable
 
     with FakeOpenAIServer() as srv:
         url = srv.url
@@ -344,7 +344,7 @@ def vllm_server(tmp_path_factory):
 
 @pytest.mark.vllm
 def test_vllm_server_samples_with_indices_token_counts_and_seeds(vllm_server):
-    from ttscale.backends.base import seed_base
+    from ttscale.sampling.backends.base import seed_base
 
     prompts = {"a": "12+34=", "b": "7*8="}
     reqs = [Request(pid, p, t, n=4, seed=seed_base(3, pid, t) + 2, first_index=2, max_tokens=6)

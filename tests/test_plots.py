@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.laws import exp_power, fit_power_law
+from ttscale.analysis.figures import (
+    Line,
+    build_figures,
+    interpolate_log_x,
+    plot_lines,
+    save_figure,
+    slug,
+)
+from ttscale.analysis.laws.power_law import exp_power, fit_power_law
 from ttscale.analysis.pipeline import AnalysisResult
-from ttscale.plots import Line, build_figures, interpolate_log_x, plot_lines, save_figure, slug
 
 KS = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=float)
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from ttscale.backends.base import Backend
 from ttscale.errors import InputError
-from ttscale.sampling import SampleSettings, load_problems, plan_requests, run_sampling
-from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.rundir.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.sampling.backends.base import Backend
+from ttscale.sampling.sampler import SampleSettings, load_problems, plan_requests, run_sampling
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -85,8 +85,8 @@ class KillOneReplica(Backend):
 
 
 def test_a_replica_killed_mid_run_changes_nothing(cluster, local_run, tmp_path):
-    from ttscale.executors import executor_of
-    from ttscale.executors.ray_sampling import RayBackend
+    from ttscale.sampling.executors import executor_of
+    from ttscale.sampling.executors.ray_sampling import RayBackend
 
     s = ray_settings(batch_samples=4, in_flight=2)
     backend = RayBackend(s, executor_of(s).ray)
@@ -110,7 +110,7 @@ def test_replicas_beyond_the_cluster_are_one_clear_error(cluster, tmp_path):
         run_sampling(ray_settings(replicas=3), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "samples").exists()
     with pytest.raises(InputError, match="executor_options.replica: unknown key"):
-        from ttscale.sampling import parse_settings
+        from ttscale.sampling.sampler import parse_settings
 
         parse_settings({**BASE, "executor": "ray", "executor_options": {"replica": 2}}, "cfg.yaml")
 
@@ -128,8 +128,8 @@ def test_a_model_the_replicas_cannot_load_is_one_line_and_frees_the_cluster(clus
 
 
 def test_verification_on_ray_equals_local(cluster, tmp_path, local_run):
-    from ttscale.executors import parse_executor
-    from ttscale.verification import verify_run
+    from ttscale.sampling.executors import parse_executor
+    from ttscale.verification.verify import verify_run
 
     out = tmp_path / "run"
     run_sampling(SampleSettings(**BASE), out, progress=False)
@@ -146,8 +146,8 @@ def test_verification_on_ray_equals_local(cluster, tmp_path, local_run):
 
 
 def test_verification_on_ray_keeps_the_time_limit(cluster, tmp_path):
-    from ttscale.executors import parse_executor
-    from ttscale.verification import verify_run
+    from ttscale.sampling.executors import parse_executor
+    from ttscale.verification.verify import verify_run
 
     out = tmp_path / "run"
     run_sampling(SampleSettings(**{**BASE, "num_problems": 3, "num_samples": 2}), out, progress=False)
@@ -192,16 +192,16 @@ def test_a_sweep_on_ray_resumes_after_sigkill_of_its_driver(cluster, tmp_path, l
 
 def test_a_local_run_never_imports_ray(tmp_path):
     code = ("import sys\n"
-            "from ttscale.sampling import SampleSettings, run_sampling\n"
+            "from ttscale.sampling.sampler import SampleSettings, run_sampling\n"
             f"run_sampling(SampleSettings(**{BASE!r}), {str(tmp_path / 'run')!r}, progress=False)\n"
-            "import ttscale.executors, ttscale.verification, ttscale.sweeps\n"
+            "import ttscale.sampling.executors, ttscale.verification.verify, ttscale.orchestration.sweeps\n"
             "assert 'ray' not in sys.modules, 'ray was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     assert len(RunDir(tmp_path / "run").read_samples()) == 48
 
 
 def test_chunks_keep_every_sample_and_its_seed():
-    from ttscale.executors.ray_sampling import split_requests
+    from ttscale.sampling.executors.ray_sampling import split_requests
 
     s = SampleSettings(**{**BASE, "num_samples": 10})
     problems, stop = load_problems(s)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ttscale import report_sections
 from ttscale.cli import main
-from ttscale.report_sections import (
+from ttscale.reporting import sections as report_sections
+from ttscale.reporting.sections import (
     examples_table,
     first_examples,
     pass_rates,
@@ -29,7 +29,7 @@ from ttscale.report_sections import (
     problems_section,
     rates_block,
 )
-from ttscale.store import RunDir
+from ttscale.rundir.store import RunDir
 
 
 def reference_section(run: Path, oracle: str, examples: int = 3) -> str:
@@ -142,7 +142,7 @@ def test_section_reads_no_per_sample_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(RunDir, "read_samples", refuse)
     monkeypatch.setattr(RunDir, "read_verdicts", refuse)
-    monkeypatch.setattr("ttscale.store.read_shards", refuse)
+    monkeypatch.setattr("ttscale.rundir.store.read_shards", refuse)
     assert problems_section(rd.path, {}) == expected
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.rundir.store import SAMPLE_KEY, RunDir, shard_paths
 
 MODEL = os.environ.get("TTSCALE_TEST_MODEL", "embedded")
 # K large enough that sampling outlasts the kills on a fast, idle machine (240 samples did not)
@@ -73,7 +73,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_samples(t
     done = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
 
-    from ttscale.sampling import SampleSettings, run_sampling
+    from ttscale.sampling.sampler import SampleSettings, run_sampling
 
     ref_dir = tmp_path / "reference"  # the same settings, uninterrupted, in this process
     run_sampling(SampleSettings(model=MODEL, task="arithmetic", num_problems=PROBLEMS, num_samples=K,

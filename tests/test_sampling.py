@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.backends.base import Request, seed_base
 from ttscale.errors import InputError
-from ttscale.sampling import (
+from ttscale.rundir.store import RunDir
+from ttscale.sampling.backends.base import Request, seed_base
+from ttscale.sampling.sampler import (
     SampleSettings,
     contiguous_ranges,
     missing_indices,
     plan_requests,
     run_sampling,
 )
-from ttscale.store import RunDir
 
 MODEL = os.environ.get("TTSCALE_TEST_MODEL", "embedded")
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def backend():
-    from ttscale.backends.transformers_backend import TransformersBackend
+    from ttscale.sampling.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(MODEL, device="cpu", threads=1)  # 1: fastest on a shared CPU
 
@@ -82,7 +82,7 @@ def test_plan_chunks_large_k_with_seeds_continuing():
 
 
 def test_settings_reject_bad_values_naming_the_field():
-    from ttscale.sampling import parse_settings
+    from ttscale.sampling.sampler import parse_settings
 
     with pytest.raises(InputError, match=r"cfg.yaml: temperatures: temperature -1.0 is negative"):
         parse_settings({"temperatures": [-1.0]}, "cfg.yaml")
@@ -93,15 +93,15 @@ def test_settings_reject_bad_values_naming_the_field():
 
 
 def test_importing_sampling_modules_pulls_in_no_backend_library():
-    code = ("import sys, ttscale.backends, ttscale.sampling, ttscale.commands.sample, "
-            "ttscale.backends.importer; print([m for m in ('torch', 'transformers', 'vllm', 'httpx') "
+    code = ("import sys, ttscale.sampling.backends, ttscale.sampling.sampler, ttscale.commands.sample, "
+            "ttscale.sampling.backends.importer; print([m for m in ('torch', 'transformers', 'vllm', 'httpx') "
             "if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
 
 
 def test_get_backend_errors_name_the_backend_and_option():
-    from ttscale.backends import get_backend
+    from ttscale.sampling.backends import get_backend
 
     with pytest.raises(InputError, match=r"--backend nope: unknown backend \(known: transformers, vllm, openai, import\)"):
         get_backend("nope")
@@ -364,7 +364,7 @@ def test_other_causal_lm_architectures_sample_batch_invariantly(tmp_path, arch):
         Qwen2ForCausalLM,
     )
 
-    from ttscale.backends.transformers_backend import EMBEDDED_DIR, TransformersBackend
+    from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR, TransformersBackend
 
     ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0, vocab_size=32)
     if arch == "gpt2":

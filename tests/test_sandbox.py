@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ttscale.sandbox import (
+from ttscale.verification.sandbox import (
     Job,
     Limits,
     SandboxPool,
@@ -236,7 +236,7 @@ def test_user_namespace_mode_without_root(tmp_path):
     import subprocess
     import tempfile
 
-    from ttscale.sandbox.runner import WORKER_PATH
+    from ttscale.verification.sandbox.runner import WORKER_PATH
 
     python = shutil.which("python3", path="/usr/bin:/bin")
     if os.geteuid() != 0 or not shutil.which("setpriv") or python is None:
@@ -307,10 +307,10 @@ def test_channel_round_trip_and_refusals():
     import math
     from pathlib import Path
 
-    import ttscale.sandbox
+    import ttscale.verification.sandbox
 
     spec = importlib.util.spec_from_file_location(
-        "_channel", Path(ttscale.sandbox.__file__).with_name("channel.py"))
+        "_channel", Path(ttscale.verification.sandbox.__file__).with_name("channel.py"))
     channel = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(channel)
     big = 1 << channel.BIG_INT_BITS

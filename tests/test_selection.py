@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.selection import (
+from ttscale.analysis.curves.selection import (
     best_of_k,
     best_of_k_from_samples,
     maj_at_k,

@@ -23,7 +23,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import betaln, roots_jacobi
 
-from ttscale.analysis.simulation import (
+from ttscale.analysis.forecasting.simulation import (
     Difficulty,
     best_of_n_accuracy,
     simulate_curves,
@@ -237,7 +237,7 @@ def test_selection_accuracy_rises_below_coverage_on_easy_problems(tmp_path, caps
 # -- counts tables -------------------------------------------------------------------------------
 def eb_coverage(n: list[int], c: list[int], k: np.ndarray) -> np.ndarray:
     """Closed form: mean over problems of the posterior coverage under the fitted ZI-Beta prior."""
-    from ttscale.analysis.forecast import fit_zero_inflated_beta
+    from ttscale.analysis.forecasting.forecast import fit_zero_inflated_beta
 
     n_a, c_a = np.asarray(n, float), np.asarray(c, float)
     a, b, pi0 = fit_zero_inflated_beta(np.asarray(n), np.asarray(c))
@@ -249,7 +249,7 @@ def eb_coverage(n: list[int], c: list[int], k: np.ndarray) -> np.ndarray:
 def test_empirical_bayes_prior_beats_jeffreys_far_beyond_the_samples():
     # 300 problems: 40% never solvable, the rest Beta(0.6, 2): from n = 50 samples each, the
     # empirical-Bayes prior finds the point mass at 0; per-problem Jeffreys posteriors do not
-    from ttscale.analysis.simulation import coverage, difficulty_from_counts
+    from ttscale.analysis.forecasting.simulation import coverage, difficulty_from_counts
 
     rng = np.random.default_rng(5)
     p = np.where(rng.random(300) < 0.4, 0.0, rng.beta(0.6, 2.0, 300))

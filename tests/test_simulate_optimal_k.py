@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import ttscale
-from ttscale.analysis.simulation import difficulty_from_counts, refit_optimal_k
+from ttscale.analysis.forecasting.simulation import difficulty_from_counts, refit_optimal_k
 from ttscale.cli import main
 
 
@@ -98,13 +98,13 @@ def test_optimum_at_the_largest_k_is_censored(tmp_path, capsys, counts):
     assert s["optimal_k"] == 300 and s["optimal_k_is_max_k"]
     assert s["optimal_k_ci"][1] == 300 and s["optimal_k_ci_censored"] is True
     assert json.loads((out / "summary.json").read_text()) == [s]
-    from ttscale.report_sections import optimal_k_text
+    from ttscale.reporting.sections import optimal_k_text
     assert optimal_k_text(s).startswith(f"optimal k = 300 [{s['optimal_k_ci'][0]}, ≥ 300] (95% bootstrap")
     assert "upper end censored" in optimal_k_text(s)
 
 
 def test_report_section_prints_optimal_k_with_its_interval(tmp_path, counts):
-    from ttscale.report_sections import simulate_section
+    from ttscale.reporting.sections import simulate_section
 
     run = tmp_path / "run"
     two = pd.concat([counts.assign(model="m1"), counts.assign(model="m2").head(120)])

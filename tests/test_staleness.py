@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ttscale.cli import main
-from ttscale.staleness import StaleError, check_run_outputs, read_state
-from ttscale.store import RunDir
+from ttscale.rundir.staleness import StaleError, check_run_outputs, read_state
+from ttscale.rundir.store import RunDir
 
 
 def _jsonl(path: Path, n: int) -> Path:

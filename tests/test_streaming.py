@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ttscale.plugins import Problem, problems_frame
-from ttscale.store import RunDir, shard_paths
-from ttscale.verification import verify_run
+from ttscale.rundir.store import RunDir, shard_paths
+from ttscale.verification.verify import verify_run
 
 
 def _samples(pids: list[str], k: int, start: int = 0) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def test_partly_verified_problem_gets_only_missing_samples(tmp_path: Path) -> No
 
 
 def test_verify_progress_bar_shows_samples_and_rate(tmp_path: Path, capsys) -> None:
-    from ttscale.progress import progress_bar
+    from ttscale.core.progress import progress_bar
 
     run = RunDir(tmp_path / "r")
     run.write_problems(problems_frame([Problem(p, "arithmetic", "x", {"answer": "1"}) for p in "ab"]))

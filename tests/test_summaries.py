@@ -15,10 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ttscale import summaries
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, problems_frame
-from ttscale.store import RunDir, shard_paths
+from ttscale.rundir import summaries
+from ttscale.rundir.store import RunDir, shard_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,8 +105,8 @@ def test_more_verdicts_than_samples_is_one_line(tmp_path: Path) -> None:
 
 _KILLER = """
 import os, signal, sys
-import ttscale.summaries as s
-from ttscale.store import RunDir
+import ttscale.rundir.summaries as s
+from ttscale.rundir.store import RunDir
 mode = sys.argv[2]
 if mode == "fold":  # killed while folding the new shards (second batch)
     orig, calls = s._verdicts_part, []
@@ -117,7 +117,7 @@ if mode == "fold":  # killed while folding the new shards (second batch)
         return orig(batch)
     s._verdicts_part = part
 else:  # killed after the new summary is written to its temporary file, before the rename
-    import ttscale.store as st
+    import ttscale.rundir.store as st
     def replace(src, dst):
         os.kill(os.getpid(), signal.SIGKILL)
     st.os.replace = replace
@@ -148,7 +148,7 @@ def test_sigkill_mid_update_then_resume(tmp_path: Path, mode: str) -> None:
 
 
 def test_verify_interrupted_and_resumed_keeps_summary_exact(tmp_path: Path) -> None:
-    from ttscale.verification import verify_run
+    from ttscale.verification.verify import verify_run
 
     rows = _rows(5, 12, temps=(1.0,))
     run = _build(tmp_path / "r", rows)
@@ -171,7 +171,7 @@ def test_verify_interrupted_and_resumed_keeps_summary_exact(tmp_path: Path) -> N
 
 def test_analysis_from_summaries_matches_per_sample_estimators(tmp_path: Path) -> None:
     """analyze's maj@k / best-of-k on a run equal the per-sample exact estimators."""
-    from ttscale.analysis import selection
+    from ttscale.analysis.curves import selection
     from ttscale.analysis.pipeline import Options, analyze, load_input
 
     rows = _rows(5, 16, temps=(1.0,), seed=3)

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ttscale.backends.transformers_backend import EMBEDDED_DIR, EMBEDDED_NAMES
-from ttscale.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.rundir.store import SAMPLE_KEY, RunDir, shard_paths
+from ttscale.sampling.backends.transformers_backend import EMBEDDED_DIR, EMBEDDED_NAMES
 
 MODEL = os.environ.get("TTSCALE_TEST_MODEL", "embedded")
 PROBLEMS, K, TEMPS = 6, 8, [0.6, 1.0]

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ttscale.core.registry import tasks
 from ttscale.errors import InputError
-from ttscale.registry import tasks
-from ttscale.verification import make_verifier
+from ttscale.verification.verify import make_verifier
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -122,7 +122,7 @@ def test_jsonl_not_json(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("task", ["arithmetic", "gsm8k", "humaneval", "jsonl"])
 def test_unknown_task_option_is_one_line_naming_it(task):
-    from ttscale.registry import tasks
+    from ttscale.core.registry import tasks
 
     with pytest.raises(InputError, match=rf"task '{task}': unknown option 'nope' \(known: "):
         tasks.get(task)(nope=1)

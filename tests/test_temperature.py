@@ -1,4 +1,4 @@
-"""Tests for ttscale.analysis.temperature: pooled multi-temperature coverage and budget splits."""
+"""Tests for ttscale.analysis.temperatures.best: pooled multi-temperature coverage and budget splits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.laws import pass_at_k_matrix
-from ttscale.analysis.temperature import best_split, counts_by_temperature, pooled_coverage
+from ttscale.analysis.laws.power_law import pass_at_k_matrix
+from ttscale.analysis.temperatures.best import best_split, counts_by_temperature, pooled_coverage
 from ttscale.errors import InputError
 
 

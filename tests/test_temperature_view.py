@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.analysis.temperature import best_split, pooled_coverage
-from ttscale.analysis.temperature_view import (
+from ttscale.analysis.temperatures.best import best_split, pooled_coverage
+from ttscale.analysis.temperatures.view import (
     best_temperatures,
     coverage_by_temperature,
     cross_fitted_split,

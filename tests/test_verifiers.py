@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ttscale.answers import extract_final_answer, normalize_answer
 from ttscale.errors import InputError
 from ttscale.plugins import Problem
-from ttscale.verification import make_verifier
+from ttscale.verification.answers import extract_final_answer, normalize_answer
+from ttscale.verification.verify import make_verifier
 
 
 def frame(texts: list[str], pid: str = "p0", temperature: float = 1.0) -> pd.DataFrame:
@@ -274,7 +274,7 @@ def test_last_hashes_equals_the_last_findall_match() -> None:
     random texts built from hashes, whitespace and newlines (the cases where matches chain)."""
     import random
 
-    from ttscale.answers import _HASHES, _last_hashes
+    from ttscale.verification.answers import _HASHES, _last_hashes
 
     rng = random.Random(0)
     parts = ["#", "##", "####", "#####", " ", "\n", "\t", "42", "x", "\n\n", "  \n", "3.5"]
@@ -291,7 +291,7 @@ def test_extract_final_answer_fast_paths_equal_the_plain_rules() -> None:
     the plain rules give: findall over the whole text, first rule that yields an answer."""
     import random
 
-    from ttscale import answers as A
+    from ttscale.verification import answers as A
 
     def plain(text: str) -> str | None:
         if not text:

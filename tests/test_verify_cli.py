@@ -10,8 +10,8 @@ import pandas as pd
 
 from ttscale.cli import main
 from ttscale.plugins import Problem, problems_frame
-from ttscale.store import RunDir
-from ttscale.verification import verify_run
+from ttscale.rundir.store import RunDir
+from ttscale.verification.verify import verify_run
 
 
 def sample_rows(pid: str, texts: list[str], first: int = 0) -> list[dict]:
@@ -74,8 +74,8 @@ def test_kept_workers_serve_every_verify_of_one_verifier(tmp_path: Path) -> None
     """Inside keep_workers (as adaptive sampling runs its rounds), a second verify of the same
     verifier takes up the first one's worker process instead of spawning another; the verdicts
     equal those of a verify without it; the workers are gone when the block ends."""
-    from ttscale import verifier_pool
-    from ttscale.verification import make_verifier
+    from ttscale.verification import pool as verifier_pool
+    from ttscale.verification.verify import make_verifier
 
     run = make_run(tmp_path / "run", TEXTS, ANSWERS)
     verifier = make_verifier("math", {})
@@ -180,8 +180,8 @@ def test_unit_tests_on_the_jsonl_code_problem_and_on_answer_problems(tmp_path: P
                                                                      capsys) -> None:
     import pytest
 
-    pytest.importorskip("ttscale.sandbox")
-    from ttscale.registry import tasks
+    pytest.importorskip("ttscale.verification.sandbox")
+    from ttscale.core.registry import tasks
 
     fixture = Path(__file__).resolve().parent / "fixtures" / "mixed.jsonl"
     problems = tasks.get("jsonl")(path=str(fixture)).problems()
@@ -202,7 +202,7 @@ def test_unit_tests_on_the_jsonl_code_problem_and_on_answer_problems(tmp_path: P
 
 
 def test_option_values_are_typed() -> None:
-    from ttscale.verification import parse_options
+    from ttscale.verification.verify import parse_options
 
     assert parse_options(["a=10", "b=0.1", "c=true", "d=exact", "e=mod:fn", "f=/x/y.parquet",
                           "g=1/2"]) == {"a": 10, "b": 0.1, "c": True, "d": "exact",

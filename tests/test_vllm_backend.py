@@ -30,8 +30,8 @@ REQUIRE = os.environ.get("TTSCALE_REQUIRE_VLLM") == "1"
 if not REQUIRE:
     pytest.importorskip("vllm")
 
-from ttscale.backends.base import Request, seed_base  # noqa: E402
 from ttscale.errors import InputError  # noqa: E402
+from ttscale.sampling.backends.base import Request, seed_base  # noqa: E402
 
 PROMPTS = {"p0": "12+34=", "p1": "7*8=", "p2": "505+99="}
 TEMPS = (0.6, 1.0)
@@ -77,7 +77,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(model_dir):
-    from ttscale.backends.vllm_backend import VLLMBackend
+    from ttscale.sampling.backends.vllm_backend import VLLMBackend
 
     try:
         be = VLLMBackend(str(model_dir), seed=0, max_num_seqs=64)
@@ -210,7 +210,7 @@ def test_prompt_longer_than_max_model_len_is_an_input_error(backend):
 
 
 def test_missing_model_folder_is_an_input_error(tmp_path):
-    from ttscale.backends.vllm_backend import VLLMBackend
+    from ttscale.sampling.backends.vllm_backend import VLLMBackend
 
     with pytest.raises(InputError, match="is not a model folder"):
         VLLMBackend(str(tmp_path / "nowhere"))
@@ -220,7 +220,7 @@ def test_same_seeds_give_identical_samples_in_another_process(model_dir, first_r
     """A fresh engine in a new process, with other batch settings, draws the same samples."""
     script = textwrap.dedent(f"""
         import json, sys
-        from ttscale.backends.vllm_backend import VLLMBackend
+        from ttscale.sampling.backends.vllm_backend import VLLMBackend
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_vllm_backend import make_requests
         if __name__ == "__main__":
@@ -233,7 +233,7 @@ def test_same_seeds_give_identical_samples_in_another_process(model_dir, first_r
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("JSON")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    from ttscale.backends.base import Sample
+    from ttscale.sampling.backends.base import Sample
 
     other = [Sample(**d) for d in json.loads(lines[-1][4:])]
     assert as_rows(other) == as_rows(first_run[0])

@@ -1,5 +1,5 @@
 """maj@k / best-of-k / weighted vote from histograms on the curve grid equal the per-sample
-estimators of ttscale.analysis.selection (exact), or lie within Monte Carlo error of them."""
+estimators of ttscale.analysis.curves.selection (exact), or lie within Monte Carlo error of them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttscale.analysis import selection
-from ttscale.analysis import vote_curves as vc
-from ttscale.analysis.curves import default_ks
+from ttscale.analysis.curves import selection
+from ttscale.analysis.curves import vote_curves as vc
+from ttscale.analysis.curves.coverage import default_ks
 
 
 def _samples(problems: int, seed: int, n_range=(20, 120)) -> pd.DataFrame:

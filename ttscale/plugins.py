@@ -1,7 +1,7 @@
 """The two plugin contracts: a Task makes problems, a Verifier judges samples.
 
 Both are small on purpose. Built-ins live in the top-level ``tasks/`` and ``verifiers/``
-folders and register with :data:`ttscale.registry.tasks` / :data:`ttscale.registry.verifiers`.
+folders and register with :data:`ttscale.core.registry.tasks` / :data:`ttscale.core.registry.verifiers`.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Verifier(ABC):
     """Judges the samples of one problem at a time; stateless, picklable, batched.
 
     ``verify`` returns one row per sample with the columns of
-    :data:`ttscale.store.VERDICT_SCHEMA` (problem_id, temperature, sample_index, passed, score,
+    :data:`ttscale.rundir.store.VERDICT_SCHEMA` (problem_id, temperature, sample_index, passed, score,
     answer, status, error). A verifier must be safe to call in a worker process.
     """
 

@@ -1,7 +1,7 @@
 """``exact``: the fast oracle for numeric answers (arithmetic, GSM8K).
 
 A sample passes when its final answer (``#### x``, else the last ``\\boxed{}``, else an
-``<answer>`` tag or "the answer is x", else the last number; see :mod:`ttscale.answers`)
+``<answer>`` tag or "the answer is x", else the last number; see :mod:`ttscale.verification.answers`)
 normalises to the same string as the reference answer: ``1,000`` = ``1000.0`` = ``1000``,
 ``0.5`` = ``1/2`` = ``\\frac{1}{2}``. Pure string work, about a microsecond a sample.
 
@@ -17,10 +17,10 @@ from typing import ClassVar
 import pandas as pd
 from ttscale._plugins.tasks.reasoning_gym_task import ReasoningGymVerifier
 
-from ttscale.answers import extract_final_answer, normalize_answer
+from ttscale.core.registry import verifiers
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.verification import check_unknown_options, verdict_frame
+from ttscale.verification.answers import extract_final_answer, normalize_answer
+from ttscale.verification.verify import check_unknown_options, verdict_frame
 
 
 def reference_answer(problem: Problem) -> str | None:

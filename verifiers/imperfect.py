@@ -27,10 +27,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from ttscale.core.registry import verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.verification import make_verifier, option_float, verdict_frame
+from ttscale.verification.verify import make_verifier, option_float, verdict_frame
 
 
 def flip_uniforms(seed: int, samples: pd.DataFrame) -> np.ndarray:

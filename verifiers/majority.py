@@ -2,10 +2,10 @@
 
 A selector, not a judge of single samples: each verdict row carries the sample's normalised
 answer in ``answer`` and, in ``passed``, whether that answer is correct. maj@k is then estimated
-from all n samples by :func:`ttscale.analysis.curves.selection_curves` (never from "the first k"
+from all n samples by :func:`ttscale.analysis.curves.coverage.selection_curves` (never from "the first k"
 samples, which is biased and noisy).
 
-Option ``normalizer``: ``exact`` (default; :mod:`ttscale.answers`, microseconds a sample) or
+Option ``normalizer``: ``exact`` (default; :mod:`ttscale.verification.answers`, microseconds a sample) or
 ``math`` (Math-Verify's parse, so that ``0.5`` and ``\\frac{1}{2}`` vote together, and its
 equivalence for correctness).
 
@@ -25,10 +25,10 @@ from typing import ClassVar
 import pandas as pd
 from ttscale._plugins.verifiers.exact import ExactAnswer
 
+from ttscale.core.registry import verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.verification import check_unknown_options
+from ttscale.verification.verify import check_unknown_options
 
 NORMALIZERS = ("exact", "math")
 

@@ -16,7 +16,7 @@ wall-clock limit. Called off the main thread (a thread pool), the verifier runs 
 with its timeouts off instead of crashing, and the caller owns the time limit.
 
 The ``answer`` column holds a canonical form of the parsed answer for voting: numbers as in
-:func:`ttscale.answers.canonical_number` (``0.5`` and ``\\frac{1}{2}`` -> ``0.5``), other
+:func:`ttscale.verification.answers.canonical_number` (``0.5`` and ``\\frac{1}{2}`` -> ``0.5``), other
 expressions as SymPy prints them.
 """
 
@@ -31,10 +31,15 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ttscale.answers import canonical_number, parse_number
+from ttscale.core.registry import verifiers
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.verification import check_unknown_options, option_bool, option_float, verdict_frame
+from ttscale.verification.answers import canonical_number, parse_number
+from ttscale.verification.verify import (
+    check_unknown_options,
+    option_bool,
+    option_float,
+    verdict_frame,
+)
 
 _TIMEOUT = object()  # sentinel: the call timed out
 

@@ -3,7 +3,7 @@
 A selector: each verdict row carries the sample's reward in ``score``, its normalised answer in
 ``answer`` and, in ``passed``, its correctness by an oracle (option ``oracle``, default ``math``;
 ``oracle.KEY=VALUE`` passes options to it). best-of-k and weighted-vote@k are then estimated from
-all n samples by :func:`ttscale.analysis.curves.selection_curves`.
+all n samples by :func:`ttscale.analysis.curves.coverage.selection_curves`.
 
 The reward model is a plugin of its own; give exactly one of:
 
@@ -37,11 +37,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ttscale.core.registry import verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.store import SAMPLE_KEY
-from ttscale.verification import make_verifier, option_float, verdict_frame
+from ttscale.rundir.store import SAMPLE_KEY
+from ttscale.verification.verify import make_verifier, option_float, verdict_frame
 
 SOURCES = ("model", "scores", "callable", "command")
 _MODELS: dict[tuple[str, str], Any] = {}  # per process: (path, device) -> (tokenizer, model)

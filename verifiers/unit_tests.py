@@ -7,7 +7,7 @@ in the sandbox, per problem and process, when ``calibrate`` is on). The candidat
 the HumanEval one, prompt + completion; a completion with a fenced code block (a chat answer) is
 taken to be that block, after the prompt (whose imports it may rely on).
 
-The tests never share a process with the candidate (see :mod:`ttscale.sandbox`): they run in a
+The tests never share a process with the candidate (see :mod:`ttscale.verification.sandbox`): they run in a
 trusted process of their own, after the prompt (trusted: the task's own text, for the helper
 functions some tests use, e.g. HumanEval/32's ``poly``), with ``check(entry_point)`` calling the
 candidate's function across a plain-data channel. Arguments and return values cross as numbers,
@@ -17,7 +17,7 @@ nothing the candidate does in its own process reaches the tests or the verdict. 
 raises or exits before its code finishes fails, as does one that leaves a process running.
 
 Options: ``timeout_base`` and ``timeout_factor`` (the limit is ``max(base, factor * reference
-time)``, evalplus's rule), ``calibrate``, ``workers`` and the :class:`ttscale.sandbox.Limits`
+time)``, evalplus's rule), ``calibrate``, ``workers`` and the :class:`ttscale.verification.sandbox.Limits`
 fields (``memory_mb``, ``nproc``, ``nofile``, ``fsize_mb``, ``scratch_mb``, ``output_bytes``);
 ``workers`` defaults to two per core.
 ``strict_returns`` is accepted for older configs only as ``true`` (plain data is now the only way
@@ -36,11 +36,11 @@ from typing import ClassVar
 
 import pandas as pd
 
+from ttscale.core.registry import verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
-from ttscale.registry import verifiers
-from ttscale.sandbox import Job, Limits, Result, SandboxPool, Status, scaled_timeout
-from ttscale.sandbox.runner import default_workers
+from ttscale.verification.sandbox import Job, Limits, Result, SandboxPool, Status, scaled_timeout
+from ttscale.verification.sandbox.runner import default_workers
 
 LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
 OPTIONS = {"timeout_base", "timeout_factor", "calibrate", "strict_returns", "workers",

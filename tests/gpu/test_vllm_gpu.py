@@ -18,7 +18,7 @@ pytest.importorskip("vllm")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_vllm_backend import as_rows, make_requests, small_model_dir  # noqa: E402
 
-from ttscale.backends.vllm_backend import VLLMBackend  # noqa: E402
+from ttscale.sampling.backends.vllm_backend import VLLMBackend  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.vllm]
 

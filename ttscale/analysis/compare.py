@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ttscale.analysis.verifier_curves import TABLE_COLUMNS  # noqa: F401 - the table's columns
+from ttscale.analysis.curves.verifier_curves import TABLE_COLUMNS  # noqa: F401 - the table's columns
 from ttscale.errors import InputError
 
 
@@ -40,8 +40,8 @@ def split_specs(text: str) -> list[str]:
 
 def resolve(run: Any, spec: str) -> tuple[Any, str]:
     """(verifier object, verdict folder) for one entry of --verifiers / --oracle."""
-    from ttscale.registry import verifiers
-    from ttscale.verification import make_verifier, parse_options, verdict_name
+    from ttscale.core.registry import verifiers
+    from ttscale.verification.verify import make_verifier, parse_options, verdict_name
 
     m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", spec)
     if m:
@@ -68,12 +68,12 @@ def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -
     for v, folder in resolved:
         if v.kind == "oracle":
             return v, folder
-    from ttscale.verification import verdict_name
+    from ttscale.verification.verify import verdict_name
 
     for v, _ in resolved:
         if v.kind == "imperfect" and hasattr(v, "base"):
             return v.base, verdict_name(v.base)
-    from ttscale.registry import tasks
+    from ttscale.core.registry import tasks
 
     task_names = sorted(set(run.read_problems()["task"].astype(str)))
     for t in task_names:
@@ -90,16 +90,16 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     """Verify what is missing, then the comparison table (TABLE_COLUMNS); see module doc."""
     import numpy as np
 
-    from ttscale.analysis.curves import default_ks
-    from ttscale.analysis.verifier_curves import min_samples, verifier_table
-    from ttscale.counts import check_k
-    from ttscale.store import RunDir
-    from ttscale.verification import prepare, verify_run
+    from ttscale.analysis.curves.coverage import default_ks
+    from ttscale.analysis.curves.verifier_curves import min_samples, verifier_table
+    from ttscale.rundir.counts import check_k
+    from ttscale.rundir.store import RunDir
+    from ttscale.verification.verify import prepare, verify_run
 
     run = RunDir(run_dir)
     if not run.exists():
         raise InputError(f"{run.path}: run directory does not exist")
-    from ttscale.analysis.adaptive_run import run_rule
+    from ttscale.analysis.adaptive.run import run_rule
 
     rule = run_rule(run)  # an adaptive run: the deciding verifier's curve reaches K (others k <= m)
     n_min = int(rule["num_samples"]) if rule is not None else min_samples(run)
@@ -113,16 +113,16 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     todo = [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]
     for v, f in todo:  # validate all before verifying any
         prepare(run, v, out_name=f)
-    from ttscale.progress import progress_bar
+    from ttscale.core.progress import progress_bar
 
     for v, f in todo:
         with progress_bar(f"verify {f}", "sample", enabled=bool(progress)) as bar:
             verify_run(run, v, out_name=f, workers=workers, progress=bar)
-    from ttscale.staleness import check, coverage_problems, run_state
+    from ttscale.rundir.staleness import check, coverage_problems, run_state
 
     state = run_state(run, [f for _, f in todo])  # recorded beside the table (write_compare)
     check(coverage_problems(run, state), run.path, allow_stale)
-    # the curves come from the summaries only (ttscale.summaries), never the per-sample tables
+    # the curves come from the summaries only (ttscale.rundir.summaries), never the per-sample tables
     with progress_bar("compare", "verifier", enabled=bool(progress)) as bar:
         table = verifier_table(run, [(f, v.kind) for v, f in todo], ref_folder, kk, n_boot, seed,
                                progress=bar)
@@ -132,8 +132,8 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
 
 def write_compare(table: Any, out: str | Path, title: str) -> None:
     """Write the comparison table (Parquet, CSV) and its figure (PNG, SVG) into ``out``."""
-    from ttscale.plots import compare_figure_bytes
-    from ttscale.store import atomic_write_bytes, atomic_write_table
+    from ttscale.analysis.figures import compare_figure_bytes
+    from ttscale.rundir.store import atomic_write_bytes, atomic_write_table
 
     out = Path(out)
     png, svg = compare_figure_bytes(table, title)
@@ -141,7 +141,7 @@ def write_compare(table: Any, out: str | Path, title: str) -> None:
     atomic_write_bytes(out / "compare.csv", table.to_csv(index=False).encode())
     atomic_write_bytes(out / "compare.png", png)
     atomic_write_bytes(out / "compare.svg", svg)
-    if table.attrs.get("state") is not None:  # what it was computed from (ttscale.staleness)
-        from ttscale.staleness import write_state
+    if table.attrs.get("state") is not None:  # what it was computed from (ttscale.rundir.staleness)
+        from ttscale.rundir.staleness import write_state
 
         write_state(out, table.attrs["state"])

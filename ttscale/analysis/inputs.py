@@ -1,8 +1,8 @@
 """What the analysis reads: a counts table or a run directory, validated, as an AnalysisInput.
 
-A counts table is checked (``ttscale.counts``) and pooled to the grouping asked for; a run
-directory is read through its per-verifier summaries (``ttscale.summaries``), never its
-per-sample table, after the staleness checks (``ttscale.staleness``). ``ttscale.analysis.pipeline``
+A counts table is checked (``ttscale.rundir.counts``) and pooled to the grouping asked for; a run
+directory is read through its per-verifier summaries (``ttscale.rundir.summaries``), never its
+per-sample table, after the staleness checks (``ttscale.rundir.staleness``). ``ttscale.analysis.pipeline``
 turns an AnalysisInput into curves, fits and figures.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.counts import group_columns, read_table, validate_counts
 from ttscale.errors import InputError
-from ttscale.store import RunDir
+from ttscale.rundir.counts import group_columns, read_table, validate_counts
+from ttscale.rundir.store import RunDir
 
 
 @dataclass
@@ -29,12 +29,12 @@ class AnalysisInput:
     source: Path
     counts: pd.DataFrame  # group columns + problem, num_samples, num_correct
     group_cols: list[str]
-    #: a run directory's answer/score histograms (``ttscale.summaries``): group columns +
+    #: a run directory's answer/score histograms (``ttscale.rundir.summaries``): group columns +
     #: problem_id, answer, score, count, passed
     selection: pd.DataFrame | None = None
     tokens: pd.DataFrame | None = None  # group columns + avg_prompt_tokens, avg_output_tokens
     cache_dir: Path | None = None  # where selection curves are cached (a run's summaries/cache)
-    state: dict[str, Any] | None = None  # a run's samples and verdicts (ttscale.staleness)
+    state: dict[str, Any] | None = None  # a run's samples and verdicts (ttscale.rundir.staleness)
 
     def groups(self) -> list[tuple[tuple, pd.DataFrame]]:
         """(key, counts rows) per group, key a tuple of the group values (sorted)."""
@@ -48,7 +48,7 @@ class AnalysisInput:
 
 def _pool(counts: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
     """Sum counts of one problem over the grouping columns left out of ``group_by``."""
-    from ttscale.analysis.adaptive_run import is_adaptive
+    from ttscale.analysis.adaptive.run import is_adaptive
 
     if is_adaptive(counts):
         raise InputError("counts table: adaptive rows cannot be pooled over groups (the rule "
@@ -80,7 +80,7 @@ def load_input(
     """Read a counts table (CSV/Parquet) or a run directory; raise InputError on bad input.
 
     A run directory whose verifiers do not all cover every sample is refused (StaleError,
-    ``ttscale.staleness``) unless ``allow_stale``, which warns instead."""
+    ``ttscale.rundir.staleness``) unless ``allow_stale``, which warns instead."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -119,12 +119,12 @@ def input_from_counts(
 
 def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False) -> AnalysisInput:
     """A run directory's counts and answer/score histograms, read from its summaries only
-    (``ttscale.summaries``: brought up to date first, folding only new shards)."""
-    from ttscale.summaries import samples_summary, verdict_summary
+    (``ttscale.rundir.summaries``: brought up to date first, folding only new shards)."""
+    from ttscale.rundir.summaries import samples_summary, verdict_summary
 
     run = RunDir(path)
     if not run.problems_path.is_file() and not run.has_samples():
-        from ttscale.outputs import not_a_run
+        from ttscale.rundir.outputs import not_a_run
 
         raise not_a_run(path)
     if not run.has_samples():
@@ -141,7 +141,7 @@ def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False)
                                                                if c in names])
         if "task" in problems.columns and "problem_id" in problems.columns:
             task_of = problems.drop_duplicates("problem_id").set_index("problem_id")["task"]
-    from ttscale.staleness import check_run_for_analysis
+    from ttscale.rundir.staleness import check_run_for_analysis
 
     state = check_run_for_analysis(run, allow_stale)  # every verifier covers every sample
     per_pt = samples_summary(run).table.to_pandas()
@@ -180,7 +180,7 @@ def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False)
     tokens = tok[[*cols, "avg_prompt_tokens", "avg_output_tokens"]]
     keep = [*cols, "problem_id", "answer", "score", "count", "passed"]
     selection = hist.groupby(keep[:-2], sort=True, dropna=False)[["count", "passed"]].sum().reset_index()
-    from ttscale.analysis.adaptive_run import attach, first_m_selection
+    from ttscale.analysis.adaptive.run import attach, first_m_selection
 
     counts = attach(run, counts[[*cols, "problem", "num_samples", "num_correct"]], cols, oracles)
     return AnalysisInput(path, counts, cols,

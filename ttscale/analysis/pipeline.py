@@ -23,10 +23,10 @@ from ttscale.analysis.inputs import (  # noqa: F401 (re-exported: the analysis i
     input_from_counts,
     load_input,
 )
-from ttscale.counts import check_k
 from ttscale.errors import InputError
-from ttscale.locks import stage_lock
-from ttscale.store import atomic_write_json, atomic_write_table
+from ttscale.rundir.counts import check_k
+from ttscale.rundir.locks import stage_lock
+from ttscale.rundir.store import atomic_write_json, atomic_write_table
 
 CURVE_COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 COST_COLUMNS = ["k", "flops", "kinetics_eflops"]
@@ -58,18 +58,18 @@ class AnalysisResult:
     fit_objects: dict[tuple, Any] = field(default_factory=dict)
     flops_fn: dict[tuple, Any] = field(default_factory=dict)  # key -> (ks -> FLOPs)
     costs: pd.DataFrame | None = None  # group columns + k, flops (when the cost is known)
-    temperatures: Any = None  # ttscale.analysis.temperature_view.TemperatureView (2+ temperatures)
+    temperatures: Any = None  # ttscale.analysis.temperatures.view.TemperatureView (2+ temperatures)
     state: dict[str, Any] | None = None  # what a run's analysis was computed from (staleness)
 
 
 # -- loading ---------------------------------------------------------------------------------
 def _shapes(inp: AnalysisInput, name: str | None) -> tuple[dict[tuple, Any], dict[tuple, str]]:
-    """Model shape (and where it came from) per group, see ``ttscale.analysis.model_shape``.
+    """Model shape (and where it came from) per group, see ``ttscale.analysis.costs.model_shape``.
 
     ``auto`` reads each group's model column or the run's model; no ``--model-shape`` on a run
     directory looks the run's model up and leaves the cost unknown when it is not found.
     """
-    from ttscale.analysis.model_shape import find_shape, resolve_shape, run_model
+    from ttscale.analysis.costs.model_shape import find_shape, resolve_shape, run_model
 
     keys = [key for key, _ in inp.groups()]
     model = run_model(inp.source) if inp.source.is_dir() else None
@@ -102,7 +102,7 @@ def _group_tokens(tokens: pd.DataFrame | None, gcols: list[str], key: tuple) -> 
 
 
 def _ks_for(n_min: int, opts: Options) -> np.ndarray:
-    from ttscale.analysis.curves import default_ks
+    from ttscale.analysis.curves.coverage import default_ks
 
     if opts.ks is not None:
         ks = np.asarray(sorted(set(opts.ks)), dtype=np.int64)
@@ -113,7 +113,7 @@ def _ks_for(n_min: int, opts: Options) -> np.ndarray:
 
 
 def _check_options(inp: AnalysisInput, opts: Options) -> None:
-    from ttscale.analysis.adaptive_run import max_k
+    from ttscale.analysis.adaptive.run import max_k
 
     src = inp.source
     n_min = max_k(inp.counts)
@@ -159,7 +159,7 @@ def _fit_record(fit: Any) -> dict[str, Any]:
 
 def _saturation(ks: np.ndarray, cov: np.ndarray, opts: Options) -> int | None:
     """The k from which one more sample gains less than the threshold in coverage (or None)."""
-    from ttscale.analysis.ceilings import saturation_point
+    from ttscale.analysis.ceilings.ceilings import saturation_point
 
     if len(ks) < 2:  # one point has no slope
         return None
@@ -172,12 +172,12 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
     ``progress(done, total)``, when given, is called after each group."""
     _check_options(inp, opts)
     shapes, shape_names = _shapes(inp, opts.model_shape)
-    from ttscale.analysis.curves import coverage_curves
-    from ttscale.analysis.laws import fit_from_counts
+    from ttscale.analysis.curves.coverage import coverage_curves
+    from ttscale.analysis.laws.power_law import fit_from_counts
 
     gcols = inp.group_cols
     frames, cost_frames, fits, fit_objects, flops_fn = [], [], [], {}, {}
-    from ttscale.analysis.adaptive_run import fit_adaptive, is_adaptive, max_k, selection_max_k
+    from ttscale.analysis.adaptive.run import fit_adaptive, is_adaptive, max_k, selection_max_k
 
     groups = inp.groups()
     for done, (key, g) in enumerate(groups, 1):
@@ -188,7 +188,7 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
         parts = [cur]
         methods: dict[str, Any] = {}
         if inp.selection is not None:
-            from ttscale.analysis.curves import selection_curve_from_summary
+            from ttscale.analysis.curves.coverage import selection_curve_from_summary
 
             s = inp.selection
             for col, val in zip(gcols, key, strict=True):
@@ -229,7 +229,7 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
             rec.update({"law": None, "fit_error": str(e)})
         shape = shapes.get(key)
         if shape is not None:
-            from ttscale.analysis.cost_axis import cost_axis
+            from ttscale.analysis.costs.axis import cost_axis
 
             axis = cost_axis(shape, _group_tokens(inp.tokens, gcols, key), ks)
             flops_fn[key] = axis.flops
@@ -245,13 +245,13 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
         rec["saturation_k"] = sat
         rec["saturation_k_fit"] = None
         if key in fit_objects:
-            from ttscale.analysis.ceilings import saturation_point_from_fit
+            from ttscale.analysis.ceilings.ceilings import saturation_point_from_fit
 
             rec["saturation_k_fit"] = saturation_point_from_fit(fit_objects[key],
                                                                 opts.saturation_threshold)
         if key in fit_objects and opts.law_boot > 0:  # CIs, fit checks, other exponent fits
-            from ttscale.analysis.adaptive_run import per_problem_pass
-            from ttscale.analysis.law_assess import assess_law
+            from ttscale.analysis.adaptive.run import per_problem_pass
+            from ttscale.analysis.laws.assess import assess_law
 
             # an adaptive run: resample its stopping-rule estimates, up to K
             adaptive_kw = ({"per_problem": lambda kk, g=g: per_problem_pass(g, kk), "k_top": n_min}
@@ -283,11 +283,11 @@ def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:
     """The temperature view when the input has two or more temperatures (else None)."""
     if "temperature" not in inp.group_cols or inp.counts["temperature"].nunique() < 2:
         return None
-    from ttscale.analysis.adaptive_run import is_adaptive
+    from ttscale.analysis.adaptive.run import is_adaptive
 
     if is_adaptive(inp.counts):  # its splits re-sample counts as if every row had fixed n
         return None
-    from ttscale.analysis.temperature_view import temperature_view
+    from ttscale.analysis.temperatures.view import temperature_view
 
     try:
         return temperature_view(inp.counts, inp.group_cols, opts.ks, opts.n_boot, opts.ci,
@@ -299,7 +299,7 @@ def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:
 # -- writing ---------------------------------------------------------------------------------
 def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Path]:
     """Render everything into ``out_dir/.tmp-*``, then move each file into place."""
-    from ttscale.plots import build_figures, save_figure
+    from ttscale.analysis.figures import build_figures, save_figure
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -311,14 +311,14 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
         try:
             atomic_write_table(tmp / "curves.parquet", result.curves)
             atomic_write_json(tmp / "fits.json", result.fits)
-            if result.state is not None:  # what it was computed from (ttscale.staleness)
+            if result.state is not None:  # what it was computed from (ttscale.rundir.staleness)
                 atomic_write_json(tmp / "state.json", result.state)
             if result.costs is not None:
                 atomic_write_table(tmp / "costs.parquet", result.costs)
             for stem, fig in figures:
                 save_figure(fig, tmp / "figures" / stem)
             if result.temperatures is not None:
-                from ttscale.analysis.temperature_view import write_view
+                from ttscale.analysis.temperatures.view import write_view
 
                 write_view(result.temperatures, tmp)
             written = []

@@ -31,7 +31,7 @@ column                type       meaning
 ``ci_high``           float64    upper end of that CI
 ====================  =========  ==================================================================
 
-The k grid is ``--ks`` if given, else ``ttscale.analysis.curves.default_ks`` of the group's
+The k grid is ``--ks`` if given, else ``ttscale.analysis.curves.coverage.default_ks`` of the group's
 smallest ``num_samples`` (every k up to 256; beyond, 64 log-spaced k a decade up to that
 number: 294 k at 1,000, 358 at 10,000), capped by ``--max-k``.
 
@@ -44,13 +44,13 @@ number: 294 k at 1,000, 358 at 10,000), capped by ``--max-k``.
 - ``"a"``, ``"b"`` (and ``"c_max"`` with ``--ceiling``): the fitted parameters;
 - ``"a_ci"``, ``"b_ci"`` (and ``"c_max_ci"``): percentile intervals at ``"ci_level"`` from
   ``"law_boot"`` bootstrap resamples of the problems, the law refitted on each
-  (``ttscale.analysis.law_bootstrap``); ``"a_se_conditional"`` etc.: curve_fit's standard errors,
+  (``ttscale.analysis.laws.bootstrap``); ``"a_se_conditional"`` etc.: curve_fit's standard errors,
   conditional on the problems drawn (far too small as an interval; kept for reference);
 - ``"fit_status"``: ``"ok"``, ``"rejected"`` (the law leaves the pointwise CI band of the
   measured curve somewhere in its k range; ``"fit_reasons"`` says where) or ``"unchecked"``;
   ``"fit_warnings"`` (e.g. significant curvature of log(-log C) in log k); ``"fit_check"``: the
   band check, the local exponent d log(-log C)/d log k between k and 2k with CIs, the curvature
-  test (``ttscale.analysis.fit_check``);
+  test (``ttscale.analysis.laws.fit_check``);
 - ``"tail_fit"``: log(-log C) on log k by weighted least squares over [k_min, k_max] with CIs;
   ``"distributional"``: the scaled-Beta exponent b = -alpha (Schaeffer et al. 2025) with CIs;
   ``"fits_data"``: for each of the C.1 law, the tail fit and the distributional fit, whether its
@@ -75,7 +75,7 @@ number: 294 k at 1,000, 358 at 10,000), capped by ``--max-k``.
 ``DIR/costs.parquet`` -- only when the cost is known: group columns, ``k`` (int64), ``flops``
 (float64, inference FLOPs per problem for k samples, Large Language Monkeys' count) and
 ``kinetics_eflops`` (float64, Kinetics' eFLOPs for k samples; both from
-``ttscale.analysis.cost.curve_cost``), one row per group and k of the pass@k curve.
+``ttscale.analysis.costs.cost.curve_cost``), one row per group and k of the pass@k curve.
 
 ``DIR/figures/``: PNG and SVG of each figure, one per benchmark/task (``-<name>`` suffix) with one
 line per remaining group: ``coverage_k`` (coverage against k, log axis, CI band, fitted law
@@ -87,14 +87,14 @@ earlier analysis that this one does not produce; other files in DIR are left alo
 
 Cost: a run directory gets a cost axis whenever its model's shape is known (the embedded model, a
 local model folder, a hub id whose config.json is cached, a preset name; see
-``ttscale.analysis.model_shape``). ``--model-shape NAME`` sets it: a preset of
-``ttscale.analysis.cost.PRESETS`` (any case, e.g. ``llama-3-8b``), ``embedded``, a model folder or
+``ttscale.analysis.costs.model_shape``). ``--model-shape NAME`` sets it: a preset of
+``ttscale.analysis.costs.cost.PRESETS`` (any case, e.g. ``llama-3-8b``), ``embedded``, a model folder or
 config.json, or ``auto`` (the run's model, or each group's ``model`` column of a counts table,
 e.g. ``Llama-3-70B-Instruct``). Token counts come from the run directory, or from
 ``--prompt-tokens N --output-tokens N`` for a counts table; without them a counts table assumes
 512 prompt and 256 output tokens and says so. FLOPs per problem for k samples are one prompt
 prefill plus k completions; Kinetics eFLOPs follow Kinetics' ``dense_cost`` (B200, 562.5
-FLOP/byte; ``ttscale.analysis.cost``).
+FLOP/byte; ``ttscale.analysis.costs.cost``).
 """
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ttscale.argtypes import finite_float
+from ttscale.commands.argtypes import finite_float
 from ttscale.errors import InputError
-from ttscale.outputs import check_out_dir
+from ttscale.rundir.outputs import check_out_dir
 
 
 def parse_ks(text: str) -> list[int]:

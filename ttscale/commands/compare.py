@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ttscale.argtypes import non_negative_int
+from ttscale.commands.argtypes import non_negative_int
 from ttscale.errors import InputError
 
 
@@ -77,7 +77,7 @@ def _rate(x: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ttscale.api import compare
-    from ttscale.outputs import check_out_dir
+    from ttscale.rundir.outputs import check_out_dir
 
     if args.n_boot < 0:
         raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")

@@ -2,7 +2,7 @@
 
 INPUT is a counts table or a run directory, read and grouped as ``ttscale analyze`` does. For each
 group and method (``--method NAME``, or ``all`` for every method of
-``ttscale.analysis.forecast.METHODS``) it forecasts the benchmark coverage at ``k = K``.
+``ttscale.analysis.forecasting.forecast.METHODS``) it forecasts the benchmark coverage at ``k = K``.
 
 ``--from-k N`` first subsamples every problem to N samples without replacement (the correct
 count drawn from the hypergeometric distribution, seeded by ``--seed``): a back-test of how well
@@ -13,7 +13,7 @@ method): the group columns, ``"method"``, ``"k"`` (= K), ``"coverage"`` (a float
 ``"ci_low"``/``"ci_high"`` (its ``--level`` interval, default 90%; null with ``--n-boot 0``),
 ``"ci_level"``, ``"floor_sd"``, ``"extrapolation_sd"`` and ``"model_sd"`` (the interval's parts:
 which unsolved problems are solvable, the bootstrap spread of the method's extrapolation, the
-alternatives' spread; see ``ttscale.analysis.forecast_interval``), ``"extrapolated"`` (K beyond
+alternatives' spread; see ``ttscale.analysis.forecasting.interval``), ``"extrapolated"`` (K beyond
 the samples per problem: a model's extrapolation, not an estimate), ``"from_n"`` (the smallest
 samples per problem used), ``"from_k"`` (N, or null without ``--from-k``), and ``"law_status"``,
 ``"law_reasons"`` and ``"law_warnings"`` (below). A group in which no sample is correct has
@@ -35,7 +35,7 @@ law one line follows on stderr (also with ``--json``): ``warning: <group>: the p
 rejected (<first reason>); its forecast extrapolates a law the data do not follow: compare
 --method all``.
 
-Methods (``ttscale.analysis.forecast``): ``power_law`` (the exponentiated power law fitted to the
+Methods (``ttscale.analysis.forecasting.forecast``): ``power_law`` (the exponentiated power law fitted to the
 measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it
 on every dataset), ``beta`` (a beta distribution of per-problem pass rates fitted by maximum
 likelihood), ``beta_eb`` (empirical Bayes, each problem's posterior under that beta prior),

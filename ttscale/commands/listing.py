@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def verifier_options(name: str) -> dict[str, str]:
     """A registered verifier's documented options (name -> help); {} if it documents none."""
-    from ttscale.registry import verifiers
+    from ttscale.core.registry import verifiers
 
     try:
         return dict(getattr(verifiers.get(name), "option_help", {}) or {})
@@ -28,7 +28,7 @@ def verifier_options(name: str) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.what == "backends":
-        from ttscale.backends.options import describe
+        from ttscale.sampling.backends.options import describe
 
         print("\n".join(describe()))
         return 0

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ttscale.api import report
-    from ttscale.outputs import check_out_file
+    from ttscale.rundir.outputs import check_out_file
 
     check_out_file(args.out or Path(args.dir) / "report.html", "--out" if args.out else args.dir)
     path = report(args.dir, args.out, allow_stale=args.allow_stale)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ttscale.argtypes import finite_float
+from ttscale.commands.argtypes import finite_float
 from ttscale.errors import InputError
-from ttscale.samples import BACKEND_FLAGS
+from ttscale.orchestration.samples import BACKEND_FLAGS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -68,7 +68,7 @@ def parse_pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
     import yaml
 
-    from ttscale.config import safe_load
+    from ttscale.orchestration.config import safe_load
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     tok = res.output_tokens / secs if secs > 0 else 0.0
     print(f"{res.run_dir}: wrote {res.written} samples ({res.total} in the run, {res.num_problems} "
           f"problems) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
-    from ttscale.adaptive import summary_line
+    from ttscale.orchestration.adaptive import summary_line
 
     line = summary_line(res.run_dir)  # an adaptive run: the rule and the samples it saved
     if line:

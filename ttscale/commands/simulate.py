@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from ttscale.argtypes import finite_float
+from ttscale.commands.argtypes import finite_float
 
 
 def _int_list(text: str) -> list[int]:
@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="planning: samples per problem to try")
     p.add_argument("--replicates", type=int, default=30,
                    help="planning: simulated replicates per (problems, samples) cell")
-    g = p.add_argument_group("adaptive sampling plan (sample until solved; see ttscale.adaptive)")
+    g = p.add_argument_group("adaptive sampling plan (sample until solved; see ttscale.orchestration.adaptive)")
     g.add_argument("--adaptive", type=_int_list, metavar="R,R,...",
                    help="plan a stopping rule for each r (successes): samples drawn and CI widths of "
                         "coverage@k vs drawing K (= --k-max) for everything")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ttscale.api import simulate
-    from ttscale.outputs import check_out_dir
+    from ttscale.rundir.outputs import check_out_dir
 
     if args.out:
         check_out_dir(args.out)

@@ -27,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttscale.config import describe_fields
     from ttscale.errors import InputError
+    from ttscale.orchestration.config import describe_fields
 
     if args.help_config:
         print("\n".join(describe_fields()))

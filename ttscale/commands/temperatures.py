@@ -3,7 +3,7 @@ the best split of k samples over temperatures with its cross-fitted coverage.
 
 INPUT is a counts table with a ``temperature`` column or a run directory sampled at two or more
 temperatures (grouped as ``ttscale analyze`` does, temperature apart). The logic is
-``ttscale.temperatures`` (see ``ttscale.analysis.temperature_view`` for the methods); this command prints
+``ttscale.temperatures`` (see ``ttscale.analysis.temperatures.view`` for the methods); this command prints
 one row per (group, k): the best temperature with its coverage, the runner-up and the gap with a
 paired bootstrap CI, ``p_best`` (share of bootstrap resamples where the best stays best), the
 exact best split, its in-sample coverage, its cross-fitted coverage (chosen on half the samples,

@@ -1,7 +1,7 @@
 """``ttscale verify RUN_DIR --verifier NAME``: judge a run directory's samples with one verifier.
 
 Writes ``RUN_DIR/verdicts/<name>/part-*.parquet`` (VERDICT_SCHEMA) and ``verifier.json``; see
-:mod:`ttscale.verification`. The folder name encodes the options
+:mod:`ttscale.verification.verify`. The folder name encodes the options
 (``imperfect-exact-fpr0.1-fnr0.05``) unless ``--name`` gives one. Resumable: samples already
 verified under that name are skipped. One verify per folder at a time: a second one exits with
 code 2 at once (or waits, with --wait); a folder holding duplicate verdicts (two concurrent
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttscale.argtypes import finite_float, non_negative_int
+from ttscale.commands.argtypes import finite_float, non_negative_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ttscale.api import verify
-    from ttscale.verification import parse_options
+    from ttscale.verification.verify import parse_options
 
     ex_opts = parse_options(args.executor_option, "--executor-option")
     if args.ray_address:

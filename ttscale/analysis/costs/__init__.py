@@ -1,0 +1,3 @@
+"""Analysis, cost: tokens, Monkeys-style FLOPs and Kinetics eFLOPs (with the KV-cache memory term),
+and the model shapes they need.
+"""

@@ -1,0 +1,113 @@
+"""Is the power law a forecast extrapolates followed by the data? The verdict ``ttscale
+analyze`` gives it, attached to every ``power_law`` forecast record (:func:`attach_law`), reused
+from a run's fresh analysis where it holds one (:func:`analysis_verdicts`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ttscale.analysis.laws.power_law import fit_from_counts
+from ttscale.errors import InputError
+
+#: bootstrap sizes of the law check of a forecast (:func:`attach_law`): ``ttscale analyze``'s
+#: defaults (``--n-boot 1000`` for the curve's band, which decides the status; ``--law-boot
+#: 300`` refits, which decide the curvature warning), so that a verdict computed here is the one
+#: a default analysis writes to fits.json (same k grid, band and seed). They cost little: one
+#: ``group_law_status`` took 0.07 CPU s for 500 problems x 1,000 samples, 0.11 s for
+#: 500 x 10,000 and 0.39 s for 5,000 x 1,000 (one thread; law_status's own defaults, 300 and
+#: 100, take 0.03, 0.08 and 0.18 s), well under the couple of CPU seconds a group allowed.
+LAW_N_BOOT = 1000
+LAW_BOOT = 300
+
+
+def _key(values: Any) -> tuple:
+    values = values if isinstance(values, tuple) else (values,)
+    return tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+
+
+def attach_law(records: list[dict[str, Any]], counts: pd.DataFrame, group_cols: list[str],
+               source: str = "counts", verdicts: dict[tuple, dict[str, Any]] | None = None) -> None:
+    """Add ``law_status``, ``law_reasons`` and ``law_warnings`` to every record, in place.
+
+    A ``power_law`` record gets the verdict of ``ttscale analyze`` (fits.json's
+    ``fit_status``/``fit_reasons``/``fit_warnings``: ``ok``, ``rejected``, ``unchecked``) on its
+    group's ``counts``, the counts it was forecast from: from ``verdicts`` (group values ->
+    ``{"status", "reasons", "warnings"}``) where given, else computed by
+    :func:`ttscale.analysis.laws.assess.group_law_status` with :data:`LAW_N_BOOT` and
+    :data:`LAW_BOOT`, once per group. Other methods, and a group with no forecast (no correct
+    sample), get null.
+    """
+    from ttscale.analysis.laws.assess import group_law_status
+
+    verdicts = dict(verdicts or {})
+    wanted = {_key(tuple(r[c] for c in group_cols)) for r in records
+              if r.get("method") == "power_law" and r.get("coverage") is not None}
+    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
+    for key, g in groups:
+        key = _key(key)
+        if key not in wanted or key in verdicts:
+            continue
+        try:
+            verdicts[key] = group_law_status(g, n_boot=LAW_N_BOOT, law_boot=LAW_BOOT, source=source)
+        except InputError as e:
+            verdicts[key] = {"status": "unchecked", "reasons": [f"the law could not be judged: {e}"],
+                             "warnings": []}
+    for r in records:
+        key = _key(tuple(r[c] for c in group_cols))
+        v = verdicts.get(key) if r.get("method") == "power_law" and key in wanted else None
+        r["law_status"] = None if v is None else v["status"]
+        r["law_reasons"] = None if v is None else list(v["reasons"])
+        r["law_warnings"] = None if v is None else list(v["warnings"])
+
+
+def analysis_verdicts(folder: Any, state: dict[str, Any] | None, counts: pd.DataFrame,
+                      group_cols: list[str]) -> dict[tuple, dict[str, Any]]:
+    """The law verdicts a run directory's analysis (``folder``: the run's ``analysis/``) holds
+    for the groups of ``counts``, for :func:`attach_law` to reuse.
+
+    Only a fresh analysis counts (its state.json equals ``state``, the run's now: see
+    ``ttscale.rundir.staleness``), with the same grouping columns, and per group only a judged
+    (``ok``/``rejected``) record of the law a forecast fits: ``exp_power`` on the same k range
+    (no ``--ceiling``, no ``--max-k``). Empty when nothing qualifies: the verdicts are then
+    computed.
+    """
+    import json
+    from pathlib import Path
+
+    from ttscale.analysis.adaptive.run import fit_adaptive, is_adaptive
+    from ttscale.rundir.staleness import freshness_problems, read_state
+
+    folder = Path(folder)
+    if state is None or not (folder / "fits.json").is_file():
+        return {}
+    if freshness_problems(read_state(folder), state, folder, "ttscale analyze"):
+        return {}
+    try:
+        fits = json.loads((folder / "fits.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
+    rows = {_key(key): g for key, g in groups}
+    out: dict[tuple, dict[str, Any]] = {}
+    for rec in fits if isinstance(fits, list) else []:
+        names = list(rec) if isinstance(rec, dict) else []
+        if "metric" not in names or names[: names.index("metric")] != list(group_cols):
+            continue  # another grouping (the group columns come first in a fits.json record)
+        key = _key(tuple(rec[c] for c in group_cols))
+        if (key not in rows or rec.get("law") != "exp_power"
+                or rec.get("fit_status") not in ("ok", "rejected")):
+            continue
+        g = rows[key]
+        try:
+            fit = (fit_adaptive(g, None, False, "counts") if is_adaptive(g) else
+                   fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy()))
+        except InputError:
+            continue
+        if [rec.get("k_min"), rec.get("k_max")] != [int(x) for x in fit.k_range]:
+            continue  # fitted on another k range (--max-k): another law
+        out[key] = {"status": rec["fit_status"], "reasons": list(rec.get("fit_reasons") or []),
+                    "warnings": list(rec.get("fit_warnings") or [])}
+    return out

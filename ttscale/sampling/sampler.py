@@ -1,0 +1,356 @@
+"""Plan and run repeated sampling into a run directory, resumably.
+
+``run_sampling(settings, out)`` makes (or resumes) RUN_DIR: ``run.json`` (the resolved settings,
+their hash, versions, seeds), ``problems.parquet`` and ``samples/part-*.parquet``. It reads the
+samples already there, works out for each (problem, temperature) which sample indices of
+``0 .. K-1`` are missing, and asks the backend for exactly those: one request per contiguous
+missing range, chunked into at most ``max_n_per_request`` samples, with seed
+``seed_base(seed, problem, temperature) + first_index``. Each batch the backend finishes is one
+atomic shard, so a run killed at any moment restarts with what it lacks: no duplicates, no gaps.
+A later call with a larger K, more temperatures or more problems adds only the new samples; any
+other change of settings is refused, since the samples on disk would no longer match them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ttscale.errors import InputError
+from ttscale.plugins import Problem, problems_frame
+from ttscale.rundir.locks import stage_lock
+from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
+from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
+from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
+from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, seed_base
+from ttscale.sampling.prompt_check import check_prompt_lengths
+
+#: backend options that change speed or memory only, never which samples are drawn
+PERFORMANCE_OPTIONS = frozenset({
+    "batch_size", "max_num_seqs", "gpu_memory_utilization", "device", "enforce_eager",
+    "max_num_batched_tokens", "tensor_parallel_size", "swap_space", "concurrency", "max_retries",
+    "backoff", "max_backoff", "rate_limit", "burst", "timeout", "api_key", "base_url", "threads",
+    "enable_prefix_caching", "requests_per_call", "stream", "stream_every", "max_n_per_request",
+    "max_n", "logprobs", "retry_window",
+})
+
+
+class SampleSettings(BaseModel):
+    """What to sample: the keys of ``ttscale sample --config FILE`` (flags have the same names)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN/inf: never a setting
+
+    backend: Literal["transformers", "vllm", "openai", "import"] = Field(
+        "transformers", description="Sampling backend (import: samples you already have, --from FILE).")
+    model: str = Field("embedded", description="'embedded' (the shipped model), a Hugging Face id or path, or a served model name.")
+    task: str | None = Field(None, description="Registered task (see `ttscale list tasks`); optional for import.")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="Task options (key=value).")
+    num_problems: int | None = Field(None, gt=0, description="How many problems (default: the task's default).")
+    num_samples: int | None = Field(None, gt=0, lt=SEED_STRIDE, description="K: samples per problem and temperature.")
+    temperatures: list[float] = Field(default_factory=lambda: [1.0], min_length=1, description="Sampling temperatures (>= 0; 0 is greedy).")
+    max_tokens: int = Field(256, gt=0, description="Maximum new tokens per sample.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    seed: int = Field(0, ge=0, lt=1 << 31, description="Run seed: fixes the seed range of every (problem, temperature).")
+    prompt_format: Literal["plain", "chat"] = Field("plain", description="Plain completion prompt, or the task's chat messages.")
+    backend_options: dict[str, Any] = Field(default_factory=dict, description="Backend options: batch_size, device, dtype, max_num_seqs, gpu_memory_utilization, ...")
+    max_n_per_request: int = Field(256, gt=0, description="Largest n of one request; a larger K is chunked, seeds continuing.")
+    from_file: str | None = Field(None, description="import backend: a JSONL of samples or Large Language Monkeys YAML/JSON files.")
+    executor: Literal["local", "ray"] = Field("local", description="Where the backend runs: local (this process) or ray (replicas on a Ray cluster; see ttscale.sampling.executors).")
+    executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts.")
+    adaptive: AdaptiveSettings | None = Field(None, description="Sample until solved: {successes, min_samples, first_round, growth} (see ttscale.orchestration.adaptive).")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v: list[float]) -> list[float]:
+        if any(t < 0 for t in v):
+            raise ValueError(f"temperature {min(v)} is negative")
+        if len(set(v)) != len(v):
+            raise ValueError("temperatures repeat")
+        return [float(t) for t in v]
+
+
+def parse_settings(raw: dict[str, Any], source: str) -> SampleSettings:
+    """Validate settings; any problem is one InputError naming ``source`` and the field."""
+    from ttscale.sampling.executors import parse_executor
+
+    try:
+        s = SampleSettings.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = {"extra_forbidden": "unknown key", "missing": "missing required field"}.get(
+            err["type"], err["msg"].removeprefix("Value error, "))
+        raise InputError(f"{source}: {field}: {msg}") from e
+    parse_executor(s.executor, s.executor_options, source)
+    return s
+
+
+def identity(s: SampleSettings) -> dict[str, Any]:
+    """The settings that fix which samples are drawn: a resumed run must match them exactly."""
+    opts = {k: v for k, v in sorted(s.backend_options.items()) if k not in PERFORMANCE_OPTIONS}
+    return {"backend": s.backend, "model": s.model, "task": s.task, "task_options": s.task_options,
+            "max_tokens": s.max_tokens, "top_p": s.top_p, "seed": s.seed,
+            "prompt_format": s.prompt_format, "backend_options": opts, "from_file": s.from_file}
+
+
+@dataclass
+class SamplingResult:
+    run_dir: Path
+    num_problems: int
+    requested: int  # samples asked of the backend in this call
+    written: int  # samples written in this call
+    total: int  # samples in the run directory now
+    seconds: float  # the whole call, model loading included
+    output_tokens: int
+    sampling_seconds: float = 0.0  # generating and writing shards only
+
+    @property
+    def samples_per_second(self) -> float:
+        secs = self.sampling_seconds or self.seconds
+        return self.written / secs if secs > 0 else 0.0
+
+
+# -- planning -------------------------------------------------------------------------------
+def contiguous_ranges(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct integers as half-open runs: [0, 1, 2, 5, 6] -> [(0, 3), (5, 7)]."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(set(indices)):
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
+                    k: int) -> dict[tuple[str, float], list[int]]:
+    """For each (problem, temperature), the sample indices in 0..k-1 that ``existing`` lacks."""
+    have: dict[tuple[str, float], set[int]] = {}
+    if len(existing):
+        for (pid, t), idx in existing.groupby(["problem_id", "temperature"])["sample_index"]:
+            have[(str(pid), float(t))] = set(int(i) for i in idx)
+    out = {}
+    for pid in problem_ids:
+        for t in temperatures:
+            got = have.get((pid, float(t)), set())
+            lack = [i for i in range(k) if i not in got]
+            if lack:
+                out[(pid, float(t))] = lack
+    return out
+
+
+def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
+                  stop: tuple[str, ...] = ()) -> list[Request]:
+    """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing."""
+    if s.num_samples is None:
+        raise InputError("num_samples: missing required field (-k)")
+    lack = missing_indices(existing, [p.problem_id for p in problems], s.temperatures, s.num_samples)
+    requests = []
+    for p in problems:
+        prompt: str | list[dict[str, str]] = p.prompt
+        if s.prompt_format == "chat":
+            if not p.messages:
+                raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+            prompt = p.messages
+        for t in s.temperatures:
+            base = seed_base(s.seed, p.problem_id, t)
+            for lo, hi in contiguous_ranges(lack.get((p.problem_id, float(t)), [])):
+                for first in range(lo, hi, s.max_n_per_request):
+                    n = min(s.max_n_per_request, hi - first)
+                    requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
+                                            s.max_tokens, tuple(stop), s.top_p))
+    return requests
+
+
+# -- the run directory ----------------------------------------------------------------------
+def locked(run: RunDir) -> AbstractContextManager[Path]:
+    """Hold the run directory's ``sampling`` lock (see :func:`ttscale.rundir.locks.stage_lock`)."""
+    return stage_lock(run.path, "sampling")
+
+
+def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
+    """The stored run.json, after checking that ``s`` only extends it (InputError otherwise)."""
+    old = run.read_config()
+    if not run.has_samples():
+        return {}  # nothing drawn yet, so nothing is fixed: the settings may still change
+    if not old:
+        raise InputError(f"{run.run_json}: missing, but {run.samples_dir} holds samples")
+    where = str(run.run_json)
+    mine = identity(s)
+    theirs = old.get("identity", {})
+    for key, value in mine.items():
+        if theirs.get(key) != value:
+            raise InputError(f"{where}: field '{key}' is {theirs.get(key)!r} in this run, not "
+                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
+    check_rule(old, s, where)
+    if s.num_samples is not None and old.get("num_samples") and s.num_samples < old["num_samples"]:
+        raise InputError(f"{where}: field 'num_samples': this run has K={old['num_samples']}, "
+                         f"asked {s.num_samples} (K can only grow)")
+    dropped = [t for t in old.get("temperatures", []) if float(t) not in s.temperatures]
+    if dropped:
+        raise InputError(f"{where}: field 'temperatures': this run also has {dropped} (temperatures can only be added)")
+    if run.problems_path.is_file():
+        stored = run.read_problems()
+        if len(problems) < len(stored):
+            raise InputError(f"{where}: field 'num_problems': this run has {len(stored)} problems, "
+                             f"asked {len(problems)} (problems can only be added)")
+        head = problems.iloc[: len(stored)].reset_index(drop=True)
+        cols = ["problem_id", "prompt", "reference"]
+        if not head[cols].astype(str).equals(stored[cols].reset_index(drop=True).astype(str)):
+            raise InputError(f"{run.problems_path}: the task now gives other problems than this run holds")
+    return old
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import pyarrow
+
+    from ttscale import __version__
+
+    return {"ttscale": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "pandas": pd.__version__, "pyarrow": pyarrow.__version__}
+
+
+def run_record(s: SampleSettings, old: dict[str, Any], backend_info: dict[str, Any] | None,
+               num_problems: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run.json of a sampling run: the settings at the top level (as the report reads them)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    ident = identity(s)
+    rec = {**old, **s.model_dump(), "num_problems": num_problems}
+    if "backend_options" in old:  # a resume's speed options hold for that call, not for the run
+        rec["backend_options"] = old["backend_options"]
+    rec["temperatures"] = sorted(set(map(float, old.get("temperatures", []))) | set(s.temperatures))
+    rec.update(identity=ident, config_hash=config_hash(ident), created=old.get("created", now), updated=now,
+               versions=versions(),
+               seeds={"run_seed": s.seed, "scheme": "seed of sample j of (problem, temperature) = "
+                      "ttscale.sampling.backends.base.seed_base(run_seed, problem_id, temperature) + j"})
+    if backend_info is not None:
+        rec["backend_info"] = backend_info
+    rec.update(extra or {})
+    return rec
+
+
+def samples_frame(samples: list[Any]) -> pd.DataFrame:
+    cols = [f.name for f in SAMPLE_SCHEMA]
+    return pd.DataFrame([dataclasses.astuple(x) for x in samples], columns=cols)
+
+
+# -- running --------------------------------------------------------------------------------
+def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
+    """The task's problems and its stop strings (InputError for an unknown task or bad option)."""
+    from ttscale.core.registry import tasks
+
+    if not s.task:
+        raise InputError("--task: missing (see `ttscale list tasks`)")
+    cls = tasks.get(s.task)
+    try:
+        task = cls(**s.task_options)
+        problems = task.problems(s.num_problems, s.seed)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"--task-option: task {s.task!r} rejects options {s.task_options} "
+                         f"({type(e).__name__}: {e})") from e
+    if not problems:
+        raise InputError(f"--task {s.task}: the task gave no problems")
+    return problems, tuple(getattr(task, "stop", ()) or ())
+
+
+def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Backend | None = None,
+                 progress: bool = True) -> SamplingResult:
+    """Sample into ``out`` until every (problem, temperature) has K samples; see the module doc.
+
+    ``backend`` may be given ready-made (tests, sweeps that keep one engine for several runs);
+    otherwise it is built from the settings, and only if something is missing.
+    """
+    if settings.backend == "import":
+        raise InputError("backend 'import' generates nothing: use ttscale.orchestration.samples.draw "
+                         "(ttscale sample --backend import), which imports --from FILE")
+    if settings.adaptive is not None:
+        raise InputError("adaptive sampling runs in rounds: use ttscale.orchestration.samples.draw "
+                         "(ttscale sample, ttscale.sample), which runs ttscale.orchestration.adaptive")
+    if settings.num_samples is None:
+        raise InputError("num_samples: missing required field (-k)")
+    from ttscale.sampling.executors import executor_of
+
+    executor_of(settings)  # a bad executor option: an error before anything is loaded
+    t0 = time.time()
+    run = RunDir(out)
+    problems, stop = load_problems(settings)
+    check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
+    frame = problems_frame(problems)
+    check_run_target(run.path)
+    created = not run.path.exists()
+    if run.path.is_dir():  # checked before anything is created or loaded
+        check_resume(run, settings, frame)
+    # the lock before the backend is built: a refused second sampler loads no model
+    with undo_if_nothing_drawn(run.path, created), locked(run):
+        old = check_resume(run, settings, frame)
+        existing = run.read_samples(["problem_id", "temperature", "sample_index"])
+        requests = plan_requests(problems, settings, existing, stop)
+        owned = backend is None
+        if backend is None and requests:
+            from ttscale.sampling.executors import (
+                make_backend,  # local: in this process; ray: replicas
+            )
+
+            backend = make_backend(settings)
+        if backend is not None and hasattr(backend, "validate"):  # bad prompts: nothing written
+            try:
+                backend.validate(requests)
+            except InputError:
+                if owned:
+                    backend.close()
+                raise
+        info = dataclasses.asdict(backend.info()) if backend is not None else old.get("backend_info")
+        run.write_problems(frame)
+        run.write_config(run_record(settings, old, info, len(problems)))
+        written, tokens = 0, 0
+        t_sample = time.time()
+        try:
+            written, tokens = _drain(run, backend, requests, progress) if requests else (0, 0)
+        finally:
+            if owned and backend is not None:
+                backend.close()
+        seconds, t_sample = time.time() - t0, time.time() - t_sample
+        total = len(run.read_samples(["sample_index"]))
+        stats = {"last_call": {"samples": written, "backend_options": settings.backend_options,
+                               "seconds": round(seconds, 3),
+                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
+        run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
+    return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,
+                          tokens, t_sample)
+
+
+def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: bool) -> tuple[int, int]:
+    """Write each batch the backend yields as one shard; returns (samples, output tokens)."""
+    from tqdm import tqdm
+
+    total = sum(r.n for r in requests)
+    written = tokens = 0
+    start = time.time()
+    with tqdm(total=total, unit="sample", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True, desc="sampling") as bar:
+        for batch in backend.generate(requests):
+            if not batch:
+                continue
+            run.write_samples(samples_frame(batch))
+            written += len(batch)
+            tokens += sum(max(0, x.num_output_tokens) for x in batch)
+            bar.update(len(batch))
+            note = getattr(backend, "progress_note", None)  # per replica, on a cluster
+            bar.set_postfix_str(f"{tokens / max(1e-9, time.time() - start):.0f} tok/s"
+                                + (f" {note()}" if callable(note) else ""), refresh=False)
+    if written != total:
+        raise InputError(f"backend {backend.name}: returned {written} samples of the {total} asked; "
+                         f"the {written} written are kept, run again to resume")
+    return written, tokens

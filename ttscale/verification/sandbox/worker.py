@@ -1,0 +1,281 @@
+"""The sandboxed worker: a long-lived process that judges untrusted programs one at a time.
+
+Run by :mod:`ttscale.verification.sandbox.runner` as ``python -I -S worker.py CONFIG_JSON``: standard library
+only (with its siblings), so nothing of ttscale or of the caller's environment is inside the
+sandbox. It confines itself (see :mod:`namespaces`: own mount, network, IPC, UTS and PID
+namespaces, a read-only root with only /scratch writable, no network) and becomes two
+processes:
+
+- **init** (PID 1 of the new PID namespace) reads the jobs, runs each program's *tests* itself
+  (:mod:`tester`) and decides every verdict. It is not dumpable and, in root mode, another uid
+  than the programs: a program can neither trace it, open its memory or descriptors, nor
+  signal it.
+- **the zygote** (the outer process, outside the PID namespace) forks each program's *candidate
+  process* (:mod:`candidate`) from memory that never held a job, a test or a verdict, one job
+  ahead so that no program waits for a fork.
+
+Per program, init sends the candidate its code and limits; the candidate confines itself
+(rlimits, its own unprivileged uid or no capabilities, no_new_privs, new session), runs the code
+and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
+plain data (:mod:`channel`). The verdict is ``pass`` only if the code ran to its end and every
+test passed, and the program left nothing running (no other process, no other thread). Then
+init SIGKILLs the candidate and everything it started (every process of the namespace but the
+next spare candidate) and mounts /scratch anew if the program left something there.
+
+What a program can do to its own interpreter -- patch builtins, rewrite frames, replace
+modules, write on its descriptors, mutate built-in types with ctypes -- changes only the values
+it sends back, and those are rebuilt as exact built-in types on init's side. What it cannot do
+is escape, touch the host, reach the network, outlive its verdict, starve the other programs,
+read the tests, or write the verdict.
+
+Protocol with the parent (one JSON object per line): after set-up init writes
+``{"ready": true}`` (or ``{"ready": false, "error": ...}``); then for each request
+``{"code", "test", "timeout", "limits", "entry_point", "context"}`` it answers ``{"status",
+"error", "output", "truncated", "duration"}``. EOF on its input ends it, and with it the whole
+namespace.
+"""
+
+from __future__ import annotations
+
+import _signal
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+# The sibling module, found by path: run with -I, this script has no package around it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import candidate  # noqa: E402
+import channel  # noqa: E402
+import namespaces as ns  # noqa: E402
+import tester  # noqa: E402
+
+del sys.path[0]
+
+IN_FD, OUT_FD = 3, 4  # the parent's pipes, moved here at start-up
+START_TIMEOUT = 10.0  # seconds a candidate process may take to start
+PRELOAD = (  # what HumanEval-style programs import most; others import in the program's process
+    "typing math random copy string collections re hashlib itertools functools heapq bisect "
+    "operator"
+).split()
+
+# Trusted code run once in the worker: it builds the AST node types (built on the first
+# ``compile``) and typing's cached aliases, which each forked program would otherwise rebuild.
+WARM_UP = """
+from typing import Any, Dict, List, Optional, Tuple, Union
+_ = (List[int], List[str], List[float], Dict[str, int], Tuple[int, int], Optional[int],
+     Union[int, float], List[Any], Tuple[int, ...], Optional[str], List[List[int]])
+"""
+
+
+
+def _write_line(obj: dict) -> None:
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(OUT_FD, data):]
+
+
+def _prepare_process() -> None:
+    """What every program's process starts with, set once in the worker before any fork."""
+    os.environ.clear()
+    os.environ.update(PATH="/usr/bin:/bin", HOME="/scratch", TMPDIR="/scratch",
+                      LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    sys.argv = ["program"]
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # interleaved as on a terminal
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)  # a file over the size limit kills
+    exec(compile(WARM_UP, "<warm-up>", "exec"), {})  # lazily built state: once, not per fork
+    gc.collect()
+    gc.freeze()  # fewer copy-on-write faults in each forked program
+
+
+class Candidates:
+    """Candidate processes forked one job ahead by the zygote, so that none is waited for."""
+
+    def __init__(self, zygote: candidate.ZygoteClient):
+        self.zygote = zygote
+        self.next: tuple[int, int, int, int] | None = None
+
+    def _order(self) -> tuple[int, int, int, int]:
+        out_r, out_w = os.pipe()  # the candidate's stdout and stderr
+        req_r, req_w = os.pipe()  # tests -> candidate (and first its job)
+        resp_r, resp_w = os.pipe()  # candidate -> tests (and first its pid)
+        seq = self.zygote.fork([out_w, req_r, resp_w])
+        for fd in (out_w, req_r, resp_w):
+            os.close(fd)
+        return seq, out_r, req_w, resp_r
+
+    def take(self, keep) -> tuple[int, int, tester.Link]:
+        """(seq, pid in this namespace, link) of a live candidate; orders the next one."""
+        for _ in range(3):
+            seq, out_r, req_w, resp_r = self.next or self._order()
+            self.next = self._order()
+            link = tester.Link(req_w, resp_r, out_r, time.monotonic() + START_TIMEOUT, keep)
+            try:
+                hello = link.receive()  # b"H" + its pid in this namespace
+                if hello[:1] == b"H" and hello[1:].isdigit() and len(hello) < 12:
+                    return seq, int(hello[1:]), link
+            except (channel.ChannelClosed, channel.NotPlainData, tester.TimeUp):
+                pass
+            for fd in (out_r, req_w, resp_r):  # a spare that died (killed by a program): next
+                os.close(fd)
+        raise RuntimeError("no candidate process could be started")
+
+
+def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient,
+            candidates: Candidates) -> dict:
+    """Run one program: its code in a candidate process, its tests here (see :mod:`tester`)."""
+    lim = job["limits"]
+    start = time.monotonic()
+    deadline = start + float(job["timeout"])
+    cap = int(lim["output_bytes"])
+    output = bytearray()
+    cut = [False]
+
+    def keep(data: bytes) -> None:
+        cut[0] |= _keep(output, data, cap)
+
+    seq, cand, link = candidates.take(keep)
+    link.deadline = deadline
+    ns.fresh_scratch(cfg, lim["scratch_mb"])  # before the candidate reads its job and goes there
+    try:
+        link.send(tester.job_header(job))
+        status, error = tester.judge(job, tester.compiled(job), link)
+    except tester.TimeUp:
+        status, error = "timeout", None
+    except channel.ChannelClosed:
+        status, error = "fail", f"{tester.ENDED}before the tests ran"
+    lingering = _lingering() if status == "pass" else None
+    ns.kill_program(cand)  # the candidate and whatever it started (not the next spare)
+    duration = time.monotonic() - start
+    out_r = link.out_r if link.out_r >= 0 else None
+    if out_r is not None:
+        os.set_blocking(out_r, False)  # every writer is dead now: read what is left up to EOF
+    while out_r is not None:
+        try:
+            data = os.read(out_r, 1 << 16)
+        except BlockingIOError:
+            break
+        if not data:
+            break
+        keep(data)
+    for fd in (link.out_fd, link.req_w, link.resp_r):
+        os.close(fd)
+    if status == "timeout":
+        error = f"wall-clock limit of {float(job['timeout']):.3g} s"
+    elif lingering:  # hygiene, as before: a program must not leave anything running
+        status, error = "fail", lingering
+    elif status == "fail":
+        cand_status, why = zygote.ending(seq)  # how the candidate ended says more
+        if why is not None:
+            status, error = "error", why
+        elif error and error.startswith(tester.ENDED):
+            error = f"{_describe_exit(cand_status)} {error[1:]}"
+        if cand_status is not None and os.WIFSIGNALED(cand_status) \
+                and os.WTERMSIG(cand_status) == signal.SIGXCPU:
+            status, error = "timeout", "CPU time limit"
+    return {"status": status, "error": error, "truncated": cut[0],
+            "output": output.decode("utf-8", "replace"), "duration": duration}
+
+
+def _lingering() -> str | None:
+    """Why the program still runs more than its one idle process and thread (or None).
+
+    In this PID namespace the candidate's process is the one whose parent is outside it (the
+    zygote: parent pid 0); any other live process but init is the program's, still running
+    when its tests finished.
+    """
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name == "1":
+            continue
+        try:
+            fields = ns.read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] in (b"Z", b"X"):
+            continue
+        if fields[1] != b"0":
+            return "another process was still running when the tests finished"
+        try:
+            if len(os.listdir(f"/proc/{name}/task")) != 1:
+                return "other threads were still running when the tests finished"
+        except OSError:
+            continue
+    return None
+
+
+def _keep(output: bytearray, data: bytes, cap: int) -> bool:
+    """Append what fits under ``cap``; True when something was cut."""
+    room = cap - len(output)
+    if room > 0:
+        output += data[:room]
+    return len(data) > room
+
+
+def _describe_exit(wait_status: int | None) -> str:
+    if wait_status is None:
+        return "the program ended"
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"the program was killed by {name}"
+    return f"the program exited with code {os.WEXITSTATUS(wait_status)}"
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    os.dup2(0, IN_FD)
+    os.dup2(1, OUT_FD)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    for name in PRELOAD:
+        __import__(name)
+    zygote_end, outer_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def outer(init_pid: int) -> None:
+        zygote_end.close()
+        candidate.serve_zygote(cfg, outer_end, init_pid, _prepare_process)
+
+    try:
+        ns.enter_sandbox(cfg, close_in_outer=(IN_FD, OUT_FD), outer=outer)
+    except Exception as e:
+        _write_line({"ready": False, "error": f"{type(e).__name__}: {e}"})
+        os._exit(2)
+    outer_end.close()
+    ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no one reads this memory (the tests run here)
+    _prepare_process()
+    zygote = candidate.ZygoteClient(zygote_end)
+    zygote.ready()  # the new root is built: the zygote may fork into it
+    candidates = Candidates(zygote)
+    candidates.next = candidates._order()  # the first spare, while the first job comes
+    _write_line({"ready": True})
+    reader = os.fdopen(IN_FD, "rb")
+    for line in reader:
+        job = json.loads(line)
+        try:
+            reply = run_job(job, cfg, zygote, candidates)
+        except candidate.ZygoteGone:  # the worker was killed from outside: go without a word (restarted)
+            ns.kill_all()
+            os._exit(2)
+        except Exception as e:  # a sandbox fault, never the program's: report, then go (restarted)
+            try:
+                ns.kill_all()
+            except Exception:
+                pass
+            _write_line({"status": "error", "error": f"sandbox: {type(e).__name__}: {e}",
+                         "output": "", "truncated": False, "duration": 0.0})
+            os._exit(2)
+        _write_line(reply)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
