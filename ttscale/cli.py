@@ -26,6 +26,7 @@ COMMANDS = {
     "analyze": "analyze",
     "forecast": "forecast",
     "temperatures": "temperatures",
+    "frontier": "frontier",
     "simulate": "simulate",
     "report": "report",
     "list": "listing",

@@ -1,5 +1,5 @@
 """The public verbs, one per CLI command: ``ttscale.sample``, ``verify``, ``analyze``, ``compare``,
-``forecast``, ``simulate``, ``sweep``, ``report``, ``open_run`` (importable from ``ttscale``).
+``forecast``, ``simulate``, ``frontier``, ``sweep``, ``report``, ``open_run`` (importable from ``ttscale``).
 
 Each takes plain objects (paths, a counts DataFrame, a :class:`ttscale.rundir.runs.Run`) and returns
 plain ones (a dataclass, a DataFrame, a path); each raises :class:`ttscale.errors.InputError`
@@ -14,10 +14,11 @@ from ttscale.api.questions import (
            compare,
            forecast,
            forecast_records,
+           frontier,
            simulate,
            temperatures,
 )
 from ttscale.api.runs import list_plugins, report, sample, sweep, sweep_plan, verify
 
-__all__ = ["analyze", "compare", "forecast", "forecast_records", "list_plugins", "report", "sample",
+__all__ = ["analyze", "compare", "forecast", "forecast_records", "frontier", "list_plugins", "report", "sample",
            "simulate", "sweep", "sweep_plan", "temperatures", "verify"]

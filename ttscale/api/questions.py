@@ -1,5 +1,6 @@
 """The verbs that answer questions of a run or a counts table: ``analyze``, ``compare``,
-``forecast`` (and ``forecast_records``), ``temperatures`` and ``simulate``; see :mod:`ttscale.api`."""
+``forecast`` (and ``forecast_records``), ``temperatures``, ``simulate`` and ``frontier``; see
+:mod:`ttscale.api`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ttscale.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ttscale.analysis.frontier.result import Frontier
     from ttscale.analysis.results import Analysis, Comparison, Simulation
     from ttscale.analysis.temperatures.view import TemperatureView
 
@@ -254,3 +256,74 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
     return result
 
 
+
+
+def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | None = None, *,
+             ks: list[int] | None = None, metrics: list[str] | None = None, n_boot: int = 1000,
+             level: float = 0.95, seed: int = 0, model_shape: str | None = None,
+             prompt_tokens: float | None = None, tokens_per_sample: float | None = None,
+             prices: Any = None, at: list[tuple[dict[str, Any] | str, int]] | None = None,
+             bins: int = 4, allocation: bool = True, allow_stale: bool = False) -> Frontier:
+    """The compute-optimal frontier: at each cost, the best configuration and k, with honest intervals.
+
+    ``source``: a counts table (path or DataFrame; every combination of its grouping columns,
+    e.g. ``model``, ``temperature``, ``budget``, ``verifier``, ``selection``, is a
+    configuration; optional ``mean_output_tokens`` per row) or a run directory (its oracle
+    verifiers' coverage per verifier and temperature, its measured token counts and ``run.json``'s
+    model). Cost metrics: ``tokens``, ``flops`` and ``kinetics_eflops`` (with a model shape:
+    each configuration's ``model``, else ``model_shape``), ``dollars`` (with ``prices``: ``(IN,
+    OUT)`` or ``{model: (IN, OUT)}`` dollars per million tokens); ``metrics`` picks some. Output
+    tokens per sample come from the table, else the budget, else ``tokens_per_sample``, else
+    256 (assumed; the notes say which); prompt tokens from ``prompt_tokens`` (else 512, assumed).
+    ``n_boot`` paired bootstrap resamples over problems give the ``level`` band and the
+    configurations not significantly worse at each cost; ``at`` (``(config, k)`` pairs, a config
+    as a dict of column values or its label) picks where the next move is evaluated (default:
+    every frontier point of the first metric); ``bins`` difficulty bins for the cross-fitted
+    per-difficulty allocation (``allocation=False`` skips it). With ``out`` the files of
+    ``ttscale frontier --out`` are written. Returns a :class:`ttscale.analysis.frontier.result.Frontier`.
+    """
+    import pandas as pd
+
+    from ttscale.analysis.frontier.configs import build_configurations, run_counts
+    from ttscale.analysis.frontier.result import compute_frontier
+    from ttscale.rundir.outputs import check_out_dir
+
+    if out is not None:
+        check_out_dir(out, "out")
+    if isinstance(source, pd.DataFrame):
+        counts, label = source, "<counts>"
+    elif Path(os.fspath(source)).is_dir():
+        counts, label, measured = run_counts(Path(os.fspath(source)), allow_stale)
+        if prompt_tokens is None:
+            prompt_tokens = measured
+    else:
+        from ttscale.rundir.counts import read_table
+
+        counts, label = read_table(os.fspath(source)), os.fspath(source)
+    cs = build_configurations(counts, label, ks=ks, model_shape=model_shape, prompt_tokens=prompt_tokens,
+                              tokens_per_sample=tokens_per_sample, prices=prices)
+    starts = None if at is None else [(_config_index(cs, cfg, label), int(k)) for cfg, k in at]
+    result = compute_frontier(cs, metrics=metrics, n_boot=n_boot, level=level, seed=seed, at=starts,
+                              bins=bins, allocation=allocation)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _config_index(cs: Any, cfg: dict[str, Any] | str, source: str) -> int:
+    """The configuration named by a dict of column values or by its label; InputError otherwise."""
+    labels = list(cs.configs["label"])
+    if isinstance(cfg, str):
+        if cfg in labels:
+            return labels.index(cfg)
+        cfg = dict(part.split("=", 1) for part in cfg.split(",") if "=" in part)
+    unknown = [c for c in cfg if c not in cs.axes]
+    if unknown:
+        raise InputError(f"{source}: --at column {unknown[0]!r} is not a configuration column "
+                         f"(columns: {', '.join(cs.axes) or 'none'})")
+    hits = [j for j in range(len(labels))
+            if all(str(cs.configs[c].iloc[j]).strip() == str(v).strip() for c, v in cfg.items())]
+    if len(hits) != 1:
+        raise InputError(f"{source}: --at {cfg} matches {len(hits)} configurations (need exactly one; "
+                         f"configurations: {'; '.join(labels[:6])}{' ...' if len(labels) > 6 else ''})")
+    return hits[0]

@@ -91,6 +91,7 @@ class AnalysisSpec(_Strict):
     saturation_threshold: float = Field(1e-4, gt=0, description="Saturation point: smallest k where coverage gains less than this per extra sample.")
     forecast_to: list[PositiveInt] = Field(default_factory=list, description="Also forecast coverage at these k from the samples drawn (written to <run>/analysis/forecast.json).")
     model_shape: str | None = Field(None, description="Model shape preset for FLOPs (e.g. llama-3-8b); the embedded model's is known.")
+    frontier: bool = Field(False, description="Also compute the compute-optimal frontier per task over the sweep's models, temperatures and verifiers (written to <sweep>/frontier/<task>/, shown in the report).")
 
 
 class SweepConfig(_Strict):

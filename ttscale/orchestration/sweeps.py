@@ -271,6 +271,8 @@ def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[
             _compare(cell.run_dir, labels, a.n_boot, cfg.seed)
         log(f"[{name}] analysed")
     _sweep_figure(cells, root)
+    if a.frontier:
+        _frontier(cells, root, a.model_shape, a.n_boot, a.ci, cfg.seed, log)
     if cfg.report:
         from ttscale.reporting.html import build_report
 
@@ -296,6 +298,31 @@ def _compare(run_dir: Path, labels: list[str], n_boot: int, seed: int) -> None:
 
     table = compare_run(run_dir, labels, n_boot=n_boot, seed=seed)
     write_compare(table, run_dir / "analysis" / "compare", f"verifiers on {run_dir.parent.name}/{run_dir.name}")
+
+
+def _frontier(cells: list[Cell], root: Path, model_shape: str | None, n_boot: int, level: float,
+              seed: int, log: Any) -> None:
+    """analysis.frontier: per task, the frontier over every cell's model, temperature and verifier
+    (``ttscale.analysis.frontier``; n_boot below 20 gives way to 200), in <root>/frontier/<task>/."""
+    import pandas as pd
+
+    from ttscale.analysis.figures import slug
+    from ttscale.analysis.frontier.configs import build_configurations, run_counts
+    from ttscale.analysis.frontier.result import compute_frontier
+
+    tasks: dict[str, list[Cell]] = {}
+    for cell in cells:
+        tasks.setdefault(cell.task.key, []).append(cell)
+    for task, group in tasks.items():
+        runs = [run_counts(cell.run_dir, False) for cell in group]
+        prompts = [p for _, _, p in runs if p is not None]
+        out = root / "frontier" / slug(task)
+        cs = build_configurations(pd.concat([c for c, _, _ in runs], ignore_index=True), str(out),
+                                  model_shape=model_shape,
+                                  prompt_tokens=sum(prompts) / len(prompts) if prompts else None)
+        f = compute_frontier(cs, n_boot=n_boot if n_boot >= 20 else 200, level=level, seed=seed)
+        f.save(out)
+        log(f"[{task}] frontier: {len(f.table)} points over {len(f.metrics)} cost metrics -> {out}")
 
 
 def _sweep_figure(cells: list[Cell], root: Path) -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ttscale import __version__
 from ttscale.errors import InputError
+from ttscale.reporting import frontier as report_frontier
 from ttscale.reporting import sections as report_sections
 from ttscale.reporting.svg import SCRIPT as CHART_SCRIPT
 from ttscale.reporting.svg import table_html
@@ -35,7 +36,7 @@ from ttscale.rundir.store import atomic_write_bytes
 #: sections added after a run's tables and comparison, in page order: ``(run_dir, run_json) -> html``
 #: ("" when there is nothing to show); add a section by appending a function here
 RUN_SECTIONS = [report_sections.forecast_section, report_sections.simulate_section,
-                report_sections.problems_section]
+                report_sections.problems_section, report_frontier.run_frontier_section]
 
 #: k values shown in the tables of the report (those present in a curve)
 TABLE_KS = (1, 2, 4, 8, 10, 16, 32, 64, 100, 128, 256, 512, 1000, 10000)
@@ -235,6 +236,7 @@ def build_report(root: str | Path, out: str | Path | None = None, allow_stale: b
                 for r in runs]
         sections.append(_table(pd.DataFrame(grid)))
         sections.extend(_figures(root / "figures"))
+        sections.extend(report_frontier.sweep_frontier_sections(root))
         sections.append(f"<details><summary>sweep config</summary><pre>{_esc(json.dumps(sweep, indent=2))}</pre></details>")
     for run in runs:
         section = _run_section(run, root)

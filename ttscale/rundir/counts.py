@@ -15,10 +15,14 @@ import pandas as pd
 from ttscale.errors import InputError
 
 REQUIRED = ("problem", "num_samples", "num_correct")
+#: optional per-row token columns: mean tokens a sample used (output = thinking + answer)
+TOKEN_COLUMNS = ("mean_output_tokens", "mean_thinking_tokens", "mean_answer_tokens")
 #: columns of a counts table that are not grouping columns
 VALUE_COLUMNS = ("problem", "num_samples", "num_correct",
                  # an adaptive run's rule and boundaries (ttscale.analysis.adaptive.run)
-                 "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples")
+                 "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples",
+                 # tokens actually used per sample, mean over the row's samples (the cost axis)
+                 *TOKEN_COLUMNS)
 
 
 #: names of columns the outputs add (curves, costs, simulations): not usable as grouping columns

@@ -1,0 +1,95 @@
+"""CPU time and peak memory of a compute-optimal frontier (``ttscale.frontier``) at scale.
+
+A synthetic counts table: ``--problems`` problems x ``--configs`` configurations (temperatures x
+budgets, one model shape) x ``--samples`` samples per problem and configuration, rates from a
+latent difficulty per problem. Timed in one process, side by side:
+
+* baseline: every configuration's coverage curve with its bootstrap CI over problems (the existing
+  estimator, ``ttscale.analysis.curves.estimators.pass_at_k`` + ``bootstrap_ci``), the least any
+  tool must do to compare configurations;
+* frontier: ``ttscale.frontier`` with tokens, FLOPs and Kinetics eFLOPs (band, not-significantly-
+  worse sets, FLOPs/eFLOPs disagreements, next moves at every frontier point, cross-fitted
+  per-difficulty allocation and saturation).
+
+Printed: CPU seconds of each, their ratio, the frontier's peak traced memory (tracemalloc: numpy
+and Python allocations) and the process's peak RSS. Target: < 60 CPU s at 10M samples and 100
+configurations (the full size below).
+
+    python benchmarks/bench_frontier.py            # --quick: 500 problems x 20 configs x 64 samples
+    python benchmarks/bench_frontier.py --full     # 1,000 problems x 100 configs x 100 samples = 10M
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+
+
+def synthetic_counts(problems: int, configs: int, samples: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    temps = np.linspace(0.2, 1.2, max(1, configs // 10)) if configs >= 10 else np.array([1.0])
+    budgets = 256 * 2 ** np.arange(int(np.ceil(configs / temps.size)))
+    u = rng.beta(0.6, 1.4, problems)
+    frames = []
+    for i, (t, b) in enumerate([(t, b) for t in temps for b in budgets][:configs]):
+        p = np.clip(u * (0.6 + 0.1 * np.log2(b / 256)) * (1.1 - 0.3 * abs(t - 0.7)), 0, 1)
+        frames.append(pd.DataFrame({
+            "temperature": round(float(t), 3), "budget": int(b), "problem": np.arange(problems),
+            "num_samples": samples, "num_correct": rng.binomial(samples, p),
+            "mean_output_tokens": b * rng.uniform(0.5, 1.0, problems)}))
+        del i
+    return pd.concat(frames, ignore_index=True)
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true", help="10M samples: 1,000 problems x 100 configs x 100")
+    ap.add_argument("--quick", action="store_true", help="the default: 500 problems x 20 configs x 64")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    args = ap.parse_args()
+    problems, configs, samples = (1000, 100, 100) if args.full else (500, 20, 64)
+    counts = synthetic_counts(problems, configs, samples)
+    total = int(counts["num_samples"].sum())
+    print(f"{problems} problems x {configs} configurations x {samples} samples = {total:,} samples; "
+          f"n_boot={args.n_boot}")
+
+    from ttscale.analysis.curves.estimators import bootstrap_ci, pass_at_k
+    from ttscale.analysis.frontier.configs import k_grid
+
+    ks = k_grid(samples)
+    t0 = cpu()
+    for _, g in counts.groupby(["temperature", "budget"]):
+        x = pass_at_k(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(), ks)
+        bootstrap_ci(x, n_boot=args.n_boot)
+    base = cpu() - t0
+    print(f"baseline (coverage curves + bootstrap CI per configuration): {base:.2f} CPU s")
+
+    import ttscale
+
+    tracemalloc.start()
+    t0 = cpu()
+    f = ttscale.frontier(counts, n_boot=args.n_boot, model_shape="Qwen2.5-7B", prompt_tokens=300)
+    took = cpu() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"frontier: {took:.2f} CPU s ({took / base:.1f}x the baseline); peak traced memory "
+          f"{peak / 2**20:.0f} MiB; process peak RSS {rss:.0f} MiB")
+    print(f"  {f.settings['candidates']} candidates, {len(f.table)} frontier points over "
+          f"{len(f.metrics)} metrics, {len(f.moves)} next moves, {len(f.allocation)} allocation targets, "
+          f"{len(f.disagreements)} FLOPs/eFLOPs disagreements")
+    if args.full:
+        print(f"target < 60 CPU s: {'met' if took < 60 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
