@@ -226,3 +226,29 @@ def test_cli_frontier_prints_and_refuses_bad_input(tmp_path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "--at 'temperature=1.0'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sweep_frontier_run_directory_and_report(tmp_path) -> None:
+    """A real sweep (the embedded model, two temperatures) with analysis.frontier: the sweep writes
+    the frontier; the run directory gives the same configurations through ttscale.frontier, with
+    the run's measured tokens and model shape; the report shows it."""
+    cfg = {"name": "fr", "out": str(tmp_path / "sw"), "num_samples": 8, "temperatures": [0.6, 1.0],
+           "max_tokens": 8, "models": [{"name": "m", "backend": "transformers", "model": "embedded"}],
+           "tasks": [{"name": "arithmetic", "num_problems": 12}], "verifiers": [{"name": "exact"}],
+           "analysis": {"n_boot": 50, "frontier": True}, "report": True}
+    root = ttscale.sweep(cfg, progress=False, log=lambda _: None)
+    folder = root / "frontier" / "arithmetic"
+    table = pd.read_parquet(folder / "frontier.parquet")
+    assert set(table["metric"]) == {"tokens", "flops", "kinetics_eflops"}
+    assert "Compute-optimal frontier: arithmetic" in (root / "report.html").read_text()
+    run = root / "m" / "arithmetic"
+    f = ttscale.frontier(run, n_boot=50, out=run / "analysis" / "frontier", bins=2)
+    assert list(f.configs["label"]) == ["model=embedded, verifier=exact, temperature=0.6",
+                                        "model=embedded, verifier=exact, temperature=1.0"]
+    assert set(f.configs["tokens_from"]) == {"measured"} and set(f.configs["model_shape"]) == {"embedded"}
+    assert not any("prompt tokens" in n for n in f.notes)  # measured from the run
+    samples = ttscale.open_run(run).samples
+    mean_out = samples.groupby("temperature")["num_output_tokens"].mean().to_numpy()
+    assert f.configs["output_tokens"].to_numpy() == pytest.approx(mean_out)
+    assert "Compute-optimal frontier" in ttscale.report(run, tmp_path / "r.html").read_text()
