@@ -244,11 +244,48 @@ def test_sweep_frontier_run_directory_and_report(tmp_path) -> None:
     assert "Compute-optimal frontier: arithmetic" in (root / "report.html").read_text()
     run = root / "m" / "arithmetic"
     f = ttscale.frontier(run, n_boot=50, out=run / "analysis" / "frontier", bins=2)
-    assert list(f.configs["label"]) == ["model=embedded, verifier=exact, temperature=0.6",
-                                        "model=embedded, verifier=exact, temperature=1.0"]
+    base = "model=embedded, verifier=exact, temperature="
+    assert list(f.configs["label"]) == [f"{base}0.6, selection=coverage", f"{base}1.0, selection=coverage",
+                                        f"{base}0.6, selection=maj@k", f"{base}1.0, selection=maj@k"]
     assert set(f.configs["tokens_from"]) == {"measured"} and set(f.configs["model_shape"]) == {"embedded"}
     assert not any("prompt tokens" in n for n in f.notes)  # measured from the run
     samples = ttscale.open_run(run).samples
     mean_out = samples.groupby("temperature")["num_output_tokens"].mean().to_numpy()
-    assert f.configs["output_tokens"].to_numpy() == pytest.approx(mean_out)
+    assert f.configs["output_tokens"].to_numpy() == pytest.approx(np.r_[mean_out, mean_out])
     assert "Compute-optimal frontier" in ttscale.report(run, tmp_path / "r.html").read_text()
+
+
+def test_selection_configurations_equal_brute_force_majority_vote() -> None:
+    """A run's answer histogram adds maj@k configurations; their accuracy is the exact mean over
+    every k-subset of the majority answer's correctness (ties split uniformly)."""
+    from itertools import combinations
+
+    answers = {"a": ["1", "1", "2", "3", "1", "2"], "b": ["4", "5", "5", "4", "6", "5"],
+               "c": ["7", "8", "9", "7", "8", "7"]}
+    correct = {"a": "1", "b": "4", "c": "9"}
+    rows = []
+    for pid, ans in answers.items():
+        for a in sorted(set(ans)):
+            rows.append({"verifier": "exact", "problem_id": pid, "answer": a, "score": np.nan,
+                         "count": ans.count(a), "passed": ans.count(a) * (a == correct[pid])})
+    hist = pd.DataFrame(rows)
+    counts = hist.groupby(["verifier", "problem_id"])[["count", "passed"]].sum().reset_index()
+    counts = counts.rename(columns={"problem_id": "problem", "count": "num_samples", "passed": "num_correct"})
+    cs = build_configurations(counts, ks=[1, 2, 3, 6], selection=hist, tokens_per_sample=10, prompt_tokens=0)
+    assert list(cs.configs["label"]) == ["verifier=exact, selection=coverage", "verifier=exact, selection=maj@k"]
+
+    def brute(ans: list[str], good: str, k: int) -> float:
+        total = 0.0
+        subsets = list(combinations(ans, k))
+        for sub in subsets:
+            top = max(sub.count(a) for a in set(sub))
+            winners = [a for a in set(sub) if sub.count(a) == top]
+            total += (good in winners) / len(winners)
+        return total / len(subsets)
+
+    got = cs.per_problem(1, [1, 2, 3, 6])
+    want = np.array([[brute(answers[p], correct[p], k) for k in (1, 2, 3, 6)] for p in ("a", "b", "c")])
+    assert got == pytest.approx(want)
+    assert cs.has_k(1, 6) and not cs.has_k(1, 4)
+    f = compute_frontier(cs, n_boot=50, allocation=False)
+    assert "selection=coverage" in set(f.moves["move"]) or "selection=maj@k" in set(f.moves["move"])

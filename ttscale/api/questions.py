@@ -290,10 +290,11 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
 
     if out is not None:
         check_out_dir(out, "out")
+    hist = None
     if isinstance(source, pd.DataFrame):
         counts, label = source, "<counts>"
     elif Path(os.fspath(source)).is_dir():
-        counts, label, measured = run_counts(Path(os.fspath(source)), allow_stale)
+        counts, label, measured, hist = run_counts(Path(os.fspath(source)), allow_stale)
         if prompt_tokens is None:
             prompt_tokens = measured
     else:
@@ -301,7 +302,8 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
 
         counts, label = read_table(os.fspath(source)), os.fspath(source)
     cs = build_configurations(counts, label, ks=ks, model_shape=model_shape, prompt_tokens=prompt_tokens,
-                              tokens_per_sample=tokens_per_sample, prices=prices)
+                              tokens_per_sample=tokens_per_sample, prices=prices, selection=hist,
+                              cache_dir=Path(label) / "summaries" / "cache" if hist is not None else None)
     starts = None if at is None else [(_config_index(cs, cfg, label), int(k)) for cfg, k in at]
     result = compute_frontier(cs, metrics=metrics, n_boot=n_boot, level=level, seed=seed, at=starts,
                               bins=bins, allocation=allocation)

@@ -315,11 +315,13 @@ def _frontier(cells: list[Cell], root: Path, model_shape: str | None, n_boot: in
         tasks.setdefault(cell.task.key, []).append(cell)
     for task, group in tasks.items():
         runs = [run_counts(cell.run_dir, False) for cell in group]
-        prompts = [p for _, _, p in runs if p is not None]
+        prompts = [r[2] for r in runs if r[2] is not None]
+        hists = [r[3] for r in runs if r[3] is not None]
         out = root / "frontier" / slug(task)
-        cs = build_configurations(pd.concat([c for c, _, _ in runs], ignore_index=True), str(out),
+        cs = build_configurations(pd.concat([r[0] for r in runs], ignore_index=True), str(out),
                                   model_shape=model_shape,
-                                  prompt_tokens=sum(prompts) / len(prompts) if prompts else None)
+                                  prompt_tokens=sum(prompts) / len(prompts) if prompts else None,
+                                  selection=pd.concat(hists, ignore_index=True) if hists else None)
         f = compute_frontier(cs, n_boot=n_boot if n_boot >= 20 else 200, level=level, seed=seed)
         f.save(out)
         log(f"[{task}] frontier: {len(f.table)} points over {len(f.metrics)} cost metrics -> {out}")

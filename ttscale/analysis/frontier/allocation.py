@@ -17,7 +17,8 @@ over the two folds, with a percentile bootstrap interval over problems given the
 (the selection is not resampled). Since the choices never see the samples they are scored on, the
 gain is not inflated by selection on noise; it estimates the gain of choosing from n/2 samples,
 so it errs slightly low for choices made from all n. k is capped at half of each configuration's
-samples.
+samples. Selection methods (maj@k, best-of-k, weighted vote from a run's answers) are left out of
+the allocation: halving them needs the per-sample answers, not counts.
 
 :func:`saturation_by_bin` reports, per difficulty bin (all samples), the best configuration at
 its largest k and the gain of its last doubling of k with an interval: ``saturated`` when that
@@ -116,7 +117,8 @@ def allocate(cs: Configurations, metric: str, bins: int = 4, targets: np.ndarray
     ca = rng.hypergeometric(c, n - c, na)
     halves = [(na, ca), (n - na, c - ca)]
     nmin = na.min(axis=0)
-    ks_of = [cs.ks[cs.ks <= nmin[j]] for j in range(n.shape[1])]
+    # selection methods (cs.fixed) cannot be re-estimated on half of the samples from counts alone
+    ks_of = [cs.ks[cs.ks <= nmin[j]] if j not in cs.fixed else cs.ks[:0] for j in range(n.shape[1])]
     cols = [(j, int(k)) for j in range(n.shape[1]) for k in ks_of[j]]
     if not cols:
         raise InputError(f"{cs.source}: no k fits in half of the samples")

@@ -71,6 +71,8 @@ class Configurations:
     each: dict[str, np.ndarray]  # metric -> (P, J) cost of one more sample
     ks: np.ndarray
     notes: list[str] = field(default_factory=list)
+    #: configuration -> (ks, (P, K) values): selection methods computed from a run's answer histograms
+    fixed: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _cand: pd.DataFrame | None = None
     _x: np.ndarray | None = None
 
@@ -87,8 +89,23 @@ class Configurations:
         return self.once[metric][:, j].mean(axis=0) + np.asarray(k, float) * self.each[metric][:, j].mean(axis=0)
 
     def per_problem(self, j: int, ks: Any) -> np.ndarray:
-        """(P, len(ks)) unbiased pass@k of configuration j (NaN where k exceeds a problem's n)."""
-        return np.asarray(pass_at_k(self.n[:, j], self.c[:, j], np.atleast_1d(ks)), float)
+        """(P, len(ks)) accuracy at each k of configuration j: unbiased pass@k, or the selection
+        method's estimate (NaN where k exceeds a problem's n or was not computed)."""
+        ks = np.atleast_1d(np.asarray(ks, np.int64))
+        if j in self.fixed:
+            have, values = self.fixed[j]
+            pos = np.searchsorted(have, ks)
+            ok = (pos < have.size) & (have[np.minimum(pos, have.size - 1)] == ks)
+            out = np.full((values.shape[0], ks.size), np.nan)
+            out[:, ok] = values[:, pos[ok]]
+            return out
+        return np.asarray(pass_at_k(self.n[:, j], self.c[:, j], ks), float)
+
+    def has_k(self, j: int, k: int) -> bool:
+        """Whether configuration j has an estimate at k."""
+        if k > self.n[:, j].min():
+            return False
+        return j not in self.fixed or bool(np.isin(k, self.fixed[j][0]))
 
     def candidates(self) -> pd.DataFrame:
         """One row per (configuration, k) with k <= every problem's n: ``config`` (index),
@@ -98,6 +115,8 @@ class Configurations:
             nmin = self.n.min(axis=0)
             for j in range(self.n.shape[1]):
                 ks = self.ks[self.ks <= nmin[j]]
+                if j in self.fixed:
+                    ks = ks[np.isin(ks, self.fixed[j][0])]
                 if ks.size == 0:
                     continue
                 x = self.per_problem(j, ks)
@@ -115,6 +134,42 @@ class Configurations:
         self.candidates()
         assert self._x is not None
         return self._x
+
+
+SELECTION_COLUMNS = ("problem_id", "answer", "score", "count", "passed")
+
+
+def _with_selection(keys: pd.DataFrame, axes: list[str], n: np.ndarray, c: np.ndarray, otok: np.ndarray,
+                    problems: np.ndarray, hist: pd.DataFrame, grid: np.ndarray, cache_dir: Path | None):
+    """Add, per configuration, one configuration per selection method its run's answer histogram
+    allows (maj@k with answers, best-of-k with scores, the weighted vote with both), through
+    :func:`ttscale.analysis.curves.vote_curves.selection_matrix`; the originals get
+    ``selection=coverage``."""
+    from ttscale.analysis.curves.vote_curves import selection_matrix
+
+    by = [col for col in hist.columns if col not in SELECTION_COLUMNS and col in axes]
+    hist = hist[hist["problem_id"].isin(set(problems))]
+    new_keys, cols, fixed = [], [], {}
+    nmin = n.min(axis=0)
+    for j in range(len(keys)):
+        s = hist
+        for col in by:
+            s = s[s[col] == keys[col].iloc[j]]
+        have_answers = bool(s["answer"].notna().any())
+        have_scores = bool(len(s)) and bool(s["score"].notna().all())
+        methods = (["maj@k"] if have_answers else []) + (["best-of-k"] if have_scores else [])
+        methods += ["weighted-vote@k"] if have_answers and have_scores else []
+        ks = grid[grid <= nmin[j]]
+        for metric in methods if ks.size else []:
+            m = selection_matrix(s, metric, ks, cache_dir=cache_dir)
+            pos = pd.Series(np.arange(len(m.problems)), index=pd.Index(m.problems.astype(str)))
+            values = m.values[pos[[str(p) for p in problems]].to_numpy()]
+            fixed[len(keys) + len(new_keys)] = (np.asarray(m.ks, np.int64), values)
+            new_keys.append({**keys.iloc[j].to_dict(), "selection": metric})
+            cols.append(j)
+    keys = pd.concat([keys.assign(selection="coverage"), pd.DataFrame(new_keys)], ignore_index=True)
+    take = np.r_[np.arange(n.shape[1]), np.asarray(cols, np.int64)]
+    return keys, [*axes, "selection"], n[:, take], c[:, take], otok[:, take], fixed
 
 
 def _label(axes: list[str], values: tuple) -> str:
@@ -168,7 +223,8 @@ def _parse_prices(prices: Any, models: list[str], source: str) -> dict[str, tupl
 def build_configurations(
     counts: pd.DataFrame, source: str = "<counts>", *, ks: list[int] | None = None,
     model_shape: str | None = None, prompt_tokens: float | None = None,
-    tokens_per_sample: float | None = None, prices: Any = None,
+    tokens_per_sample: float | None = None, prices: Any = None, selection: pd.DataFrame | None = None,
+    cache_dir: Path | None = None,
 ) -> Configurations:
     """Validate a counts table and lay it out as :class:`Configurations` (see the module doc)."""
     from ttscale.analysis.costs.cost import curve_cost
@@ -230,6 +286,20 @@ def build_configurations(
     n[rows, cfg_idx[keep]] = counts["num_samples"].to_numpy()[keep]
     c[rows, cfg_idx[keep]] = counts["num_correct"].to_numpy()[keep]
     otok[rows, cfg_idx[keep]] = counts["_otok"].to_numpy()[keep]
+    if ks is None:
+        grid = k_grid(int(n.max()))
+    else:
+        grid = np.unique(np.asarray([int(k) for k in ks], np.int64))
+        if grid.size == 0 or grid.min() < 1:
+            raise InputError(f"{source}: --ks must hold whole numbers >= 1")
+        if grid.min() > n.min(axis=0).max():
+            raise InputError(f"{source}: --ks {int(grid.min())} exceeds the samples of every configuration "
+                             f"(the most any configuration has on all problems is {int(n.min(axis=0).max())})")
+    fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if selection is not None:
+        keys, axes, n, c, otok, fixed = _with_selection(keys, axes, n, c, otok, problems, selection, grid,
+                                                        cache_dir)
+        J = len(keys)
 
     configs = keys.copy()
     configs["label"] = [_label(axes, tuple(r)) for r in keys[axes].itertuples(index=False)] if axes else ["all"]
@@ -291,21 +361,13 @@ def build_configurations(
         pout = np.array([price.get(m, price.get("*", (0, 0)))[1] for m in models]) / 1e6
         once["dollars"] = np.broadcast_to(p_tok * pin, (P, J)).copy()
         each["dollars"] = otok * pout[None, :]
-    if ks is None:
-        grid = k_grid(int(n.max()))
-    else:
-        grid = np.unique(np.asarray([int(k) for k in ks], np.int64))
-        if grid.size == 0 or grid.min() < 1:
-            raise InputError(f"{source}: --ks must hold whole numbers >= 1")
-        if grid.min() > n.min(axis=0).max():
-            raise InputError(f"{source}: --ks {int(grid.min())} exceeds the samples of every configuration "
-                             f"(the most any configuration has on all problems is {int(n.min(axis=0).max())})")
-    return Configurations(str(source), axes, configs, problems, n, c, once, each, grid, notes)
+    return Configurations(str(source), axes, configs, problems, n, c, once, each, grid, notes, fixed)
 
 
-def run_counts(path: Path, allow_stale: bool) -> tuple[pd.DataFrame, str, float | None]:
+def run_counts(path: Path, allow_stale: bool) -> tuple[pd.DataFrame, str, float | None, pd.DataFrame | None]:
     """A run directory as a counts table for the frontier: oracle coverage per verifier and
-    temperature, mean output tokens per row, the run's model; and its mean prompt tokens."""
+    temperature, mean output tokens per row, the run's model; its mean prompt tokens; and its
+    answer/score histograms (for the selection methods; ``model`` added to match)."""
     from ttscale.analysis.costs.model_shape import run_model
     from ttscale.analysis.inputs import load_input
 
@@ -322,6 +384,11 @@ def run_counts(path: Path, allow_stale: bool) -> tuple[pd.DataFrame, str, float 
         counts = counts.rename(columns={"avg_output_tokens": "mean_output_tokens"})
         prompt = float(counts.pop("avg_prompt_tokens").mean())
     model = run_model(path)
+    hist = None
+    if inp.selection is not None:
+        hist = inp.selection.drop(columns=[c for c in ("task",) if c in inp.selection.columns])
     if model:
         counts.insert(0, "model", model)
-    return counts, str(path), prompt
+        if hist is not None:
+            hist.insert(0, "model", model)
+    return counts, str(path), prompt, hist

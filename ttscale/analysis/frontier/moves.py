@@ -24,8 +24,7 @@ PER_UNIT = {"tokens": 1e3, "flops": 1e12, "kinetics_eflops": 1e12, "dollars": 1.
 def _moves(cs: Configurations, j: int, k: int) -> list[tuple[str, int, int]]:
     """(move, target configuration, target k) for every move possible from (j, k)."""
     out = []
-    nmin = cs.n.min(axis=0)
-    if 2 * k <= nmin[j]:
+    if cs.has_k(j, 2 * k):
         out.append(("double k", j, 2 * k))
     keys = cs.configs[cs.axes]
     here = keys.iloc[j]
@@ -33,7 +32,7 @@ def _moves(cs: Configurations, j: int, k: int) -> list[tuple[str, int, int]]:
         rest = [a for a in cs.axes if a != col]
         same = (keys[rest] == here[rest]).all(axis=1) if rest else pd.Series(True, index=keys.index)
         for t in np.flatnonzero(same.to_numpy() & (keys[col] != here[col]).to_numpy()):
-            if k > nmin[t]:
+            if not cs.has_k(int(t), k):
                 continue
             if col == "budget":
                 if int(keys[col].iloc[t]) == 2 * int(here[col]) and int(here[col]) > 0:
@@ -57,6 +56,7 @@ def next_moves(cs: Configurations, at: list[tuple[int, int]], n_boot: int = 1000
         base = cs.per_problem(j, [k])[:, 0]
         for move, t, tk in _moves(cs, j, k):
             d = cs.per_problem(t, [tk])[:, 0] - base
+            d[np.abs(d) < 1e-12] = 0.0  # equal estimates computed two ways differ by rounding only
             est = float(d.mean())
             boot = w @ (d - est) + est
             lo, hi = (float(v) for v in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
