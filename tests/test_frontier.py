@@ -289,3 +289,22 @@ def test_selection_configurations_equal_brute_force_majority_vote() -> None:
     assert cs.has_k(1, 6) and not cs.has_k(1, 4)
     f = compute_frontier(cs, n_boot=50, allocation=False)
     assert "selection=coverage" in set(f.moves["move"]) or "selection=maj@k" in set(f.moves["move"])
+
+
+@pytest.mark.slow
+def test_whatif_k_forecasts_beyond_the_run_and_marks_it_extrapolated() -> None:
+    rng = np.random.default_rng(12)
+    p = rng.beta(0.3, 2.0, 300)
+    df = counts_from_rates({(1.0, 100): p, (0.6, 100): np.clip(p * 0.7, 0, 1)}, 16, rng)
+    f = ttscale.frontier(df, whatif_k=[4], n_boot=50, prompt_tokens=0, allocation=False)
+    ex = f.extrapolated.set_index("label")
+    row = ex.loc["temperature=1.0, budget=100"]
+    assert row["k"] == 64 and row["cost_tokens"] == pytest.approx(6400.0) and bool(row["extrapolated"])
+    truth = float(np.mean(1 - (1 - p) ** 64))
+    assert row["accuracy"] == pytest.approx(truth, abs=0.05)
+    w = f.whatif[f.whatif["metric"] == "tokens"]
+    assert w["extrapolated"].iloc[-1] and not w["extrapolated"].iloc[0]
+    assert w["cost"].max() == pytest.approx(6400.0)
+    assert any("extrapolated" in n for n in f.notes)
+    with pytest.raises(InputError, match="--what-if-k"):
+        ttscale.frontier(df, whatif_k=[1], n_boot=50)

@@ -263,7 +263,8 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
              level: float = 0.95, seed: int = 0, model_shape: str | None = None,
              prompt_tokens: float | None = None, tokens_per_sample: float | None = None,
              prices: Any = None, at: list[tuple[dict[str, Any] | str, int]] | None = None,
-             bins: int = 4, allocation: bool = True, allow_stale: bool = False) -> Frontier:
+             bins: int = 4, allocation: bool = True, whatif_k: list[int] | None = None,
+             whatif_method: str | None = None, allow_stale: bool = False) -> Frontier:
     """The compute-optimal frontier: at each cost, the best configuration and k, with honest intervals.
 
     ``source``: a counts table (path or DataFrame; every combination of its grouping columns,
@@ -279,7 +280,10 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
     configurations not significantly worse at each cost; ``at`` (``(config, k)`` pairs, a config
     as a dict of column values or its label) picks where the next move is evaluated (default:
     every frontier point of the first metric); ``bins`` difficulty bins for the cross-fitted
-    per-difficulty allocation (``allocation=False`` skips it). With ``out`` the files of
+    per-difficulty allocation (``allocation=False`` skips it). ``whatif_k`` (factors, e.g.
+    ``[2, 4]``) adds each configuration's coverage forecast at that many times its samples
+    (``whatif_method``, default ``beta_eb``) and a what-if frontier marking those points
+    extrapolated (``.whatif``, ``.extrapolated``). With ``out`` the files of
     ``ttscale frontier --out`` are written. Returns a :class:`ttscale.analysis.frontier.result.Frontier`.
     """
     import pandas as pd
@@ -306,7 +310,7 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
                               cache_dir=Path(label) / "summaries" / "cache" if hist is not None else None)
     starts = None if at is None else [(_config_index(cs, cfg, label), int(k)) for cfg, k in at]
     result = compute_frontier(cs, metrics=metrics, n_boot=n_boot, level=level, seed=seed, at=starts,
-                              bins=bins, allocation=allocation)
+                              bins=bins, allocation=allocation, whatif_k=whatif_k, whatif_method=whatif_method)
     if out is not None:
         result.save(out)
     return result

@@ -77,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "every frontier point of the first metric)")
     p.add_argument("--bins", type=int, default=4, help="difficulty bins of the per-difficulty allocation")
     p.add_argument("--no-allocation", action="store_true", help="skip the per-difficulty allocation")
+    p.add_argument("--what-if-k", help="comma-separated factors: forecast each configuration's coverage at "
+                   "that many times its samples and show the frontier with them, marked extrapolated")
+    p.add_argument("--what-if-method", help="forecast method of --what-if-k (default: beta_eb)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--allow-stale", action="store_true",
                    help="run directory: warn instead of refusing when a verifier has not judged every sample")
@@ -99,12 +102,15 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, model_shape=args.model_shape, prompt_tokens=args.prompt_tokens,
                       tokens_per_sample=args.tokens_per_sample, prices=parse_price(args.price),
                       at=parse_at(args.at), bins=args.bins, allocation=not args.no_allocation,
+                      whatif_k=parse_ks(args.what_if_k) if args.what_if_k else None,
+                      whatif_method=args.what_if_method,
                       allow_stale=args.allow_stale)
     if args.json:
         print(json.dumps({"settings": result.settings, "notes": result.notes,
                           "frontier": _records(result.table), "disagreements": _records(result.disagreements),
                           "moves": _records(result.moves), "allocation": _records(result.allocation),
-                          "saturation": _records(result.saturation)}, indent=1))
+                          "saturation": _records(result.saturation), "whatif": _records(result.whatif)},
+                         indent=1))
         return 0
 
     def fmt(x: float) -> str:
@@ -132,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
     if len(result.saturation):
         print("\nsaturation per difficulty bin (0 = hardest):")
         print(result.saturation.to_string(index=False, float_format=fmt))
+    if len(result.whatif):
+        m = result.metrics[0]
+        print(f"\nwhat-if frontier by {m} (k beyond the run: extrapolated, a forecast's interval):")
+        w = result.whatif[result.whatif["metric"] == m]
+        print(w.drop(columns=["metric", "config"]).to_string(index=False, float_format=fmt))
     if result.written:
         print(f"\nwrote {len(result.written)} files under {args.out}")
     return 0

@@ -5,7 +5,8 @@
 ``moves``, ``allocation``, ``saturation``, ``notes``), draws the figure (accuracy against cost on a
 log axis, one panel per cost metric: every configuration in grey, the frontier with its band) and
 writes ``frontier.parquet``, ``frontier_candidates.parquet``, ``frontier_moves.parquet``,
-``frontier_allocation.parquet``, ``frontier_saturation.parquet``, ``frontier.json`` (settings,
+``frontier_allocation.parquet``, ``frontier_saturation.parquet``, ``frontier_whatif.parquet``,
+``frontier_extrapolated.parquet``, ``frontier.json`` (settings,
 notes, disagreements) and ``figures/frontier.{png,svg}``.
 """
 
@@ -58,6 +59,10 @@ class Frontier:
     saturation: pd.DataFrame
     notes: list[str]
     settings: dict[str, Any]
+    #: with ``whatif_k``: the forecast candidates beyond the samples drawn, and the frontier of
+    #: observed and forecast candidates together (``extrapolated`` marks the forecast points)
+    extrapolated: pd.DataFrame = field(default_factory=pd.DataFrame)
+    whatif: pd.DataFrame = field(default_factory=pd.DataFrame)
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -83,6 +88,10 @@ class Frontier:
             ax.fill_between(b["cost"][pos], b["band_low"][pos], b["band_high"][pos], step="post",
                             color="C0", alpha=0.25, lw=0, label=f"{self.settings['level']:.0%} band")
             ax.step(b["cost"][pos], b["frontier"][pos], where="post", color="k", lw=1.4, label="frontier")
+            w = self.whatif[self.whatif["metric"] == m] if len(self.whatif) else self.whatif
+            if len(w) and w["extrapolated"].any():
+                ax.step(w["cost"], w["accuracy"], where="post", color="k", lw=1, ls="--",
+                        label="what-if: k beyond the run (extrapolated)")
             t = self.table[self.table["metric"] == m]
             for i, (label, g) in enumerate(t.groupby("label", sort=False)):
                 ax.scatter(g["cost"], g["accuracy"], s=16, color=f"C{(i + 1) % 10}", zorder=3,
@@ -105,7 +114,7 @@ class Frontier:
         written = [atomic_write_table(out / f"frontier{suffix}.parquet", df) for suffix, df in (
             ("", self.table), ("_candidates", self.candidates), ("_moves", self.moves),
             ("_allocation", self.allocation), ("_saturation", self.saturation), ("_band", self.band),
-            ("_configs", self.configs))]
+            ("_configs", self.configs), ("_whatif", self.whatif), ("_extrapolated", self.extrapolated))]
         doc = {"settings": self.settings, "notes": self.notes,
                "disagreements": json.loads(self.disagreements.to_json(orient="records"))
                if len(self.disagreements) else []}
@@ -117,7 +126,8 @@ class Frontier:
 
 def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_boot: int = 1000,
                      level: float = 0.95, seed: int = 0, at: list[tuple[int, int]] | None = None,
-                     bins: int = 4, allocation: bool = True) -> Frontier:
+                     bins: int = 4, allocation: bool = True, whatif_k: list[int] | None = None,
+                     whatif_method: str | None = None) -> Frontier:
     """Every question of the package on ``cs`` (see :class:`Frontier`)."""
     from ttscale.analysis.frontier.band import check_level
 
@@ -158,9 +168,22 @@ def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_
     moves = next_moves(cs, [(int(j), int(k)) for j, k in starts], n_boot, level, seed)
     alloc = allocate(cs, metrics[0], bins, None, n_boot, level, seed) if allocation else pd.DataFrame()
     sat = saturation_by_bin(cs, bins, n_boot, level, seed) if allocation else pd.DataFrame()
+    extra, whatif = pd.DataFrame(), pd.DataFrame()
+    if whatif_k:
+        from ttscale.analysis.frontier.whatif import (
+            DEFAULT_WHATIF_METHOD,
+            extrapolate_k,
+            whatif_frontier,
+        )
+
+        extra = extrapolate_k(cs, whatif_k, whatif_method or DEFAULT_WHATIF_METHOD, seed=seed)
+        whatif = whatif_frontier(cand, extra, metrics)
+        if len(whatif) and whatif["extrapolated"].any():
+            notes.append("what-if frontier: points marked extrapolated rest on a coverage forecast at k beyond "
+                         "the samples drawn (a model's extrapolation, outside the band)")
     settings = {"source": cs.source, "axes": cs.axes, "metrics": metrics, "n_boot": n_boot,
                 "level": level, "seed": seed, "band_quantile": q, "problems": int(cs.n.shape[0]),
                 "configurations": int(cs.n.shape[1]), "candidates": int(len(cand)), "bins": bins,
                 "ks": [int(k) for k in cs.ks]}
     return Frontier(cs.configs, cand, table, pd.concat(bands, ignore_index=True), dis, moves, alloc, sat,
-                    notes, settings)
+                    notes, settings, extra, whatif)
