@@ -308,3 +308,13 @@ def test_whatif_k_forecasts_beyond_the_run_and_marks_it_extrapolated() -> None:
     assert any("extrapolated" in n for n in f.notes)
     with pytest.raises(InputError, match="--what-if-k"):
         ttscale.frontier(df, whatif_k=[1], n_boot=50)
+
+
+def test_one_configuration_with_single_sample_problems_skips_allocation_with_a_note() -> None:
+    df = pd.DataFrame({"problem": range(10), "num_samples": [1] * 5 + [4] * 5,
+                       "num_correct": [0, 1, 0, 1, 0, 2, 3, 4, 0, 1]})
+    f = ttscale.frontier(df, n_boot=50)
+    assert list(f.table["k"]) == [1] and f.table["accuracy"].iloc[0] == pytest.approx(0.45)
+    assert list(f.configs["label"]) == ["all"] and len(f.moves) == 0 and len(f.allocation) == 0
+    assert any(n.startswith("per-difficulty allocation skipped") for n in f.notes)
+    assert any(n.startswith("FLOPs and eFLOPs left out") for n in f.notes)

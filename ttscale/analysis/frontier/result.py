@@ -166,8 +166,15 @@ def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_
     first = table[table["metric"] == metrics[0]]
     starts = at if at is not None else list(dict.fromkeys(zip(first["config"], first["k"], strict=True)))
     moves = next_moves(cs, [(int(j), int(k)) for j, k in starts], n_boot, level, seed)
-    alloc = allocate(cs, metrics[0], bins, None, n_boot, level, seed) if allocation else pd.DataFrame()
-    sat = saturation_by_bin(cs, bins, n_boot, level, seed) if allocation else pd.DataFrame()
+    alloc, sat = pd.DataFrame(), pd.DataFrame()
+    if allocation:
+        if bins < 1:
+            raise InputError(f"{cs.source}: --bins must be at least 1, got {bins}")
+        try:
+            alloc = allocate(cs, metrics[0], bins, None, n_boot, level, seed)
+        except InputError as e:  # e.g. a problem with one sample: nothing to halve
+            notes.append(f"per-difficulty allocation skipped: {str(e).split(': ', 1)[-1]}")
+        sat = saturation_by_bin(cs, bins, n_boot, level, seed)
     extra, whatif = pd.DataFrame(), pd.DataFrame()
     if whatif_k:
         from ttscale.analysis.frontier.whatif import (
