@@ -32,10 +32,10 @@ def frontier_points(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
     """Indices of the candidates where ``F`` steps up, in increasing cost (ties: the more accurate)."""
     cost = np.asarray(cost, float)
     acc = np.asarray(acc, float)
-    order = np.lexsort((-acc, cost))
+    order = np.lexsort((-np.round(acc, 12), cost))  # equal to rounding: the first listed wins
     out, best = [], -np.inf
     for i in order:
-        if np.isfinite(acc[i]) and acc[i] > best:
+        if np.isfinite(acc[i]) and acc[i] > best + 1e-12:
             out.append(i)
             best = acc[i]
     return np.array(out, dtype=np.int64)
