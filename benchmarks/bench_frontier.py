@@ -22,7 +22,9 @@ configurations (the full size below).
 ``--coverage R`` instead draws R synthetic runs (150 problems, 4 configurations whose per-problem
 rates are known Beta quantiles of a latent difficulty, 16 samples each; cost = k x budget) and
 prints how often the 95% band covers the whole true (population) frontier, with its binomial
-standard error; tests/test_frontier.py asserts >= 90% on 60 runs.
+standard error (tests/test_frontier.py asserts >= 90% on 60 runs), then R / 5 runs (at least 20)
+of a population with a known per-difficulty optimum: the cross-fitted gain's mean against the
+closed form, and how often its interval covers it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,35 @@ def band_coverage(reps: int, n_boot: int, level: float = 0.95) -> None:
           f"over {reps} synthetic runs; mean band width {np.mean(widths):.3f}; {cpu() - t0:.1f} CPU s")
 
 
+def allocation_coverage(reps: int) -> None:
+    """The cross-fitted per-difficulty gain against its closed form: 100 easy (p = 0.8) and 100 hard
+    (p = 0.02) problems, 128 samples each, one sample = one token, 2 bins, mean cost 8 and 32."""
+    from ttscale.analysis.frontier.allocation import allocate
+    from ttscale.analysis.frontier.configs import build_configurations
+
+    def acc(ke: int, kh: int) -> float:
+        return 0.5 * (1 - 0.2 ** ke) + 0.5 * (1 - 0.98 ** kh)
+
+    targets = (8, 32)
+    closed = {x: max(acc(a, b) for a in range(1, 65) for b in range(1, 65) if (a + b) / 2 <= x) - acc(x, x)
+              for x in targets}
+    rng = np.random.default_rng(0)
+    hits = dict.fromkeys(targets, 0)
+    est: dict[int, list[float]] = {x: [] for x in targets}
+    p = np.r_[np.full(100, 0.8), np.full(100, 0.02)]
+    for r in range(reps):
+        df = pd.DataFrame({"temperature": 1.0, "problem": np.arange(200), "num_samples": 128,
+                           "num_correct": rng.binomial(128, p)})
+        cs = build_configurations(df, ks=list(range(1, 65)), prompt_tokens=0, tokens_per_sample=1)
+        res = allocate(cs, "tokens", bins=2, targets=np.array(targets, float), n_boot=400, seed=r)
+        for x, row in zip(targets, res.itertuples(), strict=True):
+            hits[x] += bool(row.ci_low <= closed[x] <= row.ci_high)
+            est[x].append(row.gain)
+    for x in targets:
+        print(f"per-difficulty gain at mean cost {x}: closed form {closed[x]:.4f}, cross-fitted mean "
+              f"{np.mean(est[x]):.4f} (sd {np.std(est[x]):.4f}); 95% interval covered it in {hits[x]}/{reps} runs")
+
+
 def cpu() -> float:
     return time.process_time()
 
@@ -95,6 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.coverage:
         band_coverage(args.coverage, min(args.n_boot, 300) if args.n_boot == 1000 else args.n_boot)
+        allocation_coverage(max(20, args.coverage // 5))
         return
     problems, configs, samples = (1000, 100, 100) if args.full else (500, 20, 64)
     counts = synthetic_counts(problems, configs, samples)
