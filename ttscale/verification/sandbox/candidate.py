@@ -25,7 +25,6 @@ import builtins
 import os
 import resource
 import select
-import signal
 import socket
 import sys
 import time
@@ -53,15 +52,17 @@ def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None
     """Fork candidates on init's requests until init ends. Never returns.
 
     ``R`` from init: the new root is built (forks may go into it). ``F seq`` with three file
-    descriptors (output, calls in, replies out): fork that program's candidate process. When a
-    candidate ends: ``S seq status``; a fork that fails: ``E seq errno``.
+    descriptors (output, calls in, replies out): fork that program's candidate process. A fork
+    that fails: ``E seq errno``. The forked process only makes the program's own namespaces
+    and forks the program's process into them, then exits (reaped here): the program's process
+    is the child of init from then on, which alone waits for it.
     """
     init_fd = os.pidfd_open(init_pid)
     ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE: not dumpable
     if _recv(sock)[0][:1] != b"R":
         os._exit(1)
     prepare()
-    children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, seq)
+    children: dict[int, int] = {}  # pidfd -> pid
     while True:
         for fd in select.select([sock.fileno(), init_fd, *children], [], [])[0]:
             if fd == init_fd:
@@ -92,12 +93,11 @@ def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None
                         os._exit(1)
                 for f in fds:
                     os.close(f)
-                children[os.pidfd_open(pid)] = (pid, seq)
+                children[os.pidfd_open(pid)] = pid
             elif fd in children:
-                pid, seq = children.pop(fd)
+                pid = children.pop(fd)
                 os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                sock.sendall(_message(b"S", seq, status))
+                os.waitpid(pid, 0)
 
 
 def _recv(sock: socket.socket, deadline: float | None = None) -> tuple[bytes, list[int]]:
@@ -124,7 +124,7 @@ class ZygoteClient:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.seq = 0
-        self.ended: dict[int, tuple[int | None, str | None]] = {}  # seq -> (status, error)
+        self.failed: dict[int, str] = {}  # seq -> why its process could not be forked
 
     def ready(self) -> None:
         self.sock.sendall(_message(b"R", 0, 0))
@@ -134,7 +134,7 @@ class ZygoteClient:
         while select.select([self.sock], [], [], 0)[0]:  # reports nobody asked for: keep it small
             self._read(None)
         self.seq += 1
-        self.ended = {k: v for k, v in self.ended.items() if k >= self.seq - 1}
+        self.failed = {k: v for k, v in self.failed.items() if k >= self.seq - 1}
         socket.send_fds(self.sock, [_message(b"F", self.seq, 0)], fds)
         return self.seq
 
@@ -143,18 +143,9 @@ class ZygoteClient:
         for f in fds:
             os.close(f)
         kind, n, value = data[:1], int(data[1:12]), int(data[12:23])
-        if kind == b"S":
-            self.ended[n] = (value, None)
-        else:
+        if kind == b"E":
             why = os.strerror(value) if value else "no descriptors"
-            self.ended[n] = (None, f"sandbox: could not start the program's process ({why})")
-
-    def ending(self, seq: int, timeout: float = 5.0) -> tuple[int | None, str | None]:
-        """(wait status, None) of candidate ``seq`` once it ended, or (None, why it never ran)."""
-        deadline = time.monotonic() + timeout
-        while seq not in self.ended:
-            self._read(deadline)
-        return self.ended.pop(seq)
+            self.failed[n] = f"sandbox: could not start the program's process ({why})"
 
 
 class ZygoteGone(Exception):
@@ -164,11 +155,66 @@ class ZygoteGone(Exception):
 # --------------------------------------------------------------------------------------------
 # A candidate process
 # --------------------------------------------------------------------------------------------
+NEW_WORLD = ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWNS
+FILTER = None  #: the seccomp filter's installer, set by the worker before any fork (or None)
+
+
+def candidate_main(cfg: dict, fds: list[int]) -> None:
+    """The forked process: a new PID, IPC and mount namespace for one program, with a reaper
+    as its PID 1 (when init kills that one, the kernel kills every process of the namespace)
+    and the program's process beside it. Says both pids in the worker's namespace, then exits:
+    both become init's children. Never returns."""
+    try:
+        ns.check(ns.libc.unshare(NEW_WORLD), "unshare")
+        reaper = os.fork()
+        if reaper == 0:
+            try:
+                reaper_main()
+            finally:
+                os._exit(1)
+        program = os.fork()
+    except BaseException:  # noqa: BLE001 - init sees the channel close and asks for another
+        os._exit(3)
+    if program:
+        try:
+            channel.send(fds[2], b"H%d,%d" % (reaper, program))  # before the program speaks
+        finally:
+            os._exit(0)
+    try:
+        program_main(cfg, fds)
+    finally:
+        os._exit(1)
+
+
+def reaper_main() -> None:
+    """PID 1 of a program's namespace: holds no descriptor, takes no signal the program can
+    send (as a namespace's init, it gets none it has no handler for), reaps every process
+    re-parented to it, until init kills it and with it the namespace. Never returns."""
+    if _close_range is None or _close_range(0, 0xFFFFFFFF, 0) != 0:
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+    every = _signal.valid_signals()
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, every)
+    while True:
+        _signal.sigwaitinfo({_signal.SIGCHLD})
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+
+
 def _confine(cfg: dict, fds: list[int]) -> str:
-    """Stdio and channel on fixed descriptors, rlimits, no privileges; returns the code."""
+    """Stdio and channel on fixed descriptors, its own /proc and scratch, rlimits, its uid, no
+    privileges, the system-call filter; returns the code."""
     out_w, req_r, resp_w = fds
     os.setsid()
-    ns.libc.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_w, 1)
@@ -183,16 +229,21 @@ def _confine(cfg: dict, fds: list[int]) -> str:
                 except OSError:
                     pass
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # not signal.signal: no enum conversions
-    channel.send(RESP_FD, b"H%d" % os.getpid())  # hello, with its pid in the namespace
-    # A spare waits here for its program: "cpu memory_mb nproc fsize_mb nofile\n" + its code
-    # (no JSON: the less this process runs before the program, the fewer pages it copies).
+    # A spare waits here for its program: "cpu memory_mb nproc fsize_mb nofile uid scratch_mb\n"
+    # + its code (no JSON: the less this process runs before the program, the fewer pages it
+    # copies).
     head, _, code = channel.receive(REQ_FD).partition(b"\n")
-    cpu, memory_mb, nproc, fsize_mb, nofile = map(int, head.split())
+    cpu, memory_mb, nproc, fsize_mb, nofile, uid, scratch_mb = map(int, head.split())
+    ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    ids = f",uid={uid},gid={uid}" if cfg["drop_uid"] else ""
+    ns.mount("tmpfs", "/scratch", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV,
+             f"size={scratch_mb}m,mode=0700{ids}")
     os.chdir("/scratch")
     for res, val in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (memory_mb << 20,) * 2),
-        (resource.RLIMIT_NPROC, (nproc + cfg.get("nproc_base", 0),) * 2),
+        # without root, the reapers of this and the next program share the uid too
+        (resource.RLIMIT_NPROC, (nproc + cfg.get("nproc_base", 0) + 2 * (not cfg["drop_uid"]),) * 2),
         (resource.RLIMIT_FSIZE, (fsize_mb << 20,) * 2),
         (resource.RLIMIT_NOFILE, (nofile,) * 2),
         (resource.RLIMIT_CORE, (0, 0)),
@@ -200,15 +251,17 @@ def _confine(cfg: dict, fds: list[int]) -> str:
         resource.setrlimit(res, val)
     if cfg["drop_uid"]:
         os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])
+        os.setgid(uid)
+        os.setuid(uid)
     else:
         ns.drop_capabilities()
     ns.check(ns.libc.prctl(ns.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    if FILTER is not None:
+        FILTER.install()
     return code.decode("utf-8", "surrogatepass")
 
 
-def candidate_main(cfg: dict, fds: list[int]) -> None:
+def program_main(cfg: dict, fds: list[int]) -> None:
     """Confine, run the program, then answer calls until the tests are done. Never returns."""
     send, receive, encode = channel.send, channel.receive, channel.encode
     exit_ = os._exit

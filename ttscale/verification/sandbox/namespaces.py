@@ -120,7 +120,7 @@ def build_root(cfg: dict) -> None:
         mount(src, dst, None, MS_BIND | MS_REC)
         mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         done.append(src)
-    for d in ("dev", "proc", "scratch", "etc"):
+    for d in ("dev", "proc", "scratch", "etc"):  # each program mounts its own /scratch, /proc
         os.mkdir(f"{root}/{d}")
     for node in ("null", "zero", "full", "random", "urandom"):
         open(f"{root}/dev/{node}", "w").close()
@@ -136,21 +136,6 @@ def build_root(cfg: dict) -> None:
         os.chroot(".")
     os.chdir("/")
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-
-
-def fresh_scratch(cfg: dict, size_mb: int) -> None:
-    """Mount a new, empty tmpfs at /scratch, unless the last program left it untouched."""
-    if cfg.get("scratch_mb") == size_mb and not os.listdir("/scratch"):
-        st = os.stat("/scratch")
-        if (st.st_mode & 0o7777, st.st_uid) == (0o700, cfg["uid"] if cfg["drop_uid"] else 0):
-            return
-    cfg["scratch_mb"] = size_mb
-    try:
-        libc.umount2(b"/scratch", MNT_DETACH)
-    except OSError:
-        pass
-    ids = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg["drop_uid"] else ""
-    mount("tmpfs", "/scratch", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=0700{ids}")
 
 
 def drop_capabilities() -> None:
@@ -186,37 +171,69 @@ def kill_all(timeout: float = 5.0) -> None:
         time.sleep(0.0005)
 
 
-def kill_program(candidate: int, timeout: float = 5.0) -> None:
-    """SIGKILL the candidate process ``candidate`` and every process of the namespace but init
-    and the spare candidates (whose parent, the zygote, is outside the namespace: parent pid 0),
-    until none of them is alive. A program's processes never have parent pid 0."""
+def end_program(reaper: int, program: int, timeout: float = 5.0) -> tuple[int, float]:
+    """SIGKILL a program's namespace (its PID 1, ``reaper``: with it the kernel kills every
+    process of the namespace) and reap the program's first process and the reaper here; (the
+    program's wait status, its CPU seconds). RuntimeError if they are not gone within
+    ``timeout`` (a sandbox fault: the worker is restarted)."""
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
     until = time.monotonic() + timeout
     try:
-        pidfd = os.pidfd_open(candidate)
-    except OSError:
-        pidfd = None
-    if pidfd is not None:  # the usual case: only the candidate's process to end, and wait for
-        try:
-            os.kill(candidate, signal.SIGKILL)
-            select.select([pidfd], [], [], timeout)
-        except OSError:
-            pass
-        finally:
-            os.close(pidfd)
-    while True:
-        victims = [pid for pid, ppid in _alive() if ppid != 0 or pid == candidate]
-        if not victims or time.monotonic() > until:
-            _reap()
-            return
-        for pid in victims:
+        os.kill(reaper, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    got = [_wait(pid, until) for pid in (program, reaper)]
+    return got[0]
+
+
+def _wait(pid: int, until: float) -> tuple[int, float]:
+    """Reap ``pid`` (a child of this process, or soon one: its first parent exits at once)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return 0, 0.0
+    try:
+        if not select.select([pidfd], [], [], max(0.0, until - time.monotonic()))[0]:
+            raise RuntimeError(f"process {pid} of a program survived SIGKILL")
+        while True:
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                done, status, usage = os.wait4(pid, os.WNOHANG)
+                if done:
+                    return status, usage.ru_utime + usage.ru_stime
+            except ChildProcessError:  # its first parent has not exited yet
                 pass
-        _reap()
-        time.sleep(0.0002)
+            except InterruptedError:
+                continue
+            if time.monotonic() > until:
+                raise RuntimeError(f"process {pid} of a program could not be reaped")
+            time.sleep(0.0002)
+    finally:
+        os.close(pidfd)
+
+
+def program_leftovers(reaper: int, pid: int) -> str | None:
+    """Why the program whose first process is ``pid`` runs more than that one process and
+    thread (other live processes of its PID namespace but its ``reaper``, or other threads), or
+    None."""
+    try:
+        world = os.readlink(f"/proc/{pid}/ns/pid")
+        if len(os.listdir(f"/proc/{pid}/task")) != 1:
+            return "other threads were still running when the tests finished"
+    except OSError:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name in ("1", str(pid), str(reaper)):
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != world:
+                continue
+            state = read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            return "another process was still running when the tests finished"
+    return None
 
 
 def _alive() -> list[tuple[int, int]]:

@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ttscale.errors import InputError
+from ttscale.verification.sandbox import cgroups
 
 WORKER_PATH = Path(__file__).resolve().with_name("worker.py")
 #: seconds a worker may take to set up its sandbox
@@ -114,12 +115,31 @@ def scaled_timeout(reference_time: float | None, base: float = 4.0, factor: floa
 
 
 _uids = itertools.count()
+#: first of the unprivileged uids the sandboxes use (no account has them)
+UID_BASE = 100_000_000
+#: uids of one pool process: its workers' blocks of 8, one a program, used in turn
+UIDS_PER_PROCESS = 1024
 
 
 def _worker_uid() -> int:
-    """Two unprivileged uids no one else uses (this one for programs, the next for their tests):
-    RLIMIT_NPROC counts per uid, and a program must not be able to signal its tests."""
-    return 2_000_000 + (os.getpid() % 50_000) * 256 + (next(_uids) % 128) * 2
+    """The first of 8 unprivileged uids no one else uses, for one worker's programs in turn:
+    RLIMIT_NPROC counts per uid, and a program must not share a uid with another live one."""
+    return UID_BASE + (os.getpid() % 1_000_000) * UIDS_PER_PROCESS + (next(_uids) % 128) * 8
+
+
+def sandbox_uid(uid: int) -> bool:
+    """Whether ``uid`` is one the sandboxes give their programs."""
+    return UID_BASE <= uid < UID_BASE + 1_000_000 * UIDS_PER_PROCESS
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    """One line on stderr per process for each isolation layer the machine lacks."""
+    if line not in _warned:
+        _warned.add(line)
+        print(line, file=sys.stderr)
 
 
 def _count_processes(uid: int) -> int:
@@ -154,12 +174,20 @@ class _Worker:
         self.proc: subprocess.Popen | None = None
         self.buf = bytearray()
         self.restarts = -1
+        self.cgroup_dirs: list[str] = []
+        self.isolation: dict = {}
 
     def start(self) -> None:
         self.stop()
         self.restarts += 1
+        uid = _worker_uid()
+        group, why = (None, "needs root") if os.geteuid() != 0 else \
+            cgroups.create(f"{os.getpid()}-{uid}")
+        self.cgroup_dirs = group["dirs"] if group else []
         cfg = {
-            "uid": _worker_uid(),
+            "uid": uid,
+            "cgroup": group,
+            "cgroup_why": why,
             "drop_uid": os.geteuid() == 0,
             # Without root, programs keep the caller's uid, whose processes all count for
             # RLIMIT_NPROC: the limit is set that far above what already runs.
@@ -183,6 +211,15 @@ class _Worker:
                 f"cannot start the code sandbox ({why}); it needs Linux namespaces: run as root "
                 "or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
             )
+        self.isolation = reply.get("isolation") or {}
+        if not self.isolation.get("seccomp"):
+            _warn_once("sandbox: no system-call filter ("
+                       f"{self.isolation.get('seccomp_why', 'unknown')}): IPC objects, keyrings, "
+                       "file locks and ptrace are confined only by each program's namespaces")
+        if not self.isolation.get("cgroup"):
+            _warn_once("sandbox: no control group for programs ("
+                       f"{self.isolation.get('cgroup_why', 'unknown')}): memory is bounded per "
+                       "process (RLIMIT_AS), processes per uid (RLIMIT_NPROC), not per program")
 
     def _read_line(self, deadline: float) -> dict | None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -246,6 +283,8 @@ class _Worker:
         finally:
             if proc.stdout:
                 proc.stdout.close()
+            dirs, self.cgroup_dirs = self.cgroup_dirs, []
+            cgroups.remove(dirs)  # empty once the worker's namespaces are gone
 
 
 @dataclass
@@ -268,6 +307,16 @@ class SandboxPool:
             if w.proc is None or w.proc.poll() is not None:
                 w.start()
         return self
+
+    @property
+    def isolation(self) -> dict:
+        """What confines the programs on this machine, as the first started worker reports it:
+        ``seccomp`` (the filter's length in BPF instructions, or None) and ``cgroup`` ("v1",
+        "v2" or None), with ``seccomp_why`` / ``cgroup_why`` where one is missing."""
+        for w in self._workers:
+            if w.isolation:
+                return dict(w.isolation)
+        return {}
 
     @property
     def restarts(self) -> int:
