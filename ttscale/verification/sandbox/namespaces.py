@@ -212,7 +212,18 @@ def _wait(pid: int, until: float) -> tuple[int, float]:
         os.close(pidfd)
 
 
-def program_leftovers(reaper: int, pid: int) -> str | None:
+def program_leftovers(reaper: int, pid: int, grace: float = 0.25) -> str | None:
+    """Why the program still runs more than its first process and thread once ``grace``
+    seconds are over (a joined thread, a waited-for child, can take a moment to be gone)."""
+    until = time.monotonic() + grace
+    while True:
+        why = _leftovers(reaper, pid)
+        if why is None or time.monotonic() > until:
+            return why
+        time.sleep(0.002)
+
+
+def _leftovers(reaper: int, pid: int) -> str | None:
     """Why the program whose first process is ``pid`` runs more than that one process and
     thread (other live processes of its PID namespace but its ``reaper``, or other threads), or
     None."""
