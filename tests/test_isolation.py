@@ -27,7 +27,8 @@ import time
 import pytest
 
 from ttscale.verification.sandbox import Job, Limits, SandboxPool, SandboxUnavailable, Status
-from ttscale.verification.sandbox.runner import WORKER_PATH, sandbox_uid
+from ttscale.verification.sandbox.runner import WORKER_PATH
+from ttscale.verification.sandbox.uids import sandbox_uid
 
 TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n\ncheck(add)\n"
 RIGHT = "def add(a, b):\n    return a + b\n"

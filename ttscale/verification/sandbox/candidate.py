@@ -7,11 +7,15 @@ PID namespace, so the namespace's init (which holds the jobs and their tests) ca
 down with ``kill(-1)``, and it never reads a job: its memory holds no test, no expected value,
 nothing of the harness's verdicts. On a request from init (three file descriptors over a Unix
 socket) it forks a candidate process into the sandbox's PID namespace; when that process ends
-it reports the wait status back. If init ends, the zygote ends.
+If init ends, the zygote ends.
 
-**A candidate process** starts from the zygote's pristine memory, reads its job (code, limits,
-time) from its request pipe, confines itself (new session, rlimits, unprivileged uid or no
-capabilities, no_new_privs) and runs the code. It then says ``ready`` (or why the code raised)
+**A candidate** starts from the zygote's pristine memory and makes the program's world: new PID,
+IPC and mount namespaces, with a *reaper* as their PID 1 and the program's process beside it; it
+tells init both pids, then exits (both become init's children; init kills the reaper, and with
+it the whole namespace, when the verdict is in). **The program's process** reads its job (code,
+limits, uid, scratch size) from its request pipe, confines itself (new session, its own /proc
+and scratch tmpfs, rlimits, its own unprivileged uid or no capabilities, no_new_privs, the
+seccomp filter of :mod:`seccomp`) and runs the code. It then says ``ready`` (or why the code raised)
 and serves calls: each request names a function of the program's namespace and its arguments
 as plain data (:mod:`channel`); the reply is the return value as plain data, the exception the
 call raised, or why the value could not be sent. It holds no nonce, no verdict pipe, no test;

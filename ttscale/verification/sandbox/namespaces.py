@@ -11,9 +11,10 @@ and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}
 /tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
 read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
 namespace holds a loopback interface that is down: no address, local or remote, is reachable.
-:func:`kill_program` and :func:`kill_all` SIGKILL processes of the namespace from its PID 1
-(they refuse to run anywhere else): the first a program's (everything but init and the spare
-candidates, whose parent is outside the namespace), the second all of them (``kill(-1)``).
+:func:`end_program` SIGKILLs a program's own PID namespace (through its PID 1) and reaps it;
+:func:`program_leftovers` says whether a program still runs other processes or threads;
+:func:`kill_all` SIGKILLs every process of the worker's namespace (``kill(-1)``). All three
+refuse to run anywhere but the worker's PID 1.
 """
 
 from __future__ import annotations
@@ -213,12 +214,13 @@ def _wait(pid: int, until: float) -> tuple[int, float]:
 
 
 def program_leftovers(reaper: int, pid: int, grace: float = 0.25) -> str | None:
-    """Why the program still runs more than its first process and thread once ``grace``
-    seconds are over (a joined thread, a waited-for child, can take a moment to be gone)."""
+    """Why the program still runs more than its first process and thread: another process of
+    its namespace now, or another thread once ``grace`` seconds are over (a joined thread can
+    take a moment to be gone)."""
     until = time.monotonic() + grace
     while True:
         why = _leftovers(reaper, pid)
-        if why is None or time.monotonic() > until:
+        if why is None or why.startswith("another") or time.monotonic() > until:
             return why
         time.sleep(0.002)
 

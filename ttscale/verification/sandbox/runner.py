@@ -1,8 +1,10 @@
 """A pool of warm sandboxed workers that run untrusted Python programs, many per second.
 
-Each worker (:mod:`ttscale.verification.sandbox.worker`) is one long-lived process in its own namespaces (no
-network, read-only filesystem but a scratch tmpfs, its own PID namespace) that runs each program
-in a fresh, rlimited, unprivileged process and its tests in a trusted process of its own, which
+Each worker (:mod:`ttscale.verification.sandbox.worker`) is one long-lived process in its own
+namespaces (no network, read-only filesystem, its own PID namespace) that runs each program in a
+world of its own -- PID, IPC and mount namespaces, scratch tmpfs, uid, seccomp filter, and the
+worker's control group (made here, removed when the worker stops) -- and its tests in a trusted
+process of its own, which
 calls the program's functions across a plain-data channel and alone decides the verdict. The
 pool runs as many workers as cores, feeds them from one queue, and restarts a worker that dies
 or answers garbage (that program's verdict is ``error``); the other programs go on.
@@ -13,7 +15,6 @@ the worker makes the system calls itself through libc.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from ttscale.errors import InputError
 from ttscale.verification.sandbox import cgroups
+from ttscale.verification.sandbox.uids import count_processes, worker_uid
 
 WORKER_PATH = Path(__file__).resolve().with_name("worker.py")
 #: seconds a worker may take to set up its sandbox
@@ -114,24 +116,6 @@ def scaled_timeout(reference_time: float | None, base: float = 4.0, factor: floa
     return max(float(base), float(factor) * float(reference_time))
 
 
-_uids = itertools.count()
-#: first of the unprivileged uids the sandboxes use (no account has them)
-UID_BASE = 100_000_000
-#: uids of one pool process: its workers' blocks of 8, one a program, used in turn
-UIDS_PER_PROCESS = 1024
-
-
-def _worker_uid() -> int:
-    """The first of 8 unprivileged uids no one else uses, for one worker's programs in turn:
-    RLIMIT_NPROC counts per uid, and a program must not share a uid with another live one."""
-    return UID_BASE + (os.getpid() % 1_000_000) * UIDS_PER_PROCESS + (next(_uids) % 128) * 8
-
-
-def sandbox_uid(uid: int) -> bool:
-    """Whether ``uid`` is one the sandboxes give their programs."""
-    return UID_BASE <= uid < UID_BASE + 1_000_000 * UIDS_PER_PROCESS
-
-
 _warned: set[str] = set()
 
 
@@ -140,21 +124,6 @@ def _warn_once(line: str) -> None:
     if line not in _warned:
         _warned.add(line)
         print(line, file=sys.stderr)
-
-
-def _count_processes(uid: int) -> int:
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            n += int(line.split()[1]) == uid
-                            break
-            except (OSError, ValueError, IndexError):
-                pass
-    return n
 
 
 def default_workers() -> int:
@@ -180,7 +149,7 @@ class _Worker:
     def start(self) -> None:
         self.stop()
         self.restarts += 1
-        uid = _worker_uid()
+        uid = worker_uid()
         group, why = (None, "needs root") if os.geteuid() != 0 else \
             cgroups.create(f"{os.getpid()}-{uid}")
         self.cgroup_dirs = group["dirs"] if group else []
@@ -191,7 +160,7 @@ class _Worker:
             "drop_uid": os.geteuid() == 0,
             # Without root, programs keep the caller's uid, whose processes all count for
             # RLIMIT_NPROC: the limit is set that far above what already runs.
-            "nproc_base": 0 if os.geteuid() == 0 else _count_processes(os.getuid()),
+            "nproc_base": 0 if os.geteuid() == 0 else count_processes(os.getuid()),
             "ro_paths": sorted({os.path.realpath(p) for p in
                                 (sys.base_prefix, sys.base_exec_prefix,
                                  os.path.dirname(_python()))}),

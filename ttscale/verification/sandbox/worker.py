@@ -3,8 +3,7 @@
 Run by :mod:`ttscale.verification.sandbox.runner` as ``python -I -S worker.py CONFIG_JSON``: standard library
 only (with its siblings), so nothing of ttscale or of the caller's environment is inside the
 sandbox. It confines itself (see :mod:`namespaces`: own mount, network, IPC, UTS and PID
-namespaces, a read-only root with only /scratch writable, no network) and becomes two
-processes:
+namespaces, a read-only root, no network) and becomes two processes:
 
 - **init** (PID 1 of the new PID namespace) reads the jobs, runs each program's *tests* itself
   (:mod:`tester`) and decides every verdict. It is not dumpable and, in root mode, another uid
@@ -14,13 +13,16 @@ processes:
   process* (:mod:`candidate`) from memory that never held a job, a test or a verdict, one job
   ahead so that no program waits for a fork.
 
-Per program, init sends the candidate its code and limits; the candidate confines itself
-(rlimits, its own unprivileged uid or no capabilities, no_new_privs, new session), runs the code
-and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
+Per program, a world of its own (:mod:`candidate`): PID, IPC and mount namespaces with a
+reaper as PID 1, a fresh /proc and scratch, a uid no other live program has (8 per worker, in
+turn), the seccomp filter, and -- where the machine has one -- the worker's control group,
+bounding memory and tasks of all its processes together (:mod:`cgroups`). Init moves the
+program's process into the group, sends it its code and limits; the program's process confines
+itself, runs the code and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
 plain data (:mod:`channel`). The verdict is ``pass`` only if the code ran to its end and every
 test passed, and the program left nothing running (no other process, no other thread). Then
-init SIGKILLs the candidate and everything it started (every process of the namespace but the
-next spare candidate) and mounts /scratch anew if the program left something there.
+init SIGKILLs the program's reaper: the kernel kills every process of its namespace, and its
+IPC objects, mounts and scratch go with it.
 
 What a program can do to its own interpreter -- patch builtins, rewrite frames, replace
 modules, write on its descriptors, mutate built-in types with ctypes -- changes only the values
