@@ -22,7 +22,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
@@ -193,10 +192,13 @@ def test_nothing_of_a_sandbox_uid_is_left_on_the_host():
     try:
         res = pool.run([_job(writer(n)) for n in sorted(STORES)])
         assert all(r.status is not Status.PASS for r in res)
+        assert pool.restarts == 0
+        ours = {w.uid + i for w in pool._workers for i in range(8)}  # this pool's programs' uids
     finally:
         pool.close()
-    time.sleep(0.2)
-    assert [p for p in _pids() if sandbox_uid(_uid_of(p))] == []
+    assert all(sandbox_uid(u) for u in ours)
+    left = [(p, _cmdline(p)) for p in _pids() if _uid_of(p) in ours]
+    assert left == []
     assert _processes_with(MARK) == []
     assert [u for u in _key_users() if sandbox_uid(u)] == []
     for table in ("shm", "msg", "sem"):
@@ -266,6 +268,14 @@ def _uid_of(pid: int) -> int:
     except OSError:
         pass
     return -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b"?"
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -92,7 +92,7 @@ def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None
                         sock.close()
                         for f in (init_fd, *children):
                             os.close(f)
-                        candidate_main(cfg, fds)
+                        candidate_main(cfg, fds, seq)
                     finally:
                         os._exit(1)
                 for f in fds:
@@ -161,13 +161,15 @@ class ZygoteGone(Exception):
 # --------------------------------------------------------------------------------------------
 NEW_WORLD = ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWNS
 FILTER = None  #: the seccomp filter's installer, set by the worker before any fork (or None)
+GROUPS: list = []  #: the worker's control-group slots (cgroups.Group), set before any fork
 
 
-def candidate_main(cfg: dict, fds: list[int]) -> None:
+def candidate_main(cfg: dict, fds: list[int], seq: int) -> None:
     """The forked process: a new PID, IPC and mount namespace for one program, with a reaper
     as its PID 1 (when init kills that one, the kernel kills every process of the namespace)
-    and the program's process beside it. Says both pids in the worker's namespace, then exits:
-    both become init's children. Never returns."""
+    and the program's process beside it, moved into the control-group slot of program ``seq``.
+    Says both pids in the worker's namespace, then exits: both become init's children. Never
+    returns."""
     try:
         ns.check(ns.libc.unshare(NEW_WORLD), "unshare")
         reaper = os.fork()
@@ -177,6 +179,8 @@ def candidate_main(cfg: dict, fds: list[int]) -> None:
             finally:
                 os._exit(1)
         program = os.fork()
+        if program and GROUPS:  # before its job is sent: everything it starts is born inside
+            GROUPS[seq % len(GROUPS)].attach(program)
     except BaseException:  # noqa: BLE001 - init sees the channel close and asks for another
         os._exit(3)
     if program:

@@ -2,10 +2,11 @@
 
 Standard library only: used by the runner (on the host, to make and remove each worker's group)
 and by the worker (to set a program's limits, move its first process in, and read whether the
-kernel killed it for memory). Each worker gets one leaf group per controller; its programs run
-in it one at a time (a program's processes are all dead before the next one is moved in), with
-``memory`` limited to the program's ``memory_mb`` (swap off) and ``pids`` to its ``nproc``,
-across every process and thread it starts.
+kernel killed it for memory). Each worker gets two slots (a leaf group per controller in each);
+its programs use them in turn, and a slot takes a new program only once the one before it there
+is reaped, so that what a killed program still holds while it dies never counts against the
+next. ``memory`` is limited to the program's ``memory_mb`` (swap off) and ``pids`` to its
+``nproc``, across every process and thread it starts.
 
 cgroup v2 is used where its root offers the ``memory`` and ``pids`` controllers and can be
 written; else cgroup v1's ``memory`` and ``pids`` hierarchies; else none (:func:`create` says
@@ -65,11 +66,13 @@ def _remove_stale(parent: str) -> None:
                 pass
 
 
-def create(tag: str) -> tuple[dict | None, str | None]:
-    """Make a worker's groups: ({"kind": "v1" or "v2", "dirs": [...]}, None), or (None, why not).
+SLOTS = 4  #: groups per worker, used by its programs in turn
 
-    ``tag`` starts with the calling process's pid (stale groups of dead processes are removed).
-    """
+
+def create(tag: str) -> tuple[dict | None, str | None]:
+    """Make a worker's groups: ({"kind": "v1" or "v2", "dirs": [[...], [...]]}, None) -- per
+    slot, a leaf per controller -- or (None, why not). ``tag`` starts with the calling process's
+    pid (stale groups of dead processes are removed)."""
     v2, v1 = _mounts()
     why = []
     if v2 is not None:
@@ -82,10 +85,13 @@ def create(tag: str) -> tuple[dict | None, str | None]:
                 _write(os.path.join(v2, "cgroup.subtree_control"), "+memory +pids")
                 _write(os.path.join(parent, "cgroup.subtree_control"), "+memory +pids")
                 _remove_stale(parent)
-                leaf = os.path.join(parent, tag)
-                os.mkdir(leaf)
-                _write(os.path.join(leaf, "memory.swap.max"), "0")
-                return {"kind": "v2", "dirs": [leaf]}, None
+                slots = []
+                for i in range(SLOTS):
+                    leaf = os.path.join(parent, f"{tag}-{i}")
+                    os.mkdir(leaf)
+                    slots.append([leaf])
+                    _write(os.path.join(leaf, "memory.swap.max"), "0")
+                return {"kind": "v2", "dirs": slots}, None
             why.append("cgroup2 has no memory and pids controllers")
         except OSError as e:
             why.append(f"cgroup2: {e.strerror or e}")
@@ -96,11 +102,13 @@ def create(tag: str) -> tuple[dict | None, str | None]:
                 parent = os.path.join(v1[ctl], ROOT)
                 os.makedirs(parent, exist_ok=True)
                 _remove_stale(parent)
-                leaf = os.path.join(parent, tag)
-                os.mkdir(leaf)
-                made.append(leaf)
-            _write(os.path.join(made[0], "memory.swappiness"), "0")
-            return {"kind": "v1", "dirs": made}, None
+                for i in range(SLOTS):
+                    leaf = os.path.join(parent, f"{tag}-{i}")
+                    os.mkdir(leaf)
+                    made.append(leaf)
+                    if ctl == "memory":
+                        _write(os.path.join(leaf, "memory.swappiness"), "0")
+            return {"kind": "v1", "dirs": [[made[i], made[SLOTS + i]] for i in range(SLOTS)]}, None
         except OSError as e:
             remove(made)
             why.append(f"cgroup v1: {e.strerror or e}")
@@ -125,18 +133,21 @@ def remove(dirs: list[str], timeout: float = 2.0) -> None:
                 time.sleep(0.01)
 
 
-class Group:
-    """A worker's groups, seen from inside its sandbox through descriptors opened before."""
+def flat(spec: dict) -> list[str]:
+    """Every folder of a worker's groups (to remove them)."""
+    return [d for slot in spec["dirs"] for d in slot]
 
-    def __init__(self, spec: dict):
-        self.kind = spec["kind"]
-        self.dirs = [os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for d in spec["dirs"]]
+
+class Group:
+    """One slot of a worker's groups (a leaf per controller), seen from inside its sandbox
+    through descriptors opened before it was entered."""
+
+    def __init__(self, kind: str, dirs: list[str]):
+        self.kind = kind
+        self.dirs = [os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for d in dirs]
         self.procs = [os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=d)
                       for d in self.dirs]
         self.limits: tuple[int, int] | None = None
-
-    def fds(self) -> list[int]:
-        return self.dirs + self.procs
 
     def _set(self, dir_fd: int, name: str, value: str) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
@@ -158,7 +169,9 @@ class Group:
         self.limits = (memory_mb, nproc)
 
     def attach(self, pid: int) -> None:
-        """Move process ``pid`` (of this PID namespace) in; its children are born inside."""
+        """Move process ``pid`` (of the caller's PID namespace) in; its children are born
+        inside. Slow (the kernel waits for an RCU grace period): done by each candidate for its
+        own program's process, one job ahead, never by init."""
         for fd in self.procs:
             os.write(fd, str(pid).encode())
 

@@ -11,7 +11,8 @@ and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}
 /tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
 read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
 namespace holds a loopback interface that is down: no address, local or remote, is reachable.
-:func:`end_program` SIGKILLs a program's own PID namespace (through its PID 1) and reaps it;
+:func:`kill_program` SIGKILLs a program's own PID namespace (through its PID 1), :func:`reap`
+reaps its processes;
 :func:`program_leftovers` says whether a program still runs other processes or threads;
 :func:`kill_all` SIGKILLs every process of the worker's namespace (``kill(-1)``). All three
 refuse to run anywhere but the worker's PID 1.
@@ -172,24 +173,59 @@ def kill_all(timeout: float = 5.0) -> None:
         time.sleep(0.0005)
 
 
-def end_program(reaper: int, program: int, timeout: float = 5.0) -> tuple[int, float]:
-    """SIGKILL a program's namespace (its PID 1, ``reaper``: with it the kernel kills every
-    process of the namespace) and reap the program's first process and the reaper here; (the
-    program's wait status, its CPU seconds). RuntimeError if they are not gone within
-    ``timeout`` (a sandbox fault: the worker is restarted)."""
+def kill_program(reaper: int, program: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of a program's PID namespace -- its PID 1, ``reaper`` (with which
+    the kernel kills the namespace and stops new processes in it), its first process
+    ``program``, whatever else it runs -- and wait until all but the reaper have exited (their
+    descriptors, sockets among them, closed). Reaping (:func:`reap`: the program's process
+    first, the reaper's exit waits for it) is left for later, off the verdict's path: the
+    namespace itself takes a grace period of the kernel to go."""
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
-    until = time.monotonic() + timeout
     try:
-        os.kill(reaper, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    got = [_wait(pid, until) for pid in (program, reaper)]
-    return got[0]
+        world = os.readlink(f"/proc/{reaper}/ns/pid")
+    except OSError:
+        world = None
+    for pid in (reaper, program):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    members = [program]
+    if world is not None:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) not in (1, reaper, program):
+                try:
+                    if os.readlink(f"/proc/{name}/ns/pid") == world:
+                        os.kill(int(name), signal.SIGKILL)
+                        members.append(int(name))
+                except OSError:
+                    pass
+    fds = []
+    for pid in members:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except OSError:
+            pass
+    try:
+        until = time.monotonic() + timeout
+        waiting = list(fds)
+        while waiting:
+            left = until - time.monotonic()
+            ready = select.select(waiting, [], [], max(0.0, left))[0]
+            if not ready and left <= 0:
+                raise RuntimeError(f"a program's process survived SIGKILL for {timeout:g} s")
+            waiting = [fd for fd in waiting if fd not in ready]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
-def _wait(pid: int, until: float) -> tuple[int, float]:
-    """Reap ``pid`` (a child of this process, or soon one: its first parent exits at once)."""
+def reap(pid: int, until: float) -> tuple[int, float]:
+    """Reap ``pid`` (a child of this process, or soon one: its first parent exits at once);
+    (its wait status, its CPU seconds). RuntimeError if it is not gone by ``until``."""
+    if pid <= 0:  # reaped already
+        return 0, 0.0
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:

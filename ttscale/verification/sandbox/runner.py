@@ -145,14 +145,15 @@ class _Worker:
         self.restarts = -1
         self.cgroup_dirs: list[str] = []
         self.isolation: dict = {}
+        self.uid = -1  #: the first of its programs' 8 uids (root mode)
 
     def start(self) -> None:
         self.stop()
         self.restarts += 1
-        uid = worker_uid()
+        uid = self.uid = worker_uid()
         group, why = (None, "needs root") if os.geteuid() != 0 else \
             cgroups.create(f"{os.getpid()}-{uid}")
-        self.cgroup_dirs = group["dirs"] if group else []
+        self.cgroup_dirs = cgroups.flat(group) if group else []
         cfg = {
             "uid": uid,
             "cgroup": group,

@@ -48,6 +48,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 
 # The sibling module, found by path: run with -I, this script has no package around it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,10 @@ del sys.path[0]
 
 IN_FD, OUT_FD = 3, 4  # the parent's pipes, moved here at start-up
 START_TIMEOUT = 10.0  # seconds a candidate process may take to start
+#: spare candidates in the making: each takes longer to make than a short program takes to run
+#: (new namespaces, a control-group move: the kernel waits for RCU grace periods), mostly waiting.
+#: Fewer than the control-group slots: no spare ever sits in the slot of the program running.
+AHEAD = cgroups.SLOTS - 1
 PRELOAD = (  # what HumanEval-style programs import most; others import in the program's process
     "typing math random copy string collections re hashlib itertools functools heapq bisect "
     "operator"
@@ -98,11 +103,11 @@ def _prepare_process() -> None:
 
 
 class Candidates:
-    """Candidate processes forked one job ahead by the zygote, so that none is waited for."""
+    """Candidate processes forked ``AHEAD`` jobs ahead by the zygote, so that none is waited for."""
 
     def __init__(self, zygote: candidate.ZygoteClient):
         self.zygote = zygote
-        self.next: tuple[int, int, int, int] | None = None
+        self.ahead: deque[tuple[int, int, int, int]] = deque()
 
     def _order(self) -> tuple[int, int, int, int]:
         out_r, out_w = os.pipe()  # the candidate's stdout and stderr
@@ -117,8 +122,9 @@ class Candidates:
         """(seq, pid of its reaper, pid of its process, link) of a live candidate (pids in
         this namespace); orders the next one."""
         for _ in range(3):
-            seq, out_r, req_w, resp_r = self.next or self._order()
-            self.next = self._order()
+            while len(self.ahead) <= AHEAD:
+                self.ahead.append(self._order())
+            seq, out_r, req_w, resp_r = self.ahead.popleft()
             link = tester.Link(req_w, resp_r, out_r, time.monotonic() + START_TIMEOUT, keep)
             try:
                 hello = link.receive()  # b"H" + the reaper's and the program's pids
@@ -137,16 +143,37 @@ class Candidates:
 class World:
     """What each program gets of its own besides its namespaces: a uid no other live program
     has (in root mode; rotated, so that nothing the kernel keeps per uid is met again soon),
-    and its bounds as a whole in the worker's control group (where the machine has one)."""
+    its bounds as a whole in a control-group slot (where the machine has them), and the
+    reaping of the programs killed before it."""
 
     UIDS = 8  #: uids per worker, used in turn
 
-    def __init__(self, cfg: dict, group):
-        self.cfg, self.group, self.n = cfg, group, 0
+    def __init__(self, cfg: dict, groups: list):
+        self.cfg, self.groups, self.n = cfg, groups, 0
+        self.dying: list[tuple[int, int, int]] = []  # (seq, reaper, program), killed, not reaped
 
     def next_uid(self) -> int:
         self.n += 1
         return self.cfg["uid"] + self.n % self.UIDS if self.cfg["drop_uid"] else 0
+
+    def group(self, seq: int):
+        return self.groups[seq % len(self.groups)] if self.groups else None
+
+    def settle(self, seq: int, timeout: float = 5.0) -> None:
+        """Reap the killed programs that are gone; wait for those that shared program
+        ``seq``'s slot (the one before it there), so that nothing of them counts against it."""
+        until = time.monotonic() + timeout
+        keep = []
+        for old, reaper, program in self.dying:
+            must = bool(self.groups) and (seq - old) % len(self.groups) == 0
+            if must or _ends(program, 0):  # the reaper's exit waits for this one's reaping
+                ns.reap(program, until)
+                program = 0
+            if must or _ends(reaper, 0):
+                ns.reap(reaper, until)
+            else:
+                keep.append((old, reaper, program))
+        self.dying = keep
 
 
 def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
@@ -161,12 +188,12 @@ def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
     def keep(data: bytes) -> None:
         cut[0] |= _keep(output, data, cap)
 
-    _, reaper, cand, link = candidates.take(keep)
+    seq, reaper, cand, link = candidates.take(keep)
     link.deadline = deadline
-    group, oom_before = world.group, 0
-    if group is not None:  # before its code runs: everything it starts is born inside
+    world.settle(seq)
+    group, oom_before = world.group(seq), 0
+    if group is not None:  # its process is in the slot already (moved there by its candidate)
         group.limit(int(lim["memory_mb"]), int(lim["nproc"]))
-        group.attach(cand)
         oom_before = group.oom_kills()
     try:
         link.send(tester.job_header(job, world.next_uid()))
@@ -179,7 +206,12 @@ def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
     # Whether it ended by itself (its descriptors close a moment before it is gone)
     ended_alone = status == "fail" and bool(error) and error.startswith(tester.ENDED) \
         and _ends(cand, 1.0)
-    wait_status, cpu = ns.end_program(reaper, cand)  # its whole namespace dies with it
+    ns.kill_program(reaper, cand)  # its whole namespace dies with it
+    wait_status, cpu = 0, 0.0
+    if ended_alone:  # it is gone already: how it ended says more
+        wait_status, cpu = ns.reap(cand, time.monotonic() + 5.0)
+        cand = 0
+    world.dying.append((seq, reaper, cand))
     duration = time.monotonic() - start
     out_r = link.out_r if link.out_r >= 0 else None
     if out_r is not None:
@@ -215,7 +247,9 @@ def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
 
 
 def _ends(pid: int, timeout: float) -> bool:
-    """Whether the program's process ends within ``timeout`` seconds (before init kills it)."""
+    """Whether process ``pid`` has ended within ``timeout`` seconds (0: reaped already)."""
+    if pid <= 0:
+        return True
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -256,10 +290,11 @@ def main() -> None:
         os.dup2(null, fd)
     os.close(null)
     isolation: dict = {"seccomp": None, "cgroup": None}
-    group = None
+    groups: list = []
     if cfg.get("cgroup"):
         try:
-            group = cgroups.Group(cfg["cgroup"])
+            groups = [cgroups.Group(cfg["cgroup"]["kind"], dirs) for dirs in cfg["cgroup"]["dirs"]]
+            candidate.GROUPS = groups
             isolation["cgroup"] = cfg["cgroup"]["kind"]
         except OSError as e:
             isolation["cgroup_why"] = f"the worker's control group cannot be opened ({e})"
@@ -291,10 +326,10 @@ def main() -> None:
     ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no one reads this memory (the tests run here)
     _prepare_process()
     zygote = candidate.ZygoteClient(zygote_end)
-    world = World(cfg, group)
+    world = World(cfg, groups)
     zygote.ready()  # the new root is built: the zygote may fork into it
     candidates = Candidates(zygote)
-    candidates.next = candidates._order()  # the first spare, while the first job comes
+    candidates.ahead.extend(candidates._order() for _ in range(AHEAD))  # while the first job comes
     _write_line({"ready": True, "isolation": isolation})
     reader = os.fdopen(IN_FD, "rb")
     for line in reader:
@@ -313,6 +348,7 @@ def main() -> None:
                          "output": "", "truncated": False, "duration": 0.0})
             os._exit(2)
         _write_line(reply)
+    ns.kill_all()  # every program, spare and dying one gone and reaped before the worker goes
     os._exit(0)
 
 
