@@ -174,47 +174,64 @@ def kill_all(timeout: float = 5.0) -> None:
 
 
 def kill_program(reaper: int, program: int, timeout: float = 5.0) -> None:
-    """SIGKILL every process of a program's PID namespace -- its PID 1, ``reaper`` (with which
-    the kernel kills the namespace and stops new processes in it), its first process
-    ``program``, whatever else it runs -- and wait until all but the reaper have exited (their
-    descriptors, sockets among them, closed). Reaping (:func:`reap`: the program's process
-    first, the reaper's exit waits for it) is left for later, off the verdict's path: the
-    namespace itself takes a grace period of the kernel to go."""
+    """SIGKILL every process of a program's PID namespace and wait until they have exited
+    (their descriptors, sockets among them, closed): first the program's own (its first
+    process ``program``, and whatever else it runs: found by namespace, until none is left),
+    then its PID 1, ``reaper`` (with which the kernel would kill the namespace anyway). The
+    reaper's own exit and the reaping (:func:`reap`) are left for later, off the verdict's path:
+    the last process of a namespace takes a grace period of the kernel to go, and the reaper
+    holds the namespace until then."""
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
+    until = time.monotonic() + timeout
     try:
         world = os.readlink(f"/proc/{reaper}/ns/pid")
     except OSError:
         world = None
-    for pid in (reaper, program):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    members = [program]
-    if world is not None:
-        for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) not in (1, reaper, program):
-                try:
-                    if os.readlink(f"/proc/{name}/ns/pid") == world:
-                        os.kill(int(name), signal.SIGKILL)
-                        members.append(int(name))
-                except OSError:
-                    pass
+    done: set[int] = set()
+    todo = [program]
+    for _ in range(10):
+        _kill_and_wait(todo, until)
+        done.update(todo)
+        if world is None:
+            break
+        todo = [pid for pid in _members(world) if pid not in done and pid != reaper]
+        if not todo:
+            break
+    try:
+        os.kill(reaper, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _members(world: str) -> list[int]:
+    """Processes of the PID namespace ``world`` (a /proc/PID/ns/pid link's text)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == world:
+                    found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def _kill_and_wait(pids: list[int], until: float) -> None:
     fds = []
-    for pid in members:
+    for pid in pids:
         try:
             fds.append(os.pidfd_open(pid))
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     try:
-        until = time.monotonic() + timeout
         waiting = list(fds)
         while waiting:
             left = until - time.monotonic()
             ready = select.select(waiting, [], [], max(0.0, left))[0]
             if not ready and left <= 0:
-                raise RuntimeError(f"a program's process survived SIGKILL for {timeout:g} s")
+                raise RuntimeError("a program's process survived SIGKILL")
             waiting = [fd for fd in waiting if fd not in ready]
     finally:
         for fd in fds:
