@@ -68,13 +68,13 @@ STORES: dict[str, tuple[str, str]] = {
     "abstract_socket_helper": ("s = socket.socket(socket.AF_UNIX)\ns.bind('\\0ttscale-iso')\n"
                                "s.listen()\nos.set_inheritable(s.fileno(), True)\n"
                                "if os.fork() == 0:\n    os.setsid()\n"
-                               f"    os.execv('/bin/sleep', ['sleep', '60', '{MARK}'])\n",
+                               f"    os.execv('/bin/sleep', ['{MARK}', '60'])\n",
                                "s = socket.socket(socket.AF_UNIX)\n"
                                "FOUND = s.connect_ex('\\0ttscale-iso') == 0\n"),
     "clone_parent_survivor": ("pid = libc.syscall(@CLONE@, 0x8000 | 17, 0, 0, 0, 0)\n"
                               "if pid == 0:\n"
-                              f"    os.execv('/bin/sleep', ['sleep', '60', '{MARK}'])\n",
-                              "FOUND = any(b'sleep' in open(f'/proc/{p}/cmdline', 'rb').read() "
+                              f"    os.execv('/bin/sleep', ['{MARK}', '60'])\n",
+                              f"FOUND = any(b'{MARK}' in open(f'/proc/{{p}}/cmdline', 'rb').read() "
                               "for p in os.listdir('/proc') if p.isdigit())\n"),
     "zombies": ("for _ in range(15):\n    if os.fork() == 0:\n        os._exit(0)\ntime.sleep(0.2)\n",
                 "FOUND = False\n"),  # the reader's own thread is the check (THREADED_RIGHT)

@@ -206,7 +206,7 @@ def test_no_program_process_outlives_its_verdict(pool):
         "import os\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
-        f"    os.execv('/bin/sleep', ['sleep', '100', '{marker}'])\n"
+        f"    os.execv('/bin/sleep', ['{marker}', '100'])\n"
     )
     res = pool.run([Job(code, "pass\n")])
     # A helper cannot touch the verdict (the test process's alone), but a program must not
