@@ -45,6 +45,7 @@ _close_range = getattr(ns.libc, "close_range", None)
 # --------------------------------------------------------------------------------------------
 # The zygote (the worker's outer process) and init's side of its socket
 # --------------------------------------------------------------------------------------------
+PR_SET_DUMPABLE = 4
 MSG = 24  # every message: a letter, two 11-digit numbers, a newline
 
 
@@ -204,6 +205,9 @@ def reaper_main() -> None:
                 os.close(int(name))
             except OSError:
                 pass
+    # Dumpable (its memory holds nothing), so that init, without root, may read which PID
+    # namespace it is in (/proc/PID/ns/pid needs ptrace access).
+    ns.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     every = _signal.valid_signals()
     _signal.pthread_sigmask(_signal.SIG_BLOCK, every)
     while True:
@@ -263,6 +267,9 @@ def _confine(cfg: dict, fds: list[int]) -> str:
         os.setuid(uid)
     else:
         ns.drop_capabilities()
+        # the zygote is not dumpable; without root init needs ptrace access to find this
+        # program's processes by namespace (their memory is the program's own)
+        ns.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     ns.check(ns.libc.prctl(ns.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     if FILTER is not None:
         FILTER.install()
