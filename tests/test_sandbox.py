@@ -206,7 +206,7 @@ def test_no_program_process_outlives_its_verdict(pool):
         "import os\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
-        f"    os.execv('/bin/sleep', ['sleep', '100', '{marker}'])\n"
+        f"    os.execv('/bin/sleep', ['{marker}', '100'])\n"
     )
     res = pool.run([Job(code, "pass\n")])
     # A helper cannot touch the verdict (the test process's alone), but a program must not
@@ -246,7 +246,8 @@ def test_user_namespace_mode_without_root(tmp_path):
         os.chmod(folder, 0o755)
         worker = shutil.copy(WORKER_PATH, folder)
         os.chmod(worker, 0o644)
-        for sibling in ("namespaces.py", "candidate.py", "tester.py", "channel.py"):
+        for sibling in ("namespaces.py", "candidate.py", "tester.py", "channel.py", "cgroups.py",
+                        "seccomp.py"):
             os.chmod(shutil.copy(WORKER_PATH.with_name(sibling), folder), 0o644)
         limits = {"memory_mb": 512, "nproc": 16, "nofile": 64, "fsize_mb": 16, "scratch_mb": 8,
                   "output_bytes": 10000}

@@ -1,4 +1,6 @@
-"""A sandbox for generated code: warm, namespaced, rlimited workers (see runner and worker)."""
+"""A sandbox for generated code: warm namespaced workers, each program in a world of its own
+(PID, IPC and mount namespaces, scratch, uid, seccomp filter, control group; see runner, worker
+and candidate)."""
 
 from ttscale.verification.sandbox.runner import (
     Job,

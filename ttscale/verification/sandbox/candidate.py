@@ -7,11 +7,15 @@ PID namespace, so the namespace's init (which holds the jobs and their tests) ca
 down with ``kill(-1)``, and it never reads a job: its memory holds no test, no expected value,
 nothing of the harness's verdicts. On a request from init (three file descriptors over a Unix
 socket) it forks a candidate process into the sandbox's PID namespace; when that process ends
-it reports the wait status back. If init ends, the zygote ends.
+If init ends, the zygote ends.
 
-**A candidate process** starts from the zygote's pristine memory, reads its job (code, limits,
-time) from its request pipe, confines itself (new session, rlimits, unprivileged uid or no
-capabilities, no_new_privs) and runs the code. It then says ``ready`` (or why the code raised)
+**A candidate** starts from the zygote's pristine memory and makes the program's world: new PID,
+IPC and mount namespaces, with a *reaper* as their PID 1 and the program's process beside it; it
+tells init both pids, then exits (both become init's children; init kills the reaper, and with
+it the whole namespace, when the verdict is in). **The program's process** reads its job (code,
+limits, uid, scratch size) from its request pipe, confines itself (new session, its own /proc
+and scratch tmpfs, rlimits, its own unprivileged uid or no capabilities, no_new_privs, the
+seccomp filter of :mod:`seccomp`) and runs the code. It then says ``ready`` (or why the code raised)
 and serves calls: each request names a function of the program's namespace and its arguments
 as plain data (:mod:`channel`); the reply is the return value as plain data, the exception the
 call raised, or why the value could not be sent. It holds no nonce, no verdict pipe, no test;
@@ -25,7 +29,6 @@ import builtins
 import os
 import resource
 import select
-import signal
 import socket
 import sys
 import time
@@ -42,6 +45,7 @@ _close_range = getattr(ns.libc, "close_range", None)
 # --------------------------------------------------------------------------------------------
 # The zygote (the worker's outer process) and init's side of its socket
 # --------------------------------------------------------------------------------------------
+PR_SET_DUMPABLE = 4
 MSG = 24  # every message: a letter, two 11-digit numbers, a newline
 
 
@@ -53,15 +57,17 @@ def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None
     """Fork candidates on init's requests until init ends. Never returns.
 
     ``R`` from init: the new root is built (forks may go into it). ``F seq`` with three file
-    descriptors (output, calls in, replies out): fork that program's candidate process. When a
-    candidate ends: ``S seq status``; a fork that fails: ``E seq errno``.
+    descriptors (output, calls in, replies out): fork that program's candidate process. A fork
+    that fails: ``E seq errno``. The forked process only makes the program's own namespaces
+    and forks the program's process into them, then exits (reaped here): the program's process
+    is the child of init from then on, which alone waits for it.
     """
     init_fd = os.pidfd_open(init_pid)
     ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE: not dumpable
     if _recv(sock)[0][:1] != b"R":
         os._exit(1)
     prepare()
-    children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, seq)
+    children: dict[int, int] = {}  # pidfd -> pid
     while True:
         for fd in select.select([sock.fileno(), init_fd, *children], [], [])[0]:
             if fd == init_fd:
@@ -87,17 +93,16 @@ def serve_zygote(cfg: dict, sock: socket.socket, init_pid: int, prepare) -> None
                         sock.close()
                         for f in (init_fd, *children):
                             os.close(f)
-                        candidate_main(cfg, fds)
+                        candidate_main(cfg, fds, seq)
                     finally:
                         os._exit(1)
                 for f in fds:
                     os.close(f)
-                children[os.pidfd_open(pid)] = (pid, seq)
+                children[os.pidfd_open(pid)] = pid
             elif fd in children:
-                pid, seq = children.pop(fd)
+                pid = children.pop(fd)
                 os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                sock.sendall(_message(b"S", seq, status))
+                os.waitpid(pid, 0)
 
 
 def _recv(sock: socket.socket, deadline: float | None = None) -> tuple[bytes, list[int]]:
@@ -124,7 +129,7 @@ class ZygoteClient:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.seq = 0
-        self.ended: dict[int, tuple[int | None, str | None]] = {}  # seq -> (status, error)
+        self.failed: dict[int, str] = {}  # seq -> why its process could not be forked
 
     def ready(self) -> None:
         self.sock.sendall(_message(b"R", 0, 0))
@@ -134,7 +139,7 @@ class ZygoteClient:
         while select.select([self.sock], [], [], 0)[0]:  # reports nobody asked for: keep it small
             self._read(None)
         self.seq += 1
-        self.ended = {k: v for k, v in self.ended.items() if k >= self.seq - 1}
+        self.failed = {k: v for k, v in self.failed.items() if k >= self.seq - 1}
         socket.send_fds(self.sock, [_message(b"F", self.seq, 0)], fds)
         return self.seq
 
@@ -143,18 +148,9 @@ class ZygoteClient:
         for f in fds:
             os.close(f)
         kind, n, value = data[:1], int(data[1:12]), int(data[12:23])
-        if kind == b"S":
-            self.ended[n] = (value, None)
-        else:
+        if kind == b"E":
             why = os.strerror(value) if value else "no descriptors"
-            self.ended[n] = (None, f"sandbox: could not start the program's process ({why})")
-
-    def ending(self, seq: int, timeout: float = 5.0) -> tuple[int | None, str | None]:
-        """(wait status, None) of candidate ``seq`` once it ended, or (None, why it never ran)."""
-        deadline = time.monotonic() + timeout
-        while seq not in self.ended:
-            self._read(deadline)
-        return self.ended.pop(seq)
+            self.failed[n] = f"sandbox: could not start the program's process ({why})"
 
 
 class ZygoteGone(Exception):
@@ -164,11 +160,73 @@ class ZygoteGone(Exception):
 # --------------------------------------------------------------------------------------------
 # A candidate process
 # --------------------------------------------------------------------------------------------
+NEW_WORLD = ns.CLONE_NEWPID | ns.CLONE_NEWIPC | ns.CLONE_NEWNS
+FILTER = None  #: the seccomp filter's installer, set by the worker before any fork (or None)
+GROUPS: list = []  #: the worker's control-group slots (cgroups.Group), set before any fork
+
+
+def candidate_main(cfg: dict, fds: list[int], seq: int) -> None:
+    """The forked process: a new PID, IPC and mount namespace for one program, with a reaper
+    as its PID 1 (when init kills that one, the kernel kills every process of the namespace)
+    and the program's process beside it, moved into the control-group slot of program ``seq``.
+    Says both pids in the worker's namespace, then exits: both become init's children. Never
+    returns."""
+    try:
+        ns.check(ns.libc.unshare(NEW_WORLD), "unshare")
+        reaper = os.fork()
+        if reaper == 0:
+            try:
+                reaper_main()
+            finally:
+                os._exit(1)
+        program = os.fork()
+        if program and GROUPS:  # before its job is sent: everything it starts is born inside
+            GROUPS[seq % len(GROUPS)].attach(program)
+    except BaseException:  # noqa: BLE001 - init sees the channel close and asks for another
+        os._exit(3)
+    if program:
+        try:
+            channel.send(fds[2], b"H%d,%d" % (reaper, program))  # before the program speaks
+        finally:
+            os._exit(0)
+    try:
+        program_main(cfg, fds)
+    finally:
+        os._exit(1)
+
+
+def reaper_main() -> None:
+    """PID 1 of a program's namespace: holds no descriptor, takes no signal the program can
+    send (as a namespace's init, it gets none it has no handler for), reaps every process
+    re-parented to it, until init kills it and with it the namespace. Never returns."""
+    if _close_range is None or _close_range(0, 0xFFFFFFFF, 0) != 0:
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+    # Dumpable (its memory holds nothing), so that init, without root, may read which PID
+    # namespace it is in (/proc/PID/ns/pid needs ptrace access).
+    ns.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    every = _signal.valid_signals()
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, every)
+    while True:
+        _signal.sigwaitinfo({_signal.SIGCHLD})
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+
+
 def _confine(cfg: dict, fds: list[int]) -> str:
-    """Stdio and channel on fixed descriptors, rlimits, no privileges; returns the code."""
+    """Stdio and channel on fixed descriptors, its own /proc and scratch, rlimits, its uid, no
+    privileges, the system-call filter; returns the code."""
     out_w, req_r, resp_w = fds
     os.setsid()
-    ns.libc.prctl(ns.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_w, 1)
@@ -183,16 +241,21 @@ def _confine(cfg: dict, fds: list[int]) -> str:
                 except OSError:
                     pass
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # not signal.signal: no enum conversions
-    channel.send(RESP_FD, b"H%d" % os.getpid())  # hello, with its pid in the namespace
-    # A spare waits here for its program: "cpu memory_mb nproc fsize_mb nofile\n" + its code
-    # (no JSON: the less this process runs before the program, the fewer pages it copies).
+    # A spare waits here for its program: "cpu memory_mb nproc fsize_mb nofile uid scratch_mb\n"
+    # + its code (no JSON: the less this process runs before the program, the fewer pages it
+    # copies).
     head, _, code = channel.receive(REQ_FD).partition(b"\n")
-    cpu, memory_mb, nproc, fsize_mb, nofile = map(int, head.split())
+    cpu, memory_mb, nproc, fsize_mb, nofile, uid, scratch_mb = map(int, head.split())
+    ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    ids = f",uid={uid},gid={uid}" if cfg["drop_uid"] else ""
+    ns.mount("tmpfs", "/scratch", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV,
+             f"size={scratch_mb}m,mode=0700{ids}")
     os.chdir("/scratch")
     for res, val in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (memory_mb << 20,) * 2),
-        (resource.RLIMIT_NPROC, (nproc + cfg.get("nproc_base", 0),) * 2),
+        # without root, the reapers of this and the next program share the uid too
+        (resource.RLIMIT_NPROC, (nproc + cfg.get("nproc_base", 0) + 2 * (not cfg["drop_uid"]),) * 2),
         (resource.RLIMIT_FSIZE, (fsize_mb << 20,) * 2),
         (resource.RLIMIT_NOFILE, (nofile,) * 2),
         (resource.RLIMIT_CORE, (0, 0)),
@@ -200,15 +263,20 @@ def _confine(cfg: dict, fds: list[int]) -> str:
         resource.setrlimit(res, val)
     if cfg["drop_uid"]:
         os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])
+        os.setgid(uid)
+        os.setuid(uid)
     else:
         ns.drop_capabilities()
+        # the zygote is not dumpable; without root init needs ptrace access to find this
+        # program's processes by namespace (their memory is the program's own)
+        ns.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     ns.check(ns.libc.prctl(ns.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    if FILTER is not None:
+        FILTER.install()
     return code.decode("utf-8", "surrogatepass")
 
 
-def candidate_main(cfg: dict, fds: list[int]) -> None:
+def program_main(cfg: dict, fds: list[int]) -> None:
     """Confine, run the program, then answer calls until the tests are done. Never returns."""
     send, receive, encode = channel.send, channel.receive, channel.encode
     exit_ = os._exit

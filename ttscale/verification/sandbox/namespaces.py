@@ -11,9 +11,11 @@ and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}
 /tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
 read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
 namespace holds a loopback interface that is down: no address, local or remote, is reachable.
-:func:`kill_program` and :func:`kill_all` SIGKILL processes of the namespace from its PID 1
-(they refuse to run anywhere else): the first a program's (everything but init and the spare
-candidates, whose parent is outside the namespace), the second all of them (``kill(-1)``).
+:func:`kill_program` SIGKILLs a program's own PID namespace (through its PID 1), :func:`reap`
+reaps its processes;
+:func:`program_leftovers` says whether a program still runs other processes or threads;
+:func:`kill_all` SIGKILLs every process of the worker's namespace (``kill(-1)``). All three
+refuse to run anywhere but the worker's PID 1.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def build_root(cfg: dict) -> None:
         mount(src, dst, None, MS_BIND | MS_REC)
         mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         done.append(src)
-    for d in ("dev", "proc", "scratch", "etc"):
+    for d in ("dev", "proc", "scratch", "etc"):  # each program mounts its own /scratch, /proc
         os.mkdir(f"{root}/{d}")
     for node in ("null", "zero", "full", "random", "urandom"):
         open(f"{root}/dev/{node}", "w").close()
@@ -136,21 +138,6 @@ def build_root(cfg: dict) -> None:
         os.chroot(".")
     os.chdir("/")
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-
-
-def fresh_scratch(cfg: dict, size_mb: int) -> None:
-    """Mount a new, empty tmpfs at /scratch, unless the last program left it untouched."""
-    if cfg.get("scratch_mb") == size_mb and not os.listdir("/scratch"):
-        st = os.stat("/scratch")
-        if (st.st_mode & 0o7777, st.st_uid) == (0o700, cfg["uid"] if cfg["drop_uid"] else 0):
-            return
-    cfg["scratch_mb"] = size_mb
-    try:
-        libc.umount2(b"/scratch", MNT_DETACH)
-    except OSError:
-        pass
-    ids = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg["drop_uid"] else ""
-    mount("tmpfs", "/scratch", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=0700{ids}")
 
 
 def drop_capabilities() -> None:
@@ -186,37 +173,133 @@ def kill_all(timeout: float = 5.0) -> None:
         time.sleep(0.0005)
 
 
-def kill_program(candidate: int, timeout: float = 5.0) -> None:
-    """SIGKILL the candidate process ``candidate`` and every process of the namespace but init
-    and the spare candidates (whose parent, the zygote, is outside the namespace: parent pid 0),
-    until none of them is alive. A program's processes never have parent pid 0."""
+def kill_program(reaper: int, program: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of a program's PID namespace and wait until they have exited
+    (their descriptors, sockets among them, closed): first the program's own (its first
+    process ``program``, and whatever else it runs: found by namespace, until none is left),
+    then its PID 1, ``reaper`` (with which the kernel would kill the namespace anyway). The
+    reaper's own exit and the reaping (:func:`reap`) are left for later, off the verdict's path:
+    the last process of a namespace takes a grace period of the kernel to go, and the reaper
+    holds the namespace until then."""
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
     until = time.monotonic() + timeout
     try:
-        pidfd = os.pidfd_open(candidate)
+        world = os.readlink(f"/proc/{reaper}/ns/pid")
     except OSError:
-        pidfd = None
-    if pidfd is not None:  # the usual case: only the candidate's process to end, and wait for
+        world = None
+    done: set[int] = set()
+    todo = [program]
+    for _ in range(10):
+        _kill_and_wait(todo, until)
+        done.update(todo)
+        if world is None:
+            break
+        todo = [pid for pid in _members(world) if pid not in done and pid != reaper]
+        if not todo:
+            break
+    try:
+        os.kill(reaper, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _members(world: str) -> list[int]:
+    """Processes of the PID namespace ``world`` (a /proc/PID/ns/pid link's text)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == world:
+                    found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def _kill_and_wait(pids: list[int], until: float) -> None:
+    fds = []
+    for pid in pids:
         try:
-            os.kill(candidate, signal.SIGKILL)
-            select.select([pidfd], [], [], timeout)
+            fds.append(os.pidfd_open(pid))
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-        finally:
-            os.close(pidfd)
-    while True:
-        victims = [pid for pid, ppid in _alive() if ppid != 0 or pid == candidate]
-        if not victims or time.monotonic() > until:
-            _reap()
-            return
-        for pid in victims:
+    try:
+        waiting = list(fds)
+        while waiting:
+            left = until - time.monotonic()
+            ready = select.select(waiting, [], [], max(0.0, left))[0]
+            if not ready and left <= 0:
+                raise RuntimeError("a program's process survived SIGKILL")
+            waiting = [fd for fd in waiting if fd not in ready]
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def reap(pid: int, until: float) -> tuple[int, float]:
+    """Reap ``pid`` (a child of this process, or soon one: its first parent exits at once);
+    (its wait status, its CPU seconds). RuntimeError if it is not gone by ``until``."""
+    if pid <= 0:  # reaped already
+        return 0, 0.0
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return 0, 0.0
+    try:
+        if not select.select([pidfd], [], [], max(0.0, until - time.monotonic()))[0]:
+            raise RuntimeError(f"process {pid} of a program survived SIGKILL")
+        while True:
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                done, status, usage = os.wait4(pid, os.WNOHANG)
+                if done:
+                    return status, usage.ru_utime + usage.ru_stime
+            except ChildProcessError:  # its first parent has not exited yet
                 pass
-        _reap()
-        time.sleep(0.0002)
+            except InterruptedError:
+                continue
+            if time.monotonic() > until:
+                raise RuntimeError(f"process {pid} of a program could not be reaped")
+            time.sleep(0.0002)
+    finally:
+        os.close(pidfd)
+
+
+def program_leftovers(reaper: int, pid: int, grace: float = 0.25) -> str | None:
+    """Why the program still runs more than its first process and thread: another process of
+    its namespace now, or another thread once ``grace`` seconds are over (a joined thread can
+    take a moment to be gone)."""
+    until = time.monotonic() + grace
+    while True:
+        why = _leftovers(reaper, pid)
+        if why is None or why.startswith("another") or time.monotonic() > until:
+            return why
+        time.sleep(0.002)
+
+
+def _leftovers(reaper: int, pid: int) -> str | None:
+    """Why the program whose first process is ``pid`` runs more than that one process and
+    thread (other live processes of its PID namespace but its ``reaper``, or other threads), or
+    None."""
+    try:
+        world = os.readlink(f"/proc/{pid}/ns/pid")
+        if len(os.listdir(f"/proc/{pid}/task")) != 1:
+            return "other threads were still running when the tests finished"
+    except OSError:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name in ("1", str(pid), str(reaper)):
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != world:
+                continue
+            state = read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            return "another process was still running when the tests finished"
+    return None
 
 
 def _alive() -> list[tuple[int, int]]:

@@ -1,8 +1,10 @@
 """A pool of warm sandboxed workers that run untrusted Python programs, many per second.
 
-Each worker (:mod:`ttscale.verification.sandbox.worker`) is one long-lived process in its own namespaces (no
-network, read-only filesystem but a scratch tmpfs, its own PID namespace) that runs each program
-in a fresh, rlimited, unprivileged process and its tests in a trusted process of its own, which
+Each worker (:mod:`ttscale.verification.sandbox.worker`) is one long-lived process in its own
+namespaces (no network, read-only filesystem, its own PID namespace) that runs each program in a
+world of its own -- PID, IPC and mount namespaces, scratch tmpfs, uid, seccomp filter, and the
+worker's control group (made here, removed when the worker stops) -- and its tests in a trusted
+process of its own, which
 calls the program's functions across a plain-data channel and alone decides the verdict. The
 pool runs as many workers as cores, feeds them from one queue, and restarts a worker that dies
 or answers garbage (that program's verdict is ``error``); the other programs go on.
@@ -13,7 +15,6 @@ the worker makes the system calls itself through libc.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -29,6 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from ttscale.errors import InputError
+from ttscale.verification.sandbox import cgroups
+from ttscale.verification.sandbox.uids import count_processes, worker_uid
 
 WORKER_PATH = Path(__file__).resolve().with_name("worker.py")
 #: seconds a worker may take to set up its sandbox
@@ -113,28 +116,14 @@ def scaled_timeout(reference_time: float | None, base: float = 4.0, factor: floa
     return max(float(base), float(factor) * float(reference_time))
 
 
-_uids = itertools.count()
+_warned: set[str] = set()
 
 
-def _worker_uid() -> int:
-    """Two unprivileged uids no one else uses (this one for programs, the next for their tests):
-    RLIMIT_NPROC counts per uid, and a program must not be able to signal its tests."""
-    return 2_000_000 + (os.getpid() % 50_000) * 256 + (next(_uids) % 128) * 2
-
-
-def _count_processes(uid: int) -> int:
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            n += int(line.split()[1]) == uid
-                            break
-            except (OSError, ValueError, IndexError):
-                pass
-    return n
+def _warn_once(line: str) -> None:
+    """One line on stderr per process for each isolation layer the machine lacks."""
+    if line not in _warned:
+        _warned.add(line)
+        print(line, file=sys.stderr)
 
 
 def default_workers() -> int:
@@ -154,16 +143,25 @@ class _Worker:
         self.proc: subprocess.Popen | None = None
         self.buf = bytearray()
         self.restarts = -1
+        self.cgroup_dirs: list[str] = []
+        self.isolation: dict = {}
+        self.uid = -1  #: the first of its programs' 8 uids (root mode)
 
     def start(self) -> None:
         self.stop()
         self.restarts += 1
+        uid = self.uid = worker_uid()
+        group, why = (None, "needs root") if os.geteuid() != 0 else \
+            cgroups.create(f"{os.getpid()}-{uid}")
+        self.cgroup_dirs = cgroups.flat(group) if group else []
         cfg = {
-            "uid": _worker_uid(),
+            "uid": uid,
+            "cgroup": group,
+            "cgroup_why": why,
             "drop_uid": os.geteuid() == 0,
             # Without root, programs keep the caller's uid, whose processes all count for
             # RLIMIT_NPROC: the limit is set that far above what already runs.
-            "nproc_base": 0 if os.geteuid() == 0 else _count_processes(os.getuid()),
+            "nproc_base": 0 if os.geteuid() == 0 else count_processes(os.getuid()),
             "ro_paths": sorted({os.path.realpath(p) for p in
                                 (sys.base_prefix, sys.base_exec_prefix,
                                  os.path.dirname(_python()))}),
@@ -183,6 +181,15 @@ class _Worker:
                 f"cannot start the code sandbox ({why}); it needs Linux namespaces: run as root "
                 "or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
             )
+        self.isolation = reply.get("isolation") or {}
+        if not self.isolation.get("seccomp"):
+            _warn_once("sandbox: no system-call filter ("
+                       f"{self.isolation.get('seccomp_why', 'unknown')}): IPC objects, keyrings, "
+                       "file locks and ptrace are confined only by each program's namespaces")
+        if not self.isolation.get("cgroup"):
+            _warn_once("sandbox: no control group for programs ("
+                       f"{self.isolation.get('cgroup_why', 'unknown')}): memory is bounded per "
+                       "process (RLIMIT_AS), processes per uid (RLIMIT_NPROC), not per program")
 
     def _read_line(self, deadline: float) -> dict | None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -246,6 +253,8 @@ class _Worker:
         finally:
             if proc.stdout:
                 proc.stdout.close()
+            dirs, self.cgroup_dirs = self.cgroup_dirs, []
+            cgroups.remove(dirs)  # empty once the worker's namespaces are gone
 
 
 @dataclass
@@ -268,6 +277,16 @@ class SandboxPool:
             if w.proc is None or w.proc.poll() is not None:
                 w.start()
         return self
+
+    @property
+    def isolation(self) -> dict:
+        """What confines the programs on this machine, as the first started worker reports it:
+        ``seccomp`` (the filter's length in BPF instructions, or None) and ``cgroup`` ("v1",
+        "v2" or None), with ``seccomp_why`` / ``cgroup_why`` where one is missing."""
+        for w in self._workers:
+            if w.isolation:
+                return dict(w.isolation)
+        return {}
 
     @property
     def restarts(self) -> int:

@@ -393,11 +393,11 @@ def _judge(job: dict, compiled_tests: object, link: Link) -> str:
     return "P"
 
 
-def job_header(job: dict) -> bytes:
-    """What the candidate's process is told of its job, no tests: one line of limits (CPU
-    seconds: the wall-clock limit rounded down, plus one; memory_mb, nproc, fsize_mb, nofile),
-    then the code."""
+def job_header(job: dict, uid: int) -> bytes:
+    """The job as the program's process is told it, no tests: one line (CPU seconds: the wall
+    limit rounded down, plus one; memory_mb, nproc, fsize_mb, nofile, uid, scratch_mb), the code."""
     lim = job["limits"]
     head = (f"{int(job['timeout']) + 1:d} {int(lim['memory_mb']):d} {int(lim['nproc']):d} "
-            f"{int(lim['fsize_mb']):d} {int(lim['nofile']):d}\n")
+            f"{int(lim['fsize_mb']):d} {int(lim['nofile']):d} {int(uid):d} "
+            f"{int(lim['scratch_mb']):d}\n")
     return head.encode() + str(job["code"]).encode("utf-8", "surrogatepass")

@@ -3,8 +3,7 @@
 Run by :mod:`ttscale.verification.sandbox.runner` as ``python -I -S worker.py CONFIG_JSON``: standard library
 only (with its siblings), so nothing of ttscale or of the caller's environment is inside the
 sandbox. It confines itself (see :mod:`namespaces`: own mount, network, IPC, UTS and PID
-namespaces, a read-only root with only /scratch writable, no network) and becomes two
-processes:
+namespaces, a read-only root, no network) and becomes two processes:
 
 - **init** (PID 1 of the new PID namespace) reads the jobs, runs each program's *tests* itself
   (:mod:`tester`) and decides every verdict. It is not dumpable and, in root mode, another uid
@@ -14,13 +13,16 @@ processes:
   process* (:mod:`candidate`) from memory that never held a job, a test or a verdict, one job
   ahead so that no program waits for a fork.
 
-Per program, init sends the candidate its code and limits; the candidate confines itself
-(rlimits, its own unprivileged uid or no capabilities, no_new_privs, new session), runs the code
-and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
+Per program, a world of its own (:mod:`candidate`): PID, IPC and mount namespaces with a
+reaper as PID 1, a fresh /proc and scratch, a uid no other live program has (8 per worker, in
+turn), the seccomp filter, and -- where the machine has one -- the worker's control group,
+bounding memory and tasks of all its processes together (:mod:`cgroups`). Init moves the
+program's process into the group, sends it its code and limits; the program's process confines
+itself, runs the code and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
 plain data (:mod:`channel`). The verdict is ``pass`` only if the code ran to its end and every
 test passed, and the program left nothing running (no other process, no other thread). Then
-init SIGKILLs the candidate and everything it started (every process of the namespace but the
-next spare candidate) and mounts /scratch anew if the program left something there.
+init SIGKILLs the program's reaper: the kernel kills every process of its namespace, and its
+IPC objects, mounts and scratch go with it.
 
 What a program can do to its own interpreter -- patch builtins, rewrite frames, replace
 modules, write on its descriptors, mutate built-in types with ctypes -- changes only the values
@@ -41,22 +43,30 @@ import _signal
 import gc
 import json
 import os
+import select
 import signal
 import socket
 import sys
 import time
+from collections import deque
 
 # The sibling module, found by path: run with -I, this script has no package around it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import candidate  # noqa: E402
+import cgroups  # noqa: E402
 import channel  # noqa: E402
 import namespaces as ns  # noqa: E402
+import seccomp  # noqa: E402
 import tester  # noqa: E402
 
 del sys.path[0]
 
 IN_FD, OUT_FD = 3, 4  # the parent's pipes, moved here at start-up
 START_TIMEOUT = 10.0  # seconds a candidate process may take to start
+#: spare candidates in the making: each takes longer to make than a short program takes to run
+#: (new namespaces, a control-group move: the kernel waits for RCU grace periods), mostly waiting.
+#: Fewer than the control-group slots: no spare ever sits in the slot of the program running.
+AHEAD = cgroups.SLOTS - 1
 PRELOAD = (  # what HumanEval-style programs import most; others import in the program's process
     "typing math random copy string collections re hashlib itertools functools heapq bisect "
     "operator"
@@ -93,11 +103,11 @@ def _prepare_process() -> None:
 
 
 class Candidates:
-    """Candidate processes forked one job ahead by the zygote, so that none is waited for."""
+    """Candidate processes forked ``AHEAD`` jobs ahead by the zygote, so that none is waited for."""
 
     def __init__(self, zygote: candidate.ZygoteClient):
         self.zygote = zygote
-        self.next: tuple[int, int, int, int] | None = None
+        self.ahead: deque[tuple[int, int, int, int]] = deque()
 
     def _order(self) -> tuple[int, int, int, int]:
         out_r, out_w = os.pipe()  # the candidate's stdout and stderr
@@ -108,25 +118,65 @@ class Candidates:
             os.close(fd)
         return seq, out_r, req_w, resp_r
 
-    def take(self, keep) -> tuple[int, int, tester.Link]:
-        """(seq, pid in this namespace, link) of a live candidate; orders the next one."""
+    def take(self, keep) -> tuple[int, int, int, tester.Link]:
+        """(seq, pid of its reaper, pid of its process, link) of a live candidate (pids in
+        this namespace); orders the next one."""
         for _ in range(3):
-            seq, out_r, req_w, resp_r = self.next or self._order()
-            self.next = self._order()
+            while len(self.ahead) <= AHEAD:
+                self.ahead.append(self._order())
+            seq, out_r, req_w, resp_r = self.ahead.popleft()
             link = tester.Link(req_w, resp_r, out_r, time.monotonic() + START_TIMEOUT, keep)
             try:
-                hello = link.receive()  # b"H" + its pid in this namespace
-                if hello[:1] == b"H" and hello[1:].isdigit() and len(hello) < 12:
-                    return seq, int(hello[1:]), link
+                hello = link.receive()  # b"H" + the reaper's and the program's pids
+                reaper, _, program = hello[1:].partition(b",")
+                if hello[:1] == b"H" and reaper.isdigit() and program.isdigit() \
+                        and len(hello) < 24:
+                    return seq, int(reaper), int(program), link
             except (channel.ChannelClosed, channel.NotPlainData, tester.TimeUp):
                 pass
-            for fd in (out_r, req_w, resp_r):  # a spare that died (killed by a program): next
+            for fd in (out_r, req_w, resp_r):  # its process could not start: the next one
                 os.close(fd)
-        raise RuntimeError("no candidate process could be started")
+        why = self.zygote.failed.get(seq, "no answer")
+        raise RuntimeError(f"no candidate process could be started ({why})")
 
 
-def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient,
-            candidates: Candidates) -> dict:
+class World:
+    """What each program gets of its own besides its namespaces: a uid no other live program
+    has (in root mode; rotated, so that nothing the kernel keeps per uid is met again soon),
+    its bounds as a whole in a control-group slot (where the machine has them), and the
+    reaping of the programs killed before it."""
+
+    UIDS = 8  #: uids per worker, used in turn
+
+    def __init__(self, cfg: dict, groups: list):
+        self.cfg, self.groups, self.n = cfg, groups, 0
+        self.dying: list[tuple[int, int, int]] = []  # (seq, reaper, program), killed, not reaped
+
+    def next_uid(self) -> int:
+        self.n += 1
+        return self.cfg["uid"] + self.n % self.UIDS if self.cfg["drop_uid"] else 0
+
+    def group(self, seq: int):
+        return self.groups[seq % len(self.groups)] if self.groups else None
+
+    def settle(self, seq: int, timeout: float = 5.0) -> None:
+        """Reap the killed programs that are gone; wait for those that shared program
+        ``seq``'s slot (the one before it there), so that nothing of them counts against it."""
+        until = time.monotonic() + timeout
+        keep = []
+        for old, reaper, program in self.dying:
+            must = bool(self.groups) and (seq - old) % len(self.groups) == 0
+            if must or _ends(program, 0):  # the reaper's exit waits for this one's reaping
+                ns.reap(program, until)
+                program = 0
+            if must or _ends(reaper, 0):
+                ns.reap(reaper, until)
+            else:
+                keep.append((old, reaper, program))
+        self.dying = keep
+
+
+def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
     """Run one program: its code in a candidate process, its tests here (see :mod:`tester`)."""
     lim = job["limits"]
     start = time.monotonic()
@@ -138,18 +188,30 @@ def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient,
     def keep(data: bytes) -> None:
         cut[0] |= _keep(output, data, cap)
 
-    seq, cand, link = candidates.take(keep)
+    seq, reaper, cand, link = candidates.take(keep)
     link.deadline = deadline
-    ns.fresh_scratch(cfg, lim["scratch_mb"])  # before the candidate reads its job and goes there
+    world.settle(seq)
+    group, oom_before = world.group(seq), 0
+    if group is not None:  # its process is in the slot already (moved there by its candidate)
+        group.limit(int(lim["memory_mb"]), int(lim["nproc"]))
+        oom_before = group.oom_kills()
     try:
-        link.send(tester.job_header(job))
+        link.send(tester.job_header(job, world.next_uid()))
         status, error = tester.judge(job, tester.compiled(job), link)
     except tester.TimeUp:
         status, error = "timeout", None
     except channel.ChannelClosed:
         status, error = "fail", f"{tester.ENDED}before the tests ran"
-    lingering = _lingering() if status == "pass" else None
-    ns.kill_program(cand)  # the candidate and whatever it started (not the next spare)
+    lingering = ns.program_leftovers(reaper, cand) if status == "pass" else None
+    # Whether it ended by itself (its descriptors close a moment before it is gone)
+    ended_alone = status == "fail" and bool(error) and error.startswith(tester.ENDED) \
+        and _ends(cand, 1.0)
+    ns.kill_program(reaper, cand)  # its whole namespace dies with it
+    wait_status, cpu = 0, 0.0
+    if ended_alone:  # it is gone already: how it ended says more
+        wait_status, cpu = ns.reap(cand, time.monotonic() + 5.0)
+        cand = 0
+    world.dying.append((seq, reaper, cand))
     duration = time.monotonic() - start
     out_r = link.out_r if link.out_r >= 0 else None
     if out_r is not None:
@@ -169,42 +231,33 @@ def run_job(job: dict, cfg: dict, zygote: candidate.ZygoteClient,
     elif lingering:  # hygiene, as before: a program must not leave anything running
         status, error = "fail", lingering
     elif status == "fail":
-        cand_status, why = zygote.ending(seq)  # how the candidate ended says more
-        if why is not None:
-            status, error = "error", why
-        elif error and error.startswith(tester.ENDED):
-            error = f"{_describe_exit(cand_status)} {error[1:]}"
-        if cand_status is not None and os.WIFSIGNALED(cand_status) \
-                and os.WTERMSIG(cand_status) == signal.SIGXCPU:
+        signalled = ended_alone and os.WIFSIGNALED(wait_status)
+        sig = os.WTERMSIG(wait_status) if signalled else 0
+        if sig == signal.SIGKILL and group is not None and group.oom_kills() > oom_before:
+            error = (f"the program ran out of memory ({int(lim['memory_mb'])} MiB across all "
+                     "its processes)")
+        elif sig == signal.SIGXCPU or (sig == signal.SIGKILL
+                                       and cpu >= int(job["timeout"]) + 1 - 0.05):
             status, error = "timeout", "CPU time limit"
+        elif error and error.startswith(tester.ENDED):
+            how = _describe_exit(wait_status if ended_alone else None)
+            error = f"{how} {error[1:]}"
     return {"status": status, "error": error, "truncated": cut[0],
             "output": output.decode("utf-8", "replace"), "duration": duration}
 
 
-def _lingering() -> str | None:
-    """Why the program still runs more than its one idle process and thread (or None).
-
-    In this PID namespace the candidate's process is the one whose parent is outside it (the
-    zygote: parent pid 0); any other live process but init is the program's, still running
-    when its tests finished.
-    """
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or name == "1":
-            continue
-        try:
-            fields = ns.read_proc(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] in (b"Z", b"X"):
-            continue
-        if fields[1] != b"0":
-            return "another process was still running when the tests finished"
-        try:
-            if len(os.listdir(f"/proc/{name}/task")) != 1:
-                return "other threads were still running when the tests finished"
-        except OSError:
-            continue
-    return None
+def _ends(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` has ended within ``timeout`` seconds (0: reaped already)."""
+    if pid <= 0:
+        return True
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _keep(output: bytearray, data: bytes, cap: int) -> bool:
@@ -236,6 +289,26 @@ def main() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+    isolation: dict = {"seccomp": None, "cgroup": None}
+    groups: list = []
+    if cfg.get("cgroup"):
+        try:
+            groups = [cgroups.Group(cfg["cgroup"]["kind"], dirs) for dirs in cfg["cgroup"]["dirs"]]
+            candidate.GROUPS = groups
+            isolation["cgroup"] = cfg["cgroup"]["kind"]
+        except OSError as e:
+            isolation["cgroup_why"] = f"the worker's control group cannot be opened ({e})"
+    else:
+        isolation["cgroup_why"] = cfg.get("cgroup_why", "no control group was made")
+    if cfg.get("seccomp", True):
+        bpf, why = seccomp.compile_filter()
+        if bpf is not None:
+            candidate.FILTER = seccomp.Installer(bpf)
+            isolation["seccomp"] = len(bpf) // 8
+        else:
+            isolation["seccomp_why"] = why
+    else:
+        isolation["seccomp_why"] = "turned off"
     for name in PRELOAD:
         __import__(name)
     zygote_end, outer_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -253,15 +326,16 @@ def main() -> None:
     ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no one reads this memory (the tests run here)
     _prepare_process()
     zygote = candidate.ZygoteClient(zygote_end)
+    world = World(cfg, groups)
     zygote.ready()  # the new root is built: the zygote may fork into it
     candidates = Candidates(zygote)
-    candidates.next = candidates._order()  # the first spare, while the first job comes
-    _write_line({"ready": True})
+    candidates.ahead.extend(candidates._order() for _ in range(AHEAD))  # while the first job comes
+    _write_line({"ready": True, "isolation": isolation})
     reader = os.fdopen(IN_FD, "rb")
     for line in reader:
         job = json.loads(line)
         try:
-            reply = run_job(job, cfg, zygote, candidates)
+            reply = run_job(job, cfg, world, candidates)
         except candidate.ZygoteGone:  # the worker was killed from outside: go without a word (restarted)
             ns.kill_all()
             os._exit(2)
@@ -274,6 +348,7 @@ def main() -> None:
                          "output": "", "truncated": False, "duration": 0.0})
             os._exit(2)
         _write_line(reply)
+    ns.kill_all()  # every program, spare and dying one gone and reaped before the worker goes
     os._exit(0)
 
 
