@@ -171,7 +171,7 @@ def train(args: argparse.Namespace):
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     t0 = time.time()
     loss = float("nan")
-    for step in range(args.steps):
+    for step in range(args.stop_after or args.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, warmup)
         ids, labels = draw_batch(rng, args.batch_size)
@@ -181,7 +181,7 @@ def train(args: argparse.Namespace):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss = float(out.loss.detach())
-        if step % 25 == 0 or step == args.steps - 1:
+        if step % 25 == 0 or step == (args.stop_after or args.steps) - 1:
             rate = (step + 1) / (time.time() - t0)
             print(f"step {step:5d}  loss {loss:.4f}  lr {opt.param_groups[0]['lr']:.2e}  {rate:.2f} steps/s",
                   flush=True)
@@ -324,6 +324,9 @@ def load(out: Path):  # -> transformers.LlamaForCausalLM
 def write_model_card(out: Path, training: dict, evals: list[dict]) -> None:
     """MODEL_CARD.md from training.json's figures and the measured curves."""
     t = training
+    done = t.get("stop_after", t["steps"])
+    schedule = (f"{t['steps']} steps" if done == t["steps"]
+                else f"the first {done} steps of a {t['steps']}-step schedule (its checkpoint)")
     n_params = sum(p.numel() for p in load(out).parameters())
     lines = [
         "# think-llama: ttscale's embedded model that thinks",
@@ -361,7 +364,7 @@ def write_model_card(out: Path, training: dict, evals: list[dict]) -> None:
         "  model's best guess from a partial scratchpad.",
         f"- AdamW (weight decay 0.01) lr {t['lr']}, warm-up min(100, steps/10), cosine to 10 %,",
         f"  batch {t['batch_size']}, gradient clipping 1.0, {t['threads']} torch thread, seed {t['seed']},",
-        f"  {t['steps']} steps: {t['minutes']} min on 2 shared CPU cores; final batch loss",
+        f"  {schedule}: {t['minutes']} min on 2 shared CPU cores; final batch loss",
         f"  {t['final_batch_loss']}.",
         "",
         "## Accuracy over the thinking budget",
@@ -394,7 +397,8 @@ def write_model_card(out: Path, training: dict, evals: list[dict]) -> None:
         "Reproduce the curve (writes budget_curve.json and this card):",
         "`python scripts/train_thinking_model.py --eval-only --out ttscale/models/think-llama`.",
         "Retrain: `python scripts/train_thinking_model.py "
-        f"--steps {t['steps']} --batch-size {t['batch_size']} --threads {t['threads']} --seed {t['seed']}"
+        f"--steps {t['steps']} --stop-after {done} --batch-size {t['batch_size']} --threads {t['threads']}"
+        f" --seed {t['seed']}"
         " --out DIR` (same weights on the same machine and torch version).",
         "",
     ]
@@ -420,19 +424,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: two ran slower here)")
     ap.add_argument("--checkpoint-every", type=int, default=250)
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this many steps of the --steps schedule (a checkpoint's weights)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the model in --out, write its card")
     ap.add_argument("--eval-problems", type=int, default=200, help="problems for the curve (0: skip)")
-    ap.add_argument("--eval-k", type=int, default=8, help="traces per problem for the curve")
-    ap.add_argument("--eval-temperatures", default="1.0,0.6")
+    ap.add_argument("--eval-k", type=int, default=4, help="traces per problem for the curve")
+    ap.add_argument("--eval-temperatures", default="1.0")
     args = ap.parse_args(argv)
-    if args.steps < 1:
-        ap.error("--steps must be at least 1")
+    if args.steps < 1 or not 0 <= args.stop_after <= args.steps:
+        ap.error("--steps must be at least 1 and --stop-after in 0..steps")
     if not args.eval_only:
         model, loss, seconds = train(args)
         save(model, args.out)
         (args.out / "training.json").write_text(json.dumps(
-            {"steps": args.steps, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+            {"steps": args.steps, "stop_after": args.stop_after or args.steps, "seed": args.seed,
+             "batch_size": args.batch_size, "lr": args.lr,
              "hidden": args.hidden, "layers": args.layers, "threads": args.threads,
              "final_batch_loss": round(loss, 4), "minutes": round(seconds / 60, 1)}, indent=2) + "\n")
         print(f"saved to {args.out} after {seconds:.0f} s", flush=True)

@@ -51,6 +51,9 @@ class LongAddition(Task):
     verifiers = ("exact", "math", "majority", "imperfect")
     option_names = ("seed", "min_digits", "max_digits")
     stop = ()
+    #: budget forcing (thinking budgets): close the block, no answer cue (the model answers next)
+    think_end = THINK_END
+    answer_cue = ""
 
     def problems(self, num_problems: int | None = None, seed: int = 0) -> list[Problem]:
         n = 200 if num_problems is None else int(num_problems)
