@@ -329,7 +329,7 @@ def write_model_card(out: Path, training: dict, evals: list[dict]) -> None:
                 else f"the first {done} steps of a {t['steps']}-step schedule (its checkpoint)")
     n_params = sum(p.numel() for p in load(out).parameters())
     lines = [
-        "# think-llama: ttscale's embedded model that thinks",
+        f"# {out.name}: ttscale's embedded model that thinks",
         "",
         f"A {n_params / 1e6:.2f} M-parameter Llama trained from scratch to add two numbers of 1 to 6 digits",
         "by writing a scratchpad in a think block first. Under budget forcing (cut the thinking after",
@@ -395,9 +395,10 @@ def write_model_card(out: Path, training: dict, evals: list[dict]) -> None:
                   f" {r['0.05_to_0.95']} in 0.05-0.95, {r['above_0.95']} above 0.95.", ""]
     lines += [
         "Reproduce the curve (writes budget_curve.json and this card):",
-        "`python scripts/train_thinking_model.py --eval-only --out ttscale/models/think-llama`.",
+        f"`python scripts/train_thinking_model.py --eval-only --out ttscale/models/{out.name}`.",
         "Retrain: `python scripts/train_thinking_model.py "
-        f"--steps {t['steps']} --stop-after {done} --batch-size {t['batch_size']} --threads {t['threads']}"
+        + ("" if (t["hidden"], t["layers"]) == (128, 4) else f"--hidden {t['hidden']} --layers {t['layers']} ")
+        + f"--steps {t['steps']} --stop-after {done} --batch-size {t['batch_size']} --threads {t['threads']}"
         f" --seed {t['seed']}"
         " --out DIR` (same weights on the same machine and torch version).",
         "",

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import train_thinking_model as tt  # noqa: E402
 
 SHIPPED = REPO / "ttscale" / "models" / "think-llama"
+SMALL = REPO / "ttscale" / "models" / "think-llama-small"  # the second size (frontier over sizes)
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +48,22 @@ def test_thinking_json_is_the_contract_and_each_marker_is_one_token(tok):
     assert tok("1+2=<think>").input_ids == tt.prompt_ids(1, 2)
 
 
-def test_shipped_folder_is_small_fp16_and_transformers_loads_it(model):
+@pytest.mark.parametrize(("folder", "params"), [(SHIPPED, 1_053_824), (SMALL, 133_440)])
+def test_shipped_folders_are_small_fp16_and_transformers_loads_them(folder, params):
     from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
 
-    weights = load_file(SHIPPED / "model.safetensors")
+    weights = load_file(folder / "model.safetensors")
     assert {str(w.dtype) for w in weights.values()} == {"float16"}
-    assert (SHIPPED / "model.safetensors").stat().st_size < 3_000_000
-    assert sum(p.numel() for p in model.parameters()) == 1_053_824
+    assert (folder / "model.safetensors").stat().st_size < 3_000_000
+    model = tt.load(folder)
+    assert sum(p.numel() for p in model.parameters()) == params
     assert model.config.max_position_embeddings >= len(tt.prompt_ids(999_999, 999_999)) + 30 + 1 + 7 + 1
-    card = (SHIPPED / "MODEL_CARD.md").read_text()
-    assert "--eval-only --out ttscale/models/think-llama" in card and "| budget B |" in card
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"--eval-only --out ttscale/models/{folder.name}`" in card and "| budget B |" in card
+    assert json.loads((folder / "thinking.json").read_text()) == tt.THINKING
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok("12+3=<think>").input_ids == tt.prompt_ids(12, 3)
 
 
 def test_task_prompts_end_with_think_and_exact_verifies_the_answer_after_the_block():
@@ -139,6 +146,16 @@ def test_forced_prefix_shares_the_first_b_thinking_tokens():
     p = tt.prompt_ids(4057, 968)
     assert tt.forced_prefix(p, think, 7) == [*p, *think[:7], tt.ETH]
     assert tt.forced_prefix(p, think, 100) == [*p, *think, tt.ETH]  # a trace that ended before B: whole
+
+
+@pytest.mark.slow
+def test_the_small_model_rises_with_the_budget_and_stays_below_the_large_one(model):
+    small = tt.load(SMALL)
+    kw = {"num_problems": 40, "k": 2, "temperature": 1.0, "budgets": (0, 16, 32)}
+    acc = {row["budget"]: row["accuracy"] for row in tt.evaluate_budgets(small, **kw)["curve"]}
+    big = {row["budget"]: row["accuracy"] for row in tt.evaluate_budgets(model, **kw)["curve"]}
+    assert acc[0] < acc[16] < acc[32] and acc[32] > acc[0] + 0.4
+    assert acc[32] < big[32] - 0.1 and acc[16] < big[16]  # same traces' seeds, a smaller model
 
 
 @pytest.mark.slow
