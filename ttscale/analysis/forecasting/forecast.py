@@ -44,7 +44,7 @@ from ttscale.analysis.forecasting.beta_fits import (  # noqa: F401 (re-exported)
     fit_zero_inflated_beta,
     refit_zero_inflated_beta,
 )
-from ttscale.analysis.laws.power_law import check_counts, fit_from_counts
+from ttscale.analysis.laws.power_law import check_counts, coverage_curve, fit_from_counts
 from ttscale.errors import InputError
 
 
@@ -91,7 +91,11 @@ DEFAULT_METHOD = "power_law"
 def forecast_curve(
     n: Any, c: Any, ks: Any, method: str = DEFAULT_METHOD, source: str = "counts"
 ) -> np.ndarray:
-    """Forecast coverage at each k in ``ks`` (any k >= 1, also beyond n) with ``method``."""
+    """Forecast coverage at each k in ``ks`` (any k >= 1, also beyond n) with ``method``.
+
+    At k up to the smallest n no model is needed: every method returns the unbiased coverage
+    estimate there (the mean of each problem's unbiased pass@k), so a forecast within the
+    samples drawn equals the measured curve."""
     if method not in METHODS:
         raise InputError(f"{source}: field 'method' {method!r} is not one of {', '.join(METHODS)}")
     n_i, c_i = check_counts(n, c, source)
@@ -100,7 +104,11 @@ def forecast_curve(
         raise InputError(f"{source}: field 'K' must hold whole numbers >= 1")
     if not (c_i > 0).any():
         raise InputError(f"{source}: field 'num_correct' is 0 for every problem: nothing to forecast from")
-    return np.clip(METHODS[method](n_i, c_i, k.astype(np.int64)), 0.0, 1.0)
+    out = np.clip(METHODS[method](n_i, c_i, k.astype(np.int64)), 0.0, 1.0)
+    inside = k <= int(n_i.min())
+    if inside.any():  # within the samples drawn: the unbiased estimate, whatever the method
+        out[inside] = coverage_curve(n_i, c_i, k[inside].astype(np.int64))
+    return out
 
 
 def forecast_coverage(
@@ -131,9 +139,11 @@ def forecast_adaptive(counts: pd.DataFrame, to_k: int, method: str, source: str)
     curve on k <= K (the plain curve would be biased). The beta methods fit by maximum likelihood,
     and a stopping rule that depends only on the successes seen leaves the likelihood
     ``p^S (1-p)^(T-S)`` of each row unchanged (up to a factor free of p), so they take (T, S) as
-    they are."""
-    from ttscale.analysis.adaptive.run import fit_adaptive
+    they are. At ``to_k`` up to K it is the stopping rule's unbiased estimate, for every method."""
+    from ttscale.analysis.adaptive.run import fit_adaptive, max_k, per_problem_pass
 
+    if to_k <= max_k(counts):  # within the samples drawn: the stopping rule's unbiased estimate
+        return float(np.mean(per_problem_pass(counts, np.array([to_k]))[:, 0]))
     if method == "power_law":
         return float(np.clip(fit_adaptive(counts, None, False, source).predict(np.array([to_k]))[0], 0, 1))
     return float(forecast_coverage(counts["num_samples"].to_numpy(np.int64),

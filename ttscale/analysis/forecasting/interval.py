@@ -53,6 +53,9 @@ from ttscale.errors import InputError
 #: 20 refits estimate a standard deviation to about +-16%)
 BETA_BOOT_CAP = 20
 
+#: bootstrap resamples of the measured curve's interval (k <= n), as ``ttscale analyze``'s default
+CURVE_BOOT = 1000
+
 #: the methods whose forecasts stand for the tail shapes the data allow (see the module doc)
 ALTERNATIVES = ("beta_eb", "beta_zi_eb")
 
@@ -138,12 +141,32 @@ def forecast_with_interval(
     model_sd = (np.max(np.abs(np.asarray(others) - point), axis=0) / z if others
                 else np.zeros(k.size))
     sd = np.sqrt(floor_sd**2 + np.nan_to_num(extra_sd) ** 2 + model_sd**2)
-    # from k = n on, the truth is at least the share solved; a forecast below it keeps its own
-    at_least = np.where(k >= int(n_i.min()), np.minimum(solved, point), 0.0)
-    low = np.clip(point - z * sd, at_least, 1.0)
-    high = np.clip(point + z * sd, low, 1.0)
-    return Forecast(k, point, low, high, level, floor_sd, extra_sd, model_sd, method,
-                    k > int(n_i.min()))
+    n_min = int(n_i.min())
+    inside = k <= n_min
+    # k <= n: the measured curve's own interval; beyond: coverage never falls as k grows, so the
+    # curve's lower bound at n (a lower bound of the truth at n, not a point) bounds it below
+    curve_low, curve_high = curve_interval(n_i, c_i, np.append(k[inside], n_min), level, seed)
+    low = np.clip(np.maximum(point - z * sd, curve_low[-1]), 0.0, 1.0)
+    high = np.clip(point + z * sd, 0.0, 1.0)
+    low[inside], high[inside] = curve_low[:-1], curve_high[:-1]
+    zero = np.where(inside, 0.0, np.nan)
+    return Forecast(k, point, np.minimum(low, point), np.maximum(high, point), level,
+                    np.where(inside, 0.0, floor_sd), np.where(inside, zero, extra_sd),
+                    np.where(inside, 0.0, model_sd), method, ~inside)
+
+
+def curve_interval(n: np.ndarray, c: np.ndarray, ks: np.ndarray, level: float,
+                   seed: int = 0, n_boot: int = CURVE_BOOT) -> tuple[np.ndarray, np.ndarray]:
+    """The measured coverage curve's ``level`` interval at each k <= the smallest n, as ``ttscale
+    analyze`` reports it (:func:`ttscale.analysis.curves.coverage.coverage_curves`: a percentile
+    bootstrap over problems, hulled with the effective-trials Clopper-Pearson bound)."""
+    from ttscale.analysis.ceilings.interval import subset_trials, widen_at_ceiling
+    from ttscale.analysis.curves.estimators import bootstrap_ci
+    from ttscale.analysis.laws.power_law import pass_at_k_matrix
+
+    per = pass_at_k_matrix(n, c, ks)
+    low, high = bootstrap_ci(per, n_boot=n_boot, ci=level, seed=seed)
+    return widen_at_ceiling(per, low, high, level, subset_trials(n, ks))
 
 
 def observed_coverage(n: Any, c: Any, ks: Any) -> np.ndarray:
