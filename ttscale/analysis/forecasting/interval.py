@@ -197,16 +197,25 @@ def forecast_records(
         for r in recs:
             r.update(ci_low=None, ci_high=None, ci_level=None)
         return recs
+    from ttscale.analysis.forecasting.forecast import choose_method
+
     out = []
     for rec, _, n, c in method_records(counts, group_cols, to_k, methods):
         method = rec["method"]
         rec.update({"from_n": int(n.min()), "extrapolated": bool(to_k > int(n.min()))})
+        if method == "auto" and (c > 0).any():
+            choice = choose_method(n, c, to_k, seed, source=source)
+            method = choice["method"]
+            rec.update(chosen_method=method, method_reason=choice["reason"],
+                       backtest_errors=choice["errors"])
         if not (c > 0).any():
             rec.update(coverage=None, ci_low=None, ci_high=None,
                        error="no correct sample in this group")
-        elif n_boot == 0:
+        elif n_boot == 0 or n.size < 2:
             rec.update(coverage=float(forecast_curve(n, c, [to_k], method, source)[0]),
                        ci_low=None, ci_high=None, ci_level=None)
+            if n.size < 2:
+                rec["interval_note"] = "one problem: nothing to resample, no interval"
         else:
             f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
             rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),

@@ -9,8 +9,10 @@ second verdict, ``extrapolation``:
 * **back-test**: fit ``exp(a k^b)`` to the measured curve at k <= n / :data:`BACKTEST_RATIO` and
   predict coverage at n, where it is measured; ``z = (measured - predicted) / sd``, ``sd`` the
   spread of that difference over a bootstrap over problems (the same resample refits the law and
-  re-measures the curve). ``|z| > z`` of ``level`` (two-sided) is ``"unsafe"``: the law, fitted
-  on one decade, already misses the next one inside the data.
+  re-measures the curve). The law is ``"unsafe"`` when it over-predicts by more than the one-sided
+  ``level`` quantile (1.64 sd at 95%: an optimistic forecast is the harmful miss, and a ceiling
+  makes exactly that one) or under-predicts by more than the two-sided ``(1 + level) / 2`` one
+  (2.58 sd): the law, fitted on one decade, already misses the next one inside the data.
 * **ceiling alternative**: the law with a ceiling ``c_max exp(a k^b)`` fitted to the same k; its
   back-test prediction and ``c_max`` are reported beside, so that a reader sees the shape the data
   would rather follow when the plain law fails.
@@ -90,7 +92,8 @@ def extrapolation_check(n: Any, c: Any, *, level: float = 0.95, n_boot: int = EX
     sd = float(np.std(diffs[ok], ddof=1)) if ok.sum() >= 10 else float("nan")
     diff = measured - predicted
     z = diff / sd if np.isfinite(sd) and sd > 0 else float("nan")
-    crit = float(ndtri(0.5 + level / 2))
+    crit = float(ndtri(level))  # over-prediction, the harmful side: one-sided
+    crit_under = float(ndtri(0.5 + (1 + level) / 4))  # under-prediction: two-sided at (1+level)/2
     out["backtest"] = {"fit_k_max": int(fit_top), "k": top, "predicted": predicted,
                        "measured": measured, "sd": _num(sd), "z": _num(z),
                        "refits_failed": int((~ok).sum())}
@@ -104,7 +107,7 @@ def extrapolation_check(n: Any, c: Any, *, level: float = 0.95, n_boot: int = EX
         out["reasons"].append("the back-test's spread could not be estimated (refits failed)")
         return out
     where = f"fitted on k <= {fit_top}, the law predicts {predicted:.4f} at k = {top}"
-    if abs(z) > crit:
+    if z < -crit or z > crit_under:
         out["status"] = "unsafe"
         side = "above" if diff < 0 else "below"
         alt = ""
@@ -112,7 +115,7 @@ def extrapolation_check(n: Any, c: Any, *, level: float = 0.95, n_boot: int = EX
             alt = (f"; with a ceiling (c_max = {out['ceiling']['c_max']:.3f}) it predicts "
                    f"{out['ceiling']['predicted']:.4f}")
         out["reasons"].append(f"back-test: {where}, {side} the measured {measured:.4f} by "
-                              f"{abs(diff):.4f} ({abs(z):.1f} sd; {level:.0%} limit {crit:.2f} sd){alt}: "
+                              f"{abs(diff):.4f} ({abs(z):.1f} sd; limit {crit if z < 0 else crit_under:.2f} sd){alt}: "
                               "do not extrapolate this law")
     else:
         out["status"] = "safe"
