@@ -99,8 +99,14 @@ def forecast_with_interval(
     n: Any, c: Any, ks: Any, method: str = DEFAULT_METHOD, level: float = 0.9,
     n_boot: int = 100, seed: int = 0, source: str = "counts",
     alternatives: tuple[str, ...] = ALTERNATIVES, known: dict[str, np.ndarray] | None = None,
+    backtest_error: float | None = None,
 ) -> Forecast:
     """Forecast coverage at each k in ``ks`` with a ``level`` interval (see the module doc).
+
+    ``backtest_error``: the method's mean absolute error forecasting n from n/10 inside the data
+    (``--method auto``'s back-test, :func:`ttscale.analysis.forecasting.forecast.choose_method`).
+    Given, the model term is that error per decade of extrapolation, ``backtest_error *
+    max(1, log10(k / n)) / z``, instead of the alternatives' spread.
 
     ``known``: forecasts already made at ``ks`` by method name (reused, not refitted). The Beta
     methods refit at most :data:`BETA_BOOT_CAP` times.
@@ -140,6 +146,9 @@ def forecast_with_interval(
               for a in alternatives if a != method]
     model_sd = (np.max(np.abs(np.asarray(others) - point), axis=0) / z if others
                 else np.zeros(k.size))
+    if backtest_error is not None:
+        decades = np.maximum(1.0, np.log10(np.maximum(k, 1) / float(n_i.min())))
+        model_sd = np.full(k.size, float(backtest_error)) * decades / z
     sd = np.sqrt(floor_sd**2 + np.nan_to_num(extra_sd) ** 2 + model_sd**2)
     n_min = int(n_i.min())
     inside = k <= n_min
@@ -217,7 +226,9 @@ def forecast_records(
             if n.size < 2:
                 rec["interval_note"] = "one problem: nothing to resample, no interval"
         else:
-            f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
+            bt = (rec.get("backtest_errors") or {}).get(method) if rec["method"] == "auto" else None
+            f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source,
+                                       backtest_error=bt)
             rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),
                        ci_high=float(f.high[0]), ci_level=level,
                        floor_sd=float(f.floor_sd[0]),
