@@ -140,20 +140,19 @@ def run(data: list[Dataset], methods: list[str], interval_methods: list[str], ns
                     known[m_name] = forecast_curve(nn, c, ks, m_name)
                     secs_of[m_name] = time.perf_counter() - t0
                 for m_name in methods:
-                    chosen, bt = m_name, None
+                    chosen = m_name
                     secs = 0.0
                     if m_name == "auto":
                         t0 = time.perf_counter()
                         choice = choose_method(nn, c, max(ks), seed=d)
-                        chosen, bt = choice["method"], (choice["errors"] or {}).get(choice["method"])
+                        chosen = choice["method"]
                         secs = time.perf_counter() - t0
                     point = known[chosen]
                     secs += secs_of[chosen]
                     low = high = np.full(len(ks), np.nan)
                     if m_name in interval_methods:
                         t0 = time.perf_counter()
-                        f = forecast_with_interval(nn, c, ks, chosen, 0.9, n_boot, seed=d, known=known,
-                                                   backtest_error=bt)
+                        f = forecast_with_interval(nn, c, ks, chosen, 0.9, n_boot, seed=d, known=known)
                         low, high = f.low, f.high
                         secs += time.perf_counter() - t0
                     for j, k in enumerate(ks):

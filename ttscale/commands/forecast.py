@@ -35,6 +35,16 @@ law one line follows on stderr (also with ``--json``): ``warning: <group>: the p
 rejected (<first reason>); its forecast extrapolates a law the data do not follow: compare
 --method all``.
 
+Safe to extrapolate? Each ``power_law`` record (asked for, or chosen by ``auto``) also carries
+``"law_extrapolation"`` (``"safe"``, ``"unsafe"``, ``"unchecked"``) and
+``"law_extrapolation_reasons"``: the law fitted on k <= n/10 back-tested against the coverage
+measured at n (``ttscale.analysis.laws.extrapolation``); an ``unsafe`` law gets a warning line on
+stderr. At K <= n every method returns the unbiased estimate with the measured curve's interval.
+
+``--method auto`` chooses per group the method whose back-test inside the data (n/10 -> n) errs
+least; the record keeps ``"method": "auto"`` and adds ``"chosen_method"``, ``"method_reason"`` and
+``"backtest_errors"``.
+
 Methods (``ttscale.analysis.forecasting.forecast``): ``power_law`` (the exponentiated power law fitted to the
 measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it
 on every dataset), ``beta`` (a beta distribution of per-problem pass rates fitted by maximum

@@ -21,8 +21,12 @@ it err (see benchmarks/bench_forecast.py, which measures both):
    of them.
 
 The interval is ``forecast +- z sqrt(floor_sd^2 + extrapolation_sd^2 + model_sd^2)``, z for the
-level (1.645 at 90%), clipped to [the share solved in n when K >= n (or the forecast, if
-lower), 1]. It is conservative
+level (1.645 at 90%), within [0, 1] and never below the measured curve's lower bound at n
+(coverage does not fall as k grows). It is not clipped at the share solved in n: that share is
+an unbiased estimate of coverage at n, not a lower bound, and the clip made the interval
+one-sided (90% intervals at K = n covered 0.53-0.60). At K <= n there is nothing to extrapolate:
+the forecast is the unbiased estimate and its interval the measured curve's
+(:func:`curve_interval`). It is conservative
 where the methods disagree and the default is right, and still misses where every method is
 wrong the same way; benchmarks/bench_forecast.py reports how often it covers the truth.
 """
@@ -99,14 +103,8 @@ def forecast_with_interval(
     n: Any, c: Any, ks: Any, method: str = DEFAULT_METHOD, level: float = 0.9,
     n_boot: int = 100, seed: int = 0, source: str = "counts",
     alternatives: tuple[str, ...] = ALTERNATIVES, known: dict[str, np.ndarray] | None = None,
-    backtest_error: float | None = None,
 ) -> Forecast:
     """Forecast coverage at each k in ``ks`` with a ``level`` interval (see the module doc).
-
-    ``backtest_error``: the method's mean absolute error forecasting n from n/10 inside the data
-    (``--method auto``'s back-test, :func:`ttscale.analysis.forecasting.forecast.choose_method`).
-    Given, the model term is that error per decade of extrapolation, ``backtest_error *
-    max(1, log10(k / n)) / z``, instead of the alternatives' spread.
 
     ``known``: forecasts already made at ``ks`` by method name (reused, not refitted). The Beta
     methods refit at most :data:`BETA_BOOT_CAP` times.
@@ -146,9 +144,6 @@ def forecast_with_interval(
               for a in alternatives if a != method]
     model_sd = (np.max(np.abs(np.asarray(others) - point), axis=0) / z if others
                 else np.zeros(k.size))
-    if backtest_error is not None:
-        decades = np.maximum(1.0, np.log10(np.maximum(k, 1) / float(n_i.min())))
-        model_sd = np.full(k.size, float(backtest_error)) * decades / z
     sd = np.sqrt(floor_sd**2 + np.nan_to_num(extra_sd) ** 2 + model_sd**2)
     n_min = int(n_i.min())
     inside = k <= n_min
@@ -226,9 +221,7 @@ def forecast_records(
             if n.size < 2:
                 rec["interval_note"] = "one problem: nothing to resample, no interval"
         else:
-            bt = (rec.get("backtest_errors") or {}).get(method) if rec["method"] == "auto" else None
-            f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source,
-                                       backtest_error=bt)
+            f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
             rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),
                        ci_high=float(f.high[0]), ci_level=level,
                        floor_sd=float(f.floor_sd[0]),
