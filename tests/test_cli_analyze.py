@@ -87,8 +87,11 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
             "flops_per_sample", "ci_level", "ci_method", "law_boot", "law_boot_failed", "a_ci",
             "b_ci", "fit_status", "fit_reasons", "fit_warnings", "fit_check",
             "saturation_k_fit_ci", "saturation_k_fit_never", "saturation_k_fit_status",
-            "tail_fit", "fits_data",
-        } | ({"saturation_k_fit_note"} if rec["fit_status"] == "rejected" else set())
+            "tail_fit", "fits_data", "extrapolation",
+        } | ({"saturation_k_fit_note"} if rec["fit_status"] == "rejected"
+             or rec["extrapolation"]["status"] == "unsafe" else set())
+        assert rec["extrapolation"]["status"] in ("safe", "unsafe", "unchecked")
+        assert rec["extrapolation"]["backtest"]["fit_k_max"] == 5  # k <= 50 / 10, predicting 50
         g = counts[(counts["benchmark"] == rec["benchmark"]) & (counts["model"] == rec["model"])]
         fit = fit_from_counts(g["num_samples"], g["num_correct"])
         assert rec["law"] == "exp_power" and rec["metric"] == "pass@k"

@@ -52,3 +52,20 @@ def test_analyze_on_one_problem_gives_no_interval_and_no_law_verdict(tmp_path) -
     assert fit["a_ci"] == [None, None] and fit["extrapolation"]["status"] == "unchecked"
     recs = ttscale.forecast_records(counts, to=1000, n_boot=10)
     assert recs[0]["ci_low"] is None and "one problem" in recs[0]["interval_note"]
+
+
+def test_a_forecast_from_an_unsafe_law_is_marked_and_reaches_the_ceiling_law() -> None:
+    from scipy.special import betaln
+
+    import ttscale
+
+    c = _counts(0.3, 0.5, 2.0, 400, 100, seed=1)
+    counts = pd.DataFrame({"problem": range(c.size), "num_samples": 100, "num_correct": c})
+    (rec,) = ttscale.forecast_records(counts, to=1000, method="power_law", n_boot=5)
+    assert rec["law_extrapolation"] == "unsafe" and "back-test" in rec["law_extrapolation_reasons"][0]
+    truth = 0.7 * (1 - np.exp(betaln(0.5, 2.0 + 1000) - betaln(0.5, 2.0)))  # about 0.67
+    assert rec["ceiling_forecast"] < rec["coverage"]
+    assert rec["ci_low"] <= rec["ceiling_forecast"]
+    # the plain law's forecast is far off, which is why it is marked; the ceiling law is nearer
+    # the truth (though here still about 1.7 points above it)
+    assert rec["coverage"] - truth > 0.05 and abs(rec["ceiling_forecast"] - truth) < 0.03

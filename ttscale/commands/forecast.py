@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                                "ci_low", "ci_high", "ci_level", "floor_sd", "extrapolation_sd",
                                "model_sd", "law_status", "law_reasons", "law_warnings",
                                "law_extrapolation", "law_extrapolation_reasons", "method_reason",
-                               "backtest_errors", "chosen_method", "interval_note")]
+                               "backtest_errors", "chosen_method", "interval_note",
+                               "ceiling_forecast")]
     if args.json:
         print(json.dumps(records, indent=2))
     else:
