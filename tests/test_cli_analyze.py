@@ -450,10 +450,13 @@ def test_forecast_json_all_methods(counts_csv, capsys):
     assert len(recs) == 4 * len(fc.METHODS)
     counts = pd.read_csv(counts_csv)
     for r in recs:
-        assert set(r) == {"benchmark", "model", "method", "k", "coverage", "from_k", "from_n",
-                          "extrapolated", "ci_low", "ci_high", "ci_level", "law_status",
-                          "law_reasons", "law_warnings"}
+        assert set(r) - {"ceiling_forecast"} == {
+            "benchmark", "model", "method", "k", "coverage", "from_k", "from_n", "extrapolated",
+            "ci_low", "ci_high", "ci_level", "law_status", "law_reasons", "law_warnings",
+            "law_extrapolation", "law_extrapolation_reasons"}
         assert (r["law_status"] is None) == (r["method"] != "power_law")
+        assert (r["law_extrapolation"] is None) == (r["method"] != "power_law")
+        assert ("ceiling_forecast" in r) == (r["law_extrapolation"] == "unsafe")
         assert r["k"] == 500 and r["from_k"] is None and r["extrapolated"] is True
         assert r["ci_low"] is None and r["ci_high"] is None
         g = counts[(counts["benchmark"] == r["benchmark"]) & (counts["model"] == r["model"])]
