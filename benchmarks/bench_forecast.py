@@ -42,7 +42,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from ttscale.analysis.forecasting.forecast import DEFAULT_METHOD, METHODS, forecast_curve
+from ttscale.analysis.forecasting.forecast import (
+    AUTO_CANDIDATES,
+    DEFAULT_METHOD,
+    METHODS,
+    choose_method,
+    forecast_curve,
+)
 from ttscale.analysis.forecasting.interval import ALTERNATIVES, forecast_with_interval
 
 SYNTH_PROBLEMS = 128
@@ -96,7 +102,10 @@ def datasets(ref_dir: Path) -> list[Dataset]:
     size = SYNTH_PROBLEMS
     zero = rng.random(size) < 0.3
     bimodal = np.where(rng.random(size) < 0.5, rng.beta(0.2, 8.0, size), rng.beta(4.0, 1.0, size))
+    # a weak model: most problems unsolved in 100 samples (60% with p in 1e-4..1e-2), the rest hard
+    weak = np.where(rng.random(size) < 0.6, 10 ** rng.uniform(-4, -2, size), rng.beta(0.3, 3.0, size))
     out += [
+        _synthetic("synth weak model", weak),
         _synthetic("synth Beta(0.5,2) tail", rng.beta(0.5, 2.0, size)),
         _synthetic("synth Beta(0.15,1.5) tail", rng.beta(0.15, 1.5, size)),
         _synthetic("synth 30% p=0 + Beta(0.4,1.5)", np.where(zero, 0.0, rng.beta(0.4, 1.5, size))),
@@ -114,7 +123,7 @@ def run(data: list[Dataset], methods: list[str], interval_methods: list[str], ns
         for n in ns:
             if n >= ds.full_n:
                 continue
-            ks = sorted({k for k in (10 * n, 100 * n, ds.full_n) if k <= ds.full_n})
+            ks = sorted({k for k in (n, 10 * n, 100 * n, ds.full_n) if k <= ds.full_n})
             truth = {k: ds.truth(k) for k in ks}
             for d in range(draws):
                 c = ds.draw(n, rng)
@@ -124,23 +133,33 @@ def run(data: list[Dataset], methods: list[str], interval_methods: list[str], ns
                 unsolved = c == 0
                 m = int(unsolved.sum())
                 known, secs_of = {}, {}
-                for m_name in dict.fromkeys([*methods, *ALTERNATIVES]):
+                singles = [m for m in methods if m != "auto"]
+                extra = AUTO_CANDIDATES if "auto" in methods else ()
+                for m_name in dict.fromkeys([*singles, *ALTERNATIVES, *extra]):
                     t0 = time.perf_counter()
                     known[m_name] = forecast_curve(nn, c, ks, m_name)
                     secs_of[m_name] = time.perf_counter() - t0
                 for m_name in methods:
-                    point = known[m_name]
-                    secs = secs_of[m_name]
+                    chosen = m_name
+                    secs = 0.0
+                    if m_name == "auto":
+                        t0 = time.perf_counter()
+                        choice = choose_method(nn, c, max(ks), seed=d)
+                        chosen = choice["method"]
+                        secs = time.perf_counter() - t0
+                    point = known[chosen]
+                    secs += secs_of[chosen]
                     low = high = np.full(len(ks), np.nan)
                     if m_name in interval_methods:
                         t0 = time.perf_counter()
-                        f = forecast_with_interval(nn, c, ks, m_name, 0.9, n_boot, seed=d, known=known)
+                        f = forecast_with_interval(nn, c, ks, chosen, 0.9, n_boot, seed=d, known=known)
                         low, high = f.low, f.high
                         secs += time.perf_counter() - t0
                     for j, k in enumerate(ks):
                         true = float(truth[k].mean())
                         r = float(truth[k][unsolved].mean()) if m else 0.0
                         rows.append({"dataset": ds.name, "n": n, "K": k, "draw": d, "method": m_name,
+                                     "chosen": chosen, "width": high[j] - low[j],
                                      "error": point[j] - true, "truth": true,
                                      "floor": np.sqrt(2 / np.pi) * np.sqrt(m * r * (1 - r)) / ds.problems,
                                      "covered": (low[j] <= true <= high[j]) if np.isfinite(low[j]) else np.nan,
@@ -149,9 +168,12 @@ def run(data: list[Dataset], methods: list[str], interval_methods: list[str], ns
 
 
 def summarise(res: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    res = res.assign(abs_error=res["error"].abs())
+    """Per dataset, over its n, K > n and draws: each method's MAE, MAE / floor, cover90, mean
+    width; auto's most frequent choice and its MAE over the best single method's."""
+    res = res[res["K"] > res["n"]].assign(abs_error=lambda r: r["error"].abs())
     per = res.groupby(["dataset", "method"], sort=False).agg(
-        MAE=("abs_error", "mean"), floor=("floor", "mean"), cover90=("covered", "mean"))
+        MAE=("abs_error", "mean"), floor=("floor", "mean"), cover90=("covered", "mean"),
+        width=("width", "mean"))
     per["ratio"] = per["MAE"] / per["floor"]
     wide = per.unstack("method")
     out = pd.DataFrame(index=wide.index)
@@ -161,12 +183,28 @@ def summarise(res: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
         out[f"{m} ratio"] = wide[("ratio", m)]
         if wide[("cover90", m)].notna().any():
             out[f"{m} cover90"] = wide[("cover90", m)]
+            out[f"{m} width"] = 100 * wide[("width", m)]
+    singles = [m for m in methods if m != "auto"]
+    if "auto" in methods and singles:
+        best = wide["MAE"][singles].min(axis=1)
+        out["auto/best"] = wide[("MAE", "auto")] / best
+        picks = res[res["method"] == "auto"].groupby("dataset")["chosen"].agg(
+            lambda x: x.value_counts().index[0] + f" {x.value_counts().iloc[0] / len(x):.0%}")
+        out["auto chose"] = picks
     return out.loc[list(dict.fromkeys(res["dataset"]))]
+
+
+def at_n(res: pd.DataFrame) -> pd.DataFrame:
+    """K = n: share of 90% intervals holding the truth and mean width, per dataset and method."""
+    sub = res[(res["K"] == res["n"]) & res["covered"].notna()]
+    return sub.groupby(["dataset", "method"], sort=False).agg(
+        cover90=("covered", "mean"), width=("width", lambda w: 100 * w.mean())).unstack("method")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="3 draws, 2 methods, 40 bootstrap refits")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 draws, power_law, beta_eb, beta_zi_eb and auto, 40 bootstrap refits")
     ap.add_argument("--draws", type=int, default=None, help="draws per (dataset, n) (default 10)")
     ap.add_argument("--ns", default="32,100,300", help="samples per problem to forecast from")
     ap.add_argument("--methods", default=None, help="comma-separated (default: every method)")
@@ -177,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", help="also write every forecast's row here")
     args = ap.parse_args(argv)
     methods = (args.methods.split(",") if args.methods
-               else ([DEFAULT_METHOD, "beta_eb"] if args.quick else list(METHODS)))
-    unknown = [m for m in methods if m not in METHODS]
+               else ([DEFAULT_METHOD, "beta_eb", "beta_zi_eb", "auto"] if args.quick
+                     else [*METHODS, "auto"]))
+    unknown = [m for m in methods if m not in METHODS and m != "auto"]
     if unknown:
         print(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})", file=sys.stderr)
         return 2
-    interval = args.interval_methods.split(",") if args.interval_methods else [DEFAULT_METHOD]
+    interval = (args.interval_methods.split(",") if args.interval_methods
+                else [DEFAULT_METHOD, "auto"])
     draws = args.draws or (3 if args.quick else 10)
     n_boot = args.n_boot or (40 if args.quick else 100)
     here = Path(__file__).resolve()
@@ -198,10 +238,15 @@ def main(argv: list[str] | None = None) -> int:
               draws, n_boot)
     table = summarise(res, methods)
     print(f"coverage forecasts at K = 10n, 100n, N from n = {args.ns} samples per problem, {draws} draws; "
-          "MAE and floor in points of coverage, ratio = MAE / floor (goal <= 1.25), "
-          "cover90 = share of 90% intervals holding the truth (goal 0.85-0.95)")
+          "MAE, floor and width in points of coverage, ratio = MAE / floor (goal <= 1.25), "
+          "cover90 = share of 90% intervals holding the truth (goal 0.85-0.95), width = mean "
+          "width of the 90% interval, auto/best = auto's MAE over the best single method's "
+          "(goal <= 1.1)")
     with pd.option_context("display.width", 250, "display.max_columns", 50):
         print(table.to_string(float_format=lambda x: f"{x:.2f}"))
+    print("\nK = n (the unbiased estimate with the curve's own interval): cover90 and width")
+    with pd.option_context("display.width", 250, "display.max_columns", 50):
+        print(at_n(res).to_string(float_format=lambda x: f"{x:.2f}"))
     print("\nmean ratio over datasets (lower is better) and time per forecast:")
     for m in methods:
         sub = res[res["method"] == m]

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import ttscale
+from ttscale.analysis.curves.coverage import coverage_curves
 from ttscale.errors import InputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv"
@@ -151,6 +152,14 @@ def test_forecast_in_sample_equals_the_measured_coverage():
     assert set(f["method"]) == {"power_law", "beta", "beta_eb", "beta_mixture", "beta_zi_eb"}
     assert len(f) == 2 * 5 and f["coverage"].between(0, 1).all()
     assert (f["ci_low"] <= f["coverage"]).all() and (f["coverage"] <= f["ci_high"]).all()
+    # at K = n every method returns the unbiased estimate, with the measured curve's interval
+    for t, g in counts.groupby("temperature"):
+        rows = f[f["temperature"] == t]
+        assert rows["coverage"].to_numpy() == pytest.approx(exact_coverage(g, 100), abs=1e-12)
+        assert rows["coverage"].nunique() == 1
+        top = coverage_curves(g.drop(columns="temperature"), ks=[100], ci=0.9).iloc[0]
+        assert rows["ci_low"].to_numpy() == pytest.approx(top["ci_low"], abs=1e-12)
+        assert rows["ci_high"].to_numpy() == pytest.approx(top["ci_high"], abs=1e-12)
     back = ttscale.forecast(counts, to=100, from_k=10, seed=3)
     assert (back["from_k"] == 10).all() and back["coverage"].between(0, 1).all()
     with pytest.raises(InputError, match="--to must be at least 1"):

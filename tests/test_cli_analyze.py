@@ -87,8 +87,11 @@ def test_fits_json_schema_and_values(counts_csv, analyzed):
             "flops_per_sample", "ci_level", "ci_method", "law_boot", "law_boot_failed", "a_ci",
             "b_ci", "fit_status", "fit_reasons", "fit_warnings", "fit_check",
             "saturation_k_fit_ci", "saturation_k_fit_never", "saturation_k_fit_status",
-            "tail_fit", "fits_data",
-        } | ({"saturation_k_fit_note"} if rec["fit_status"] == "rejected" else set())
+            "tail_fit", "fits_data", "extrapolation",
+        } | ({"saturation_k_fit_note"} if rec["fit_status"] == "rejected"
+             or rec["extrapolation"]["status"] == "unsafe" else set())
+        assert rec["extrapolation"]["status"] in ("safe", "unsafe", "unchecked")
+        assert rec["extrapolation"]["backtest"]["fit_k_max"] == 5  # k <= 50 / 10, predicting 50
         g = counts[(counts["benchmark"] == rec["benchmark"]) & (counts["model"] == rec["model"])]
         fit = fit_from_counts(g["num_samples"], g["num_correct"])
         assert rec["law"] == "exp_power" and rec["metric"] == "pass@k"
@@ -447,10 +450,13 @@ def test_forecast_json_all_methods(counts_csv, capsys):
     assert len(recs) == 4 * len(fc.METHODS)
     counts = pd.read_csv(counts_csv)
     for r in recs:
-        assert set(r) == {"benchmark", "model", "method", "k", "coverage", "from_k", "from_n",
-                          "extrapolated", "ci_low", "ci_high", "ci_level", "law_status",
-                          "law_reasons", "law_warnings"}
+        assert set(r) - {"ceiling_forecast"} == {
+            "benchmark", "model", "method", "k", "coverage", "from_k", "from_n", "extrapolated",
+            "ci_low", "ci_high", "ci_level", "law_status", "law_reasons", "law_warnings",
+            "law_extrapolation", "law_extrapolation_reasons"}
         assert (r["law_status"] is None) == (r["method"] != "power_law")
+        assert (r["law_extrapolation"] is None) == (r["method"] != "power_law")
+        assert ("ceiling_forecast" in r) == (r["law_extrapolation"] == "unsafe")
         assert r["k"] == 500 and r["from_k"] is None and r["extrapolated"] is True
         assert r["ci_low"] is None and r["ci_high"] is None
         g = counts[(counts["benchmark"] == r["benchmark"]) & (counts["model"] == r["model"])]

@@ -203,7 +203,8 @@ def _law_line(rec: dict) -> str:
 
     parts = [ci("a"), ci("b")] + ([ci("c_max")] if "c_max" in rec else [])
     status = rec.get("fit_status")
-    tail = f" ({status}: {'; '.join(rec.get('fit_reasons') or [])})" if status == "rejected" else ""
+    tail = (f" ({status}: {'; '.join(rec.get('fit_reasons') or [])})"
+            if status in ("rejected", "unchecked") and rec.get("fit_reasons") else "")
     if not tail and rec.get("fit_warnings"):
         tail = f" (warning: {rec['fit_warnings'][0]})"
     return " ".join(parts) + f" rmse={rec['rmse']:.4f}" + (f" fit {status}" if status else "") + tail

@@ -35,6 +35,16 @@ law one line follows on stderr (also with ``--json``): ``warning: <group>: the p
 rejected (<first reason>); its forecast extrapolates a law the data do not follow: compare
 --method all``.
 
+Safe to extrapolate? Each ``power_law`` record (asked for, or chosen by ``auto``) also carries
+``"law_extrapolation"`` (``"safe"``, ``"unsafe"``, ``"unchecked"``) and
+``"law_extrapolation_reasons"``: the law fitted on k <= n/10 back-tested against the coverage
+measured at n (``ttscale.analysis.laws.extrapolation``); an ``unsafe`` law gets a warning line on
+stderr. At K <= n every method returns the unbiased estimate with the measured curve's interval.
+
+``--method auto`` chooses per group the method whose back-test inside the data (n/10 -> n) errs
+least; the record keeps ``"method": "auto"`` and adds ``"chosen_method"``, ``"method_reason"`` and
+``"backtest_errors"``.
+
 Methods (``ttscale.analysis.forecasting.forecast``): ``power_law`` (the exponentiated power law fitted to the
 measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it
 on every dataset), ``beta`` (a beta distribution of per-problem pass rates fitted by maximum
@@ -62,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="run directory: warn instead of refusing when a verifier has not judged every sample")
     p.add_argument("--method", default=None,
                    help="forecast method (power_law, beta, beta_eb, beta_mixture, beta_zi_eb; default "
-                        "power_law), or 'all'")
+                        "power_law), 'auto' (chosen per group by a back-test inside the data), or 'all'")
     p.add_argument("--from-k", type=int, metavar="N",
                    help="subsample each problem to N samples first (without replacement)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --from-k subsampling")
@@ -88,12 +98,18 @@ def run(args: argparse.Namespace) -> int:
     group_cols = [c for c in (records[0] if records else {})
                   if c not in ("method", "k", "coverage", "error", "from_k", "from_n", "extrapolated",
                                "ci_low", "ci_high", "ci_level", "floor_sd", "extrapolation_sd",
-                               "model_sd", "law_status", "law_reasons", "law_warnings")]
+                               "model_sd", "law_status", "law_reasons", "law_warnings",
+                               "law_extrapolation", "law_extrapolation_reasons", "method_reason",
+                               "backtest_errors", "chosen_method", "interval_note",
+                               "ceiling_forecast")]
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         cols = [*group_cols, "method", "k", "coverage", "ci_low", "ci_high", "law_status"]
         table = pd.DataFrame(records, columns=cols)
+        chosen = [r.get("chosen_method") for r in records]
+        table["method"] = [m if c is None else f"auto: {c}" for m, c in zip(table["method"], chosen,
+                                                                            strict=True)]
         for col in ("coverage", "ci_low", "ci_high"):
             table[col] = table[col].map(lambda x: "-" if x is None or pd.isna(x) else f"{x:.4f}")
         table["law_status"] = table["law_status"].map(lambda x: "-" if x is None or pd.isna(x) else x)
@@ -109,9 +125,15 @@ def rejected_law_lines(records: list[dict], group_cols: list[str]) -> list[str]:
     """One line per group whose power law is rejected (printed on stderr after the output)."""
     out = []
     for r in records:
-        if r.get("method") == "power_law" and r.get("law_status") == "rejected":
+        law = (r.get("chosen_method") or r.get("method")) == "power_law"
+        if law and r.get("law_status") == "rejected":
             group = ", ".join(f"{c}={r[c]}" for c in group_cols) or "all problems"
             why = (r.get("law_reasons") or ["it leaves the measured curve's band"])[0]
             out.append(f"warning: {group}: the power law is rejected ({why}); its forecast "
                        "extrapolates a law the data do not follow: compare --method all")
+        elif law and r.get("law_extrapolation") == "unsafe":
+            group = ", ".join(f"{c}={r[c]}" for c in group_cols) or "all problems"
+            why = (r.get("law_extrapolation_reasons") or ["its back-test failed"])[0]
+            out.append(f"warning: {group}: the power law fits the measured range but is not safe "
+                       f"to extrapolate ({why}); compare --method auto")
     return out

@@ -13,7 +13,7 @@ from typing import Any
 
 #: fits.json keys that are not shown in the report's plain table of fits (nested or long)
 DETAIL_KEYS = ("fit_check", "tail_fit", "distributional", "fits_data", "fit_reasons",
-               "fit_warnings", "ci_method", "saturation_k_fit_note")
+               "fit_warnings", "ci_method", "saturation_k_fit_note", "extrapolation")
 
 
 def _e(x: Any) -> str:
@@ -48,7 +48,8 @@ def _row(rec: dict[str, Any], group_cols: list[str]) -> str:
     sat_txt = _with_ci(sat, rec.get("saturation_k_fit_ci"), "{:.0f}") if sat is not None else "never"
     if rec.get("saturation_k_fit_status") == "rejected":
         sat_txt += " (from a rejected law)"
-    cells += [status, sat_txt]
+    extra = rec.get("extrapolation") or {}
+    cells += [status, extra.get("status") or "", sat_txt]
     tail = rec.get("tail_fit") or {}
     cells.append(f"{_with_ci(tail.get('b'), tail.get('b_ci'))} on k {tail.get('k_min')}-"
                  f"{tail.get('k_max')}: {_fits(tail.get('fits'))}" if tail.get("b") is not None else "")
@@ -68,7 +69,7 @@ def fit_section(fits: list[dict[str, Any]], group_cols: list[str] | None = None)
         group_cols = keys[: keys.index("metric")] if "metric" in keys else []
     level = recs[0].get("ci_level", 0.95)
     head = ["group", "law", "a [CI]", "b [CI]", "c_max [CI]", "law fits the data?",
-            "saturation k from the law [CI]", "tail fit b [CI]", "distributional b = -alpha [CI]"]
+            "safe to extrapolate?", "saturation k from the law [CI]", "tail fit b [CI]", "distributional b = -alpha [CI]"]
     rows = "".join(_row(r, group_cols) for r in recs)
     notes = []
     for r in recs:
@@ -77,12 +78,17 @@ def fit_section(fits: list[dict[str, Any]], group_cols: list[str] | None = None)
             notes.append(f"<li><b>{_e(name)}</b>: rejected: {_e(why)}</li>")
         for why in r.get("fit_warnings") or []:
             notes.append(f"<li><b>{_e(name)}</b>: warning: {_e(why)}</li>")
+        extra = r.get("extrapolation") or {}
+        if extra.get("status") == "unsafe":
+            for why in extra.get("reasons") or []:
+                notes.append(f"<li><b>{_e(name)}</b>: not safe to extrapolate: {_e(why)}</li>")
     return (
         "<h3>How sure: the law's intervals and goodness of fit</h3>"
         f'<p class="muted">Intervals: {level:.0%} percentile bootstrap over problems, the law '
         "refitted on each resample. A law is rejected where it leaves the pointwise "
         "confidence band of the measured curve; its saturation point and any forecast from it "
-        "should not be relied on.</p>"
+        "should not be relied on. Safe to extrapolate: the law fitted on k up to n/10 predicts "
+        "the coverage measured at n (a back-test inside the data).</p>"
         f"<table><thead><tr>{''.join(f'<th class=l>{_e(h)}</th>' for h in head)}</tr></thead>"
         f"<tbody>{rows}</tbody></table>" + (f"<ul>{''.join(notes)}</ul>" if notes else "")
     )

@@ -58,9 +58,12 @@ def _curve_frame(
     key: tuple, cols: list[str], metric: str, ks: np.ndarray, per_problem: np.ndarray,
     n_boot: int, ci: float, seed: int, max_trials: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    low, high = bootstrap_ci(per_problem, n_boot=n_boot, ci=ci, seed=seed)
-    # never [1, 1] at the ceiling: hull with an exact binomial bound (ttscale.analysis.ceilings.interval)
-    low, high = widen_at_ceiling(per_problem, low, high, ci, max_trials)
+    if per_problem.shape[0] < 2:  # one problem: nothing to resample, no interval (not a zero-width one)
+        low = high = np.full(per_problem.shape[1], np.nan)
+    else:
+        low, high = bootstrap_ci(per_problem, n_boot=n_boot, ci=ci, seed=seed)
+        # never [1, 1] at the ceiling: hull with an exact binomial bound (ceilings.interval)
+        low, high = widen_at_ceiling(per_problem, low, high, ci, max_trials)
     frame = pd.DataFrame(
         {
             "metric": metric,

@@ -44,7 +44,7 @@ from ttscale.analysis.forecasting.beta_fits import (  # noqa: F401 (re-exported)
     fit_zero_inflated_beta,
     refit_zero_inflated_beta,
 )
-from ttscale.analysis.laws.power_law import check_counts, fit_from_counts
+from ttscale.analysis.laws.power_law import check_counts, coverage_curve, fit_from_counts
 from ttscale.errors import InputError
 
 
@@ -88,10 +88,71 @@ METHODS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] =
 DEFAULT_METHOD = "power_law"
 
 
+#: the methods ``auto`` chooses between (:func:`choose_method`)
+AUTO_CANDIDATES = ("power_law", "beta_eb", "beta_zi_eb")
+#: ``auto``'s back-test forecasts n from n / AUTO_RATIO samples per problem
+AUTO_RATIO = 10
+#: subsample draws ``auto``'s back-test averages over
+AUTO_DRAWS = 3
+
+
+def choose_method(n: Any, c: Any, to_k: int, seed: int = 0,
+                  candidates: tuple[str, ...] = AUTO_CANDIDATES,
+                  source: str = "counts") -> dict[str, Any]:
+    """``--method auto``: the method whose back-test inside the data errs least.
+
+    Each problem is subsampled (without replacement, :data:`AUTO_DRAWS` seeded draws) to
+    ``n / AUTO_RATIO`` samples, every candidate forecasts coverage at n from them, and the
+    forecasts are compared with the coverage measured at n: one decade of extrapolation inside
+    the data standing for the decade beyond it. Returns ``{"method", "reason", "errors"}``
+    (``errors``: each candidate's mean absolute back-test error, or None where it could not be
+    computed). Within the samples (``to_k`` <= n) every method gives the unbiased estimate, and
+    with n < 5 AUTO_RATIO there is no decade to back-test on: ``power_law`` then, said why.
+    """
+    n_i, c_i = check_counts(n, c, source)
+    top = int(n_i.min())
+    small = top // AUTO_RATIO
+    if to_k <= top:
+        return {"method": candidates[0], "errors": None,
+                "reason": f"k = {to_k} is within the {top} samples per problem: the unbiased estimate"}
+    if small < 5:
+        return {"method": candidates[0], "errors": None,
+                "reason": f"{top} samples per problem: too few to back-test a forecast from "
+                          f"{max(small, 1)} (need n >= {5 * AUTO_RATIO}); {candidates[0]} by default"}
+    truth = float(coverage_curve(n_i, c_i, np.array([top]))[0])
+    rng = np.random.default_rng(seed)
+    errs: dict[str, list[float]] = {m: [] for m in candidates}
+    for _ in range(AUTO_DRAWS):
+        sub = rng.hypergeometric(c_i, n_i - c_i, small)
+        if not (sub > 0).any():
+            continue
+        nn = np.full(sub.size, small, dtype=np.int64)
+        for m in candidates:
+            try:
+                errs[m].append(float(np.clip(METHODS[m](nn, sub, np.array([top])), 0, 1)[0]) - truth)
+            except (InputError, ValueError, FloatingPointError):
+                pass
+    mae = {m: (float(np.mean(np.abs(v))) if v else None) for m, v in errs.items()}
+    done = {m: v for m, v in mae.items() if v is not None}
+    if not done:
+        return {"method": candidates[0], "errors": mae,
+                "reason": f"no back-test from {small} samples per problem could be made (no "
+                          f"correct sample in the subsamples); {candidates[0]} by default"}
+    best = min(done, key=done.get)
+    listing = ", ".join(f"{m} {100 * v:.2f}" for m, v in done.items())
+    return {"method": best, "errors": mae,
+            "reason": f"back-test forecasting k = {top} from {small} samples per problem "
+                      f"({AUTO_DRAWS} draws), mean error in points: {listing}; {best} errs least"}
+
+
 def forecast_curve(
     n: Any, c: Any, ks: Any, method: str = DEFAULT_METHOD, source: str = "counts"
 ) -> np.ndarray:
-    """Forecast coverage at each k in ``ks`` (any k >= 1, also beyond n) with ``method``."""
+    """Forecast coverage at each k in ``ks`` (any k >= 1, also beyond n) with ``method``.
+
+    At k up to the smallest n no model is needed: every method returns the unbiased coverage
+    estimate there (the mean of each problem's unbiased pass@k), so a forecast within the
+    samples drawn equals the measured curve."""
     if method not in METHODS:
         raise InputError(f"{source}: field 'method' {method!r} is not one of {', '.join(METHODS)}")
     n_i, c_i = check_counts(n, c, source)
@@ -100,7 +161,11 @@ def forecast_curve(
         raise InputError(f"{source}: field 'K' must hold whole numbers >= 1")
     if not (c_i > 0).any():
         raise InputError(f"{source}: field 'num_correct' is 0 for every problem: nothing to forecast from")
-    return np.clip(METHODS[method](n_i, c_i, k.astype(np.int64)), 0.0, 1.0)
+    out = np.clip(METHODS[method](n_i, c_i, k.astype(np.int64)), 0.0, 1.0)
+    inside = k <= int(n_i.min())
+    if inside.any():  # within the samples drawn: the unbiased estimate, whatever the method
+        out[inside] = coverage_curve(n_i, c_i, k[inside].astype(np.int64))
+    return out
 
 
 def forecast_coverage(
@@ -131,9 +196,11 @@ def forecast_adaptive(counts: pd.DataFrame, to_k: int, method: str, source: str)
     curve on k <= K (the plain curve would be biased). The beta methods fit by maximum likelihood,
     and a stopping rule that depends only on the successes seen leaves the likelihood
     ``p^S (1-p)^(T-S)`` of each row unchanged (up to a factor free of p), so they take (T, S) as
-    they are."""
-    from ttscale.analysis.adaptive.run import fit_adaptive
+    they are. At ``to_k`` up to K it is the stopping rule's unbiased estimate, for every method."""
+    from ttscale.analysis.adaptive.run import fit_adaptive, max_k, per_problem_pass
 
+    if to_k <= max_k(counts):  # within the samples drawn: the stopping rule's unbiased estimate
+        return float(np.mean(per_problem_pass(counts, np.array([to_k]))[:, 0]))
     if method == "power_law":
         return float(np.clip(fit_adaptive(counts, None, False, source).predict(np.array([to_k]))[0], 0, 1))
     return float(forecast_coverage(counts["num_samples"].to_numpy(np.int64),
@@ -155,6 +222,14 @@ def forecast_records(
     out = []
     for rec, g, n, c in method_records(counts, group_cols, to_k, methods):
         method = rec["method"]
+        if method == "auto" and adaptive:
+            method = "power_law"
+            rec.update(chosen_method=method, method_reason="an adaptive run's rows cannot be "
+                       "subsampled for a back-test: power_law, fitted to the stopping-rule curve")
+        elif method == "auto" and (c > 0).any():
+            choice = choose_method(n, c, to_k, source=source)
+            method = choice["method"]
+            rec.update(chosen_method=method, method_reason=choice["reason"])
         if (c > 0).any() and adaptive:  # the stopping-rule curve (ttscale.analysis.adaptive.run)
             rec["coverage"] = forecast_adaptive(g, to_k, method, source)
         elif (c > 0).any():
@@ -182,15 +257,16 @@ def method_records(counts: pd.DataFrame, group_cols: list[str], to_k: int,
 
 
 def resolve_methods(method: str | list[str] | None, source: str = "forecast") -> list[str]:
-    """None -> [DEFAULT_METHOD]; ``"all"`` -> every method; a name or a list of names as given."""
-    names = list(METHODS)
+    """None -> [DEFAULT_METHOD]; ``"all"`` -> every method; a name or a list of names as given
+    (``"auto"``: :func:`choose_method` per group)."""
+    names = [*METHODS, "auto"]
     if method in (None, ""):
         return [DEFAULT_METHOD]
     if method == "all":
-        return names
+        return list(METHODS)
     asked = [method] if isinstance(method, str) else list(method)
     for m in asked:
-        if m not in METHODS:
+        if m not in names:
             raise InputError(f"{source}: --method {m!r} is not a forecast method "
                              f"(known: {', '.join(names)}, all)")
     return asked

@@ -21,8 +21,12 @@ it err (see benchmarks/bench_forecast.py, which measures both):
    of them.
 
 The interval is ``forecast +- z sqrt(floor_sd^2 + extrapolation_sd^2 + model_sd^2)``, z for the
-level (1.645 at 90%), clipped to [the share solved in n when K >= n (or the forecast, if
-lower), 1]. It is conservative
+level (1.645 at 90%), within [0, 1] and never below the measured curve's lower bound at n
+(coverage does not fall as k grows). It is not clipped at the share solved in n: that share is
+an unbiased estimate of coverage at n, not a lower bound, and the clip made the interval
+one-sided (90% intervals at K = n covered 0.53-0.60). At K <= n there is nothing to extrapolate:
+the forecast is the unbiased estimate and its interval the measured curve's
+(:func:`curve_interval`). It is conservative
 where the methods disagree and the default is right, and still misses where every method is
 wrong the same way; benchmarks/bench_forecast.py reports how often it covers the truth.
 """
@@ -52,6 +56,9 @@ from ttscale.errors import InputError
 #: bootstrap refits at most for the maximum-likelihood Beta methods (each refit takes 0.1-1 s;
 #: 20 refits estimate a standard deviation to about +-16%)
 BETA_BOOT_CAP = 20
+
+#: bootstrap resamples of the measured curve's interval (k <= n), as ``ttscale analyze``'s default
+CURVE_BOOT = 1000
 
 #: the methods whose forecasts stand for the tail shapes the data allow (see the module doc)
 ALTERNATIVES = ("beta_eb", "beta_zi_eb")
@@ -138,12 +145,32 @@ def forecast_with_interval(
     model_sd = (np.max(np.abs(np.asarray(others) - point), axis=0) / z if others
                 else np.zeros(k.size))
     sd = np.sqrt(floor_sd**2 + np.nan_to_num(extra_sd) ** 2 + model_sd**2)
-    # from k = n on, the truth is at least the share solved; a forecast below it keeps its own
-    at_least = np.where(k >= int(n_i.min()), np.minimum(solved, point), 0.0)
-    low = np.clip(point - z * sd, at_least, 1.0)
-    high = np.clip(point + z * sd, low, 1.0)
-    return Forecast(k, point, low, high, level, floor_sd, extra_sd, model_sd, method,
-                    k > int(n_i.min()))
+    n_min = int(n_i.min())
+    inside = k <= n_min
+    # k <= n: the measured curve's own interval; beyond: coverage never falls as k grows, so the
+    # curve's lower bound at n (a lower bound of the truth at n, not a point) bounds it below
+    curve_low, curve_high = curve_interval(n_i, c_i, np.append(k[inside], n_min), level, seed)
+    low = np.clip(np.maximum(point - z * sd, curve_low[-1]), 0.0, 1.0)
+    high = np.clip(point + z * sd, 0.0, 1.0)
+    low[inside], high[inside] = curve_low[:-1], curve_high[:-1]
+    zero = np.where(inside, 0.0, np.nan)
+    return Forecast(k, point, np.minimum(low, point), np.maximum(high, point), level,
+                    np.where(inside, 0.0, floor_sd), np.where(inside, zero, extra_sd),
+                    np.where(inside, 0.0, model_sd), method, ~inside)
+
+
+def curve_interval(n: np.ndarray, c: np.ndarray, ks: np.ndarray, level: float,
+                   seed: int = 0, n_boot: int = CURVE_BOOT) -> tuple[np.ndarray, np.ndarray]:
+    """The measured coverage curve's ``level`` interval at each k <= the smallest n, as ``ttscale
+    analyze`` reports it (:func:`ttscale.analysis.curves.coverage.coverage_curves`: a percentile
+    bootstrap over problems, hulled with the effective-trials Clopper-Pearson bound)."""
+    from ttscale.analysis.ceilings.interval import subset_trials, widen_at_ceiling
+    from ttscale.analysis.curves.estimators import bootstrap_ci
+    from ttscale.analysis.laws.power_law import pass_at_k_matrix
+
+    per = pass_at_k_matrix(n, c, ks)
+    low, high = bootstrap_ci(per, n_boot=n_boot, ci=level, seed=seed)
+    return widen_at_ceiling(per, low, high, level, subset_trials(n, ks))
 
 
 def observed_coverage(n: Any, c: Any, ks: Any) -> np.ndarray:
@@ -174,16 +201,25 @@ def forecast_records(
         for r in recs:
             r.update(ci_low=None, ci_high=None, ci_level=None)
         return recs
+    from ttscale.analysis.forecasting.forecast import choose_method
+
     out = []
     for rec, _, n, c in method_records(counts, group_cols, to_k, methods):
         method = rec["method"]
         rec.update({"from_n": int(n.min()), "extrapolated": bool(to_k > int(n.min()))})
+        if method == "auto" and (c > 0).any():
+            choice = choose_method(n, c, to_k, seed, source=source)
+            method = choice["method"]
+            rec.update(chosen_method=method, method_reason=choice["reason"],
+                       backtest_errors=choice["errors"])
         if not (c > 0).any():
             rec.update(coverage=None, ci_low=None, ci_high=None,
                        error="no correct sample in this group")
-        elif n_boot == 0:
+        elif n_boot == 0 or n.size < 2:
             rec.update(coverage=float(forecast_curve(n, c, [to_k], method, source)[0]),
                        ci_low=None, ci_high=None, ci_level=None)
+            if n.size < 2:
+                rec["interval_note"] = "one problem: nothing to resample, no interval"
         else:
             f = forecast_with_interval(n, c, [to_k], method, level, n_boot, seed, source)
             rec.update(coverage=float(f.coverage[0]), ci_low=float(f.low[0]),

@@ -30,7 +30,11 @@ def _key(values: Any) -> tuple:
 
 def attach_law(records: list[dict[str, Any]], counts: pd.DataFrame, group_cols: list[str],
                source: str = "counts", verdicts: dict[tuple, dict[str, Any]] | None = None) -> None:
-    """Add ``law_status``, ``law_reasons`` and ``law_warnings`` to every record, in place.
+    """Add ``law_status``, ``law_reasons``, ``law_warnings`` ("fits the measured range"),
+    ``law_extrapolation`` and ``law_extrapolation_reasons`` ("safe to extrapolate": ``safe``,
+    ``unsafe`` or ``unchecked``, :func:`group_extrapolation`) to every record, in place; an
+    ``unsafe`` law's forecast beyond n gets its interval stretched to the ceiling law's forecast
+    (:func:`widen_to_ceiling`).
 
     A ``power_law`` record gets the verdict of ``ttscale analyze`` (fits.json's
     ``fit_status``/``fit_reasons``/``fit_warnings``: ``ok``, ``rejected``, ``unchecked``) on its
@@ -43,8 +47,11 @@ def attach_law(records: list[dict[str, Any]], counts: pd.DataFrame, group_cols: 
     from ttscale.analysis.laws.assess import group_law_status
 
     verdicts = dict(verdicts or {})
+    def law_based(r: dict[str, Any]) -> bool:  # power_law, asked for or chosen by auto
+        return (r.get("chosen_method") or r.get("method")) == "power_law"
+
     wanted = {_key(tuple(r[c] for c in group_cols)) for r in records
-              if r.get("method") == "power_law" and r.get("coverage") is not None}
+              if law_based(r) and r.get("coverage") is not None}
     groups = [((), counts)] if not group_cols else counts.groupby(group_cols, sort=True)
     for key, g in groups:
         key = _key(key)
@@ -55,12 +62,61 @@ def attach_law(records: list[dict[str, Any]], counts: pd.DataFrame, group_cols: 
         except InputError as e:
             verdicts[key] = {"status": "unchecked", "reasons": [f"the law could not be judged: {e}"],
                              "warnings": []}
+    extrapolation, rows = {}, {}
+    for key, g in groups:
+        key = _key(key)
+        if key in wanted:
+            extrapolation[key] = group_extrapolation(g, source)
+            rows[key] = g
     for r in records:
         key = _key(tuple(r[c] for c in group_cols))
-        v = verdicts.get(key) if r.get("method") == "power_law" and key in wanted else None
+        v = verdicts.get(key) if law_based(r) and key in wanted else None
         r["law_status"] = None if v is None else v["status"]
         r["law_reasons"] = None if v is None else list(v["reasons"])
         r["law_warnings"] = None if v is None else list(v["warnings"])
+        x = extrapolation.get(key) if v is not None else None
+        r["law_extrapolation"] = None if x is None else x["status"]
+        r["law_extrapolation_reasons"] = None if x is None else list(x["reasons"])
+        if x is not None and x["status"] == "unsafe" and r.get("extrapolated"):
+            widen_to_ceiling(r, rows[key], source)
+
+
+def widen_to_ceiling(r: dict[str, Any], g: pd.DataFrame, source: str = "counts") -> None:
+    """A forecast from a law that fails the extrapolation back-test: its interval is stretched to
+    reach the forecast of the law with a ceiling (``c_max exp(a k^b)``, fitted to the same
+    measured curve), the alternative the back-test points to; ``ceiling_forecast`` records it.
+    Nothing changes where that law cannot be fitted or the record has no interval."""
+    from ttscale.analysis.adaptive.run import fit_adaptive, is_adaptive
+    from ttscale.analysis.laws.power_law import fit_from_counts
+
+    try:
+        fit = (fit_adaptive(g, None, True, source) if is_adaptive(g) else
+               fit_from_counts(g["num_samples"].to_numpy(), g["num_correct"].to_numpy(), ceiling=True))
+    except InputError:
+        return
+    pred = float(np.clip(fit.predict(np.array([float(r["k"])]))[0], 0.0, 1.0))
+    r["ceiling_forecast"] = pred
+    if r.get("ci_low") is not None:
+        r["ci_low"] = min(float(r["ci_low"]), pred)
+        r["ci_high"] = max(float(r["ci_high"]), pred)
+
+
+def group_extrapolation(g: pd.DataFrame, source: str = "counts") -> dict[str, Any]:
+    """:func:`ttscale.analysis.laws.extrapolation.extrapolation_check` on one group's counts rows
+    (an adaptive run's on its stopping-rule curve up to K)."""
+    from ttscale.analysis.adaptive.run import is_adaptive, max_k, per_problem_pass
+    from ttscale.analysis.laws.extrapolation import extrapolation_check
+
+    n = g["num_samples"].to_numpy(np.int64)
+    c = g["num_correct"].to_numpy(np.int64)
+    kw: dict[str, Any] = {}
+    if is_adaptive(g):
+        rows = g.reset_index(drop=True)
+        kw = {"per_problem": lambda kk: per_problem_pass(rows, kk), "k_top": max_k(rows)}
+    try:
+        return extrapolation_check(n, c, source=source, **kw)
+    except InputError as e:
+        return {"status": "unchecked", "reasons": [f"the back-test could not run: {e}"]}
 
 
 def analysis_verdicts(folder: Any, state: dict[str, Any] | None, counts: pd.DataFrame,

@@ -15,6 +15,7 @@ import numpy as np
 
 from ttscale.analysis.laws.bootstrap import bootstrap_law, saturation_summary
 from ttscale.analysis.laws.distributional import DIST_BOOT, distributional_fit
+from ttscale.analysis.laws.extrapolation import extrapolation_check
 from ttscale.analysis.laws.fit_check import band_check, judge, tail_fit, tail_predict
 
 CI_METHOD = "percentile bootstrap over problems, law refitted on every replicate"
@@ -50,8 +51,16 @@ def assess_law(
     per_problem: Any = None,
     k_top: int | None = None,
 ) -> dict[str, Any]:
-    """fits.json fields: CIs of the law and its saturation point, status, tail and
-    distributional fits. ``curve`` holds the measured pass@k curve: ``k, estimate, low, high``."""
+    """fits.json fields: CIs of the law and its saturation point, status ("fits the measured
+    range"), ``extrapolation`` ("safe to extrapolate":
+    :func:`ttscale.analysis.laws.extrapolation.extrapolation_check`; not for ``ceiling``), tail and
+    distributional fits. ``curve`` holds the measured pass@k curve: ``k, estimate, low, high``.
+
+    One problem gives no interval and no verdict: a bootstrap over problems has nothing to
+    resample (every replicate is that problem), so the CIs are null and the status
+    ``unchecked``, said why."""
+    if np.asarray(n).size < 2:
+        return single_problem_record(ci, ceiling)
     boot = bootstrap_law(n, c, max_k=max_k, ceiling=ceiling, n_boot=n_boot, ci=ci, seed=seed,
                          source=source, per_problem=per_problem, k_top=k_top)
     ks, est, low, high = (np.asarray(curve[x], dtype=float) for x in ("k", "estimate", "low", "high"))
@@ -69,6 +78,13 @@ def assess_law(
     rec["saturation_k_fit_status"] = verdict["status"]
     if verdict["status"] == "rejected":
         rec["saturation_k_fit_note"] = "derived from a rejected law: do not rely on it"
+    if not ceiling:
+        kw = {"per_problem": per_problem, "k_top": k_top} if per_problem is not None else {}
+        extra = extrapolation_check(n, c, level=ci, seed=seed, source=source, **kw)
+        rec["extrapolation"] = extra
+        if extra["status"] == "unsafe" and verdict["status"] != "rejected":
+            rec["saturation_k_fit_note"] = ("the law fits the measured range but fails the "
+                                            "extrapolation back-test: do not rely on it")
     fits_data: dict[str, Any] = {}
     ok, why = _fits_data(verdict["band"], ci)
     fits_data["monkeys_c1"] = {"fits": ok, "why": why}
@@ -97,6 +113,24 @@ def assess_law(
         rec["distributional"] = dist
         fits_data["distributional"] = {"fits": dist["fits"], "why": dist["why"]}
     rec["fits_data"] = fits_data
+    return rec
+
+
+ONE_PROBLEM = ("one problem: a bootstrap over problems has nothing to resample, so there is no "
+               "interval and no judgement of the law (sample more problems)")
+
+
+def single_problem_record(ci: float, ceiling: bool) -> dict[str, Any]:
+    """:func:`assess_law`'s fields for a group of one problem: null CIs, ``unchecked``."""
+    names = ("a", "b", "c_max") if ceiling else ("a", "b")
+    rec: dict[str, Any] = {"ci_level": ci, "ci_method": None, "law_boot": 0, "law_boot_failed": 0}
+    rec.update({f"{nm}_ci": [None, None] for nm in names})
+    rec.update({"fit_status": "unchecked", "fit_reasons": [ONE_PROBLEM], "fit_warnings": [],
+                "saturation_k_fit_ci": None, "saturation_k_fit_never": None,
+                "saturation_k_fit_status": "unchecked",
+                "saturation_k_fit_note": ONE_PROBLEM,
+                "extrapolation": {"status": "unchecked", "reasons": [ONE_PROBLEM],
+                                  "backtest": None, "ceiling": None}})
     return rec
 
 
