@@ -321,14 +321,33 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         finally:
             if owned and backend is not None:
                 backend.close()
+            faults = record_faults(run, backend)
         seconds, t_sample = time.time() - t0, time.time() - t_sample
         total = len(run.read_samples(["sample_index"]))
         stats = {"last_call": {"samples": written, "backend_options": settings.backend_options,
                                "seconds": round(seconds, 3),
-                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
+                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens,
+                               **({"executor_faults": faults} if faults else {})}}
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
     return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,
                           tokens, t_sample)
+
+
+def record_faults(run: RunDir, backend: Any) -> dict[str, int]:
+    """Add the executor's fault counts of this call (replica deaths, restarts, ...) to run.json's
+    ``executor_faults`` totals, even when the call failed; the counts of this call."""
+    counts = getattr(backend, "fault_counts", None)
+    faults = {k: int(v) for k, v in counts().items()} if callable(counts) else {}
+    if any(faults.values()):
+        import contextlib
+
+        with contextlib.suppress(OSError):  # never hides the error that ended the call
+            rec = run.read_config()
+            old = rec.get("executor_faults", {})
+            rec["executor_faults"] = {k: int(old.get(k, 0)) + faults.get(k, 0)
+                                      for k in sorted(set(old) | set(faults))}
+            run.write_config(rec)
+    return faults
 
 
 def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: bool) -> tuple[int, int]:
