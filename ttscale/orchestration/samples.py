@@ -122,7 +122,7 @@ def resolve_settings(
         flags["executor_options"] = {**merged.get("executor_options", {}), **executor_options}
     final = {**merged, **flags}
     given = {**(cfg.get("executor_options", {}) if config else {}), **(executor_options or {})}
-    if final.get("executor_options") and "replicas" in final["executor_options"]:
+    if final.get("executor") == "ray" and "replicas" in final.get("executor_options", {}):
         # a resume fits the replicas stored in run.json to the cluster it finds (one line);
         # replicas asked for now must fit
         final["executor_options"] = {**final["executor_options"],

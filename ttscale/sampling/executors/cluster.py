@@ -39,6 +39,8 @@ from ttscale.errors import InputError
 PROBE_TIMEOUT = 5.0
 #: an HTTP/2 client's first bytes (the preface and an empty SETTINGS frame)
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: seconds Ray's own client may take to get the cluster's id from the GCS
+GCS_TIMEOUT = 8.0
 #: seconds the main thread has to react to Ctrl-C before the watchdog ends the process
 GRACE = 3.0
 
@@ -116,12 +118,25 @@ def probe_gcs(address: str) -> None:
         from ray._raylet import GcsClient
     except ImportError:  # a private API: without it ray.init finds out, more slowly
         return
-    try:
-        GcsClient(address=address)
-    except Exception as e:  # noqa: BLE001 - any failure here means no GCS behind the address
+    got: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            GcsClient(address=address)
+            got.append(None)
+        except Exception as e:  # noqa: BLE001 - any failure here means no GCS behind the address
+            got.append(e)
+
+    t = threading.Thread(target=ask, name="ttscale-gcs-probe", daemon=True)
+    t.start()
+    t.join(GCS_TIMEOUT)  # Ray's client waits up to ~35 s for a server that never answers
+    hint = "start a cluster with `ray start --head` or set RAY_ADDRESS to its address"
+    if not got:
+        raise InputError(f"executor ray: {address} does not answer as a Ray cluster's GCS within "
+                         f"{GCS_TIMEOUT:g} s; {hint}")
+    if got[0] is not None:
         raise InputError(f"executor ray: {address} answers but is not a Ray cluster's GCS "
-                         f"({first_error_line(e)}); start a "
-                         "cluster with `ray start --head` or set RAY_ADDRESS to its address") from None
+                         f"({first_error_line(got[0])}); {hint}")
 
 
 def first_error_line(e: BaseException) -> str:

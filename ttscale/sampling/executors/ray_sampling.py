@@ -128,6 +128,8 @@ class _Feed:
 class RayBackend(Backend):
     """The run's backend, replicated over a Ray cluster (see the module doc)."""
 
+    streams_requests = True  # takes the whole plan lazily (chunks are cut as replicas free up)
+
     def __init__(self, settings: Any, opts: RayOptions):
         ray = require_ray()
         self.ray = ray

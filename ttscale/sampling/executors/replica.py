@@ -1,5 +1,6 @@
 """What runs on a Ray worker for sampling (:class:`Replica`: one backend in one actor), and the
-chunks it is fed (:func:`iter_chunks`: planned requests cut at sample boundaries, seeds kept).
+chunks it is fed (:func:`split_requests`, from :func:`ttscale.sampling.planner.iter_chunks`:
+planned requests cut at sample boundaries, seeds kept).
 
 Kept apart from :mod:`ttscale.sampling.executors.ray_sampling` (the driver's side) so that each
 stays short.
@@ -9,31 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from ttscale.sampling.backends.base import Request, Sample
-
-
-def iter_chunks(requests: Iterable[Request], size: int) -> Iterator[list[Request]]:
-    """Requests cut into chunks of at most ``size`` samples, in order, as they come; a request
-    that crosses a chunk boundary is split, each part keeping its samples' indices and seeds."""
-    cur: list[Request] = []
-    room = size
-    for r in requests:
-        off = 0
-        while off < r.n:
-            take = min(room, r.n - off)
-            part = r if (off == 0 and take == r.n) else dataclasses.replace(
-                r, n=take, seed=r.seed + off, first_index=r.first_index + off)
-            cur.append(part)
-            off += take
-            room -= take
-            if room == 0:
-                yield cur
-                cur, room = [], size
-    if cur:
-        yield cur
+from ttscale.sampling.planner import iter_chunks
 
 
 def split_requests(requests: Iterable[Request], size: int) -> list[list[Request]]:
