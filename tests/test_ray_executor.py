@@ -35,7 +35,7 @@ BASE = dict(model=MODEL, task="arithmetic", num_problems=6, num_samples=8, tempe
 def cluster():
     if ray.is_initialized():
         ray.shutdown()
-    ctx = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ctx.address_info["gcs_address"]
     ray.shutdown()
 

@@ -235,7 +235,7 @@ def connect(address: str | None, local_cpus: int | None = None) -> bool:
         if address is not None:
             probe_gcs(address)
         try:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address or "local", **kwargs)  # local: never another's cluster
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"executor ray: cannot connect to the cluster at {where} ({first[:200]})"
