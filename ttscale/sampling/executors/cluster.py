@@ -1,15 +1,18 @@
 """Connecting to a Ray cluster: the address, what each node holds, one line when it fails.
 
-The address is, in order: ``executor_options.address``, ``$RAY_ADDRESS``, else a local cluster
-started for this process (and stopped with it). A driver that finds Ray already initialised (a
-notebook, a test fixture) uses that connection and leaves it open.
+The address is, in order: ``executor_options.address``, ``$RAY_ADDRESS``, else a new local
+cluster started for this process (``address="local"``: never another process's cluster; stopped
+with it). A driver that finds Ray already initialised (a notebook, a test fixture) uses that
+connection and leaves it open.
 
 Bounded and interruptible:
 
-* An address is probed with a plain TCP connection first (:func:`probe`, 5 s): an address with
-  nothing behind it is one line within seconds, not Ray's minutes of retries. Ray's own output
-  while it connects (its C++ client's retries and warnings) goes to the run's log file
-  (:func:`ttscale.core.logs.active_log_path`), not the terminal.
+* An address is probed before Ray sees it: a TCP connection and an HTTP/2 preface that a gRPC
+  server answers (:func:`probe`, 5 s in all), then Ray's own GCS client asked for the cluster's
+  id (:func:`probe_gcs`, 8 s). An address with nothing behind it, or something that is not Ray,
+  is one line within seconds, not minutes of Ray's retries (828 s before, for a closed port).
+  Ray's own output while it connects (its C++ client's retries and warnings, the ``ray`` logger)
+  goes to the run's log file (:func:`ttscale.core.logs.active_log_path`), not the terminal.
 * Ctrl-C (SIGINT) and SIGTERM work while Ray blocks in its own code (connecting, starting a
   local cluster): :func:`interruptible` watches the signals from a thread and, when the main
   thread does not get back to Python within 3 s to raise KeyboardInterrupt itself, ends the
