@@ -186,6 +186,40 @@ def test_a_node_lost_mid_verify_records_no_verdict_it_did_not_compute(cluster, t
     assert (again.verified, again.skipped) == (0, 80)
 
 
+def test_the_only_verifier_node_lost_leaves_the_rest_pending_for_the_next_verify(cluster, tmp_path):
+    from ttscale.sampling.executors import parse_executor
+    from ttscale.sampling.executors.cluster import ClusterLost
+    from ttscale.verification.verify import verify_run
+
+    out = tmp_path / "run"
+    run_sampling(SampleSettings(**{**BASE, "num_problems": 20, "num_samples": 2}), out, progress=False)
+    verify_run(out, "exact", out_name="local")
+    wait_cpus(1)
+    blocker = ray.remote(num_cpus=1)(type("Blocker", (), {"ping": lambda self: 1})).remote()
+    ray.get(blocker.ping.remote())  # the head is full: the only worker goes to the node removed
+    node = cluster.add_node(num_cpus=1)
+    spec = parse_executor("ray", {"verify_workers": 1, "place_timeout": 1}, "test")
+
+    def progress(done, total):
+        if node in cluster.worker_nodes:
+            cluster.remove_node(node)
+
+    try:
+        with pytest.raises(ClusterLost, match="the other samples stay pending: run verify again"):
+            verify_run(out, "exact", out_name="ray", executor=spec, progress=progress, time_limit=1,
+                       time_limit_per_sample=0)
+        kept = RunDir(out).read_verdicts("ray")
+        assert 0 < len(kept) < 40 and set(kept["status"]) <= {"pass", "fail"}  # only computed ones
+    finally:
+        ray.kill(blocker)
+    wait_cpus(1)
+    again = verify_run(out, "exact", out_name="ray", executor=spec)
+    assert again.verified == 40 - len(kept) and again.errors == 0
+    a = RunDir(out).read_verdicts("local").sort_values(SAMPLE_KEY).reset_index(drop=True)
+    b = RunDir(out).read_verdicts("ray").sort_values(SAMPLE_KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_a_replica_no_node_can_hold_is_one_line_naming_the_largest_node(cluster, tmp_path):
     wait_cpus(1)
     node = cluster.add_node(num_cpus=1)  # 2 CPUs in all, 1 per node
