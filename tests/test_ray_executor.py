@@ -35,7 +35,7 @@ BASE = dict(model=MODEL, task="arithmetic", num_problems=6, num_samples=8, tempe
 def cluster():
     if ray.is_initialized():
         ray.shutdown()
-    ctx = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ctx.address_info["gcs_address"]
     ray.shutdown()
 
@@ -77,6 +77,9 @@ class KillOneReplica(Backend):
     def info(self):
         return self.inner.info()
 
+    def fault_counts(self):
+        return self.inner.fault_counts()
+
     def generate(self, requests):
         for i, batch in enumerate(self.inner.generate(requests)):
             if i == 0:
@@ -97,7 +100,11 @@ def test_a_replica_killed_mid_run_changes_nothing(cluster, local_run, tmp_path):
         backend.close()
     assert backend.stats.replica_deaths == 1 and backend.stats.restarts == 1
     assert backend.stats.lost_chunks >= 1  # its queued chunks were lost and sampled again
-    assert note.startswith("| r0 ") and " | r1 " in note and "dead" not in note, note
+    # the replacement gets chunks once loaded: live, or still loading when the other one finished
+    assert note.startswith(("| 2/2 live | r0 ", "| 1/2 live | r0 placing")), note
+    assert " | r1 " in note and "dropped" not in note, note
+    assert backend.fault_counts()["replica_deaths"] == 1
+    assert RunDir(tmp_path / "run").read_config()["executor_faults"]["replica_deaths"] == 1
     assert sum(r["samples"] for r in backend.stats.per_replica) == 48  # each sample came back once
     assert res.written == 48
     got = sorted_samples(tmp_path / "run")

@@ -63,6 +63,14 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
         raise ServerUnavailable(f"{e}; the {kept} samples written are kept; when the server is "
                                 f"back, resume with: ttscale sample {target} (add --backend-option "
                                 "retry_window=600 to wait longer)") from e
+    except InputError as e:
+        if not getattr(e, "resumable", False):  # the cluster lost every replica (ClusterLost)
+            raise
+        from ttscale.rundir.store import RunDir
+
+        kept = (len(RunDir(target).read_samples(["sample_index"]))
+                if (Path(target) / "run.json").is_file() else 0)
+        raise type(e)(f"{e} ({kept} in the run): resume with: ttscale sample {target}") from None
 
 
 def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None = None, *,
@@ -96,7 +104,13 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
     if m:
         parsed = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=verifier)
         verifier, options = m.group(1), {**parsed, **(options or {})}
-    with progress_bar("verify", "sample", enabled=progress) as bar:
+    from contextlib import nullcontext
+
+    from ttscale.core.logs import third_party_logs
+
+    logs = nullcontext() if spec.is_local else third_party_logs(  # Ray's own output: to the run's log
+        Path(run) / "logs" / "backend.log")
+    with logs, progress_bar("verify", "sample", enabled=progress) as bar:
         return verify_run(os.fspath(run), verifier, dict(options or {}), workers=workers,
                           out_name=name, time_limit=time_limit,
                           time_limit_per_sample=time_limit_per_sample, executor=spec,

@@ -23,8 +23,15 @@ from typing import Any
 
 #: loggers whose records are routed (children such as vllm.engine follow their parent)
 LOGGERS = ("vllm", "transformers", "torch", "huggingface_hub", "httpx", "httpcore", "urllib3",
-           "accelerate", "filelock", "py.warnings")
+           "accelerate", "filelock", "py.warnings", "ray")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_ACTIVE: list[Path] = []  # the log files of the third_party_logs blocks now open, innermost last
+
+
+def active_log_path() -> Path | None:
+    """The log file of the innermost open :func:`third_party_logs` block that is not verbose (for
+    libraries that write to file descriptor 2 themselves, such as Ray's C++ client), else None."""
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 class LazyFileHandler(logging.FileHandler):
@@ -84,9 +91,13 @@ def third_party_logs(path: str | os.PathLike, verbose: bool = False) -> Iterator
     os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
     if not verbose:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if not verbose:
+        _ACTIVE.append(path)
     try:
         yield path
     finally:
+        if not verbose:
+            _ACTIVE.remove(path)
         logging.captureWarnings(False)
         for lg, hs, prop, level in saved:
             lg.handlers, lg.propagate = hs, prop

@@ -120,7 +120,14 @@ def resolve_settings(
             flags["executor_options"] = {}
     if executor_options:
         flags["executor_options"] = {**merged.get("executor_options", {}), **executor_options}
-    settings: SampleSettings = parse_settings({**merged, **flags}, "command line")
+    final = {**merged, **flags}
+    given = {**(cfg.get("executor_options", {}) if config else {}), **(executor_options or {})}
+    if final.get("executor") == "ray" and "replicas" in final.get("executor_options", {}):
+        # a resume fits the replicas stored in run.json to the cluster it finds (one line);
+        # replicas asked for now must fit
+        final["executor_options"] = {**final["executor_options"],
+                                     "fit": bool(given.get("fit", "replicas" not in given))}
+    settings: SampleSettings = parse_settings(final, "command line")
     if not out:
         raise InputError("--out: missing (the run directory to write)")
     if settings.backend == "import":

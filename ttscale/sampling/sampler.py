@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,8 @@ from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
-from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, seed_base
+from ttscale.sampling.backends.base import SEED_STRIDE, Backend
+from ttscale.sampling.planner import RequestPlan, iter_chunks
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -151,26 +153,20 @@ def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures
 
 
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
-                  stop: tuple[str, ...] = ()) -> list[Request]:
-    """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing."""
+                  stop: tuple[str, ...] = ()) -> RequestPlan:
+    """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing:
+    a lazily generated :class:`ttscale.sampling.planner.RequestPlan` (memory independent of K)."""
+    from ttscale.sampling.planner import plan
+
     if s.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
-    lack = missing_indices(existing, [p.problem_id for p in problems], s.temperatures, s.num_samples)
-    requests = []
+    prompts: dict[str, str | list[dict[str, str]]] = {}
     for p in problems:
-        prompt: str | list[dict[str, str]] = p.prompt
-        if s.prompt_format == "chat":
-            if not p.messages:
-                raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
-            prompt = p.messages
-        for t in s.temperatures:
-            base = seed_base(s.seed, p.problem_id, t)
-            for lo, hi in contiguous_ranges(lack.get((p.problem_id, float(t)), [])):
-                for first in range(lo, hi, s.max_n_per_request):
-                    n = min(s.max_n_per_request, hi - first)
-                    requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
-                                            s.max_tokens, tuple(stop), s.top_p))
-    return requests
+        if s.prompt_format == "chat" and not p.messages:
+            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+        prompts[p.problem_id] = p.messages if s.prompt_format == "chat" else p.prompt
+    return plan(problems, prompts, existing, s.temperatures, s.num_samples, s.seed,
+                s.max_n_per_request, s.max_tokens, tuple(stop), s.top_p)
 
 
 # -- the run directory ----------------------------------------------------------------------
@@ -306,7 +302,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
             backend = make_backend(settings)
         if backend is not None and hasattr(backend, "validate"):  # bad prompts: nothing written
             try:
-                backend.validate(requests)
+                backend.validate(requests.distinct())  # the prompts: one per (problem, temperature)
             except InputError:
                 if owned:
                     backend.close()
@@ -321,26 +317,64 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         finally:
             if owned and backend is not None:
                 backend.close()
+            faults = record_faults(run, backend)
         seconds, t_sample = time.time() - t0, time.time() - t_sample
         total = len(run.read_samples(["sample_index"]))
         stats = {"last_call": {"samples": written, "backend_options": settings.backend_options,
                                "seconds": round(seconds, 3),
-                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
+                               "sampling_seconds": round(t_sample, 3), "output_tokens": tokens,
+                               **({"executor_faults": faults} if faults else {})}}
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
-    return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,
+    return SamplingResult(run.path, len(problems), requests.samples, written, total, seconds,
                           tokens, t_sample)
 
 
-def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: bool) -> tuple[int, int]:
+def record_faults(run: RunDir, backend: Any) -> dict[str, int]:
+    """Add the executor's fault counts of this call (replica deaths, restarts, ...) to run.json's
+    ``executor_faults`` totals, even when the call failed; the counts of this call."""
+    counts = getattr(backend, "fault_counts", None)
+    faults = {k: int(v) for k, v in counts().items()} if callable(counts) else {}
+    if any(faults.values()):
+        import contextlib
+
+        with contextlib.suppress(OSError):  # never hides the error that ended the call
+            rec = run.read_config()
+            old = rec.get("executor_faults", {})
+            rec["executor_faults"] = {k: int(old.get(k, 0)) + faults.get(k, 0)
+                                      for k in sorted(set(old) | set(faults))}
+            run.write_config(rec)
+    return faults
+
+
+#: samples handed to a local backend per call (a multiple of its batch size): bounds the memory of
+#: a huge plan; a run below it is one call, as before
+WINDOW_SAMPLES = 1 << 18
+
+
+def windows(backend: Backend, requests: RequestPlan) -> Iterator[Iterable[Any]]:
+    """The plan as the backend takes it: whole and lazy for one that streams (Ray), else in
+    windows of about WINDOW_SAMPLES samples cut at a multiple of its batch size (so a batch
+    holds the same samples as in one call, and draws the same samples)."""
+    if getattr(backend, "streams_requests", False):
+        yield requests
+        return
+    if requests.samples <= WINDOW_SAMPLES:
+        yield list(requests)  # backends index their requests
+        return
+    size = max(1, int(getattr(backend, "batch_size", 1) or 1))
+    yield from iter_chunks(requests, max(1, WINDOW_SAMPLES // size) * size)
+
+
+def _drain(run: RunDir, backend: Backend, requests: RequestPlan, progress: bool) -> tuple[int, int]:
     """Write each batch the backend yields as one shard; returns (samples, output tokens)."""
     from tqdm import tqdm
 
-    total = sum(r.n for r in requests)
+    total = requests.samples
     written = tokens = 0
     start = time.time()
     with tqdm(total=total, unit="sample", file=sys.stderr, disable=not progress,
               dynamic_ncols=True, desc="sampling") as bar:
-        for batch in backend.generate(requests):
+        for batch in (b for window in windows(backend, requests) for b in backend.generate(window)):
             if not batch:
                 continue
             run.write_samples(samples_frame(batch))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -197,6 +197,7 @@ class VerifyResult:
     errors: int  # status error or timeout, of those verified by this call
     shards: int
     repaired: int = 0  # duplicate verdicts removed (left by concurrent runs of older versions)
+    faults: dict[str, int] = field(default_factory=dict)  # executor ray: workers lost, replaced, dropped
 
 
 def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
@@ -259,6 +260,20 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
                               executor=executor)
 
 
+def _record_faults(run: RunDir, folder: str, faults: dict[str, int]) -> None:
+    """Add this call's cluster faults to ``executor_faults`` in the folder's verifier.json."""
+    import contextlib
+    import json
+
+    path = run.verdicts_dir(folder) / "verifier.json"
+    with contextlib.suppress(OSError, ValueError):  # never hides the error that ended the call
+        meta = json.loads(path.read_text())
+        old = meta.get("executor_faults", {})
+        meta["executor_faults"] = {k: int(old.get(k, 0)) + int(faults.get(k, 0))
+                                   for k in sorted(set(old) | set(faults))}
+        atomic_write_json(path, meta)
+
+
 def _has_duplicates(run: RunDir, folder: str) -> bool:
     """Whether some (problem, temperature) has more verdicts than samples (from the summaries)."""
     from ttscale.rundir.store import shard_paths
@@ -299,10 +314,12 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
     def limit_fn(df: pd.DataFrame) -> float:
         return time_limit + time_limit_per_sample * len(df)
 
+    faults: dict[str, int] = {}  # the cluster's: workers lost, replaced, dropped
     if executor is not None and not executor.is_local:  # verifier actors on a Ray cluster
         from ttscale.verification.ray_verify import ray_frames
 
-        frames = ray_frames(verifier, list(tasks), executor.ray, limit_fn, batch_problems)
+        frames = ray_frames(verifier, tasks, executor.ray, limit_fn, batch_problems,
+                            total_problems=todo.problems, faults=faults)
     elif n_workers == 0 and callable(getattr(verifier, "verify_many", None)):
         # a verifier with its own parallelism (unit_tests' sandbox pool): one call per batch
         from itertools import islice
@@ -337,6 +354,9 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
                 pending_problems = pending_rows = 0
     finally:
         flush()  # finished problems are kept even when interrupted: a re-run resumes
+        if any(faults.values()):
+            _record_faults(run, folder, faults)
+            result.faults = dict(faults)
     from ttscale.rundir.summaries import verdict_summary
 
     verdict_summary(run, folder, check=False)  # fold the new shards now (analysis reads these)

@@ -1,7 +1,8 @@
 """Executors: where sampling and verification run (``local``: this process; ``ray``: a Ray cluster).
 
-The planner stays in :mod:`ttscale.sampling.sampler` (it decides exactly which (problem, temperature,
-sample range) are missing) and the writer stays there too (the driver writes every finished
+The planner stays in :mod:`ttscale.sampling.planner`, called by :mod:`ttscale.sampling.sampler` (it
+decides exactly which (problem, temperature, sample range) are missing, and yields the requests
+lazily) and the writer stays in the sampler (the driver writes every finished
 batch as one atomic shard into the run directory, the single source of truth). An executor only
 decides *where* the backend runs:
 

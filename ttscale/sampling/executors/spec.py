@@ -29,6 +29,8 @@ class RayOptions(BaseModel):
     max_restarts: int = Field(3, ge=0, description="Times a dead replica (or verifier worker) is replaced before the run fails.")
     verify_workers: int | None = Field(None, gt=0, description="Verifier actors (default: the cluster's CPUs / num_cpus).")
     start_timeout: float = Field(600.0, gt=0, description="Seconds to wait for replicas to be placed and loaded; those not up by then are dropped (none up: an error).")
+    place_timeout: float = Field(120.0, gt=0, description="Seconds a replacement replica (or verifier worker) may take to be placed and loaded; past it, it is dropped with one line and the work goes to the living ones.")
+    fit: bool = Field(False, description="Start as many replicas as the cluster holds when that is fewer than `replicas` (one line) instead of failing; a resume sets it for the replicas stored in run.json.")
     local_cpus: int | None = Field(None, gt=0, description="CPUs of the local cluster started when no address is given (default: all).")
 
 
