@@ -33,7 +33,7 @@ from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
-from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, seed_base
+from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, Thinking, seed_base
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -69,6 +69,22 @@ class SampleSettings(BaseModel):
     executor: Literal["local", "ray"] = Field("local", description="Where the backend runs: local (this process) or ray (replicas on a Ray cluster; see ttscale.sampling.executors).")
     executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts.")
     adaptive: AdaptiveSettings | None = Field(None, description="Sample until solved: {successes, min_samples, first_round, growth} (see ttscale.orchestration.adaptive).")
+    budgets: list[int] | None = Field(None, description="Thinking budgets in tokens, e.g. [256, 512, 1024]: each trace is drawn once, cut at each budget and its answer forced (see ttscale.sampling.backends.budget_forcing); max_tokens then caps the answer. Unset: no budget axis.")
+    think_end: str | None = Field(None, description="With budgets: the string that closes the model's thinking (default: the task's, else '</think>').")
+    answer_cue: str | None = Field(None, description="With budgets: appended after think_end to force an answer (default: the task's, else a newline).")
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("budgets is empty (leave it unset for no budget axis)")
+        if any(int(b) < 1 for b in v):
+            raise ValueError(f"budget {min(v)} is not a positive number of tokens")
+        if len(set(v)) != len(v):
+            raise ValueError("budgets repeat")
+        return sorted(int(b) for b in v)
 
     @field_validator("temperatures")
     @classmethod
@@ -93,15 +109,21 @@ def parse_settings(raw: dict[str, Any], source: str) -> SampleSettings:
             err["type"], err["msg"].removeprefix("Value error, "))
         raise InputError(f"{source}: {field}: {msg}") from e
     parse_executor(s.executor, s.executor_options, source)
+    if s.budgets and s.adaptive is not None:
+        raise InputError(f"{source}: budgets: adaptive sampling with thinking budgets is not "
+                         "supported yet (sample a fixed K per budget)")
     return s
 
 
 def identity(s: SampleSettings) -> dict[str, Any]:
     """The settings that fix which samples are drawn: a resumed run must match them exactly."""
     opts = {k: v for k, v in sorted(s.backend_options.items()) if k not in PERFORMANCE_OPTIONS}
-    return {"backend": s.backend, "model": s.model, "task": s.task, "task_options": s.task_options,
-            "max_tokens": s.max_tokens, "top_p": s.top_p, "seed": s.seed,
-            "prompt_format": s.prompt_format, "backend_options": opts, "from_file": s.from_file}
+    out = {"backend": s.backend, "model": s.model, "task": s.task, "task_options": s.task_options,
+           "max_tokens": s.max_tokens, "top_p": s.top_p, "seed": s.seed,
+           "prompt_format": s.prompt_format, "backend_options": opts, "from_file": s.from_file}
+    if s.budgets:  # budgets can grow; how an answer is forced cannot (absent: no budget axis)
+        out["thinking"] = {"think_end": s.think_end, "answer_cue": s.answer_cue}
+    return out
 
 
 @dataclass
@@ -150,11 +172,54 @@ def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures
     return out
 
 
+def missing_budgets(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
+                    k: int, budgets: list[int]) -> dict[tuple[str, float], dict[int, tuple[int, ...]]]:
+    """For each (problem, temperature), sample index -> the budgets ``existing`` lacks of it."""
+    have: dict[tuple[str, float, int], set[int]] = {}
+    if len(existing):
+        cols = ["problem_id", "temperature", "sample_index"]
+        for (pid, t, i), b in existing.groupby(cols)["budget"]:
+            have[(str(pid), float(t), int(i))] = set(int(x) for x in b)
+    out: dict[tuple[str, float], dict[int, tuple[int, ...]]] = {}
+    for pid in problem_ids:
+        for t in temperatures:
+            lack = {}
+            for i in range(k):
+                got = have.get((pid, float(t), i), set())
+                miss = tuple(b for b in budgets if b not in got)
+                if miss:
+                    lack[i] = miss
+            if lack:
+                out[(pid, float(t))] = lack
+    return out
+
+
+def thinking_of(s: SampleSettings, task: Any = None) -> Thinking | None:
+    """How the model closes its thinking and how an answer is forced: the settings', else the
+    task's (``think_end``/``answer_cue`` attributes), else ``</think>`` and a newline."""
+    if not s.budgets:
+        return None
+    d = Thinking()
+    end = s.think_end if s.think_end is not None else getattr(task, "think_end", None)
+    cue = s.answer_cue if s.answer_cue is not None else getattr(task, "answer_cue", None)
+    if end is not None and not str(end):
+        raise InputError("think_end: empty (the string that closes the model's thinking)")
+    return Thinking(str(end) if end is not None else d.think_end,
+                    str(cue) if cue is not None else d.answer_cue)
+
+
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
-                  stop: tuple[str, ...] = ()) -> list[Request]:
-    """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing."""
+                  stop: tuple[str, ...] = (), thinking: Thinking | None = None) -> list[Request]:
+    """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing.
+
+    With budgets, a request covers a contiguous range of indices that lack the same budgets;
+    ``existing`` then needs a ``budget`` column."""
     if s.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
+    if s.budgets:
+        return _plan_budgets(problems, s, existing, stop, thinking or thinking_of(s) or Thinking())
+    if "budget" in existing.columns:
+        existing = existing[existing["budget"] == 0]
     lack = missing_indices(existing, [p.problem_id for p in problems], s.temperatures, s.num_samples)
     requests = []
     for p in problems:
@@ -170,6 +235,39 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
                     n = min(s.max_n_per_request, hi - first)
                     requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
                                             s.max_tokens, tuple(stop), s.top_p))
+    return requests
+
+
+def _prompt_of(p: Problem, s: SampleSettings) -> str | list[dict[str, str]]:
+    if s.prompt_format == "chat":
+        if not p.messages:
+            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+        return p.messages
+    return p.prompt
+
+
+def _plan_budgets(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
+                  stop: tuple[str, ...], thinking: Thinking) -> list[Request]:
+    assert s.num_samples is not None and s.budgets
+    lack = missing_budgets(existing, [p.problem_id for p in problems], s.temperatures,
+                           s.num_samples, s.budgets)
+    requests = []
+    for p in problems:
+        prompt = _prompt_of(p, s)
+        for t in s.temperatures:
+            base = seed_base(s.seed, p.problem_id, t)
+            per = lack.get((p.problem_id, float(t)), {})
+            runs: list[tuple[int, int, tuple[int, ...]]] = []  # [lo, hi) lacking the same budgets
+            for i in sorted(per):
+                if runs and runs[-1][1] == i and runs[-1][2] == per[i]:
+                    runs[-1] = (runs[-1][0], i + 1, per[i])
+                else:
+                    runs.append((i, i + 1, per[i]))
+            for lo, hi, budgets in runs:
+                for first in range(lo, hi, s.max_n_per_request):
+                    n = min(s.max_n_per_request, hi - first)
+                    requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
+                                            s.max_tokens, tuple(stop), s.top_p, budgets, thinking))
     return requests
 
 
@@ -200,6 +298,9 @@ def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict
     dropped = [t for t in old.get("temperatures", []) if float(t) not in s.temperatures]
     if dropped:
         raise InputError(f"{where}: field 'temperatures': this run also has {dropped} (temperatures can only be added)")
+    gone = [b for b in old.get("budgets") or [] if int(b) not in (s.budgets or [])]
+    if gone:
+        raise InputError(f"{where}: field 'budgets': this run also has {gone} (budgets can only be added)")
     if run.problems_path.is_file():
         stored = run.read_problems()
         if len(problems) < len(stored):
@@ -231,6 +332,8 @@ def run_record(s: SampleSettings, old: dict[str, Any], backend_info: dict[str, A
     if "backend_options" in old:  # a resume's speed options hold for that call, not for the run
         rec["backend_options"] = old["backend_options"]
     rec["temperatures"] = sorted(set(map(float, old.get("temperatures", []))) | set(s.temperatures))
+    if s.budgets:
+        rec["budgets"] = sorted(set(map(int, old.get("budgets") or [])) | set(s.budgets))
     rec.update(identity=ident, config_hash=config_hash(ident), created=old.get("created", now), updated=now,
                versions=versions(),
                seeds={"run_seed": s.seed, "scheme": "seed of sample j of (problem, temperature) = "
@@ -249,6 +352,12 @@ def samples_frame(samples: list[Any]) -> pd.DataFrame:
 # -- running --------------------------------------------------------------------------------
 def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
     """The task's problems and its stop strings (InputError for an unknown task or bad option)."""
+    problems, stop, _ = load_task(s)
+    return problems, stop
+
+
+def load_task(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...], Any]:
+    """The task's problems, its stop strings and the task itself."""
     from ttscale.core.registry import tasks
 
     if not s.task:
@@ -262,7 +371,7 @@ def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
                          f"({type(e).__name__}: {e})") from e
     if not problems:
         raise InputError(f"--task {s.task}: the task gave no problems")
-    return problems, tuple(getattr(task, "stop", ()) or ())
+    return problems, tuple(getattr(task, "stop", ()) or ()), task
 
 
 def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Backend | None = None,
@@ -285,7 +394,11 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     executor_of(settings)  # a bad executor option: an error before anything is loaded
     t0 = time.time()
     run = RunDir(out)
-    problems, stop = load_problems(settings)
+    problems, stop, task = load_task(settings)
+    thinking = thinking_of(settings, task)
+    if settings.budgets and settings.backend not in ("transformers", "vllm"):
+        raise InputError(f"budgets: backend {settings.backend!r} cannot force answers "
+                         "(budgets need transformers or vllm)")
     check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
     frame = problems_frame(problems)
     check_run_target(run.path)
@@ -295,8 +408,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     # the lock before the backend is built: a refused second sampler loads no model
     with undo_if_nothing_drawn(run.path, created), locked(run):
         old = check_resume(run, settings, frame)
-        existing = run.read_samples(["problem_id", "temperature", "sample_index"])
-        requests = plan_requests(problems, settings, existing, stop)
+        existing = run.read_samples(["problem_id", "temperature", "budget", "sample_index"])
+        requests = plan_requests(problems, settings, existing, stop, thinking)
         owned = backend is None
         if backend is None and requests:
             from ttscale.sampling.executors import (
@@ -327,15 +440,20 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
                                "seconds": round(seconds, 3),
                                "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
-    return SamplingResult(run.path, len(problems), sum(r.n for r in requests), written, total, seconds,
-                          tokens, t_sample)
+    return SamplingResult(run.path, len(problems), sum(samples_asked(r) for r in requests), written,
+                          total, seconds, tokens, t_sample)
+
+
+def samples_asked(r: Request) -> int:
+    """Samples a request gives: n, times its number of budgets."""
+    return r.n * max(1, len(r.budgets))
 
 
 def _drain(run: RunDir, backend: Backend, requests: list[Request], progress: bool) -> tuple[int, int]:
     """Write each batch the backend yields as one shard; returns (samples, output tokens)."""
     from tqdm import tqdm
 
-    total = sum(r.n for r in requests)
+    total = sum(samples_asked(r) for r in requests)
     written = tokens = 0
     start = time.time()
     with tqdm(total=total, unit="sample", file=sys.stderr, disable=not progress,
