@@ -1,7 +1,10 @@
 """Counts tables: the smallest input the analysis accepts.
 
 A counts table has one row per (problem, group): ``problem``, ``num_samples``, ``num_correct``,
-plus any grouping columns (benchmark, model, temperature, verifier, seed, ...). It is read from
+plus any grouping columns (benchmark, model, temperature, budget, verifier, seed, ...). A
+``budget`` column (thinking tokens; 0 = none) groups like ``temperature``. Counts derived from a
+run may carry the tokens its samples used, per row: ``mean_prompt_tokens``,
+``mean_output_tokens``, ``mean_thinking_tokens``, ``mean_answer_tokens`` (value columns). It is read from
 CSV or Parquet, or derived from a run directory's samples and one verifier's verdicts.
 """
 
@@ -18,7 +21,12 @@ REQUIRED = ("problem", "num_samples", "num_correct")
 #: columns of a counts table that are not grouping columns
 VALUE_COLUMNS = ("problem", "num_samples", "num_correct",
                  # an adaptive run's rule and boundaries (ttscale.analysis.adaptive.run)
-                 "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples")
+                 "adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples",
+                 # tokens actually used per sample (counts derived from a run; issue 21): the cost
+                 # of a (problem, group), e.g. per thinking budget, from what its samples generated
+                 *("mean_output_tokens", "mean_thinking_tokens", "mean_answer_tokens", "mean_prompt_tokens"))
+#: the optional per-row token columns of a counts table derived from a run
+TOKEN_COLUMNS = ("mean_prompt_tokens", "mean_output_tokens", "mean_thinking_tokens", "mean_answer_tokens")
 
 
 #: names of columns the outputs add (curves, costs, simulations): not usable as grouping columns
