@@ -110,3 +110,13 @@ def test_a_counts_table_with_a_budget_column_groups_by_it():
                        "num_samples": [4, 4, 4, 4], "num_correct": [1, 0, 3, 1]})
     inp = input_from_counts(df)
     assert inp.group_cols == ["budget"] and len(inp.groups()) == 2
+
+
+def test_the_report_shows_accuracy_over_the_budget_and_tokens_per_budget(run, tmp_path):
+    ttscale.analyze(run, out=run / "analysis", n_boot=20, law_boot=0, progress=False)
+    from ttscale.reporting.html import build_report
+
+    page = build_report(run, out=tmp_path / "report.html").read_text()
+    assert "Thinking budgets: accuracy over the budget at each k" in page
+    assert "pass@1 (verifier=exact, temperature=1)" in page and "budget = 3" in page
+    assert "mean thinking tokens" in page and "sequential saturation budget [CI]" in page
