@@ -34,6 +34,7 @@ from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
 from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, Thinking, seed_base
+from ttscale.sampling.budget_plan import check_budgets, thinking_of
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -73,18 +74,7 @@ class SampleSettings(BaseModel):
     think_end: str | None = Field(None, description="With budgets: the string that closes the model's thinking (default: the task's, else '</think>').")
     answer_cue: str | None = Field(None, description="With budgets: appended after think_end to force an answer (default: the task's, else a newline).")
 
-    @field_validator("budgets")
-    @classmethod
-    def _budgets(cls, v: list[int] | None) -> list[int] | None:
-        if v is None:
-            return None
-        if not v:
-            raise ValueError("budgets is empty (leave it unset for no budget axis)")
-        if any(int(b) < 1 for b in v):
-            raise ValueError(f"budget {min(v)} is not a positive number of tokens")
-        if len(set(v)) != len(v):
-            raise ValueError("budgets repeat")
-        return sorted(int(b) for b in v)
+    _budgets = field_validator("budgets")(classmethod(lambda cls, v: check_budgets(v)))
 
     @field_validator("temperatures")
     @classmethod
@@ -172,42 +162,6 @@ def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures
     return out
 
 
-def missing_budgets(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
-                    k: int, budgets: list[int]) -> dict[tuple[str, float], dict[int, tuple[int, ...]]]:
-    """For each (problem, temperature), sample index -> the budgets ``existing`` lacks of it."""
-    have: dict[tuple[str, float, int], set[int]] = {}
-    if len(existing):
-        cols = ["problem_id", "temperature", "sample_index"]
-        for (pid, t, i), b in existing.groupby(cols)["budget"]:
-            have[(str(pid), float(t), int(i))] = set(int(x) for x in b)
-    out: dict[tuple[str, float], dict[int, tuple[int, ...]]] = {}
-    for pid in problem_ids:
-        for t in temperatures:
-            lack = {}
-            for i in range(k):
-                got = have.get((pid, float(t), i), set())
-                miss = tuple(b for b in budgets if b not in got)
-                if miss:
-                    lack[i] = miss
-            if lack:
-                out[(pid, float(t))] = lack
-    return out
-
-
-def thinking_of(s: SampleSettings, task: Any = None) -> Thinking | None:
-    """How the model closes its thinking and how an answer is forced: the settings', else the
-    task's (``think_end``/``answer_cue`` attributes), else ``</think>`` and a newline."""
-    if not s.budgets:
-        return None
-    d = Thinking()
-    end = s.think_end if s.think_end is not None else getattr(task, "think_end", None)
-    cue = s.answer_cue if s.answer_cue is not None else getattr(task, "answer_cue", None)
-    if end is not None and not str(end):
-        raise InputError("think_end: empty (the string that closes the model's thinking)")
-    return Thinking(str(end) if end is not None else d.think_end,
-                    str(cue) if cue is not None else d.answer_cue)
-
-
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
                   stop: tuple[str, ...] = (), thinking: Thinking | None = None) -> list[Request]:
     """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing.
@@ -217,7 +171,9 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
     if s.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
     if s.budgets:
-        return _plan_budgets(problems, s, existing, stop, thinking or thinking_of(s) or Thinking())
+        from ttscale.sampling.budget_plan import plan_budget_requests
+
+        return plan_budget_requests(problems, s, existing, stop, thinking or thinking_of(s) or Thinking())
     if "budget" in existing.columns:
         existing = existing[existing["budget"] == 0]
     lack = missing_indices(existing, [p.problem_id for p in problems], s.temperatures, s.num_samples)
@@ -235,39 +191,6 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
                     n = min(s.max_n_per_request, hi - first)
                     requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
                                             s.max_tokens, tuple(stop), s.top_p))
-    return requests
-
-
-def _prompt_of(p: Problem, s: SampleSettings) -> str | list[dict[str, str]]:
-    if s.prompt_format == "chat":
-        if not p.messages:
-            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
-        return p.messages
-    return p.prompt
-
-
-def _plan_budgets(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
-                  stop: tuple[str, ...], thinking: Thinking) -> list[Request]:
-    assert s.num_samples is not None and s.budgets
-    lack = missing_budgets(existing, [p.problem_id for p in problems], s.temperatures,
-                           s.num_samples, s.budgets)
-    requests = []
-    for p in problems:
-        prompt = _prompt_of(p, s)
-        for t in s.temperatures:
-            base = seed_base(s.seed, p.problem_id, t)
-            per = lack.get((p.problem_id, float(t)), {})
-            runs: list[tuple[int, int, tuple[int, ...]]] = []  # [lo, hi) lacking the same budgets
-            for i in sorted(per):
-                if runs and runs[-1][1] == i and runs[-1][2] == per[i]:
-                    runs[-1] = (runs[-1][0], i + 1, per[i])
-                else:
-                    runs.append((i, i + 1, per[i]))
-            for lo, hi, budgets in runs:
-                for first in range(lo, hi, s.max_n_per_request):
-                    n = min(s.max_n_per_request, hi - first)
-                    requests.append(Request(p.problem_id, prompt, float(t), n, base + first, first,
-                                            s.max_tokens, tuple(stop), s.top_p, budgets, thinking))
     return requests
 
 

@@ -110,16 +110,15 @@ def samples_of_trace(backend: Any, r: Request, i: int, prompt_len: int, trace: T
 
 
 def sample_with_budgets(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
-                        prompts: list[list[int]]) -> list[list[Sample]]:
-    """Per row of ``chunk``: its samples at each budget (transformers backend)."""
+                        prompts: list[list[int]], pick: Any, oom: type[Exception]) -> list[list[Sample]]:
+    """Per row of ``chunk``: its samples at each budget (transformers backend, whose token
+    picker ``pick`` and out-of-memory error ``oom`` it takes)."""
     import torch
 
     try:
-        traces = _traces(backend, chunk, requests, prompts)
+        traces = _traces(backend, chunk, requests, prompts, pick)
     except torch.cuda.OutOfMemoryError as e:
-        from ttscale.sampling.backends.transformers_backend import OutOfMemory
-
-        raise OutOfMemory(f"{backend.device}: out of memory sampling {len(chunk)} traces with "
+        raise oom(f"{backend.device}: out of memory sampling {len(chunk)} traces with "
                           "budgets; lower --batch-size") from e
     return [samples_of_trace(backend, requests[ri], i, len(prompts[ri]), t)
             for (ri, i), t in zip(chunk, traces, strict=True)]
@@ -136,11 +135,9 @@ def _uniforms(seeds: list[int], lengths: list[int], steps: int, dev: Any) -> Any
 
 
 def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
-            prompts: list[list[int]]) -> list[Trace]:
+            prompts: list[list[int]], _pick: Any) -> list[Trace]:
     import torch
     from transformers import DynamicCache
-
-    from ttscale.sampling.backends.transformers_backend import _pick
 
     lm, tok, dev = backend.lm, backend.tokenizer, backend.device
     uniq = sorted({ri for ri, _ in chunk})
@@ -236,7 +233,7 @@ def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
             logits = out.logits[:, -1, :]
         backend.decoded_tokens += sum(len(t.tokens) for t in traces)
         for b in budgets:
-            _force(backend, b, snaps.get(b), traces, reqs, chunk, room, temps, top_ps)
+            _force(backend, b, snaps.get(b), traces, reqs, chunk, room, temps, top_ps, _pick)
     return traces
 
 
@@ -258,11 +255,9 @@ def _stop_cut(tok: Any, tokens: list[int], start: int, stop: tuple[str, ...]) ->
 
 
 def _force(backend: Any, budget: int, snap: Any, traces: list[Trace], reqs: list[Request],
-           chunk: list[tuple[int, int]], room: list[int], temps: Any, top_ps: Any) -> None:
+           chunk: list[tuple[int, int]], room: list[int], temps: Any, top_ps: Any, _pick: Any) -> None:
     """Generate the forced answers at ``budget`` of the rows that need one, from the snapshot."""
     import torch
-
-    from ttscale.sampling.backends.transformers_backend import _pick
 
     need = [row for row, (tr, r) in enumerate(zip(traces, reqs, strict=True))
             if budget in r.budgets and not tr.natural_at(budget)]

@@ -181,7 +181,7 @@ class TransformersBackend(Backend):
             if any(requests[ri].budgets for ri, _ in chunk):
                 from ttscale.sampling.backends.budget_forcing import sample_with_budgets
 
-                outs: list[Any] = sample_with_budgets(self, chunk, requests, prompts)
+                outs: list[Any] = sample_with_budgets(self, chunk, requests, prompts, _pick, OutOfMemory)
             else:
                 outs = self._run_oom_safe(chunk, requests, prompts)
                 self.decoded_tokens += sum(len(o[0]) for o in outs)
