@@ -120,3 +120,17 @@ def test_the_report_shows_accuracy_over_the_budget_and_tokens_per_budget(run, tm
     assert "Thinking budgets: accuracy over the budget at each k" in page
     assert "pass@1 (verifier=exact, temperature=1)" in page and "budget = 3" in page
     assert "mean thinking tokens" in page and "sequential saturation budget [CI]" in page
+
+
+def test_a_sweep_gives_each_model_its_budgets_and_how_it_forces_answers(tmp_path):
+    from ttscale.orchestration.config import load_sweep_config
+    from ttscale.orchestration.sweeps import Cell, sample_settings
+
+    cfg = load_sweep_config("examples/gpu_qwen.yaml")
+    by = {m.label: m for m in cfg.models}
+    task = cfg.tasks[0]
+    plain = sample_settings(cfg, Cell(by["qwen2.5-7b-instruct"], task, [], tmp_path / "a"))
+    think = sample_settings(cfg, Cell(by["r1-distill-qwen-7b"], task, [], tmp_path / "b"))
+    assert plain.budgets is None
+    assert think.budgets == [512, 1024, 2048, 4096]
+    assert (think.think_end, think.answer_cue) == ("</think>", "\n\n")
