@@ -134,3 +134,21 @@ def test_a_sweep_gives_each_model_its_budgets_and_how_it_forces_answers(tmp_path
     assert plain.budgets is None
     assert think.budgets == [512, 1024, 2048, 4096]
     assert (think.think_end, think.answer_cue) == ("</think>", "\n\n")
+
+
+def test_the_temperature_view_is_per_budget():
+    from ttscale.analysis.inputs import input_from_counts
+    from ttscale.analysis.temperatures.view import temperature_view
+
+    rng = np.random.default_rng(0)
+    rows = [dict(budget=b, temperature=t, problem=f"p{p}", num_samples=8,
+                 num_correct=int(rng.integers(0, 9)))
+            for b in (256, 512) for t in (0.6, 1.0) for p in range(10)]
+    inp = input_from_counts(pd.DataFrame(rows))
+    view = temperature_view(inp.counts, inp.group_cols, None, 20, 0.95, 0, n_splits=2)
+    assert sorted(view.best["budget"].unique()) == [256, 512]
+    for b in (256, 512):  # each budget's k=1 winner is the temperature with the larger pass@1
+        sub = inp.counts[inp.counts["budget"] == b]
+        rates = sub.assign(r=sub["num_correct"] / sub["num_samples"]).groupby("temperature")["r"].mean()
+        best = view.best[(view.best["budget"] == b) & (view.best["k"] == 1)]["best_temperature"].iloc[0]
+        assert best == rates.idxmax()
