@@ -352,6 +352,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         run.write_config(run_record(settings, old, info, len(problems)))
         written, tokens = 0, 0
         t_sample = time.time()
+        decoded0 = getattr(backend, "decoded_tokens", None)
         try:
             written, tokens = _drain(run, backend, requests, progress) if requests else (0, 0)
         finally:
@@ -362,6 +363,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         stats = {"last_call": {"samples": written, "backend_options": settings.backend_options,
                                "seconds": round(seconds, 3),
                                "sampling_seconds": round(t_sample, 3), "output_tokens": tokens}}
+        if settings.budgets and isinstance(decoded0, int):  # a trace shared by budgets counts once
+            stats["last_call"]["generated_tokens"] = int(backend.decoded_tokens) - decoded0
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
     return SamplingResult(run.path, len(problems), sum(samples_asked(r) for r in requests), written,
                           total, seconds, tokens, t_sample)
