@@ -171,3 +171,22 @@ def test_budgets_resumed_after_sigkill_give_the_uninterrupted_samples(tmp_path):
     got = sorted_samples(out)
     assert not got.duplicated(SAMPLE_KEY).any() and len(got) == 6 * 40 * 3
     pd.testing.assert_frame_equal(got, sorted_samples(ref))
+
+
+def test_a_forced_answer_from_the_kept_kv_cache_equals_one_generated_from_its_whole_prefix(together, tmp_path):
+    """The KV-cache snapshot path against brute force: the prompt, the cut trace and the marker as
+    one fresh prompt, sampled with the forced answer's seed by the plain (no budget) path."""
+    from ttscale.sampling.backends.base import Request, answer_seed
+    from ttscale.sampling.backends.transformers_backend import TransformersBackend
+    from ttscale.sampling.sampler import load_problems
+
+    problems = {p.problem_id: p.prompt for p in load_problems(SampleSettings(**BASE))[0]}
+    forced = together[together["forced"]].head(12)
+    be = TransformersBackend("embedded", threads=1, batch_size=16)
+    reqs = [Request(r.problem_id, problems[r.problem_id] + r.text[: r.budget] + "1", 1.0, 1,
+                    answer_seed(int(r.seed), int(r.budget)), 0, BASE["max_tokens"])
+            for r in forced.itertuples()]
+    got = [s for batch in be.generate(reqs) for s in batch]
+    for r, s in zip(forced.itertuples(), got, strict=True):
+        assert r.text == r.text[: r.budget] + "1" + s.text
+        assert r.answer_tokens == s.num_output_tokens
