@@ -112,6 +112,10 @@ def test_budgets_can_only_be_added_and_need_a_forcing_backend(tmp_path):
         parse_settings({"budgets": [2, 2]}, "cfg.yaml")
     with pytest.raises(InputError, match="cfg.yaml: budgets"):
         parse_settings({"budgets": [0]}, "cfg.yaml")
+    with pytest.raises(InputError, match="cfg.yaml: budgets: backend 'openai' cannot force"):
+        parse_settings({"budgets": [8], "backend": "openai"}, "cfg.yaml")
+    with pytest.raises(InputError, match="cfg.yaml: budgets: adaptive"):
+        parse_settings({"budgets": [8], "adaptive": {"successes": 1}}, "cfg.yaml")
 
 
 def test_no_budgets_gives_budget_zero_rows_and_the_samples_of_before(tmp_path):

@@ -32,6 +32,21 @@ def check_budgets(v: list[int] | None) -> list[int] | None:
     return sorted(int(b) for b in v)
 
 
+def check_budget_settings(s: SampleSettings, source: str) -> None:
+    """What budgets do not combine with yet: one InputError line naming ``source``."""
+    if not s.budgets:
+        return
+    if s.adaptive is not None:
+        raise InputError(f"{source}: budgets: adaptive sampling with thinking budgets is not "
+                         "supported yet (sample a fixed K per budget)")
+    if s.executor != "local":
+        raise InputError(f"{source}: budgets: the {s.executor} executor is not tested with thinking "
+                         "budgets yet (use executor local)")
+    if s.backend not in ("transformers", "vllm"):
+        raise InputError(f"{source}: budgets: backend {s.backend!r} cannot force answers "
+                         "(budgets need transformers or vllm)")
+
+
 def missing_budgets(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
                     k: int, budgets: list[int]) -> dict[tuple[str, float], dict[int, tuple[int, ...]]]:
     """For each (problem, temperature), sample index -> the budgets ``existing`` lacks of it."""

@@ -34,7 +34,7 @@ from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
 from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, Thinking, seed_base
-from ttscale.sampling.budget_plan import check_budgets, thinking_of
+from ttscale.sampling.budget_plan import check_budget_settings, check_budgets, thinking_of
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -99,9 +99,7 @@ def parse_settings(raw: dict[str, Any], source: str) -> SampleSettings:
             err["type"], err["msg"].removeprefix("Value error, "))
         raise InputError(f"{source}: {field}: {msg}") from e
     parse_executor(s.executor, s.executor_options, source)
-    if s.budgets and s.adaptive is not None:
-        raise InputError(f"{source}: budgets: adaptive sampling with thinking budgets is not "
-                         "supported yet (sample a fixed K per budget)")
+    check_budget_settings(s, source)
     return s
 
 
@@ -319,9 +317,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     run = RunDir(out)
     problems, stop, task = load_task(settings)
     thinking = thinking_of(settings, task)
-    if settings.budgets and settings.backend not in ("transformers", "vllm"):
-        raise InputError(f"budgets: backend {settings.backend!r} cannot force answers "
-                         "(budgets need transformers or vllm)")
+    check_budget_settings(settings, "settings")
     check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
     frame = problems_frame(problems)
     check_run_target(run.path)
