@@ -60,11 +60,11 @@ VERDICT_SCHEMA = pa.schema(
         ("temperature", pa.float64()),
         ("sample_index", pa.int64()),
         ("passed", pa.bool_()),
-        ("budget", pa.int64()),  # the sample's budget (0: no budget axis)
         ("score", pa.float64()),  # reward-model score; NaN where the verifier gives none
         ("answer", pa.string()),  # normalised answer, for voting; null where none was found
         ("status", pa.string()),  # pass | fail | timeout | error
         ("error", pa.string()),  # null unless status is error/timeout
+        ("budget", pa.int64()),  # the sample's thinking budget (0: no budget axis)
     ]
 )
 

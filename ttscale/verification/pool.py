@@ -55,6 +55,8 @@ def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFr
 
 def _verify_one(verifier: Verifier, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:
     out = verifier.verify(problem, samples)
+    if "budget" not in out.columns and len(out) == len(samples):  # a verifier from before budgets
+        out = out.assign(budget=(samples["budget"].to_numpy() if "budget" in samples else 0))
     missing = [c for c in VERDICT_COLUMNS if c not in out.columns]
     if missing or len(out) != len(samples):
         raise RuntimeError(f"verifier {verifier.name!r} returned {len(out)} rows for "
