@@ -34,12 +34,16 @@ from ttscale.verification.verify import make_verifier, option_float, verdict_fra
 
 
 def flip_uniforms(seed: int, samples: pd.DataFrame) -> np.ndarray:
-    """One uniform number in [0, 1) per sample, a hash of (seed, problem, temperature, index)."""
+    """One uniform number in [0, 1) per sample, a hash of (seed, problem, temperature, index, budget)."""
     out = np.empty(len(samples))
+    budgets = (samples["budget"].astype(np.int64) if "budget" in samples
+               else pd.Series(np.zeros(len(samples), np.int64)))
     keys = zip(samples["problem_id"].astype(str), samples["temperature"].astype(float),
-               samples["sample_index"].astype(np.int64), strict=True)
-    for i, (pid, temp, idx) in enumerate(keys):
-        key = f"{seed}\x00{pid}\x00{temp!r}\x00{int(idx)}".encode()
+               samples["sample_index"].astype(np.int64), budgets, strict=True)
+    for i, (pid, temp, idx, budget) in enumerate(keys):
+        # budget 0 (no budget axis) hashes as before budgets existed: the same flips
+        tail = f"\x00{int(budget)}" if int(budget) else ""
+        key = f"{seed}\x00{pid}\x00{temp!r}\x00{int(idx)}{tail}".encode()
         h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
         out[i] = (h >> 11) / float(1 << 53)
     return out

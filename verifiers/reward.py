@@ -52,8 +52,14 @@ def _fail(option: str, message: str) -> InputError:
     return InputError(f"verifier 'reward': option '{option}': {message}")
 
 
+def _budgets(samples: pd.DataFrame) -> np.ndarray:
+    return (samples["budget"].astype(np.int64).to_numpy() if "budget" in samples
+            else np.zeros(len(samples), np.int64))
+
+
 def read_score_file(path: str, column: str) -> pd.Series:
-    """A score file as a Series indexed by (problem_id, temperature, sample_index)."""
+    """A score file as a Series indexed by (problem_id, temperature, sample_index, budget)
+    (budget 0 where the file has no budget column)."""
     key = (path, column)
     if key not in _SCORE_FILES:
         p = Path(path)
@@ -68,6 +74,8 @@ def read_score_file(path: str, column: str) -> pd.Series:
                 df = pd.read_csv(p)
         except Exception as e:  # noqa: BLE001 - any parse failure is bad input
             raise _fail("scores", f"{p}: cannot be read ({type(e).__name__}: {e})") from e
+        if "budget" not in df.columns:  # a file without the budget axis: budget 0
+            df = df.assign(budget=0)
         for col in [*SAMPLE_KEY, column]:
             if col not in df.columns:
                 raise InputError(f"{p}: field '{col}' missing (reward scores need "
@@ -79,7 +87,8 @@ def read_score_file(path: str, column: str) -> pd.Series:
                              "is not a number")
         index = pd.MultiIndex.from_arrays([df["problem_id"].astype(str),
                                            df["temperature"].astype(float),
-                                           df["sample_index"].astype(np.int64)])
+                                           df["sample_index"].astype(np.int64),
+                                           df["budget"].astype(np.int64)])
         _SCORE_FILES[key] = pd.Series(values.to_numpy(float), index=index)
     return _SCORE_FILES[key]
 
@@ -202,7 +211,8 @@ class RewardVerifier(Verifier):
             scores = read_score_file(self.ref, self.column)
             keys = pd.MultiIndex.from_arrays([samples["problem_id"].astype(str),
                                               samples["temperature"].astype(float),
-                                              samples["sample_index"].astype(np.int64)])
+                                              samples["sample_index"].astype(np.int64),
+                                              _budgets(samples)])
             missing = ~keys.isin(scores.index)
             if missing.any():
                 k = keys[int(np.flatnonzero(missing)[0])]
@@ -221,7 +231,8 @@ class RewardVerifier(Verifier):
             scores = read_score_file(self.ref, self.column)
             keys = pd.MultiIndex.from_arrays([samples["problem_id"].astype(str),
                                               samples["temperature"].astype(float),
-                                              samples["sample_index"].astype(np.int64)])
+                                              samples["sample_index"].astype(np.int64),
+                                              _budgets(samples)])
             return scores.reindex(keys).to_numpy(float)
         texts = samples["text"].fillna("").astype(str)
         distinct = list(dict.fromkeys(texts))

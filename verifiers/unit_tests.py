@@ -39,6 +39,7 @@ import pandas as pd
 from ttscale.core.registry import verifiers
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, Verifier
+from ttscale.rundir.store import VERDICT_SCHEMA
 from ttscale.verification.sandbox import Job, Limits, Result, SandboxPool, Status, scaled_timeout
 from ttscale.verification.sandbox.runner import default_workers
 
@@ -214,10 +215,11 @@ class UnitTests(Verifier):
         for problem, samples in items:
             jobs += self.jobs(problem, samples)
         results = self.pool().run(jobs) if jobs else []
-        keys: dict[str, list] = {"problem_id": [], "temperature": [], "sample_index": []}
+        keys: dict[str, list] = {"problem_id": [], "temperature": [], "sample_index": [], "budget": []}
         for _, samples in items:  # plain lists: per-problem pandas selections cost more than runs
             for col, values in keys.items():
-                values += samples[col].tolist()
+                values += (samples[col].tolist() if col in samples.columns
+                           else [0] * len(samples))  # budget 0: samples without the budget axis
         return verdict_frame(pd.DataFrame(keys), results)
 
 
@@ -226,10 +228,11 @@ def verdict_frame(keys: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
     out = keys.reset_index(drop=True).copy()
     out["temperature"] = out["temperature"].astype("float64")
     out["sample_index"] = out["sample_index"].astype("int64")
+    out["budget"] = out["budget"].astype("int64") if "budget" in out else 0
     out["passed"] = [r.status is Status.PASS for r in results]
     out["score"] = math.nan
     out["answer"] = pd.Series([None] * len(results), dtype=object)
     out["status"] = [r.status.value for r in results]
     out["error"] = [r.error if r.status in (Status.ERROR, Status.TIMEOUT) else None
                     for r in results]
-    return out
+    return out[VERDICT_SCHEMA.names]

@@ -101,6 +101,7 @@ def input_from_counts(
 ) -> AnalysisInput:
     """An input from a counts table already in memory (validated like a file's)."""
     path = Path(source)
+    raw = counts
     counts = validate_counts(counts, source)
     cols = _check_group_by(group_by, group_columns(counts), path)
     if cols != group_columns(counts):
@@ -114,7 +115,26 @@ def input_from_counts(
         tokens = counts[cols].drop_duplicates().reset_index(drop=True)
         tokens["avg_prompt_tokens"] = float(prompt_tokens)
         tokens["avg_output_tokens"] = float(output_tokens)
+    elif {"mean_prompt_tokens", "mean_output_tokens"} <= set(raw.columns):
+        tokens = tokens_from_counts(raw, cols, path)
     return AnalysisInput(path, counts.reset_index(drop=True), cols, tokens=tokens)
+
+
+def tokens_from_counts(counts: pd.DataFrame, cols: list[str], source: Path) -> pd.DataFrame:
+    """Per group: the tokens its samples used (``mean_*_tokens`` of a counts table derived from a
+    run), weighted by samples; so cost per budget comes from the tokens actually used."""
+    df = counts.copy()
+    for c in ("mean_prompt_tokens", "mean_output_tokens"):
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any() or (v < 0).any():
+            row = int(np.flatnonzero((v.isna() | (v < 0)).to_numpy())[0])
+            raise InputError(f"{source}: column '{c}' row {row + 1}: {df[c].iloc[row]!r} is not a token count")
+        df[c] = v * df["num_samples"]
+    agg = (df.groupby(cols, sort=True, dropna=False) if cols else df.assign(_g=0).groupby("_g"))
+    tok = agg[["mean_prompt_tokens", "mean_output_tokens", "num_samples"]].sum().reset_index()
+    tok["avg_prompt_tokens"] = tok["mean_prompt_tokens"] / tok["num_samples"]
+    tok["avg_output_tokens"] = tok["mean_output_tokens"] / tok["num_samples"]
+    return tok[[*cols, "avg_prompt_tokens", "avg_output_tokens"]]
 
 
 def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False) -> AnalysisInput:
@@ -152,6 +172,10 @@ def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False)
         hists.append(h)
     hist = pd.concat(hists, ignore_index=True)
     available = ["verifier", "temperature"]
+    if (per_pt["budget"] > 0).any():  # thinking budgets: a grouping column like temperature
+        available.append("budget")
+    else:
+        hist = hist.drop(columns="budget")
     if task_of is not None:
         hist.insert(0, "task", hist["problem_id"].map(task_of).fillna("?").astype(str))
         available = ["task", *available]
@@ -165,9 +189,11 @@ def _load_run(path: Path, group_by: list[str] | None, allow_stale: bool = False)
                                                   "passed": "num_correct"})
     counts = counts.astype({"num_samples": np.int64, "num_correct": np.int64})
     # mean tokens per verified sample: each (problem, temperature)'s mean, weighted by verdicts
-    verdicts_pt = hist.groupby([*cols, "problem_id", "temperature"] if "temperature" not in cols
-                               else [*cols, "problem_id"], dropna=False)["count"].sum().reset_index()
-    verdicts_pt = verdicts_pt.merge(per_pt, on=["problem_id", "temperature"], how="left")
+    pt = ["problem_id", "temperature", *(["budget"] if "budget" in hist.columns else [])]
+    verdicts_pt = hist.groupby(list(dict.fromkeys([*cols, *pt])), dropna=False)["count"].sum().reset_index()
+    if "budget" not in hist.columns:
+        per_pt = per_pt.groupby(pt, as_index=False)[["n", "prompt_tokens", "output_tokens"]].sum()
+    verdicts_pt = verdicts_pt.merge(per_pt, on=pt, how="left")
     verdicts_pt["p_tok"] = verdicts_pt["count"] * verdicts_pt["prompt_tokens"] / verdicts_pt["n"]
     verdicts_pt["o_tok"] = verdicts_pt["count"] * verdicts_pt["output_tokens"] / verdicts_pt["n"]
     if cols:

@@ -272,11 +272,36 @@ def analyze(inp: AnalysisInput, opts: Options, progress: Any = None) -> Analysis
         frames.append(frame)
         if progress is not None:
             progress(done, len(groups))
+    _sequential(inp, fits, opts)
     curves = pd.concat(frames, ignore_index=True)[[*gcols, *CURVE_COLUMNS]]
     curves["k"] = curves["k"].astype(np.int64)
     costs = pd.concat(cost_frames, ignore_index=True) if cost_frames else None
     return AnalysisResult(inp.source, gcols, curves, fits, fit_objects, flops_fn, costs,
                           _temperature_view(inp, opts), inp.state)
+
+
+def _sequential(inp: AnalysisInput, fits: list[dict[str, Any]], opts: Options) -> None:
+    """With two or more thinking budgets: the sequential saturation point (TTSPM) of each group
+    without its budget, with a bootstrap interval, added to the fits of its budgets."""
+    if "budget" not in inp.group_cols or inp.counts["budget"].nunique() < 2:
+        return
+    from ttscale.analysis.laws.sequential import sequential_record
+
+    rest = [c for c in inp.group_cols if c != "budget"]
+    groups = inp.counts.groupby(rest, sort=True, dropna=False) if rest else [((), inp.counts)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        wide_n = g.pivot_table(index="problem", columns="budget", values="num_samples", aggfunc="sum")
+        wide_c = g.pivot_table(index="problem", columns="budget", values="num_correct", aggfunc="sum")
+        keep = wide_n.notna().all(axis=1)  # problems drawn at every budget
+        if keep.sum() < 1:
+            continue
+        rec = sequential_record(wide_n.columns.to_numpy(), wide_c[keep].to_numpy(),
+                                wide_n[keep].to_numpy(), opts.saturation_threshold,
+                                n_boot=max(opts.law_boot, 50), ci=opts.ci, seed=opts.seed)
+        for f in fits:
+            if all(_clean(f.get(c)) == _clean(v) for c, v in zip(rest, key, strict=True)):
+                f.update(rec)
 
 
 def _temperature_view(inp: AnalysisInput, opts: Options) -> Any:

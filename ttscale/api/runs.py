@@ -23,7 +23,8 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
            task_options: dict[str, Any] | None = None,
            backend_options: dict[str, Any] | None = None, executor: str | None = None,
            executor_options: dict[str, Any] | None = None, progress: bool = True,
-           verbose: bool = False, **settings: Any) -> SamplingResult:
+           verbose: bool = False, budgets: list[int] | str | None = None,
+           **settings: Any) -> SamplingResult:
     """Draw ``num_samples`` samples per problem and temperature into run directory ``out``.
 
     Resumable: only the samples the run lacks are drawn (a larger K, more temperatures or more
@@ -31,6 +32,10 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
     file with the flags' names as keys; explicit arguments win. ``settings`` takes any other
     field of :class:`ttscale.sampling.sampler.SampleSettings` (``max_tokens``, ``top_p``, ``seed``,
     ``prompt_format``, ``from_file`` for ``backend="import"``, ``max_n_per_request``, ...).
+    ``budgets`` (e.g. ``[256, 512, 1024]`` or ``"256,512,1024"``) adds the thinking-budget axis:
+    each trace is drawn once and cut at every budget, its answer forced there (``think_end`` and
+    ``answer_cue`` say how; see ``ttscale.sampling.backends.budget_forcing``); budgets can be
+    added to a run later, like temperatures.
     ``backend`` is transformers (default), vllm, openai or import; ``model="embedded"`` is the
     bundled 1M-parameter model. ``executor="ray"`` runs backend replicas on a Ray cluster
     (``executor_options``: address, replicas, num_cpus, num_gpus, ...; see
@@ -44,7 +49,8 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
     from ttscale.orchestration.samples import draw, resolve_settings
 
     overrides = {"task": task, "model": model, "backend": backend, "num_samples": num_samples,
-                 "temperatures": temperatures, "num_problems": num_problems, **settings}
+                 "temperatures": temperatures, "num_problems": num_problems, "budgets": budgets,
+                 **settings}
     s, target = resolve_settings(run_dir, config, out, overrides, task_options, backend_options,
                                  executor, executor_options)
     from ttscale.sampling.backends.outage import ServerUnavailable

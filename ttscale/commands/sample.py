@@ -31,7 +31,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--num-problems", type=int, help="how many problems (default: the task's default)")
     p.add_argument("-k", "--num-samples", type=int, help="K: samples per problem and temperature")
     p.add_argument("--temperatures", help="comma-separated, e.g. 0.6,1.0 (0 is greedy)")
-    p.add_argument("--max-tokens", type=int, help="maximum new tokens per sample (default 256)")
+    p.add_argument("--max-tokens", type=int, help="maximum new tokens per sample (default 256; "
+                   "with --budgets: per answer, after the thinking)")
+    p.add_argument("--budgets", help="thinking budgets in tokens, e.g. 256,512,1024: one trace per "
+                   "sample, cut at each budget and its answer forced")
+    p.add_argument("--think-end", help="with --budgets: the string that closes the model's thinking "
+                   "(default: the task's, else </think>)")
+    p.add_argument("--answer-cue", help="with --budgets: appended after it to force the answer "
+                   "(default: the task's, else a newline)")
     p.add_argument("--top-p", type=finite_float, help="nucleus threshold (default 1.0: off)")
     p.add_argument("--seed", type=int, help="run seed (default 0): sample j of (problem, T) uses "
                    "seed_base(seed, problem, T) + j")
@@ -86,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from ttscale.api import sample
 
     flags = {key: getattr(args, key) for key in (
-        "max_tokens", "top_p", "seed", "prompt_format", "from_file", "max_n_per_request")}
+        "max_tokens", "top_p", "seed", "prompt_format", "from_file", "max_n_per_request", "budgets",
+        "think_end", "answer_cue")}
     task_options = parse_pairs(args.task_option, "--task-option") if args.task_option else None
     opts = parse_pairs(args.backend_option, "--backend-option")
     opts.update({k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k) is not None})

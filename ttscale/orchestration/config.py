@@ -44,6 +44,9 @@ class ModelSpec(_Strict):
     )
     model: str = Field(..., description="Model: 'embedded' (the shipped model), a Hugging Face id or local path, or the served model name for openai.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options, e.g. dtype, max_num_seqs, gpu_memory_utilization, base_url, batch_size.")
+    budgets: list[PositiveInt] | None = Field(None, description="Thinking budgets of this model (default: the sweep's budgets); [] for none (a model that does not think).")
+    think_end: str | None = Field(None, description="With budgets: the string that closes this model's thinking (default: the task's, else '</think>').")
+    answer_cue: str | None = Field(None, description="With budgets: appended after think_end to force an answer (default: the task's, else a newline).")
 
     @property
     def label(self) -> str:
@@ -102,7 +105,8 @@ class SweepConfig(_Strict):
     seed: int = Field(0, ge=0, description="Run seed: fixes the seed range of every (problem, temperature).")
     num_samples: int = Field(..., gt=0, description="K: samples per problem and temperature.")
     temperatures: list[float] = Field(..., min_length=1, description="Sampling temperatures (each >= 0).")
-    max_tokens: int = Field(256, gt=0, description="Maximum new tokens per sample.")
+    max_tokens: int = Field(256, gt=0, description="Maximum new tokens per sample (with budgets: per answer, after the thinking).")
+    budgets: list[PositiveInt] | None = Field(None, description="Thinking budgets in tokens, e.g. [256, 512, 1024]: each trace is drawn once and cut at every budget, its answer forced (models may set their own).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
     models: list[ModelSpec] = Field(..., min_length=1, description="Models to sample from.")
     tasks: list[TaskSpec] = Field(..., min_length=1, description="Tasks to sample on.")

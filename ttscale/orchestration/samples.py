@@ -41,6 +41,18 @@ def parse_temperatures(value: Any, where: str) -> Any:
     return temps
 
 
+def parse_budgets(value: Any, where: str) -> Any:
+    """``"256,512"`` or ``256`` -> a list of ints; lists pass through (checked by the settings)."""
+    if isinstance(value, str):
+        try:
+            return [int(x) for x in value.split(",") if x.strip()]
+        except ValueError as e:
+            raise InputError(f"{where}: budgets {value!r}: expected token counts like 256,512,1024") from e
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
 def normalise(raw: dict[str, Any], where: str) -> dict[str, Any]:
     """Config keys -> SampleSettings keys (aliases, top-level backend options, temperatures)."""
     out: dict[str, Any] = {}
@@ -51,6 +63,8 @@ def normalise(raw: dict[str, Any], where: str) -> dict[str, Any]:
             opts[key] = value
         elif key == "temperatures":
             out[key] = parse_temperatures(value, where)
+        elif key == "budgets":
+            out[key] = parse_budgets(value, where)
         else:
             out[key] = value
     if opts:
@@ -110,6 +124,8 @@ def resolve_settings(
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "temperatures" in flags:
         flags["temperatures"] = parse_temperatures(flags["temperatures"], "--temperatures")
+    if "budgets" in flags:
+        flags["budgets"] = parse_budgets(flags["budgets"], "--budgets")
     if task_options:
         flags["task_options"] = {**merged.get("task_options", {}), **task_options}
     if backend_options:

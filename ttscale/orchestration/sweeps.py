@@ -156,6 +156,9 @@ def sample_settings(cfg: SweepConfig, cell: Cell) -> Any:
     if cell.model.backend == "import":
         raw["from_file"] = opts.pop("from_file", None)
     raw["backend_options"] = opts
+    budgets = cell.model.budgets if cell.model.budgets is not None else cfg.budgets
+    if budgets:  # the thinking-budget axis (a model's own budgets win; [] is none)
+        raw.update(budgets=list(budgets), think_end=cell.model.think_end, answer_cue=cell.model.answer_cue)
     if cfg.adaptive is not None:  # the stopping rule, checked against K before anything runs
         raw["adaptive"] = cfg.adaptive.model_dump()
         cfg.adaptive.rule().check(cfg.num_samples, where="sweep: adaptive")
@@ -170,13 +173,16 @@ def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
     for cell in cells:
         task = tasks.get(cell.task.name)(**cell.task.options)
         problems = task.problems(cell.task.num_problems, cfg.seed)
-        wanted = len(problems) * len(cfg.temperatures) * cfg.num_samples
+        budgets = cell.model.budgets if cell.model.budgets is not None else cfg.budgets
+        wanted = len(problems) * len(cfg.temperatures) * cfg.num_samples * max(1, len(budgets or []))
         run = RunDir(cell.run_dir)
         done_df = None
         if run.has_samples():  # only samples this config wants: its problems, temperatures, k
-            done_df = run.read_samples(["problem_id", "temperature", "sample_index", "num_output_tokens"])
+            done_df = run.read_samples(["problem_id", "temperature", "budget", "sample_index",
+                                        "num_output_tokens"])
             done_df = done_df[done_df["problem_id"].isin({p.problem_id for p in problems})
                               & done_df["temperature"].isin([float(t) for t in cfg.temperatures])
+                              & done_df["budget"].isin(budgets or [0])
                               & (done_df["sample_index"] < cfg.num_samples)]
         done = 0 if done_df is None else len(done_df)
         out_tokens = (float(done_df["num_output_tokens"].mean()) if done else float(cfg.max_tokens))
@@ -185,7 +191,7 @@ def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
         pairs_left = len(problems) * len(cfg.temperatures)  # (problem, T) still lacking samples
         if done_df is not None:
             full = done_df.groupby(["problem_id", "temperature"]).size()
-            pairs_left -= int((full >= cfg.num_samples).sum())
+            pairs_left -= int((full >= cfg.num_samples * max(1, len(budgets or []))).sum())
         row = {"model": cell.model.label, "task": cell.task.key, "problems": len(problems),
                "temperatures": len(cfg.temperatures), "k": cfg.num_samples, "samples": wanted,
                "done": done, "to_sample": left,

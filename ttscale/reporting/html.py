@@ -29,13 +29,14 @@ from ttscale import __version__
 from ttscale.errors import InputError
 from ttscale.reporting import frontier as report_frontier
 from ttscale.reporting import sections as report_sections
+from ttscale.reporting.budgets import budget_section
 from ttscale.reporting.svg import SCRIPT as CHART_SCRIPT
 from ttscale.reporting.svg import table_html
 from ttscale.rundir.store import atomic_write_bytes
 
 #: sections added after a run's tables and comparison, in page order: ``(run_dir, run_json) -> html``
 #: ("" when there is nothing to show); add a section by appending a function here
-RUN_SECTIONS = [report_sections.forecast_section, report_sections.simulate_section,
+RUN_SECTIONS = [budget_section, report_sections.forecast_section, report_sections.simulate_section,
                 report_sections.problems_section, report_frontier.run_frontier_section]
 
 #: k values shown in the tables of the report (those present in a curve)

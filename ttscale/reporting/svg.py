@@ -33,6 +33,7 @@ class Series:
     lo: list[float] = field(default_factory=list)  # CI band (optional)
     hi: list[float] = field(default_factory=list)
     dashed: bool = False
+    x_name: str = "k"  # what a point's hover text calls its x value
 
 
 def _esc(x: object) -> str:
@@ -93,7 +94,7 @@ def line_chart(series: list[Series], x_label: str, y_label: str, log_x: bool = T
         for j in keep[::step] + ([keep[-1]] if (len(keep) - 1) % step else []):
             ci = (f" [{s.lo[j]:.3f}, {s.hi[j]:.3f}]" if s.lo and s.hi and s.lo[j] == s.lo[j] else "")
             g.append(f'<circle cx="{px(s.xs[j]):.1f}" cy="{py(s.ys[j]):.1f}" r="3" fill="{color}">'
-                     f'<title>{_esc(s.name)}: k = {s.xs[j]:g}, {s.ys[j]:.3f}{ci}</title></circle>')
+                     f'<title>{_esc(s.name)}: {_esc(s.x_name)} = {s.xs[j]:g}, {s.ys[j]:.3f}{ci}</title></circle>')
         g.append("</g>")
         out.extend(g)
         ly = top + 14 + 16 * i

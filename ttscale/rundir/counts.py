@@ -1,7 +1,10 @@
 """Counts tables: the smallest input the analysis accepts.
 
 A counts table has one row per (problem, group): ``problem``, ``num_samples``, ``num_correct``,
-plus any grouping columns (benchmark, model, temperature, verifier, seed, ...). It is read from
+plus any grouping columns (benchmark, model, temperature, budget, verifier, seed, ...). A
+``budget`` column (thinking tokens; 0 = none) groups like ``temperature``. Counts derived from a
+run may carry the tokens its samples used, per row: ``mean_prompt_tokens``,
+``mean_output_tokens``, ``mean_thinking_tokens``, ``mean_answer_tokens`` (value columns). It is read from
 CSV or Parquet, or derived from a run directory's samples and one verifier's verdicts.
 """
 
@@ -16,7 +19,7 @@ from ttscale.errors import InputError
 
 REQUIRED = ("problem", "num_samples", "num_correct")
 #: optional per-row token columns: mean tokens a sample used (output = thinking + answer)
-TOKEN_COLUMNS = ("mean_output_tokens", "mean_thinking_tokens", "mean_answer_tokens")
+TOKEN_COLUMNS = ("mean_output_tokens", "mean_thinking_tokens", "mean_answer_tokens", "mean_prompt_tokens")
 #: columns of a counts table that are not grouping columns
 VALUE_COLUMNS = ("problem", "num_samples", "num_correct",
                  # an adaptive run's rule and boundaries (ttscale.analysis.adaptive.run)

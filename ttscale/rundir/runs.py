@@ -76,13 +76,23 @@ class Run:
 
     @cached_property
     def counts(self) -> pd.DataFrame:
-        """A counts table: verifier, temperature, problem, num_samples, num_correct."""
+        """A counts table: verifier, temperature, (budget, when the run has thinking budgets),
+        problem, num_samples, num_correct, and the mean tokens its verified samples used:
+        mean_prompt_tokens, mean_output_tokens, mean_thinking_tokens, mean_answer_tokens."""
         from ttscale.rundir.counts import counts_from_verdicts
         from ttscale.rundir.store import SAMPLE_KEY
 
         v = self.verdicts[[*SAMPLE_KEY, "passed", "verifier"]]
-        counts = counts_from_verdicts(v, group_by=["verifier", "temperature"])
-        return counts.rename(columns={"problem_id": "problem"})
+        group = ["verifier", "temperature", *(["budget"] if (v["budget"] > 0).any() else [])]
+        counts = counts_from_verdicts(v, group_by=group)
+        tok = self._dir.read_samples([*SAMPLE_KEY, "num_prompt_tokens", "num_output_tokens",
+                                      "thinking_tokens", "answer_tokens"])
+        per = v.merge(tok, on=SAMPLE_KEY, how="left").groupby([*group, "problem_id"], sort=True)
+        means = per[["num_prompt_tokens", "num_output_tokens", "thinking_tokens", "answer_tokens"]].mean()
+        means.columns = ["mean_prompt_tokens", "mean_output_tokens", "mean_thinking_tokens",
+                         "mean_answer_tokens"]
+        means = means.reset_index().rename(columns={"problem_id": "problem"})
+        return counts.merge(means, on=[*group, "problem"], how="left")
 
     @property
     def curves(self) -> pd.DataFrame:

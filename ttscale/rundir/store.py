@@ -25,6 +25,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ SAMPLE_SCHEMA = pa.schema(
         ("num_prompt_tokens", pa.int64()),
         ("num_output_tokens", pa.int64()),
         ("finish_reason", pa.string()),
+        # the budget axis (issue 21): 0 = no budget (generated to max_tokens); B > 0 = at most B
+        # thinking tokens, the answer forced after them if the trace had not closed its thinking
+        ("budget", pa.int64()),
+        ("thinking_tokens", pa.int64()),  # tokens of the think block (its end marker excluded)
+        ("answer_tokens", pa.int64()),  # tokens generated after the think block (a forced cue excluded)
+        ("forced", pa.bool_()),  # the answer was forced after B thinking tokens
     ]
 )
 
@@ -57,10 +64,58 @@ VERDICT_SCHEMA = pa.schema(
         ("answer", pa.string()),  # normalised answer, for voting; null where none was found
         ("status", pa.string()),  # pass | fail | timeout | error
         ("error", pa.string()),  # null unless status is error/timeout
+        ("budget", pa.int64()),  # the sample's thinking budget (0: no budget axis)
     ]
 )
 
-SAMPLE_KEY = ["problem_id", "temperature", "sample_index"]
+SAMPLE_KEY = ["problem_id", "temperature", "budget", "sample_index"]
+#: columns added after runs were first written, and their value in the shards that lack them
+#: (a run directory from before the budget axis reads as budget 0, nothing forced)
+LATE_COLUMNS: dict[str, tuple[pa.DataType, object]] = {
+    "budget": (pa.int64(), 0), "thinking_tokens": (pa.int64(), 0), "answer_tokens": (pa.int64(), None),
+    "forced": (pa.bool_(), False),
+}
+
+
+def with_late_columns(table: pa.Table | pa.RecordBatch, columns: list[str]) -> pa.Table:
+    """``table`` with ``columns`` in that order, each late column it lacks filled with its
+    default (``answer_tokens`` of an old sample: its ``num_output_tokens`` when read)."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    names = table.column_names
+    out = []
+    for c in columns:
+        if c in names:
+            out.append(table.column(c))
+            continue
+        dtype, value = LATE_COLUMNS[c]
+        if value is None and "num_output_tokens" in names:
+            out.append(table.column("num_output_tokens").cast(dtype))
+        else:
+            out.append(pa.array([value if value is not None else 0] * table.num_rows, dtype))
+    return pa.table(out, names=columns)
+
+
+def read_parquet(source: str | os.PathLike | pq.ParquetFile, columns: list[str]) -> pa.Table:
+    """Read ``columns`` of one shard, filling late columns that an older shard lacks."""
+    pf = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    have = set(pf.schema_arrow.names)
+    present = [c for c in columns if c in have]
+    extra = ["num_output_tokens"] if ("answer_tokens" in columns and "answer_tokens" not in have
+                                      and "num_output_tokens" in have
+                                      and "num_output_tokens" not in present) else []
+    return with_late_columns(pf.read(columns=present + extra), columns)
+
+
+def iter_batches(path: str | os.PathLike, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
+    """A shard's ``columns`` batch by batch, late columns filled (see :func:`read_parquet`)."""
+    pf = pq.ParquetFile(path)
+    have = set(pf.schema_arrow.names)
+    present = [c for c in columns if c in have]
+    if "answer_tokens" in columns and "answer_tokens" not in have and "num_output_tokens" not in present:
+        present.append("num_output_tokens")
+    for batch in pf.iter_batches(batch_size=batch_size, columns=present):
+        yield with_late_columns(batch, columns)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -137,6 +192,11 @@ def config_hash(config: Any) -> str:
 
 
 def _coerce(df: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    df = df.copy() if any(c in LATE_COLUMNS and c not in df.columns for c in schema.names) else df
+    for c in schema.names:  # rows made by code that predates the budget axis: budget 0
+        if c in LATE_COLUMNS and c not in df.columns:
+            value = LATE_COLUMNS[c][1]
+            df[c] = df["num_output_tokens"] if value is None and "num_output_tokens" in df else (value or 0)
     missing = [f.name for f in schema if f.name not in df.columns]
     if missing:
         raise ValueError(f"{what} rows lack columns {missing}")
@@ -286,6 +346,6 @@ def read_shards(
     cols = columns or [f.name for f in schema]
     if not paths:
         return schema.empty_table().select(cols).to_pandas()
-    tables = [pq.read_table(p, columns=cols) for p in paths]
+    tables = [read_parquet(p, cols) for p in paths]
     return pa.concat_tables(tables).to_pandas()
 

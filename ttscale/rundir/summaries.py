@@ -4,8 +4,13 @@ Every analysis stage (analyze, compare, forecast, simulate, report) needs per (p
 temperature) counts, and the selection metrics need each problem's answer histogram and score
 ranks, never the samples themselves. This module keeps those under ``RUN_DIR/summaries/``::
 
-    summaries/samples.parquet              problem_id, temperature, n, prompt_tokens, output_tokens
-    summaries/verdicts/<verifier>.parquet  problem_id, temperature, answer, score, count, passed
+    summaries/samples.parquet              problem_id, temperature, budget, n, prompt_tokens,
+                                           output_tokens, thinking_tokens, answer_tokens, forced
+    summaries/verdicts/<verifier>.parquet  problem_id, temperature, budget, answer, score, count, passed
+
+A group is a (problem, temperature, budget): the budget is 0 in runs without a budget axis (and in
+run directories written before it), so everything said below of a (problem, temperature) holds
+of each of its budgets.
 
 ``samples.parquet`` holds, per (problem, temperature), the number of samples and the sums of
 their token counts. A verifier's summary holds one row per distinct (answer, score) of a
@@ -41,20 +46,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttscale.errors import InputError
-from ttscale.rundir.store import RunDir, atomic_write_bytes, shard_paths
+from ttscale.rundir.store import RunDir, atomic_write_bytes, iter_batches, read_parquet, shard_paths
 
-VERSION = 1
+VERSION = 2  # 2: the budget axis (a version-1 file is recounted from the shards)
 META_KEY = b"ttscale.summary"
-GROUP = ["problem_id", "temperature"]
+GROUP = ["problem_id", "temperature", "budget"]
 
 SAMPLES_SUMMARY_SCHEMA = pa.schema([
-    ("problem_id", pa.string()), ("temperature", pa.float64()), ("n", pa.int64()),
-    ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()),
+    ("problem_id", pa.string()), ("temperature", pa.float64()), ("budget", pa.int64()),
+    ("n", pa.int64()), ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()),
+    ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()), ("forced", pa.int64()),
 ])
+SAMPLE_VALUES = ["n", "prompt_tokens", "output_tokens", "thinking_tokens", "answer_tokens", "forced"]
 VERDICT_SUMMARY_SCHEMA = pa.schema([
-    ("problem_id", pa.string()), ("temperature", pa.float64()), ("answer", pa.string()),
-    ("score", pa.float64()), ("count", pa.int64()), ("passed", pa.int64()),
+    ("problem_id", pa.string()), ("temperature", pa.float64()), ("budget", pa.int64()),
+    ("answer", pa.string()), ("score", pa.float64()), ("count", pa.int64()), ("passed", pa.int64()),
 ])
+VERDICT_KEYS = ["problem_id", "temperature", "budget", "answer", "score"]
 #: rows of a shard read per batch while folding it (bounded memory)
 BATCH_ROWS = 262_144
 
@@ -91,17 +99,21 @@ def _sum_by(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table:
     return out.sort_by([(k, "ascending") for k in keys])
 
 
-def _samples_part(batch: pa.RecordBatch) -> pa.Table:
+def _samples_part(batch: pa.Table) -> pa.Table:
     t = pa.table({
         "problem_id": batch.column("problem_id"), "temperature": batch.column("temperature"),
+        "budget": pc.cast(batch.column("budget"), pa.int64()),
         "n": pa.array(np.ones(batch.num_rows, np.int64)),
         "prompt_tokens": pc.cast(batch.column("num_prompt_tokens"), pa.int64()),
         "output_tokens": pc.cast(batch.column("num_output_tokens"), pa.int64()),
+        "thinking_tokens": pc.cast(batch.column("thinking_tokens"), pa.int64()),
+        "answer_tokens": pc.cast(batch.column("answer_tokens"), pa.int64()),
+        "forced": pc.cast(batch.column("forced"), pa.int64()),
     })
-    return _sum_by(t, GROUP, ["n", "prompt_tokens", "output_tokens"])
+    return _sum_by(t, GROUP, SAMPLE_VALUES)
 
 
-def _verdicts_part(batch: pa.RecordBatch) -> pa.Table:
+def _verdicts_part(batch: pa.Table) -> pa.Table:
     score = batch.column("score")
     score = pc.if_else(pc.is_nan(score), pa.scalar(None, pa.float64()), score)
     passed = batch.column("passed")
@@ -109,11 +121,12 @@ def _verdicts_part(batch: pa.RecordBatch) -> pa.Table:
         raise InputError("field 'passed' is null for some sample")
     t = pa.table({
         "problem_id": batch.column("problem_id"), "temperature": batch.column("temperature"),
+        "budget": pc.cast(batch.column("budget"), pa.int64()),
         "answer": batch.column("answer"), "score": score,
         "count": pa.array(np.ones(batch.num_rows, np.int64)),
         "passed": pc.cast(passed, pa.int64()),
     })
-    return _sum_by(t, ["problem_id", "temperature", "answer", "score"], ["count", "passed"])
+    return _sum_by(t, VERDICT_KEYS, ["count", "passed"])
 
 
 def _hash(table: pa.Table) -> str:
@@ -164,7 +177,7 @@ def _update(path: Path, folder: Path, schema: pa.Schema, columns: list[str], par
     parts = [have.table] if have is not None else [schema.empty_table()]
     for p in new:
         pending = []
-        for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        for batch in iter_batches(p, columns, BATCH_ROWS):
             pending.append(part(batch))
         if pending:
             parts.append(_sum_by(pa.concat_tables(pending), keys, values))
@@ -175,12 +188,14 @@ def _update(path: Path, folder: Path, schema: pa.Schema, columns: list[str], par
 
 
 def samples_summary(run: RunDir) -> Summary:
-    """Per (problem, temperature): samples and token sums, folding any new sample shards."""
+    """Per (problem, temperature, budget): samples, token sums and forced answers, folding any
+    new sample shards."""
     if not run.has_samples():
         raise InputError(f"{run.samples_dir}: no samples in this run directory")
     return _update(samples_summary_path(run), run.samples_dir, SAMPLES_SUMMARY_SCHEMA,
-                   ["problem_id", "temperature", "num_prompt_tokens", "num_output_tokens"],
-                   _samples_part, GROUP, ["n", "prompt_tokens", "output_tokens"])
+                   ["problem_id", "temperature", "budget", "num_prompt_tokens", "num_output_tokens",
+                    "thinking_tokens", "answer_tokens", "forced"],
+                   _samples_part, GROUP, SAMPLE_VALUES)
 
 
 def verdict_summary(run: RunDir, verifier: str, check: bool = True) -> Summary:
@@ -191,8 +206,8 @@ def verdict_summary(run: RunDir, verifier: str, check: bool = True) -> Summary:
     folder = run.verdicts_dir(verifier)
     try:
         s = _update(verdict_summary_path(run, verifier), folder, VERDICT_SUMMARY_SCHEMA,
-                    ["problem_id", "temperature", "answer", "score", "passed"], _verdicts_part,
-                    ["problem_id", "temperature", "answer", "score"], ["count", "passed"])
+                    ["problem_id", "temperature", "budget", "answer", "score", "passed"],
+                    _verdicts_part, VERDICT_KEYS, ["count", "passed"])
     except InputError as e:
         raise InputError(f"{folder}: {e}") from None
     if check:
@@ -210,7 +225,7 @@ def _check_against_samples(run: RunDir, verifier: str, s: Summary) -> None:
         what = ("a verdict for a sample not in samples/" if row["n"] is None
                 else f"{row['count']} verdicts for {row['n']} samples (a sample verified twice)")
         raise InputError(f"{run.verdicts_dir(verifier)}: {what} (problem_id {row['problem_id']!r}, "
-                         f"temperature {row['temperature']})")
+                         f"temperature {row['temperature']}, budget {row['budget']})")
 
 
 def update_all(run: RunDir) -> dict[str, str]:
@@ -222,13 +237,12 @@ def update_all(run: RunDir) -> dict[str, str]:
 
 def recount(run: RunDir, verifier: str) -> pa.Table:
     """A verifier's summary recomputed from all of its verdicts at once (for checks and tests)."""
-    cols = ["problem_id", "temperature", "answer", "score", "passed"]
+    cols = ["problem_id", "temperature", "budget", "answer", "score", "passed"]
     table = pa.Table.from_pandas(run.read_verdicts(verifier, columns=cols), preserve_index=False)
-    parts = [_verdicts_part(b) for b in table.to_batches()]
+    parts = [_verdicts_part(pa.Table.from_batches([b])) for b in table.to_batches()]
     if not parts:
         return VERDICT_SUMMARY_SCHEMA.empty_table()
-    keys = ["problem_id", "temperature", "answer", "score"]
-    return _sum_by(pa.concat_tables(parts), keys, ["count", "passed"]).cast(VERDICT_SUMMARY_SCHEMA)
+    return _sum_by(pa.concat_tables(parts), VERDICT_KEYS, ["count", "passed"]).cast(VERDICT_SUMMARY_SCHEMA)
 
 
 def clear(run: RunDir) -> None:
@@ -239,8 +253,8 @@ def clear(run: RunDir) -> None:
 
 
 JOINT_SCHEMA = pa.schema([
-    ("problem_id", pa.string()), ("temperature", pa.float64()), ("n", pa.int64()),
-    ("passed", pa.int64()), ("truth", pa.int64()), ("both", pa.int64()),
+    ("problem_id", pa.string()), ("temperature", pa.float64()), ("budget", pa.int64()),
+    ("n", pa.int64()), ("passed", pa.int64()), ("truth", pa.int64()), ("both", pa.int64()),
 ])
 
 
@@ -262,7 +276,7 @@ def joint_summary(run: RunDir, verifier: str, reference: str) -> pa.Table:
     return _write(path, table, stamp).table
 
 
-_KEY_COLUMNS = ["problem_id", "temperature", "sample_index", "passed"]
+_KEY_COLUMNS = ["problem_id", "temperature", "budget", "sample_index", "passed"]
 
 
 def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
@@ -273,9 +287,11 @@ def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
     samples = samples_summary(run).table
     pids = pc.unique(samples["problem_id"])
     temps = pc.unique(samples["temperature"])
-    width = len(temps)
+    buds = pc.unique(samples["budget"])
+    width = len(temps) * len(buds)
     code = (pc.index_in(samples["problem_id"], pids).to_numpy() * width
-            + pc.index_in(samples["temperature"], temps).to_numpy())
+            + pc.index_in(samples["temperature"], temps).to_numpy() * len(buds)
+            + pc.index_in(samples["budget"], buds).to_numpy())
     sizes = np.zeros(len(pids) * width, np.int64)
     sizes[code] = samples["n"].to_numpy()
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -284,12 +300,13 @@ def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
     def fill(name: str) -> np.ndarray | None:
         state = np.full(total, -1, np.int8)
         for path in shard_paths(run.verdicts_dir(name)):
-            t = pq.read_table(path, columns=_KEY_COLUMNS)
+            t = read_parquet(path, _KEY_COLUMNS)
             p = pc.index_in(t["problem_id"], pids).to_numpy(zero_copy_only=False)
             q = pc.index_in(t["temperature"], temps).to_numpy(zero_copy_only=False)
-            if np.isnan(p.astype(float)).any() or np.isnan(q.astype(float)).any():
+            r = pc.index_in(t["budget"], buds).to_numpy(zero_copy_only=False)
+            if any(np.isnan(x.astype(float)).any() for x in (p, q, r)):
                 return None  # a verdict for a group without samples
-            g = p.astype(np.int64) * width + q.astype(np.int64)
+            g = p.astype(np.int64) * width + q.astype(np.int64) * len(buds) + r.astype(np.int64)
             idx = t["sample_index"].to_numpy(zero_copy_only=False).astype(np.int64)
             if ((idx < 0) | (idx >= sizes[g])).any():
                 return None
@@ -311,7 +328,9 @@ def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
     keep = n > 0
     rows = live[keep]
     return pa.table({
-        "problem_id": pids.take(pa.array(rows // width)), "temperature": temps.take(pa.array(rows % width)),
+        "problem_id": pids.take(pa.array(rows // width)),
+        "temperature": temps.take(pa.array((rows % width) // len(buds))),
+        "budget": buds.take(pa.array(rows % len(buds))),
         "n": n[keep], "passed": per_group(both & (a == 1))[keep],
         "truth": per_group(both & (b == 1))[keep], "both": per_group(both & (a == 1) & (b == 1))[keep],
     })
@@ -322,15 +341,16 @@ def _joint_join(run: RunDir, verifier: str, reference: str) -> pa.Table:
     cols = _KEY_COLUMNS
 
     def read(name: str, as_: str) -> pa.Table:
-        parts = [pq.read_table(p, columns=cols) for p in shard_paths(run.verdicts_dir(name))]
+        parts = [read_parquet(p, cols) for p in shard_paths(run.verdicts_dir(name))]
         t = pa.concat_tables(parts) if parts else pa.table({c: [] for c in cols})
-        return t.rename_columns([*cols[:3], as_])
+        return t.rename_columns([*cols[:4], as_])
 
-    joined = read(verifier, "passed").join(read(reference, "truth"), cols[:3], join_type="inner",
+    joined = read(verifier, "passed").join(read(reference, "truth"), cols[:4], join_type="inner",
                                            use_threads=False)
     p = pc.cast(joined["passed"], pa.int64())
     t = pc.cast(joined["truth"], pa.int64())
     table = pa.table({"problem_id": joined["problem_id"], "temperature": joined["temperature"],
+                      "budget": joined["budget"],
                       "n": pa.array(np.ones(joined.num_rows, np.int64)), "passed": p, "truth": t,
                       "both": pc.multiply(p, t)})
     return _sum_by(table, GROUP, ["n", "passed", "truth", "both"])

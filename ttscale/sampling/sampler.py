@@ -34,7 +34,8 @@ from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
-from ttscale.sampling.backends.base import SEED_STRIDE, Backend
+from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, Thinking
+from ttscale.sampling.budget_plan import check_budget_settings, check_budgets, thinking_of
 from ttscale.sampling.planner import RequestPlan, iter_chunks
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
@@ -71,6 +72,11 @@ class SampleSettings(BaseModel):
     executor: Literal["local", "ray"] = Field("local", description="Where the backend runs: local (this process) or ray (replicas on a Ray cluster; see ttscale.sampling.executors).")
     executor_options: dict[str, Any] = Field(default_factory=dict, description="executor: ray: address, replicas, num_cpus, num_gpus, batch_samples, in_flight, max_restarts.")
     adaptive: AdaptiveSettings | None = Field(None, description="Sample until solved: {successes, min_samples, first_round, growth} (see ttscale.orchestration.adaptive).")
+    budgets: list[int] | None = Field(None, description="Thinking budgets in tokens, e.g. [256, 512, 1024]: each trace is drawn once, cut at each budget and its answer forced (see ttscale.sampling.backends.budget_forcing); max_tokens then caps the answer. Unset: no budget axis.")
+    think_end: str | None = Field(None, description="With budgets: the string that closes the model's thinking (default: the task's, else '</think>').")
+    answer_cue: str | None = Field(None, description="With budgets: appended after think_end to force an answer (default: the task's, else a newline).")
+
+    _budgets = field_validator("budgets")(classmethod(lambda cls, v: check_budgets(v)))
 
     @field_validator("temperatures")
     @classmethod
@@ -95,15 +101,19 @@ def parse_settings(raw: dict[str, Any], source: str) -> SampleSettings:
             err["type"], err["msg"].removeprefix("Value error, "))
         raise InputError(f"{source}: {field}: {msg}") from e
     parse_executor(s.executor, s.executor_options, source)
+    check_budget_settings(s, source)
     return s
 
 
 def identity(s: SampleSettings) -> dict[str, Any]:
     """The settings that fix which samples are drawn: a resumed run must match them exactly."""
     opts = {k: v for k, v in sorted(s.backend_options.items()) if k not in PERFORMANCE_OPTIONS}
-    return {"backend": s.backend, "model": s.model, "task": s.task, "task_options": s.task_options,
-            "max_tokens": s.max_tokens, "top_p": s.top_p, "seed": s.seed,
-            "prompt_format": s.prompt_format, "backend_options": opts, "from_file": s.from_file}
+    out = {"backend": s.backend, "model": s.model, "task": s.task, "task_options": s.task_options,
+           "max_tokens": s.max_tokens, "top_p": s.top_p, "seed": s.seed,
+           "prompt_format": s.prompt_format, "backend_options": opts, "from_file": s.from_file}
+    if s.budgets:  # budgets can grow; how an answer is forced cannot (absent: no budget axis)
+        out["thinking"] = {"think_end": s.think_end, "answer_cue": s.answer_cue}
+    return out
 
 
 @dataclass
@@ -153,13 +163,24 @@ def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures
 
 
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
-                  stop: tuple[str, ...] = ()) -> RequestPlan:
+                  stop: tuple[str, ...] = (), thinking: Thinking | None = None
+                  ) -> RequestPlan | BudgetRequests:
     """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing:
-    a lazily generated :class:`ttscale.sampling.planner.RequestPlan` (memory independent of K)."""
+    a lazily generated :class:`ttscale.sampling.planner.RequestPlan` (memory independent of K).
+
+    With budgets, a list of requests (:class:`BudgetRequests`), each covering a contiguous range of
+    indices that lack the same budgets; ``existing`` then needs a ``budget`` column."""
     from ttscale.sampling.planner import plan
 
     if s.num_samples is None:
         raise InputError("num_samples: missing required field (-k)")
+    if s.budgets:
+        from ttscale.sampling.budget_plan import plan_budget_requests
+
+        return BudgetRequests(plan_budget_requests(problems, s, existing, stop,
+                                                   thinking or thinking_of(s) or Thinking()))
+    if "budget" in existing.columns:
+        existing = existing[existing["budget"] == 0]
     prompts: dict[str, str | list[dict[str, str]]] = {}
     for p in problems:
         if s.prompt_format == "chat" and not p.messages:
@@ -196,6 +217,9 @@ def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict
     dropped = [t for t in old.get("temperatures", []) if float(t) not in s.temperatures]
     if dropped:
         raise InputError(f"{where}: field 'temperatures': this run also has {dropped} (temperatures can only be added)")
+    gone = [b for b in old.get("budgets") or [] if int(b) not in (s.budgets or [])]
+    if gone:
+        raise InputError(f"{where}: field 'budgets': this run also has {gone} (budgets can only be added)")
     if run.problems_path.is_file():
         stored = run.read_problems()
         if len(problems) < len(stored):
@@ -227,6 +251,8 @@ def run_record(s: SampleSettings, old: dict[str, Any], backend_info: dict[str, A
     if "backend_options" in old:  # a resume's speed options hold for that call, not for the run
         rec["backend_options"] = old["backend_options"]
     rec["temperatures"] = sorted(set(map(float, old.get("temperatures", []))) | set(s.temperatures))
+    if s.budgets:
+        rec["budgets"] = sorted(set(map(int, old.get("budgets") or [])) | set(s.budgets))
     rec.update(identity=ident, config_hash=config_hash(ident), created=old.get("created", now), updated=now,
                versions=versions(),
                seeds={"run_seed": s.seed, "scheme": "seed of sample j of (problem, temperature) = "
@@ -245,6 +271,12 @@ def samples_frame(samples: list[Any]) -> pd.DataFrame:
 # -- running --------------------------------------------------------------------------------
 def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
     """The task's problems and its stop strings (InputError for an unknown task or bad option)."""
+    problems, stop, _ = load_task(s)
+    return problems, stop
+
+
+def load_task(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...], Any]:
+    """The task's problems, its stop strings and the task itself."""
     from ttscale.core.registry import tasks
 
     if not s.task:
@@ -258,7 +290,7 @@ def load_problems(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...]]:
                          f"({type(e).__name__}: {e})") from e
     if not problems:
         raise InputError(f"--task {s.task}: the task gave no problems")
-    return problems, tuple(getattr(task, "stop", ()) or ())
+    return problems, tuple(getattr(task, "stop", ()) or ()), task
 
 
 def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Backend | None = None,
@@ -281,7 +313,9 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     executor_of(settings)  # a bad executor option: an error before anything is loaded
     t0 = time.time()
     run = RunDir(out)
-    problems, stop = load_problems(settings)
+    problems, stop, task = load_task(settings)
+    thinking = thinking_of(settings, task)
+    check_budget_settings(settings, "settings")
     check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
     frame = problems_frame(problems)
     check_run_target(run.path)
@@ -291,8 +325,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     # the lock before the backend is built: a refused second sampler loads no model
     with undo_if_nothing_drawn(run.path, created), locked(run):
         old = check_resume(run, settings, frame)
-        existing = run.read_samples(["problem_id", "temperature", "sample_index"])
-        requests = plan_requests(problems, settings, existing, stop)
+        existing = run.read_samples(["problem_id", "temperature", "budget", "sample_index"])
+        requests = plan_requests(problems, settings, existing, stop, thinking)
         owned = backend is None
         if backend is None and requests:
             from ttscale.sampling.executors import (
@@ -312,6 +346,7 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         run.write_config(run_record(settings, old, info, len(problems)))
         written, tokens = 0, 0
         t_sample = time.time()
+        decoded0 = getattr(backend, "decoded_tokens", None)
         try:
             written, tokens = _drain(run, backend, requests, progress) if requests else (0, 0)
         finally:
@@ -324,9 +359,29 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
                                "seconds": round(seconds, 3),
                                "sampling_seconds": round(t_sample, 3), "output_tokens": tokens,
                                **({"executor_faults": faults} if faults else {})}}
+        if settings.budgets and isinstance(decoded0, int):  # a trace shared by budgets counts once
+            stats["last_call"]["generated_tokens"] = int(backend.decoded_tokens) - decoded0
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
     return SamplingResult(run.path, len(problems), requests.samples, written, total, seconds,
                           tokens, t_sample)
+
+
+def samples_asked(r: Request) -> int:
+    """Samples a request gives: n, times its number of budgets."""
+    return r.n * max(1, len(r.budgets))
+
+
+class BudgetRequests(list):
+    """The planned requests of a run with budgets, with the plan's ``samples`` and ``distinct``."""
+
+    @property
+    def samples(self) -> int:
+        return sum(samples_asked(r) for r in self)
+
+    def distinct(self) -> list[Request]:
+        seen: set[tuple[str, float]] = set()
+        return [r for r in self if (r.problem_id, r.temperature) not in seen
+                and not seen.add((r.problem_id, r.temperature))]
 
 
 def record_faults(run: RunDir, backend: Any) -> dict[str, int]:

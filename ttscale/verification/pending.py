@@ -30,7 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir, shard_paths
+from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir, read_parquet, shard_paths
+
+#: a group of samples: (problem, temperature, budget)
+GROUP = ["problem_id", "temperature", "budget"]
 
 #: columns a verifier reads besides the sample key, unless it declares ``sample_columns``
 DEFAULT_COLUMNS = ("text",)
@@ -41,11 +44,11 @@ class Plan:
     total: int  # samples in the run
     todo: int  # samples to verify
     problems: int  # problems with at least one sample to verify
-    whole: pd.MultiIndex  # (problem_id, temperature) without any verdict
-    partial: pd.MultiIndex  # (problem_id, temperature) verified in part
+    whole: pd.MultiIndex  # (problem_id, temperature, budget) without any verdict
+    partial: pd.MultiIndex  # (problem_id, temperature, budget) verified in part
     shards: list[str] = field(default_factory=list)  # sample shards that may hold work
     all_shards: list[str] = field(default_factory=list)  # every sample shard at planning time
-    done_keys: pd.MultiIndex = field(default_factory=lambda: pd.MultiIndex.from_arrays([[], [], []]))
+    done_keys: pd.MultiIndex = field(default_factory=lambda: pd.MultiIndex.from_arrays([[], [], [], []]))
 
     @property
     def skipped(self) -> int:
@@ -63,10 +66,10 @@ def plan(run: RunDir, folder: str) -> Plan:
     """What is left to verify in ``verdicts/<folder>`` (see the module doc)."""
     from ttscale.rundir.summaries import samples_summary, verdict_summary
 
-    per = samples_summary(run).table.to_pandas().set_index(["problem_id", "temperature"])["n"]
+    per = samples_summary(run).table.to_pandas().set_index(GROUP)["n"]
     if shard_paths(run.verdicts_dir(folder)):
         v = verdict_summary(run, folder, check=False).table.to_pandas()
-        done = v.groupby(["problem_id", "temperature"])["count"].sum()
+        done = v.groupby(GROUP)["count"].sum()
         done = done.reindex(per.index, fill_value=0)
     else:
         done = pd.Series(0, index=per.index)
@@ -117,17 +120,15 @@ def mark_covered(run: RunDir, folder: str, p: Plan) -> None:
 
 def _done_keys(run: RunDir, folder: str, problem_ids: list[str]) -> pd.MultiIndex:
     """Keys of the verdicts of these problems (only the key columns, filtered per shard)."""
-    import pyarrow.dataset as ds
-
     paths = [str(p) for p in shard_paths(run.verdicts_dir(folder))]
-    table = ds.dataset(paths, format="parquet").to_table(
-        columns=SAMPLE_KEY, filter=pc.field("problem_id").isin(pa.array(problem_ids)))
-    df = table.to_pandas()
+    parts = [read_parquet(p, SAMPLE_KEY) for p in paths]
+    table = pa.concat_tables(parts)
+    df = table.filter(pc.is_in(table["problem_id"], value_set=pa.array(problem_ids))).to_pandas()
     return pd.MultiIndex.from_frame(df[SAMPLE_KEY].astype({"sample_index": np.int64}))
 
 
 def _mask(keys: pd.DataFrame, p: Plan) -> np.ndarray:
-    pairs = pd.MultiIndex.from_frame(keys[["problem_id", "temperature"]])
+    pairs = pd.MultiIndex.from_frame(keys[GROUP])
     mask = pairs.isin(p.whole)
     if len(p.partial):
         part = pairs.isin(p.partial)
@@ -144,11 +145,11 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
     for name in p.shards:
         path = run.samples_dir / name
         pf = pq.ParquetFile(path)
-        keys = pf.read(columns=SAMPLE_KEY).to_pandas()
+        keys = read_parquet(pf, SAMPLE_KEY).to_pandas()
         mask = _mask(keys, p)
         if not mask.any():
             continue
-        table = pf.read(columns=columns)
+        table = read_parquet(pf, columns)
         if not mask.all():
             table = table.filter(pa.array(mask))
         yield table.to_pandas()
@@ -157,7 +158,7 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
 def iter_keys(run: RunDir) -> Iterator[pd.DataFrame]:
     """Every sample's key, one frame per shard (for checks that must see all samples)."""
     for path in shard_paths(run.samples_dir):
-        yield pq.read_table(path, columns=SAMPLE_KEY).to_pandas()
+        yield read_parquet(path, SAMPLE_KEY).to_pandas()
 
 
 def iter_tasks(run: RunDir, p: Plan, columns: list[str], problems: dict[str, Any]

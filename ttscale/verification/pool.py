@@ -37,6 +37,8 @@ def verdict_frame(samples: pd.DataFrame, passed: Any, *, score: Any = None, answ
         "temperature": samples["temperature"].astype(float).to_numpy(),
         "sample_index": samples["sample_index"].astype(np.int64).to_numpy(),
         "passed": passed_arr,
+        "budget": (samples["budget"].astype(np.int64).to_numpy() if "budget" in samples
+                   else np.zeros(n, np.int64)),
         "score": np.full(n, np.nan) if score is None else np.asarray(score, dtype=float).reshape(n),
         "answer": pd.Series([None] * n if answer is None else list(answer), dtype=object),
         "status": pd.Series(list(status) if status is not None
@@ -53,6 +55,8 @@ def _failed_frame(samples: pd.DataFrame, status: str, message: str) -> pd.DataFr
 
 def _verify_one(verifier: Verifier, problem: Problem, samples: pd.DataFrame) -> pd.DataFrame:
     out = verifier.verify(problem, samples)
+    if "budget" not in out.columns and len(out) == len(samples):  # a verifier from before budgets
+        out = out.assign(budget=(samples["budget"].to_numpy() if "budget" in samples else 0))
     missing = [c for c in VERDICT_COLUMNS if c not in out.columns]
     if missing or len(out) != len(samples):
         raise RuntimeError(f"verifier {verifier.name!r} returned {len(out)} rows for "

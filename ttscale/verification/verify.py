@@ -282,8 +282,8 @@ def _has_duplicates(run: RunDir, folder: str) -> bool:
     if not shard_paths(run.verdicts_dir(folder)):
         return False
     v = verdict_summary(run, folder, check=False).table.to_pandas()
-    done = v.groupby(["problem_id", "temperature"])["count"].sum()
-    n = samples_summary(run).table.to_pandas().set_index(["problem_id", "temperature"])["n"]
+    done = v.groupby(["problem_id", "temperature", "budget"])["count"].sum()
+    n = samples_summary(run).table.to_pandas().set_index(["problem_id", "temperature", "budget"])["n"]
     return bool((done > n.reindex(done.index, fill_value=0)).any())
 
 

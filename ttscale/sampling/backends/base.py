@@ -43,6 +43,32 @@ class Request:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     top_p: float = 1.0
+    #: thinking budgets (issue 21): each of the n traces is generated once, its thinking capped
+    #: at max(budgets) tokens, and gives one sample per budget; empty: one sample per trace, no
+    #: budget (``max_tokens`` caps the whole output). With budgets ``max_tokens`` caps the answer.
+    budgets: tuple[int, ...] = ()
+    thinking: Thinking | None = None  # how a trace closes its thinking and how an answer is forced
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """How a model thinks: the string that ends its think block, and the cue appended after it
+    when an answer is forced. A forced answer's prompt is the trace cut after B thinking
+    tokens, then ``think_end`` and ``answer_cue`` (s1's budget forcing)."""
+
+    think_end: str = "</think>"
+    answer_cue: str = "\n"
+
+    @property
+    def force_text(self) -> str:
+        return self.think_end + self.answer_cue
+
+
+def answer_seed(seed: int, budget: int) -> int:
+    """The seed of the answer forced after ``budget`` thinking tokens of the trace with ``seed``
+    (a hash: it never collides with a trace's seed range in practice, and fits in 63 bits)."""
+    key = f"{int(seed)}\x00forced\x00{int(budget)}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 @dataclass
@@ -55,6 +81,14 @@ class Sample:
     num_prompt_tokens: int
     num_output_tokens: int
     finish_reason: str  # "stop" | "length" | ...
+    budget: int = 0  # 0: no budget axis
+    thinking_tokens: int = 0
+    answer_tokens: int = -1  # -1: all of num_output_tokens (a sample without a think block)
+    forced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.answer_tokens < 0:
+            self.answer_tokens = self.num_output_tokens
 
 
 @dataclass

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ttscale.errors import InputError
 from ttscale.plugins import Problem, problems_frame
-from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir
+from ttscale.rundir.store import LATE_COLUMNS, SAMPLE_KEY, SAMPLE_SCHEMA, RunDir
 
 SHARD_ROWS = 50_000
 
@@ -151,7 +151,11 @@ def import_samples(settings: Any, out: str | os.PathLike, progress: bool = True)
                 n_rows = staged.rows
             else:
                 rows, file_problems, verdicts = monkeys
-                samples = pd.DataFrame(rows, columns=[f.name for f in SAMPLE_SCHEMA])
+                # imported samples have no budget axis: budget 0
+                samples = pd.DataFrame(rows, columns=[f.name for f in SAMPLE_SCHEMA
+                                                      if f.name not in LATE_COLUMNS])
+                samples = samples.assign(budget=0, thinking_tokens=0, forced=False,
+                                         answer_tokens=samples["num_output_tokens"])
                 used = set(samples["problem_id"])
                 k_max = int(samples.groupby(["problem_id", "temperature"]).size().max())
                 temps_in = set(samples["temperature"])

@@ -32,7 +32,15 @@ import pyarrow.parquet as pq
 from ttscale.core.jsonl import iter_json_objects
 from ttscale.errors import InputError
 from ttscale.plugins import Problem
-from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir, shard_paths, write_shard
+from ttscale.rundir.store import (
+    LATE_COLUMNS,
+    SAMPLE_KEY,
+    SAMPLE_SCHEMA,
+    RunDir,
+    shard_paths,
+    with_late_columns,
+    write_shard,
+)
 
 SHARD_ROWS = 50_000
 
@@ -103,7 +111,8 @@ def stage_jsonl(path: Path, settings: Any, run: RunDir, progress: bool = False) 
 
 
 def _stage(path: Path, default_t: float, run: RunDir, folder: Path, progress: bool) -> Staged:
-    cols: dict[str, list] = {f.name: [] for f in SAMPLE_SCHEMA}
+    # imported samples have no budget axis: the late columns (budget 0, ...) are filled on flush
+    cols: dict[str, list] = {f.name: [] for f in SAMPLE_SCHEMA if f.name not in LATE_COLUMNS}
     problems: dict[str, Problem] = {}
     codes: dict[str, int] = {}
     next_index: dict[tuple[int, float], int] = {}
@@ -116,7 +125,9 @@ def _stage(path: Path, default_t: float, run: RunDir, folder: Path, progress: bo
 
     def flush() -> None:
         if cols["problem_id"]:
-            table = pa.table({k: v for k, v in cols.items()}, schema=SAMPLE_SCHEMA)
+            plain = pa.schema([f for f in SAMPLE_SCHEMA if f.name not in LATE_COLUMNS])
+            table = with_late_columns(pa.table({k: v for k, v in cols.items()}, schema=plain),
+                                      SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA)
             shards.append(folder / f"part-{len(shards):08d}.parquet")
             pq.write_table(table, shards[-1])
             for v in cols.values():

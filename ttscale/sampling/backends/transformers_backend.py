@@ -138,6 +138,16 @@ class TransformersBackend(Backend):
         self.eos_ids = _eos_ids(self.lm, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0))
+        self.decoded_tokens = 0  # tokens generated so far (traces and forced answers)
+        self._force_ids: dict[str, list[int]] = {}
+
+    def force_ids(self, thinking: Any) -> list[int]:
+        """The token ids appended to a cut trace to force its answer (marker, then cue)."""
+        text = thinking.force_text
+        if text not in self._force_ids:
+            self._force_ids[text] = [int(t) for t in
+                                     self.tokenizer(text, add_special_tokens=False).input_ids]
+        return self._force_ids[text]
 
     # -- the contract -----------------------------------------------------------------------
     def info(self) -> BackendInfo:
@@ -164,17 +174,27 @@ class TransformersBackend(Backend):
         """Yield the samples of whole requests as their batches finish (rows in request order)."""
         prompts = [self._encode(r) for r in requests]  # every prompt checked before sampling
         rows = [(ri, i) for ri, r in enumerate(requests) for i in range(r.n)]
-        done: dict[int, list[tuple[list[int], str, str]]] = {}
+        done: dict[int, list[Any]] = {}
         emitted = 0
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            outs = self._run_oom_safe(chunk, requests, prompts)
+            if any(requests[ri].budgets for ri, _ in chunk):
+                from ttscale.sampling.backends.budget_forcing import sample_with_budgets
+
+                outs: list[Any] = sample_with_budgets(self, chunk, requests, prompts, _pick, OutOfMemory)
+            else:
+                outs = self._run_oom_safe(chunk, requests, prompts)
+                self.decoded_tokens += sum(len(o[0]) for o in outs)
             for (ri, _), out in zip(chunk, outs, strict=True):
                 done.setdefault(ri, []).append(out)
             batch: list[Sample] = []
             while emitted < len(requests) and len(done.get(emitted, ())) == requests[emitted].n:
                 r = requests[emitted]
-                for i, (ids, text, finish) in enumerate(done.pop(emitted)):
+                for i, out in enumerate(done.pop(emitted)):
+                    if r.budgets:  # one sample per budget of the trace
+                        batch.extend(out)
+                        continue
+                    ids, text, finish = out
                     batch.append(Sample(r.problem_id, r.temperature, r.first_index + i, r.seed + i,
                                         text, len(prompts[emitted]), len(ids), finish))
                 emitted += 1

@@ -148,6 +148,15 @@ class VLLMBackend(Backend):
         self.start_seconds = time.perf_counter() - t0
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.tokenizer = self.llm.get_tokenizer()
+        self.decoded_tokens = 0  # with budgets: tokens generated (traces and answers)
+        self._force_ids: dict[str, list[int]] = {}
+
+    def force_ids(self, thinking: Any) -> list[int]:
+        """Token ids appended to a cut trace to force its answer (think_end, then the cue)."""
+        text = thinking.force_text
+        if text not in self._force_ids:
+            self._force_ids[text] = [int(t) for t in self.tokenizer.encode(text, add_special_tokens=False)]
+        return self._force_ids[text]
 
     # ------------------------------------------------------------------ public
     def info(self) -> BackendInfo:
@@ -167,6 +176,15 @@ class VLLMBackend(Backend):
             return
         prompts = self._prepare_prompts(requests)  # checks every prompt before any generation
         parts = self._split(requests)
+        if any(r.budgets for r in requests):  # thinking budgets: traces, then answers (two calls)
+            from ttscale.sampling.backends.vllm_budgets import generate_with_budgets
+
+            step = self.requests_per_call or len(requests)
+            for lo in range(0, len(requests), step):
+                hi = min(lo + step, len(requests))
+                got = generate_with_budgets(self, requests[lo:hi], prompts[lo:hi], parts[lo:hi])
+                yield [s for samples in got for s in samples]
+            return
         if self.stream:
             yield from self._stream(requests, prompts, parts)
             return
