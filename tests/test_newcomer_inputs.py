@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+import ttscale
 from ttscale.cli import main
+from ttscale.errors import InputError
 
 COUNTS = "problem,num_samples,num_correct\n" + "".join(f"{i},10,{i % 11}\n" for i in range(8))
 
@@ -348,3 +351,89 @@ def test_output_piped_into_a_reader_that_left_says_nothing():
     proc.stdout.close()  # closed before the interpreter has even imported ttscale
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0 and err == ""
+
+
+# == issue 23 ===================================================================================
+# -- item 1: a damaged shard is named in one line, and --repair redraws or rejudges it ----------
+def _damaged_copy(src: Path, dst: Path, folder: str) -> Path:
+    """Copy run ``src`` to ``dst`` and cut its second shard of ``folder`` to 100 bytes."""
+    shutil.copytree(src, dst)
+    shard = sorted((dst / folder).glob("part-*.parquet"))[1]
+    with open(shard, "r+b") as f:
+        f.truncate(100)
+    return shard
+
+
+def _sorted(df):
+    return df.sort_values(["problem_id", "temperature", "sample_index"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tmp_path_factory):
+    """A small embedded run whose samples and verdicts lie in several shards, analysed."""
+    out = tmp_path_factory.mktemp("shards") / "run"
+    assert main(["sample", "--task", "arithmetic", "--num-problems", "4", "-k", "8", "--max-tokens", "6",
+                 "--max-n-per-request", "4", "--batch-size", "4", "--threads", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    from ttscale.api import verify
+
+    verify(out, "exact", workers=0, progress=False, batch_problems=1)
+    assert len(list((out / "samples").glob("part-*"))) >= 2
+    assert len(list((out / "verdicts" / "exact").glob("part-*"))) >= 2
+    assert main(["analyze", str(out), "--n-boot", "20"]) == 0
+    return out
+
+
+@pytest.mark.slow  # the shared fixture samples, verifies and analyses (about 60 s on 2 busy cores)
+def test_damaged_sample_shard_is_named_by_every_reader_and_repaired_identically(tmp_path, capsys,
+                                                                                sharded_run):
+    from ttscale.rundir.store import RunDir
+
+    run = tmp_path / "run"
+    shard = _damaged_copy(sharded_run, run, "samples")
+    capsys.readouterr()
+    for argv in (["verify", str(run), "--verifier", "exact", "--name", "e2"], ["sample", str(run)],
+                 ["analyze", str(run)], ["report", str(run)],
+                 ["compare", str(run), "--verifiers", "exact"]):
+        line = bad(capsys, argv, str(shard), "damaged shard", "Parquet magic bytes not found",
+                   f"ttscale sample {run} --repair")
+        assert line.count(str(shard)) == 1
+    assert not (run / "verdicts" / "e2").exists()  # verify refused before writing verifier.json
+    assert main(["sample", str(run), "--repair", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"damaged shard set aside to {run / 'damaged' / 'samples' / shard.name}" in err
+    assert (run / "damaged" / "samples" / shard.name).stat().st_size == 100
+    assert json.loads((run / "run.json").read_text())["damaged_shards_set_aside"] == {"samples": 1}
+    pd.testing.assert_frame_equal(_sorted(RunDir(run).read_samples()),
+                                  _sorted(RunDir(sharded_run).read_samples()))
+    assert main(["analyze", str(run), "--n-boot", "20"]) == 0  # the old verdicts fit the new samples
+
+
+@pytest.mark.slow
+def test_damaged_verdict_shard_is_named_and_verify_repair_rejudges_it(tmp_path, capsys, sharded_run):
+    from ttscale.rundir.store import RunDir
+
+    run = tmp_path / "run"
+    shard = _damaged_copy(sharded_run, run, "verdicts/exact")
+    capsys.readouterr()
+    for argv in (["verify", str(run), "--verifier", "exact"], ["analyze", str(run)],
+                 ["compare", str(run), "--verifiers", "exact"]):
+        bad(capsys, argv, str(shard), "damaged shard",
+            f"ttscale verify {run} --verifier exact --name exact --repair")
+    with pytest.raises(InputError, match="damaged shard"):
+        ttscale.open_run(run).verdicts  # noqa: B018 - the API's reader checks too
+    assert main(["verify", str(run), "--verifier", "exact", "--repair"]) == 0
+    cap = capsys.readouterr()
+    assert "damaged shard set aside" in cap.err and "(0 already done)" not in cap.out
+    pd.testing.assert_frame_equal(_sorted(RunDir(run).read_verdicts("exact")),
+                                  _sorted(RunDir(sharded_run).read_verdicts("exact")))
+    assert json.loads((run / "run.json").read_text())["damaged_shards_set_aside"] == {"verdicts/exact": 1}
+
+
+@pytest.mark.slow
+def test_repair_of_a_whole_run_sets_nothing_aside(tmp_path, capsys, sharded_run):
+    run = tmp_path / "run"
+    shutil.copytree(sharded_run, run)
+    res = ttscale.verify(run, "exact", repair=True, progress=False)
+    assert res.set_aside == [] and res.verified == 0
+    assert not (run / "damaged").exists()

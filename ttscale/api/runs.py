@@ -23,7 +23,7 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
            task_options: dict[str, Any] | None = None,
            backend_options: dict[str, Any] | None = None, executor: str | None = None,
            executor_options: dict[str, Any] | None = None, progress: bool = True,
-           verbose: bool = False, **settings: Any) -> SamplingResult:
+           verbose: bool = False, repair: bool = False, **settings: Any) -> SamplingResult:
     """Draw ``num_samples`` samples per problem and temperature into run directory ``out``.
 
     Resumable: only the samples the run lacks are drawn (a larger K, more temperatures or more
@@ -35,8 +35,10 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
     bundled 1M-parameter model. ``executor="ray"`` runs backend replicas on a Ray cluster
     (``executor_options``: address, replicas, num_cpus, num_gpus, ...; see
     ``ttscale.sampling.executors``). The backends' own logs (vLLM, transformers) go to
-    ``out/logs/backend.log`` (also to stderr with ``verbose``). Returns a
-    :class:`ttscale.sampling.sampler.SamplingResult`.
+    ``out/logs/backend.log`` (also to stderr with ``verbose``). ``repair`` first sets aside
+    the run's damaged sample shards (under ``damaged/``, see :mod:`ttscale.rundir.damage`), so
+    that this call draws their samples again, with the same seeds. Returns a
+    :class:`ttscale.sampling.sampler.SamplingResult` (``set_aside``: the shards moved).
 
     >>> ttscale.sample("arithmetic", model="embedded", num_samples=8, out="runs/a")  # doctest: +SKIP
     """
@@ -49,9 +51,12 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
                                  executor, executor_options)
     from ttscale.sampling.backends.outage import ServerUnavailable
 
+    moved = _repair_samples(Path(target)) if repair else []
     try:
         with third_party_logs(Path(target) / "logs" / "backend.log", verbose=verbose):
-            return draw(s, target, progress=progress)
+            result = draw(s, target, progress=progress)
+            result.set_aside = moved
+            return result
     except ServerUnavailable as e:  # say what was kept and how to resume
         from ttscale.rundir.store import RunDir
 
@@ -65,11 +70,23 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
                                 "retry_window=600 to wait longer)") from e
 
 
+def _repair_samples(target: Path) -> list[Path]:
+    """Set aside the damaged shards of ``target/samples`` under the sampling lock."""
+    from ttscale.rundir.damage import repair_folder
+    from ttscale.rundir.locks import stage_lock
+    from ttscale.rundir.store import SAMPLE_SCHEMA
+
+    if not (target / "samples").is_dir():
+        return []
+    with stage_lock(target, "sampling"):
+        return repair_folder(target / "samples", SAMPLE_SCHEMA)
+
+
 def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None = None, *,
            name: str | None = None, workers: int | None = None, time_limit: float = 60.0,
            time_limit_per_sample: float = 1.0, executor: str = "local",
            executor_options: dict[str, Any] | None = None, progress: bool = True,
-           **kwargs: Any) -> VerifyResult:
+           repair: bool = False, **kwargs: Any) -> VerifyResult:
     """Judge a run directory's samples with one verifier into ``verdicts/<name>/``.
 
     ``verifier`` is a registered name (``ttscale list verifiers``: ``math``, ``exact``,
@@ -81,7 +98,9 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
     num_cpus, max_restarts). Other keywords go to
     :func:`ttscale.verification.verify.verify_run` (``wait=True``: wait for another process verifying
     into the same folder instead of raising; ``on_wait(line)`` is told what it waits for). Returns a :class:`ttscale.verification.verify.VerifyResult`
-    (verified, skipped, passed, errors).
+    (verified, skipped, passed, errors). ``repair`` first sets aside the folder's damaged
+    verdict shards (under ``damaged/``, :mod:`ttscale.rundir.damage`) and judges their samples
+    again (``set_aside`` in the result).
     """
     import re
 
@@ -100,7 +119,7 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
         return verify_run(os.fspath(run), verifier, dict(options or {}), workers=workers,
                           out_name=name, time_limit=time_limit,
                           time_limit_per_sample=time_limit_per_sample, executor=spec,
-                          progress=bar, **kwargs)
+                          progress=bar, repair=repair, **kwargs)
 
 
 def _sweep_config(config: str | os.PathLike | dict[str, Any] | SweepConfig) -> tuple[Any, str]:

@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true",
                    help="if another process is verifying into the same folder, wait for it "
                         "(default: exit 2 at once)")
+    p.add_argument("--repair", action="store_true",
+                   help="first move damaged verdict shards aside (to RUN_DIR/damaged/) and judge "
+                        "their samples again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -55,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
                     workers=args.workers, name=args.name, time_limit=args.time_limit,
                     time_limit_per_sample=args.time_limit_per_sample, executor=args.executor,
                     executor_options=ex_opts, wait=args.wait, progress=not args.quiet,
-                    on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
+                    on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr),
+                    repair=args.repair)
+    for path in result.set_aside:
+        print(f"ttscale verify: damaged shard set aside to {path}; its samples judged again",
+              file=sys.stderr)
     if result.repaired:
         print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
               "concurrent runs of an older version (kept the first of each)", file=sys.stderr)

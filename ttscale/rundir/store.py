@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttscale.errors import InputError, StorageError
+from ttscale.rundir.damage import read_shard
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -281,11 +282,12 @@ def write_shard(folder: Path, table: pa.Table) -> Path:
 def read_shards(
     folder: Path, schema: pa.Schema, columns: list[str] | None = None
 ) -> pd.DataFrame:
-    """Concatenate a folder's shards (an empty frame with the schema's columns if none)."""
+    """Concatenate a folder's shards (an empty frame with the schema's columns if none); a
+    shard that cannot be read raises :class:`ttscale.rundir.damage.DamagedShard`."""
     paths = shard_paths(folder)
     cols = columns or [f.name for f in schema]
     if not paths:
         return schema.empty_table().select(cols).to_pandas()
-    tables = [pq.read_table(p, columns=cols) for p in paths]
+    tables = [read_shard(p, schema, cols) for p in paths]
     return pa.concat_tables(tables).to_pandas()
 

@@ -114,6 +114,8 @@ class SamplingResult:
     seconds: float  # the whole call, model loading included
     output_tokens: int
     sampling_seconds: float = 0.0  # generating and writing shards only
+    #: damaged shards this call set aside (``repair=True``): where each went under damaged/
+    set_aside: list[Path] = dataclasses.field(default_factory=list)
 
     @property
     def samples_per_second(self) -> float:

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir, shard_paths
+from ttscale.rundir.damage import read_shard
+from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, VERDICT_SCHEMA, RunDir, shard_paths
 
 #: columns a verifier reads besides the sample key, unless it declares ``sample_columns``
 DEFAULT_COLUMNS = ("text",)
@@ -119,9 +119,16 @@ def _done_keys(run: RunDir, folder: str, problem_ids: list[str]) -> pd.MultiInde
     """Keys of the verdicts of these problems (only the key columns, filtered per shard)."""
     import pyarrow.dataset as ds
 
-    paths = [str(p) for p in shard_paths(run.verdicts_dir(folder))]
-    table = ds.dataset(paths, format="parquet").to_table(
-        columns=SAMPLE_KEY, filter=pc.field("problem_id").isin(pa.array(problem_ids)))
+    from ttscale.rundir.damage import READ_ERRORS
+
+    paths = shard_paths(run.verdicts_dir(folder))
+    try:
+        table = ds.dataset([str(p) for p in paths], format="parquet").to_table(
+            columns=SAMPLE_KEY, filter=pc.field("problem_id").isin(pa.array(problem_ids)))
+    except READ_ERRORS:
+        for p in paths:  # name the damaged shard
+            read_shard(p, VERDICT_SCHEMA, SAMPLE_KEY)
+        raise
     df = table.to_pandas()
     return pd.MultiIndex.from_frame(df[SAMPLE_KEY].astype({"sample_index": np.int64}))
 
@@ -143,12 +150,11 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
         return
     for name in p.shards:
         path = run.samples_dir / name
-        pf = pq.ParquetFile(path)
-        keys = pf.read(columns=SAMPLE_KEY).to_pandas()
+        keys = read_shard(path, SAMPLE_SCHEMA, SAMPLE_KEY).to_pandas()
         mask = _mask(keys, p)
         if not mask.any():
             continue
-        table = pf.read(columns=columns)
+        table = read_shard(path, SAMPLE_SCHEMA, columns)
         if not mask.all():
             table = table.filter(pa.array(mask))
         yield table.to_pandas()
@@ -157,7 +163,7 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
 def iter_keys(run: RunDir) -> Iterator[pd.DataFrame]:
     """Every sample's key, one frame per shard (for checks that must see all samples)."""
     for path in shard_paths(run.samples_dir):
-        yield pq.read_table(path, columns=SAMPLE_KEY).to_pandas()
+        yield read_shard(path, SAMPLE_SCHEMA, SAMPLE_KEY).to_pandas()
 
 
 def iter_tasks(run: RunDir, p: Plan, columns: list[str], problems: dict[str, Any]
