@@ -437,3 +437,44 @@ def test_repair_of_a_whole_run_sets_nothing_aside(tmp_path, capsys, sharded_run)
     res = ttscale.verify(run, "exact", repair=True, progress=False)
     assert res.set_aside == [] and res.verified == 0
     assert not (run / "damaged").exists()
+
+
+# -- item 3: a missing extra and a bad backend option are one line each ---------------------------
+def test_openai_backend_without_httpx_names_the_extra(tmp_path):
+    out = tmp_path / "r"
+    code = ("import sys; sys.modules['httpx'] = None\nfrom ttscale.cli import main\n"
+            f"sys.exit(main(['sample', '--task', 'arithmetic', '-k', '2', '--backend', 'openai', "
+            f"'--backend-option', 'base_url=http://127.0.0.1:9/v1', '--out', {str(out)!r}]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "ttscale sample: error: --backend openai: needs the package 'httpx' (pip install 'ttscale[openai]')"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend,option,needle", [
+    ("openai", "concurrency=abc", "concurrency='abc': must be an integer"),
+    ("openai", "rate_limit=0", "rate_limit=0: must be > 0"),
+    ("openai", "endpoint=chatty", "must be one of completions, chat"),
+    ("openai", "logprobs=maybe", "logprobs='maybe': must be true or false"),
+    ("openai", "extra_body=5", "must be a mapping"),
+    ("transformers", "threads=0", "threads=0: must be >= 1"),
+    ("transformers", "batch_size=2.5", "batch_size=2.5: must be an integer"),
+    ("vllm", "gpu_memory_utilization=0", "must be > 0"),
+])
+def test_backend_options_are_checked_up_front(tmp_path, capsys, backend, option, needle):
+    out = tmp_path / "r"
+    argv = ["sample", "--task", "arithmetic", "-k", "2", "--backend", backend, "--backend-option", option,
+            "--out", str(out)]
+    if backend == "openai":
+        argv += ["--backend-option", "base_url=http://127.0.0.1:9/v1"]
+    bad(capsys, argv, "backend option", needle, f"({backend} backend:")
+    assert not out.exists()
+
+
+def test_backend_options_typed_through_the_api():
+    from ttscale.sampling.backends import get_backend
+
+    with pytest.raises(InputError, match="concurrency='x': must be an integer"):
+        get_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", concurrency="x")

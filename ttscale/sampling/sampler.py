@@ -285,6 +285,12 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     from ttscale.sampling.executors import executor_of
 
     executor_of(settings)  # a bad executor option: an error before anything is loaded
+    from ttscale.sampling.backends.options import check_options
+
+    try:  # a bad backend option too
+        check_options(settings.backend, dict(settings.backend_options or {}))
+    except ValueError as e:
+        raise InputError(str(e)) from None
     t0 = time.time()
     run = RunDir(out)
     problems, stop = load_problems(settings)
