@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -478,3 +479,126 @@ def test_backend_options_typed_through_the_api():
 
     with pytest.raises(InputError, match="concurrency='x': must be an integer"):
         get_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", concurrency="x")
+
+
+# -- item 7: every API verb refuses a bad argument with an InputError in its own words ---------------
+def _counts_df():
+    import pandas as pd
+
+    return pd.read_csv(Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv")
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda df: ttscale.analyze(42), "analyze: source=42 (int): expected"),
+    (lambda df: ttscale.analyze(None), "analyze: source=None"),
+    (lambda df: ttscale.forecast(df, to="abc"), "to='abc': expected a whole number"),
+    (lambda df: ttscale.forecast(df, to=10**30), "must be between 1 and 1e15"),
+    (lambda df: ttscale.forecast(df, to=100, level=2), "level=2: must be a number in (0, 1)"),
+    (lambda df: ttscale.pass_at_k(10, 3, [20]), "k=20 is more than the n=10 samples of problem 0"),
+    (lambda df: ttscale.coverage([10, 30], [3, 4], [20]), "n=10 samples of problem 0"),
+    (lambda df: ttscale.compare(42, "exact"), "compare: source=42"),
+    (lambda df: ttscale.simulate(3.5), "simulate: source=3.5"),
+    (lambda df: ttscale.verify(None, "exact"), "verify: source=None"),
+    (lambda df: ttscale.report(7), "report: source=7"),
+    (lambda df: ttscale.list_plugins("nope"), "what='nope'"),
+    (lambda df: ttscale.temperatures(df, n_boot=-1), "n_boot=-1"),
+])
+def test_api_bad_arguments_are_input_errors_in_the_apis_words(call, needle):
+    with pytest.raises(InputError) as e:
+        call(_counts_df())
+    assert needle in str(e.value)
+    assert "--" not in str(e.value) and "command line" not in str(e.value)
+
+
+def test_api_temperatures_takes_a_dataframe_and_lists_backends():
+    view = ttscale.temperatures(_counts_df(), n_boot=20, ks=[1, 4])
+    assert set(view.best["k"]) == {1, 4}
+    names = [name for name, kind, _ in ttscale.list_plugins("backends")]
+    assert names == ["import", "openai", "transformers", "vllm"]
+
+
+def test_public_pass_at_k_keeps_exact_values():
+    got = ttscale.pass_at_k([4, 4], [0, 2], [1, 2])
+    np.testing.assert_allclose(got, [[0.0, 0.0], [0.5, 5 / 6]], rtol=1e-15)  # 1 - C(2,2)/C(4,2)
+
+
+def test_cli_to_beyond_any_forecast_is_one_line(capsys):
+    src = str(Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv")
+    line = bad(capsys, ["forecast", src, "--to", str(10**30)], "to=1000000000000000000000000000000",
+               "must be between 1 and 1e15")
+    assert line.count("forecast") == 1
+
+
+# -- item 8: run directories and the files given for them -------------------------------------------
+def _hand_made_run(path: Path) -> Path:
+    from ttscale.plugins import Problem, problems_frame
+    from ttscale.rundir.store import RunDir
+
+    run = RunDir(path)
+    run.write_problems(problems_frame([Problem("p0", "arithmetic", "1+1=", {"answer": "2"})]))
+    run.write_samples(pd.DataFrame([{"problem_id": "p0", "temperature": 0.5, "sample_index": j, "seed": j,
+                                     "text": "2", "num_prompt_tokens": 2, "num_output_tokens": 1,
+                                     "finish_reason": "stop"} for j in range(3)]))
+    return path
+
+
+@pytest.mark.parametrize("content,needle", [("garbage", "not valid JSON"), ("[1, 2]", "expected a JSON object")])
+def test_verify_refuses_a_damaged_run_json(tmp_path, capsys, content, needle):
+    run = _hand_made_run(tmp_path / "run")
+    (run / "run.json").write_text(content)
+    bad(capsys, ["verify", str(run), "--verifier", "exact"], str(run / "run.json"), needle)
+    assert not (run / "verdicts").exists()
+
+
+def test_verify_given_a_file_says_it_is_a_file(tmp_path, capsys):
+    f = tmp_path / "counts.csv"
+    f.write_text(COUNTS)
+    bad(capsys, ["verify", str(f), "--verifier", "exact"], "a file, not a run directory")
+
+
+def test_analyze_an_empty_folder_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    bad(capsys, ["analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "not a run directory")
+
+
+@pytest.mark.parametrize("name,text", [("c.json", '{"a": 1}'), ("c.csv", '[{"problem": 1}]')])
+def test_counts_file_that_is_json_is_named_so(tmp_path, capsys, name, text):
+    (tmp_path / name).write_text(text)
+    bad(capsys, ["analyze", str(tmp_path / name), "--out", str(tmp_path / "o")], "is JSON", "CSV or Parquet")
+    assert not (tmp_path / "o").exists()
+
+
+def test_import_with_unknown_problem_ids_leaves_nothing(tmp_path, capsys):
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"problem_id": "zzz", "text": "4", "sample_index": 0, "temperature": 0.6}\n')
+    out = tmp_path / "imp"
+    line = bad(capsys, ["sample", "--backend", "import", "--from", str(src), "--task", "arithmetic",
+                        "--out", str(out)], "problem id 'zzz' is not a problem of task 'arithmetic'")
+    assert "''" not in line
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.jsonl"]  # no staging folder either
+
+
+@pytest.mark.parametrize("yaml_text,needle", [
+    ("num_sample: 2\n", "num_sample: unknown key (did you mean 'num_samples'?)"),
+    ("num_samples: 2\nmodels: [{model: embedded, bakend: x}]\n", "models[0].bakend: unknown key (did you mean 'backend'?)"),
+])
+def test_sweep_key_typos_are_named(tmp_path, capsys, yaml_text, needle):
+    cfg = tmp_path / "s.yaml"
+    base = f"name: s\nout: {tmp_path / 'res'}\ntasks: [{{name: arithmetic}}]\nverifiers: [{{name: exact}}]\n"
+    if "models" not in yaml_text:
+        base += "models: [{model: embedded}]\n"
+    cfg.write_text(base + yaml_text)
+    bad(capsys, ["sweep", str(cfg), "--dry-run"], needle)
+
+
+def test_unbalanced_verifier_form_is_named(tmp_path, capsys):
+    run = _hand_made_run(tmp_path / "run")
+    bad(capsys, ["verify", str(run), "--verifier", "imperfect(base=exact,fpr=0.1"], "unbalanced parentheses")
+
+
+@pytest.mark.slow
+def test_changing_a_runs_task_is_refused_before_the_task_loads(tmp_path, capsys, sharded_run):
+    run = tmp_path / "run"
+    shutil.copytree(sharded_run, run)
+    bad(capsys, ["sample", str(run), "--task", "gsm8k"], "field 'task' is 'arithmetic' in this run, not 'gsm8k'")

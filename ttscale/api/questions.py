@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ttscale.api.checks import check_source, whole
 from ttscale.errors import InputError
 
 if TYPE_CHECKING:
@@ -27,12 +28,13 @@ def _with_options(cls: type, known: dict[str, Any], extra: dict[str, Any], verb:
 
 
 def _load(source: Any, group_by: list[str] | None = None, prompt_tokens: float | None = None,
-          output_tokens: float | None = None, allow_stale: bool = False) -> Any:
+          output_tokens: float | None = None, allow_stale: bool = False, verb: str = "analyze") -> Any:
     """An AnalysisInput from a path (counts table or run directory), a Run or a DataFrame."""
     import pandas as pd
 
     from ttscale.analysis.inputs import input_from_counts, load_input
 
+    check_source(source, verb)
     if isinstance(source, pd.DataFrame):
         return input_from_counts(source, group_by, prompt_tokens, output_tokens)
     return load_input(os.fspath(source), group_by, prompt_tokens, output_tokens,
@@ -98,8 +100,8 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
     from ttscale.analysis.results import Comparison
     from ttscale.rundir.outputs import check_out_dir
 
-    if n_boot < 0:
-        raise InputError(f"--n-boot {n_boot}: must be 0 or more")
+    check_source(run, "compare", frames=False)
+    n_boot = whole(n_boot, "n_boot", "compare", minimum=0)
     if out is not None:
         check_out_dir(out, "out")
     specs = split_specs(verifiers) if isinstance(verifiers, str) else list(verifiers)
@@ -135,14 +137,17 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     from ttscale.analysis.forecasting.interval import forecast_records as with_intervals
     from ttscale.analysis.forecasting.law import analysis_verdicts
 
+    check_source(source, "forecast")
     src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
-    if to < 1:
-        raise InputError(f"{src}: --to must be at least 1, got {to}")
-    inp = _load(source, group_by, allow_stale=allow_stale)
-    if not 0 < level < 1:
-        raise InputError(f"{src}: --level must be in (0, 1), got {level}")
-    if n_boot < 0 or n_boot == 1:
-        raise InputError(f"{src}: --n-boot must be 0 (no interval) or at least 2, got {n_boot}")
+    to = whole(to, "to", src)
+    if from_k is not None:
+        from_k = whole(from_k, "from_k", src)
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise InputError(f"{src}: level={level!r}: must be a number in (0, 1)")
+    n_boot = whole(n_boot, "n_boot", src, minimum=0)
+    if n_boot == 1:
+        raise InputError(f"{src}: n_boot=1: must be 0 (no interval) or at least 2")
+    inp = _load(source, group_by, allow_stale=allow_stale, verb="forecast")
 
     def per_group(counts: pd.DataFrame, gcols: list[str], k: int, methods: list[str],
                   where: str) -> list[dict[str, Any]]:
@@ -177,27 +182,29 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
                                          level=level, n_boot=n_boot))
 
 
-def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_boot: int = 1000,
+def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | None = None, n_boot: int = 1000,
                  ci: float = 0.95, seed: int = 0, splits: int = 5,
                  group_by: list[str] | None = None, out: str | os.PathLike | None = None,
                  allow_stale: bool = False) -> TemperatureView:
     """The temperature view: coverage against temperature at fixed k, the best temperature per k.
 
-    ``source`` is a counts table with a ``temperature`` column or a run directory. Returns a
+    ``source`` is a counts table (path or DataFrame) with a ``temperature`` column or a run
+    directory. Returns a
     :class:`ttscale.analysis.temperatures.view.TemperatureView` (``by_temperature``: coverage
     per (group, temperature, k) with CIs; ``best``: per (group, k) the best temperature, the gap
     to the runner-up with a paired CI, p_best, and the best split of k samples over temperatures
     with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
-    from ttscale.analysis.inputs import load_input
     from ttscale.analysis.temperatures.view import temperature_view, write_view
 
     if group_by is not None and "temperature" not in group_by:
         group_by = [*group_by, "temperature"]
-    inp = load_input(os.fspath(source), group_by, allow_stale=allow_stale)
-    if n_boot < 0 or not 0 < ci < 1 or splits < 1:
-        raise InputError(f"{inp.source}: --n-boot must be >= 0, --ci in (0, 1), --splits >= 1")
+    inp = _load(source, group_by, allow_stale=allow_stale, verb="temperatures")
+    n_boot = whole(n_boot, "n_boot", str(inp.source), minimum=0)
+    splits = whole(splits, "splits", str(inp.source))
+    if isinstance(ci, bool) or not isinstance(ci, int | float) or not 0 < ci < 1:
+        raise InputError(f"{inp.source}: ci={ci!r}: must be a number in (0, 1)")
     view = temperature_view(inp.counts, inp.group_cols, ks, n_boot, ci, seed, splits,
                             source=str(inp.source))
     if out is not None:
@@ -239,7 +246,7 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
     if difficulty is not None:
         groups = [({}, sim.parse_difficulty(difficulty), None)]
     else:
-        inp = _load(source, allow_stale=allow_stale)
+        inp = _load(source, allow_stale=allow_stale, verb="simulate")
         label = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
         groups = sim.difficulties_from_counts(inp.counts, inp.group_cols, verifier, str(label))
     try:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ttscale.api.checks import check_source
 from ttscale.errors import InputError
 
 if TYPE_CHECKING:
@@ -72,9 +73,8 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
 
 def _repair_samples(target: Path) -> list[Path]:
     """Set aside the damaged shards of ``target/samples`` under the sampling lock."""
-    from ttscale.rundir.damage import repair_folder
     from ttscale.rundir.locks import stage_lock
-    from ttscale.rundir.store import SAMPLE_SCHEMA
+    from ttscale.rundir.store import SAMPLE_SCHEMA, repair_folder
 
     if not (target / "samples").is_dir():
         return []
@@ -110,8 +110,14 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
 
     if time_limit <= 0 or time_limit_per_sample < 0:
         raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
-    spec = parse_executor(executor, dict(executor_options or {}), "command line")
+    check_source(run, "verify", frames=False)
+    spec = parse_executor(executor, dict(executor_options or {}), "verify")
+    if not isinstance(verifier, str) or not verifier.strip():
+        raise InputError(f"verify: verifier={verifier!r}: expected a registered name, e.g. 'exact'")
     m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", verifier.strip())
+    if m is None and ("(" in verifier or ")" in verifier):
+        raise InputError(f"verifier {verifier!r}: unbalanced parentheses (the form is "
+                         "NAME(KEY=VALUE,...), e.g. imperfect(base=exact,fpr=0.1))")
     if m:
         parsed = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=verifier)
         verifier, options = m.group(1), {**parsed, **(options or {})}
@@ -185,15 +191,24 @@ def report(folder: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from ttscale.reporting.html import build_report
     from ttscale.rundir.outputs import check_out_file
 
+    check_source(folder, "report", frames=False)
     check_out_file(out if out is not None else Path(os.fspath(folder)) / "report.html", "out")
     return build_report(os.fspath(folder), out, allow_stale=allow_stale)
 
 
 def list_plugins(what: str) -> list[tuple[str, str, str]]:
-    """(name, kind, description) of every registered ``"tasks"`` or ``"verifiers"``, by name.
+    """(name, kind, description) of every registered ``"tasks"`` or ``"verifiers"``, or of the
+    sampling ``"backends"`` (kind ``backend``; their options: ``ttscale list backends``), by name.
 
     Built-ins and entry-point plugins alike; a verifier's kind is oracle, selector or imperfect.
     """
+    if what == "backends":
+        from ttscale.sampling.backends.options import BACKENDS
+
+        rows = [(name, "backend", desc) for name, (desc, _) in BACKENDS.items()]
+        return sorted([*rows, ("import", "backend", "samples you already have (from a file)")])
+    if what not in ("tasks", "verifiers"):
+        raise InputError(f"list_plugins: what={what!r}: expected 'tasks', 'verifiers' or 'backends'")
     from ttscale.core.registry import describe
 
     return describe(what)

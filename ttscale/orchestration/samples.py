@@ -120,7 +120,7 @@ def resolve_settings(
             flags["executor_options"] = {}
     if executor_options:
         flags["executor_options"] = {**merged.get("executor_options", {}), **executor_options}
-    settings: SampleSettings = parse_settings({**merged, **flags}, "command line")
+    settings: SampleSettings = parse_settings({**merged, **flags}, "sample")
     if not out:
         raise InputError("--out: missing (the run directory to write)")
     if settings.backend == "import":

@@ -8,9 +8,10 @@ corrupt page, a missing column) into :class:`DamagedShard`: one line with the sh
 is wrong with it and the command that repairs the run (exit code 2).
 
 Repairing (``ttscale sample RUN --repair``, ``ttscale verify RUN ... --repair``; the API's
-``repair=True``) reads every shard of the folder in full (:func:`find_damaged`) and moves the
-damaged ones to ``RUN_DIR/damaged/<folder>/`` (:func:`set_aside`), kept for inspection and out
-of every reader's way; ``run.json``'s ``damaged_shards_set_aside`` counts them per folder. The
+``repair=True``; :func:`ttscale.rundir.store.repair_folder`) reads every shard of the folder in
+full (:func:`find_damaged`) and moves the damaged ones to ``RUN_DIR/damaged/<folder>/``
+(:func:`set_aside`), kept for inspection and out of every reader's way; ``run.json``'s
+``damaged_shards_set_aside`` counts them per folder. The
 same call then draws (or judges) the rows they held again: sample j of a (problem, temperature)
 has the seed ``seed_base + j`` whatever the batch, so the redrawn samples are the lost ones, and
 a deterministic verifier gives the same verdicts.
@@ -141,45 +142,17 @@ def find_damaged(paths: list[Path], schema: pa.Schema) -> list[DamagedShard]:
 
 
 def set_aside(run_dir: Path, damaged: list[DamagedShard]) -> list[Path]:
-    """Move damaged shards to ``run_dir/damaged/<their folder>/`` and count them in run.json."""
+    """Move damaged shards to ``run_dir/damaged/<their folder>/``; their new paths."""
     moved = []
-    counts: dict[str, int] = {}
     for d in damaged:
-        rel = d.path.relative_to(run_dir)
-        dst = run_dir / "damaged" / rel
+        dst = run_dir / "damaged" / d.path.relative_to(run_dir)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(d.path, dst)
         moved.append(dst)
-        key = str(rel.parent)
-        counts[key] = counts.get(key, 0) + 1
-    if counts:
-        _count_in_record(run_dir, counts)
     return moved
 
 
-def _count_in_record(run_dir: Path, counts: dict[str, int]) -> None:
-    from ttscale.rundir.store import atomic_write_json
-
-    path = run_dir / "run.json"
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # no record to count in (an imported or hand-made run)
-    if not isinstance(rec, dict):
-        return
-    total = dict(rec.get("damaged_shards_set_aside") or {})
-    for key, n in counts.items():
-        total[key] = int(total.get(key, 0)) + n
-    rec["damaged_shards_set_aside"] = total
-    atomic_write_json(path, rec)
-
-
-def repair_folder(folder: Path, schema: pa.Schema) -> list[Path]:
-    """Set aside every damaged shard of ``folder`` (samples/ or verdicts/<name>/); their new
-    paths. Call under the folder's stage lock."""
-    if not folder.is_dir():
-        return []
-    paths = sorted(p for p in folder.glob("part-*.parquet") if not p.name.startswith("."))
-    damaged = find_damaged(paths, schema)
+def run_dir_of(folder: Path) -> Path:
+    """The run directory of ``samples/`` or ``verdicts/<name>/``."""
     where = _folder_of(folder / "part")
-    return set_aside(where[0] if where else folder.parent, damaged)
+    return where[0] if where else folder.parent

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttscale.errors import InputError, StorageError
-from ttscale.rundir.damage import read_shard
+from ttscale.rundir.damage import find_damaged, read_shard, run_dir_of, set_aside
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -181,9 +181,14 @@ class RunDir:
         if not self.run_json.is_file():
             return {}
         try:
-            return json.loads(self.run_json.read_text())
+            rec = json.loads(self.run_json.read_text())
         except json.JSONDecodeError as e:
             raise InputError(f"{self.run_json}: not valid JSON ({e.msg}, line {e.lineno})") from e
+        except UnicodeDecodeError as e:
+            raise InputError(f"{self.run_json}: not UTF-8 text") from e
+        if not isinstance(rec, dict):
+            raise InputError(f"{self.run_json}: expected a JSON object, got {type(rec).__name__}")
+        return rec
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, config)
@@ -291,3 +296,25 @@ def read_shards(
     tables = [read_shard(p, schema, cols) for p in paths]
     return pa.concat_tables(tables).to_pandas()
 
+
+
+def repair_folder(folder: Path, schema: pa.Schema) -> list[Path]:
+    """Set aside every damaged shard of ``folder`` (samples/ or verdicts/<name>/, see
+    :mod:`ttscale.rundir.damage`) and count them in run.json's ``damaged_shards_set_aside``;
+    their new paths. Call under the folder's stage lock."""
+    damaged = find_damaged(shard_paths(folder), schema)
+    if not damaged:
+        return []
+    run_dir = run_dir_of(folder)
+    moved = set_aside(run_dir, damaged)
+    try:
+        rec = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return moved  # no record to count in (an imported or hand-made run)
+    if isinstance(rec, dict):
+        key = str(folder.relative_to(run_dir))
+        total = dict(rec.get("damaged_shards_set_aside") or {})
+        total[key] = int(total.get(key, 0)) + len(moved)
+        rec["damaged_shards_set_aside"] = total
+        atomic_write_json(run_dir / "run.json", rec)
+    return moved

@@ -181,6 +181,18 @@ def locked(run: RunDir) -> AbstractContextManager[Path]:
     return stage_lock(run.path, "sampling")
 
 
+def check_identity(run: RunDir, s: SampleSettings, old: dict[str, Any] | None = None) -> None:
+    """InputError when ``s`` changes a setting that fixes which samples are drawn."""
+    old = run.read_config() if old is None else old
+    if not old:
+        return
+    theirs = old.get("identity", {})
+    for key, value in identity(s).items():
+        if theirs.get(key) != value:
+            raise InputError(f"{run.run_json}: field '{key}' is {theirs.get(key)!r} in this run, not "
+                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
+
+
 def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
     """The stored run.json, after checking that ``s`` only extends it (InputError otherwise)."""
     old = run.read_config()
@@ -188,13 +200,8 @@ def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict
         return {}  # nothing drawn yet, so nothing is fixed: the settings may still change
     if not old:
         raise InputError(f"{run.run_json}: missing, but {run.samples_dir} holds samples")
+    check_identity(run, s, old)
     where = str(run.run_json)
-    mine = identity(s)
-    theirs = old.get("identity", {})
-    for key, value in mine.items():
-        if theirs.get(key) != value:
-            raise InputError(f"{where}: field '{key}' is {theirs.get(key)!r} in this run, not "
-                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
     check_rule(old, s, where)
     if s.num_samples is not None and old.get("num_samples") and s.num_samples < old["num_samples"]:
         raise InputError(f"{where}: field 'num_samples': this run has K={old['num_samples']}, "
@@ -293,6 +300,8 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         raise InputError(str(e)) from None
     t0 = time.time()
     run = RunDir(out)
+    if run.path.is_dir() and run.has_samples():  # a changed task or model: said before loading it
+        check_identity(run, settings)
     problems, stop = load_problems(settings)
     check_prompt_lengths(problems, settings.backend, settings.model, settings.prompt_format == "chat")
     frame = problems_frame(problems)

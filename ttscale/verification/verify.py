@@ -165,8 +165,12 @@ def load_problems(run: RunDir) -> dict[str, Problem]:
     (from the samples summary: no sample is read)."""
     from ttscale.rundir.summaries import samples_summary
 
+    if run.path.is_file():
+        raise InputError(f"{run.path}: a file, not a run directory (a counts table goes to "
+                         "analyze, forecast or simulate)")
     if not run.exists():
         raise InputError(f"{run.path}: run directory does not exist")
+    run.read_config()  # a run.json that is not JSON (or not a mapping) is refused, as analyze does
     if not run.has_samples():
         if not run.run_json.is_file() and not run.problems_path.is_file():
             from ttscale.rundir.outputs import not_a_run
@@ -285,7 +289,7 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
 
     set_aside = []
     if repair:
-        from ttscale.rundir.damage import repair_folder
+        from ttscale.rundir.store import repair_folder
 
         set_aside = repair_folder(run.verdicts_dir(folder), VERDICT_SCHEMA)
 
