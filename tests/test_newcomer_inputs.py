@@ -602,3 +602,34 @@ def test_changing_a_runs_task_is_refused_before_the_task_loads(tmp_path, capsys,
     run = tmp_path / "run"
     shutil.copytree(sharded_run, run)
     bad(capsys, ["sample", str(run), "--task", "gsm8k"], "field 'task' is 'arithmetic' in this run, not 'gsm8k'")
+
+
+# -- item 4: the temperature view on ties and on temperatures that are none ---------------------------
+def _tie_counts(tmp_path: Path, temps=("0.6", "1.0")) -> Path:
+    src = tmp_path / "tie.csv"
+    rows = [f"{i},{t},10,{10 if i % 2 else 3}" for i in range(20) for t in temps]
+    src.write_text("problem,temperature,num_samples,num_correct\n" + "\n".join(rows) + "\n")
+    return src
+
+
+def test_identical_counts_at_two_temperatures_read_as_a_tie(tmp_path):
+    view = ttscale.temperatures(_tie_counts(tmp_path), n_boot=200, ks=[1, 4, 10])
+    best = view.best
+    assert (best["p_best"] == 0.5).all()  # each resample a tie, shared between the two
+    assert (best["gap"] == 0).all()
+    assert ((best["gap_ci_low"] <= 0) & (best["gap_ci_high"] >= 0)).all()
+    assert (best["tied"] == "0.6,1").all()
+
+
+def test_a_clear_winner_is_not_a_tie(tmp_path):
+    src = tmp_path / "c.csv"
+    rows = [f"{i},0.6,10,{5 + i % 5}\n{i},1.0,10,{i % 3}" for i in range(30)]
+    src.write_text("problem,temperature,num_samples,num_correct\n" + "\n".join(rows) + "\n")
+    best = ttscale.temperatures(src, n_boot=200, ks=[1]).best.iloc[0]
+    assert best["best_temperature"] == 0.6 and best["tied"] == "" and best["p_best"] == 1.0
+
+
+@pytest.mark.parametrize("temp,needle", [("abc", "'abc' is not a temperature"), ("-1", "-1"), ("inf", "inf")])
+def test_counts_with_a_temperature_that_is_none_are_refused(tmp_path, capsys, temp, needle):
+    src = _tie_counts(tmp_path, ("0.6", temp))
+    bad(capsys, ["temperatures", str(src)], str(src), "field 'temperature'", needle, "finite number >= 0")
