@@ -177,7 +177,7 @@ BAD = [
     ("repeated-temperature", "temperatures", [0.6, 0.6], "temperatures: temperatures repeat"),
     ("missing-k", "num_samples", _DELETE, "num_samples: missing required field"),
     ("bad-backend", "models.0.backend", "tensorrt", "models[0].backend: Input should be"),
-    ("bad-name", "name", "a b/c", "name: 'a b/c' must be letters"),
+    ("bad-name", "name", "a b/c", "name: 'a b/c' names a folder: ASCII letters"),
     ("zero-problems", "tasks.0.num_problems", 0, "tasks[0].num_problems: Input should be greater than 0"),
     ("bad-ci", "analysis.ci", 1.5, "analysis.ci: Input should be less than 1"),
     ("bad-forecast-k", "analysis.forecast_to", [100, 0], "analysis.forecast_to[1]: Input should be greater than 0"),

@@ -633,3 +633,56 @@ def test_a_clear_winner_is_not_a_tie(tmp_path):
 def test_counts_with_a_temperature_that_is_none_are_refused(tmp_path, capsys, temp, needle):
     src = _tie_counts(tmp_path, ("0.6", temp))
     bad(capsys, ["temperatures", str(src)], str(src), "field 'temperature'", needle, "finite number >= 0")
+
+
+# -- item 10: messages that say each thing once -------------------------------------------------------
+def test_output_paths_are_named_once(tmp_path, capsys):
+    src = tmp_path / "good.csv"
+    src.write_text(COUNTS)
+    line = bad(capsys, ["analyze", str(src), "--out", str(src)], "exists and is not a folder")
+    assert line.count(str(src)) == 1
+    with pytest.raises(InputError) as e:
+        ttscale.analyze(str(src), out=str(src))
+    assert str(e.value).count(str(src)) == 1 and str(e.value).startswith("out=")
+
+
+def test_api_verb_prefix_is_not_repeated_by_the_cli(capsys):
+    line = bad(capsys, ["simulate"], "exactly one of")
+    assert line.count("simulate") == 1
+
+
+def test_simulate_summary_is_rounded_wrapped_and_has_no_none(capsys):
+    assert main(["simulate", "--difficulty", "beta:1,2", "--k-max", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out and "0.99984398" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "optimal_k=" in out and "saturation_k=" in out
+
+
+def test_lock_holder_message_keeps_the_whole_command(tmp_path):
+    from ttscale.rundir.locks import _describe_holder
+
+    lock = tmp_path / "l"
+    command = "ttscale sample --task arithmetic " + " ".join(f"--task-option k{i}=v{i}" for i in range(8))
+    lock.write_text(json.dumps({"pid": 1, "host": "h", "since": "now", "command": command}))
+    assert _describe_holder(lock).endswith(command)
+
+
+def test_a_non_ascii_sweep_name_says_why(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"name: über\nout: {tmp_path / 'res'}\nnum_samples: 2\nmodels: [{{model: embedded}}]\n"
+                   "tasks: [{name: arithmetic}]\nverifiers: [{name: exact}]\n")
+    bad(capsys, ["sweep", str(cfg), "--dry-run"], "names a folder: ASCII letters")
+
+
+def test_a_full_disk_at_the_lock_names_the_lock_file(tmp_path, monkeypatch):
+    from ttscale.errors import StorageError
+    from ttscale.rundir import locks
+
+    def full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(locks.os, "pwrite", full)
+    with pytest.raises(StorageError) as e, locks.stage_lock(tmp_path / "run", "sampling"):
+        pass
+    assert str(e.value) == f"cannot write {locks.lock_path(tmp_path / 'run', 'sampling')}: No space left on device"

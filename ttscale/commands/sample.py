@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     rate = res.samples_per_second
     secs = res.sampling_seconds or res.seconds
     tok = res.output_tokens / secs if secs > 0 else 0.0
+    plural = "" if res.num_problems == 1 else "s"
     print(f"{res.run_dir}: wrote {res.written} samples ({res.total} in the run, {res.num_problems} "
-          f"problems) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
+          f"problem{plural}) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
     from ttscale.orchestration.adaptive import summary_line
 
     line = summary_line(res.run_dir)  # an adaptive run: the rule and the samples it saved

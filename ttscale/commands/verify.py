@@ -47,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def run(args: argparse.Namespace) -> int:
     from ttscale.api import verify
     from ttscale.verification.verify import parse_options
@@ -66,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if result.repaired:
         print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
               "concurrent runs of an older version (kept the first of each)", file=sys.stderr)
-    rate = f"{result.passed / result.verified:.4f}" if result.verified else "n/a"
-    print(f"verdicts/{result.name}: verified {result.verified} samples ({result.skipped} already "
-          f"done), passed {result.passed} (rate {rate}), errors/timeouts {result.errors}, "
-          f"{result.shards} shard(s)")
+    if not result.verified:
+        print(f"verdicts/{result.name}: nothing to verify ({_n(result.skipped, 'sample')} already done)")
+    else:
+        print(f"verdicts/{result.name}: verified {_n(result.verified, 'sample')} ({result.skipped} "
+              f"already done), passed {result.passed} (rate {result.passed / result.verified:.4f}), "
+              f"errors/timeouts {result.errors}, {_n(result.shards, 'shard')}")
     if result.errors:
         print(f"ttscale verify: {result.errors} sample(s) ended in error or timeout (status column)",
               file=sys.stderr)

@@ -55,7 +55,7 @@ class ModelSpec(_Strict):
     @classmethod
     def _name_ok(cls, v: str | None) -> str | None:
         if v is not None and not _NAME.match(v):
-            raise ValueError(f"{v!r} must be letters, digits, '_', '-' or '.'")
+            raise ValueError(f"{v!r} names a folder: ASCII letters, digits, '_', '-' or '.' only")
         return v
 
 
@@ -116,7 +116,7 @@ class SweepConfig(_Strict):
     @classmethod
     def _name_ok(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be letters, digits, '_', '-' or '.'")
+            raise ValueError(f"{v!r} names a folder: ASCII letters, digits, '_', '-' or '.' only")
         return v
 
     @field_validator("temperatures")
