@@ -273,7 +273,7 @@ def test_dry_run_offline_plans_without_the_model(tmp_path, capsys, monkeypatch):
     assert main(["sweep", str(cfg), "--dry-run", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["to_sample"] == 5000 and row["est_flops"] is None
-    assert "not checked" in row["note"] and "no FLOPs estimate" in row["note"]
+    assert "not checked" in row["note"] and "FLOPs from analysis.model_shape" in row["note"]
     # running it for real still refuses the unknown model, before anything is written
     bad(capsys, ["sweep", str(cfg)], "models[0].model", "some-org/some-model-not-cached")
 
@@ -686,3 +686,21 @@ def test_a_full_disk_at_the_lock_names_the_lock_file(tmp_path, monkeypatch):
     with pytest.raises(StorageError) as e, locks.stage_lock(tmp_path / "run", "sampling"):
         pass
     assert str(e.value) == f"cannot write {locks.lock_path(tmp_path / 'run', 'sampling')}: No space left on device"
+
+
+# -- item 11: the dry run's FLOPs come from analysis.model_shape ---------------------------------------
+def test_dry_run_flops_from_the_analysis_model_shape(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(f"name: g\nout: {tmp_path / 'g'}\nnum_samples: 10\ntemperatures: [0.6]\nmax_tokens: 100\n"
+                   "models: [{model: Org/Some-Unknown-Model, backend: vllm}]\n"
+                   "tasks: [{name: arithmetic, num_problems: 5}]\nverifiers: [{name: exact}]\n"
+                   "analysis: {model_shape: qwen2.5-7b}\n")
+    assert main(["sweep", str(cfg), "--dry-run"]) == 0
+    from ttscale.analysis.costs.model_shape import find_shape
+
+    row = capsys.readouterr().out.splitlines()[1].split()
+    tokens = int(row[row.index("50") + 3])  # est_output_tokens after samples, done, to_sample
+    assert tokens == 5000
+    flops = float(row[-2])
+    assert flops == pytest.approx(2 * find_shape("qwen2.5-7b")[0].num_params * tokens, rel=0.01)
