@@ -4,18 +4,33 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ttscale.api.checks import check_source, whole
 from ttscale.errors import InputError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ttscale.analysis.results import Analysis, Comparison, Simulation
     from ttscale.analysis.temperatures.view import TemperatureView
+
+
+def _one_blas_thread(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run the verb with numpy's BLAS at one thread (:mod:`ttscale.core.threads`)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        from ttscale.core.threads import analysis_threads
+
+        with analysis_threads():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _with_options(cls: type, known: dict[str, Any], extra: dict[str, Any], verb: str) -> Any:
@@ -41,6 +56,7 @@ def _load(source: Any, group_by: list[str] | None = None, prompt_tokens: float |
                       allow_stale=allow_stale)
 
 
+@_one_blas_thread
 def analyze(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | None = None, *,
             ks: list[int] | None = None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
             ceiling: bool = False, saturation_threshold: float = 1e-4,
@@ -81,6 +97,7 @@ def analyze(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | N
     return result
 
 
+@_one_blas_thread
 def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str | None = None,
             ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
             workers: int | None = None, out: str | os.PathLike | None = None,
@@ -113,11 +130,12 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
     return result
 
 
+@_one_blas_thread
 def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
                      method: str | list[str] | None = None, from_k: int | None = None,
                      seed: int = 0, group_by: list[str] | None = None,
                      allow_stale: bool = False, level: float = 0.9,
-                     n_boot: int = 100) -> list[dict[str, Any]]:
+                     n_boot: int = 100, progress: bool = True) -> list[dict[str, Any]]:
     """:func:`forecast` as a list of dicts, one per (group, method): what ``--json`` prints.
 
     Keys: the group columns, ``method``, ``k``, ``coverage`` (None where a group has no correct
@@ -149,9 +167,12 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
         raise InputError(f"{src}: n_boot=1: must be 0 (no interval) or at least 2")
     inp = _load(source, group_by, allow_stale=allow_stale, verb="forecast")
 
+    from ttscale.core.progress import progress_bar
+
     def per_group(counts: pd.DataFrame, gcols: list[str], k: int, methods: list[str],
                   where: str) -> list[dict[str, Any]]:
-        return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed)
+        with progress_bar("forecast", "fit", enabled=progress) as bar:  # (group, method) fits
+            return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed, progress=bar)
 
     verdicts = (analysis_verdicts(inp.source / "analysis", inp.state, inp.counts, inp.group_cols)
                 if from_k is None else None)
@@ -162,7 +183,7 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
              method: str | list[str] | None = None, from_k: int | None = None, seed: int = 0,
              group_by: list[str] | None = None, allow_stale: bool = False, level: float = 0.9,
-             n_boot: int = 100) -> pd.DataFrame:
+             n_boot: int = 100, progress: bool = True) -> pd.DataFrame:
     """Forecast coverage at ``k = to`` per group (and method) from the samples drawn, with a
     ``level`` interval (``n_boot`` bootstrap refits; 0: none; see :func:`forecast_records`).
 
@@ -179,9 +200,10 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
 
     return pd.DataFrame(forecast_records(source, to, method=method, from_k=from_k, seed=seed,
                                          group_by=group_by, allow_stale=allow_stale,
-                                         level=level, n_boot=n_boot))
+                                         level=level, n_boot=n_boot, progress=progress))
 
 
+@_one_blas_thread
 def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | None = None, n_boot: int = 1000,
                  ci: float = 0.95, seed: int = 0, splits: int = 5,
                  group_by: list[str] | None = None, out: str | os.PathLike | None = None,
@@ -212,12 +234,13 @@ def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | No
     return view
 
 
+@_one_blas_thread
 def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
              difficulty: str | None = None, verifier: str | None = None,
              out: str | os.PathLike | None = None, k_max: int = 10_000,
              selection: str = "resample", fpr: float = 0.0, fnr: float = 0.0,
              fp_cost: float = 0.0, cost_per_sample: float = 0.0, allow_stale: bool = False,
-             **options: Any) -> Simulation:
+             progress: bool = True, **options: Any) -> Simulation:
     """What-if curves at larger k, with an imperfect verifier, costs; and sample-size planning.
 
     Difficulty comes from ``source`` (a counts table, DataFrame or run directory: one curve per
@@ -249,10 +272,14 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
         inp = _load(source, allow_stale=allow_stale, verb="simulate")
         label = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
         groups = sim.difficulties_from_counts(inp.counts, inp.group_cols, verifier, str(label))
+    from ttscale.core.progress import progress_bar
+
     try:
-        table, summaries, adaptive_plan = sim.simulate_groups(
-            groups, k_max=k_max, selection=selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
-            cost_per_sample=cost_per_sample, **options)
+        with progress_bar("simulate", "group", enabled=progress) as bar:
+            table, summaries, adaptive_plan = sim.simulate_groups(
+                groups, k_max=k_max, selection=selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
+                cost_per_sample=cost_per_sample, progress=bar, **options)
+            bar(len(groups), len(groups))
     except TypeError as e:  # an unknown keyword
         raise InputError(f"simulate: {e}") from e
     result = Simulation(table, summaries, adaptive_plan)

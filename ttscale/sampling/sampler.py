@@ -320,6 +320,9 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
                 make_backend,  # local: in this process; ray: replicas
             )
 
+            if progress and sys.stderr.isatty():  # loading takes 10-40 s before the first sample
+                print(f"sampling: loading {settings.model} ({settings.backend} backend)...",
+                      file=sys.stderr, flush=True)
             backend = make_backend(settings)
         if backend is not None and hasattr(backend, "validate"):  # bad prompts: nothing written
             try:
