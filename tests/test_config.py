@@ -251,7 +251,7 @@ def test_missing_config_file_and_no_config(tmp_path, capsys):
     code, _, err = _run_cli(["sweep", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and err == f"ttscale sweep: error: {tmp_path / 'nope.yaml'}: no such file\n"
     code, _, err = _run_cli(["sweep"], capsys)
-    assert code == 2 and err == "ttscale sweep: error: sweep: give the sweep YAML file (or --help-config)\n"
+    assert code == 2 and err == "ttscale sweep: error: give the sweep YAML file (or --help-config)\n"
 
 
 def test_duplicate_labels_are_rejected(tmp_path, model_dir):

@@ -704,3 +704,45 @@ def test_dry_run_flops_from_the_analysis_model_shape(tmp_path, capsys, monkeypat
     assert tokens == 5000
     flops = float(row[-2])
     assert flops == pytest.approx(2 * find_shape("qwen2.5-7b")[0].num_params * tokens, rel=0.01)
+
+
+# -- item 9: the report's tables scroll, legend labels stay distinct, CJK names draw quietly ------------
+def test_fit_intervals_table_scrolls_like_the_others():
+    from ttscale.reporting.fits import fit_section
+
+    rec = {"metric": "pass@k", "law": "power_law", "fit_status": "ok", "a": -1.0, "b": -0.4}
+    html = fit_section([rec], [])
+    assert '<div class="scroll"><table>' in html and html.count("<table>") == html.count('<div class="scroll"><table>')
+
+
+def test_legend_labels_of_long_names_stay_distinct():
+    from ttscale.reporting.svg import Series, legend_labels, line_chart
+
+    names = [f"pass@k (exact) task=arithmetic temperature={t}" for t in ("0.6", "1.0")]
+    labels = legend_labels(names)
+    assert len(set(labels)) == 2 and all(len(x) <= 30 for x in labels)
+    svg = line_chart([Series(n, [1, 10], [0.1, 0.5]) for n in names], "k", "coverage")
+    assert all(f"<title>{n} (click to hide or show)</title>" in svg for n in names)
+
+
+def test_cjk_group_names_draw_without_glyph_warnings(tmp_path):
+    code = ("import warnings, pandas as pd, ttscale\nwarnings.simplefilter('default')\n"
+            "df = pd.DataFrame({'benchmark': ['数学'] * 6 + ['代码'] * 6, 'problem': list(range(12)),"
+            " 'num_samples': 8, 'num_correct': [i % 9 for i in range(12)]})\n"
+            f"ttscale.analyze(df, out={str(tmp_path / 'o')!r}, n_boot=10, progress=False)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert p.returncode == 0, p.stderr
+    assert "Glyph" not in p.stderr and "missing from font" not in p.stderr, p.stderr
+    assert any((tmp_path / "o" / "figures").iterdir())
+
+
+def test_temperature_legend_sits_outside_the_plot(tmp_path):
+    from ttscale.analysis.temperatures.view import temperature_view, view_figure
+
+    view = temperature_view(pd.read_csv(_tie_counts(tmp_path)), ["temperature"], ks=[1, 4], n_boot=10)
+    fig = view_figure(view)
+    ax = fig.axes[-1]
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # right of the axes, not over the lines

@@ -266,7 +266,8 @@ def view_figure(view: TemperatureView, max_lines: int = 6) -> Any:
         ax.set_xlabel("temperature")
         ax.set_ylabel("coverage (pass@k), best starred")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    # one legend beside the last panel, never over the lines
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
