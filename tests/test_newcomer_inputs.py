@@ -746,3 +746,28 @@ def test_temperature_legend_sits_outside_the_plot(tmp_path):
     fig.canvas.draw()
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # right of the axes, not over the lines
+
+
+# -- item 5: one BLAS thread inside the analysis verbs ------------------------------------------------
+def test_analysis_verbs_run_with_one_blas_thread(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import ttscale.analysis.inputs as inputs
+    from ttscale.core.threads import analysis_threads
+
+    seen = []
+
+    original = inputs.input_from_counts
+
+    def spy(*args, **kwargs):
+        seen.append([d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "input_from_counts", spy)
+    ttscale.analyze(_counts_df(), n_boot=0, ks=[1], progress=False)
+    ttscale.forecast(_counts_df(), to=20, n_boot=0, progress=False)
+    assert seen and all(t == 1 for threads in seen for t in threads)  # every BLAS loaded (numpy's, scipy's)
+    monkeypatch.setenv("TTSCALE_BLAS_THREADS", "0")
+    with analysis_threads():  # 0: numpy's own default, untouched
+        default = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    assert default == [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
