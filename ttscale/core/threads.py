@@ -3,9 +3,11 @@
 The fits, bootstraps and forecasts of :mod:`ttscale.analysis` multiply and solve matrices of a
 few hundred rows at most, many thousand times. numpy's BLAS (OpenBLAS) starts a thread per core
 for each call, and on a machine whose cores are busy (a shared server, or ttscale's own sampling)
-the threads wait on one another: ``examples/notebook.py`` took 29.7 CPU seconds with the default
-threads and 15.2 with one, in the same wall time (issue 23; ``benchmarks/bench_blas_threads.py``
-measures it side by side). :func:`analysis_threads` limits BLAS to ``TTSCALE_BLAS_THREADS``
+the threads spin waiting on one another. ``examples/notebook.py`` on the shared 2-core machine,
+default threads vs one, alternating: 158 and 219 user-CPU seconds (350 and 575 s wall) vs 39 and
+34 (133 and 109 s wall); ``python benchmarks/bench_blas_threads.py --workload notebook`` measures
+it side by side (``--workload analyze``, an analyze and a beta forecast of the Monkeys counts,
+shows no difference: 1.02x). :func:`analysis_threads` limits BLAS to ``TTSCALE_BLAS_THREADS``
 threads (default 1; 0 leaves numpy's default) for the duration of an analysis verb, through
 threadpoolctl, which changes the running library's setting (an environment variable would have
 to be set before numpy is first imported). Torch's own thread pool is not touched.
