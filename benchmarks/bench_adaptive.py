@@ -1,7 +1,7 @@
 """Adaptive sampling (sample until solved): samples saved and what it costs in CI width.
 
-Part 1 (``--part reference``): on the Large Language Monkeys counts in ../shared/reference (skipped
-when absent), each problem's empirical rate c/n is taken as its true rate and adaptive runs are
+Part 1 (``--part reference``): on the Large Language Monkeys counts in data/reference (shipped
+with the repo), each problem's empirical rate c/n is taken as its true rate and adaptive runs are
 simulated round by round (``ttscale.analysis.adaptive.estimators.simulate_rule``: boundaries doubling from 32,
 K = 10,000, r in {1, 2, 4, 8}); the same draws give the full-K counts. Printed per (benchmark,
 model, r): the fraction of samples drawn, and for k = 1, 10, 100, 1,000, 10,000 the ratio of the
@@ -32,13 +32,11 @@ import pandas as pd
 from ttscale.analysis.adaptive.plan import fixed_rates, plan_adaptive
 from ttscale.sampling.stopping import StoppingRule
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "reference" / "monkeys_llama3_counts.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference" / "monkeys_llama3_counts.csv"
 KS = np.array([1, 10, 100, 1000, 10000])
 
 
 def reference(path: Path, reps: int, n_boot: int, seed: int) -> bool:
-    if not path.is_file():
-        path = Path("/work/shared/reference/monkeys_llama3_counts.csv")
     if not path.is_file():
         print(f"skipped: {path} absent")
         return True

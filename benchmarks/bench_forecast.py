@@ -24,14 +24,12 @@ sets). The truth is the unbiased coverage at K from all N samples (synthetic: th
     python benchmarks/bench_forecast.py            # full: 10 draws, every method (~5-10 min on 2 cores)
     python benchmarks/bench_forecast.py --quick    # 3 draws, power_law and beta_eb, fewer boots
 
-Reference data: TTSCALE_REFERENCE_DIR, default the nearest shared/reference above the repository; the
-reference rows are skipped when it is absent (the synthetic ones still run).
+Reference data: data/reference/ in the repository (the Monkeys and search-and-learn counts).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -93,7 +91,7 @@ def datasets(ref_dir: Path) -> list[Dataset]:
         for (bench, model), g in df.groupby(["benchmark", "model"], sort=True):
             out.append(_reference(f"{bench} {model.replace('-Instruct', '')}",
                                   g["num_samples"].to_numpy(np.int64), g["num_correct"].to_numpy(np.int64)))
-    sal = ref_dir / "search_and_learn_llama32_1b_math500_counts.csv"
+    sal = ref_dir / "search_and_learn_llama32_1b_math500_counts.csv.gz"
     if sal.is_file():
         g = pd.read_csv(sal).groupby("problem")[["num_samples", "num_correct"]].sum()
         out.append(_reference("MATH-500 Llama-3.2-1B", g["num_samples"].to_numpy(np.int64),
@@ -225,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 else [DEFAULT_METHOD, "auto"])
     draws = args.draws or (3 if args.quick else 10)
     n_boot = args.n_boot or (40 if args.quick else 100)
-    here = Path(__file__).resolve()
-    found = [p / "shared" / "reference" for p in here.parents[1:4] if (p / "shared" / "reference").is_dir()]
-    ref = Path(os.environ.get("TTSCALE_REFERENCE_DIR", found[0] if found else here.parents[2] / "shared" / "reference"))
+    ref = Path(__file__).resolve().parents[1] / "data" / "reference"
     data = datasets(ref)
     if args.datasets:
         data = [d for d in data if args.datasets.lower() in d.name.lower()]

@@ -6,8 +6,8 @@ inside), so timing it over all 10,000 k would take minutes: it is timed on every
 k and its per-k cost extrapolated to all k, which the output says. The two are compared
 numerically on the strided k. Then the bootstrap CIs (1,000 resamples) for all k are timed.
 
-Uses the Monkeys MATH Llama-3-8B-Instruct counts from the shared reference folder
-(``TTSCALE_REFERENCE_DIR``) when present, else simulated counts of the same shape.
+Uses the Monkeys MATH Llama-3-8B-Instruct counts shipped in ``data/reference/`` (simulated
+counts of the same shape if that file is missing).
 
     python benchmarks/bench_passk_speed.py [--stride 100] [--repeat 3]
 """
@@ -15,7 +15,6 @@ Uses the Monkeys MATH Llama-3-8B-Instruct counts from the shared reference folde
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ N_SAMPLES, N_PROBLEMS, K_MAX = 10_000, 128, 10_000
 
 
 def load_counts() -> tuple[np.ndarray, np.ndarray, str]:
-    ref = Path(os.environ.get("TTSCALE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"))
+    ref = Path(__file__).resolve().parents[1] / "data" / "reference"
     path = ref / "monkeys_llama3_counts.csv"
     if path.is_file():
         import pandas as pd

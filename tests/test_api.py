@@ -142,7 +142,7 @@ def test_compare_puts_the_oracle_first_and_accept_at_k_below_it(run, tmp_path):
         acc = t[(t["metric"] == "accept@k") & (t["temperature"] == temp)].set_index("k")["accuracy"]
         assert (acc <= top + 1e-12).all()
     assert (tmp_path / "cmp" / "compare.parquet").is_file() and isinstance(c.plot(), Figure)
-    with pytest.raises(InputError, match="n-boot"):
+    with pytest.raises(InputError, match="n_boot=-1"):
         ttscale.compare(run, "exact", n_boot=-1)
 
 
@@ -162,7 +162,7 @@ def test_forecast_in_sample_equals_the_measured_coverage():
         assert rows["ci_high"].to_numpy() == pytest.approx(top["ci_high"], abs=1e-12)
     back = ttscale.forecast(counts, to=100, from_k=10, seed=3)
     assert (back["from_k"] == 10).all() and back["coverage"].between(0, 1).all()
-    with pytest.raises(InputError, match="--to must be at least 1"):
+    with pytest.raises(InputError, match="to=0: must be between 1 and"):
         ttscale.forecast(counts, to=0)
     with pytest.raises(InputError, match="not a forecast method"):
         ttscale.forecast(counts, to=10, method="magic")

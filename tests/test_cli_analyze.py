@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from fractions import Fraction
 from math import comb
 from pathlib import Path
@@ -20,8 +19,7 @@ import pytest
 from ttscale.cli import main
 from ttscale.rundir.store import RunDir
 
-REF_DIR = Path(os.environ.get("TTSCALE_REFERENCE_DIR",
-                              Path(__file__).resolve().parents[2] / "shared" / "reference"))
+REF_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"  # shipped with the repo (data/reference/README.md)
 CURVE_COLS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 
 
@@ -201,10 +199,9 @@ def test_counts_table_with_cost_axis(counts_csv, tmp_path):
     assert {"coverage_flops-MATH.png", "coverage_flops-GSM8K.svg"} <= figs
 
 
-MONKEYS = Path("/work/shared/reference/monkeys_llama3_counts.csv")
+MONKEYS = REF_DIR / "monkeys_llama3_counts.csv"
 
 
-@pytest.mark.skipif(not MONKEYS.is_file(), reason="reference data absent")
 def test_model_shape_auto_on_a_counts_table_assumes_token_counts(tmp_path, capsys):
     from ttscale.analysis.costs import cost
     from ttscale.analysis.costs.model_shape import DEFAULT_OUTPUT_TOKENS, DEFAULT_PROMPT_TOKENS
@@ -468,11 +465,6 @@ def test_forecast_json_all_methods(counts_csv, capsys):
 
 
 # -- the published reference ------------------------------------------------------------------
-needs_ref = pytest.mark.skipif(not (REF_DIR / "monkeys_llama3_counts.csv").is_file(),
-                               reason="reference data not present")
-
-
-@needs_ref
 def test_monkeys_math_8b_reproduces_published_coverage_and_law(tmp_path):
     out = tmp_path / "monkeys"
     src = REF_DIR / "monkeys_llama3_counts.csv"

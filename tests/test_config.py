@@ -177,7 +177,7 @@ BAD = [
     ("repeated-temperature", "temperatures", [0.6, 0.6], "temperatures: temperatures repeat"),
     ("missing-k", "num_samples", _DELETE, "num_samples: missing required field"),
     ("bad-backend", "models.0.backend", "tensorrt", "models[0].backend: Input should be"),
-    ("bad-name", "name", "a b/c", "name: 'a b/c' must be letters"),
+    ("bad-name", "name", "a b/c", "name: 'a b/c' names a folder: ASCII letters"),
     ("zero-problems", "tasks.0.num_problems", 0, "tasks[0].num_problems: Input should be greater than 0"),
     ("bad-ci", "analysis.ci", 1.5, "analysis.ci: Input should be less than 1"),
     ("bad-forecast-k", "analysis.forecast_to", [100, 0], "analysis.forecast_to[1]: Input should be greater than 0"),
@@ -251,7 +251,7 @@ def test_missing_config_file_and_no_config(tmp_path, capsys):
     code, _, err = _run_cli(["sweep", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and err == f"ttscale sweep: error: {tmp_path / 'nope.yaml'}: no such file\n"
     code, _, err = _run_cli(["sweep"], capsys)
-    assert code == 2 and err == "ttscale sweep: error: sweep: give the sweep YAML file (or --help-config)\n"
+    assert code == 2 and err == "ttscale sweep: error: give the sweep YAML file (or --help-config)\n"
 
 
 def test_duplicate_labels_are_rejected(tmp_path, model_dir):

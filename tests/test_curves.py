@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,7 @@ from ttscale.analysis.curves.selection import maj_at_k
 from ttscale.errors import InputError
 from ttscale.rundir.counts import load_counts
 
-REFERENCE = Path(
-    os.environ.get("TTSCALE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference")
-)
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"  # shipped with the repo
 MONKEYS = REFERENCE / "monkeys_llama3_counts.csv"
 COLUMNS = ["metric", "k", "estimate", "ci_low", "ci_high"]
 
@@ -140,7 +137,6 @@ def test_selection_curves_bad_metric_and_missing_column():
         selection_curves(_samples().drop(columns=["score"]), group_by=[], metric="best-of-k")
 
 
-@pytest.mark.skipif(not MONKEYS.is_file(), reason="reference data absent")
 def test_reference_math_llama3_8b_coverage_matches_paper():
     counts = load_counts(MONKEYS)
     g = counts[(counts.benchmark == "MATH") & (counts.model == "Llama-3-8B-Instruct")]

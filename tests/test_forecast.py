@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,7 @@ from ttscale.analysis.forecasting.beta_fits import BetaMixture, _neg_loglik, fit
 from ttscale.analysis.forecasting.forecast import METHODS, forecast_coverage, forecast_curve
 from ttscale.errors import InputError
 
-REFERENCE = Path(
-    os.environ.get(
-        "TTSCALE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
-    )
-)
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"  # shipped with the repo
 MONKEYS = REFERENCE / "monkeys_llama3_counts.csv"
 
 
@@ -102,7 +97,6 @@ def test_bad_input_raises_input_error() -> None:
         forecast_coverage([10], [11], 100)
 
 
-@pytest.mark.skipif(not MONKEYS.exists(), reason="reference data absent")
 def test_reference_forecast_from_100_samples_per_problem() -> None:
     df = pd.read_csv(MONKEYS)
     g = df[(df.benchmark == "MATH") & (df.model == "Llama-3-70B-Instruct")]
@@ -197,7 +191,7 @@ def test_forecast_records_and_bad_interval_options(tmp_path, capsys) -> None:
     assert rec["extrapolated"] is False and rec["ci_low"] <= rec["coverage"] <= rec["ci_high"]
     src = tmp_path / "c.csv"
     df.to_csv(src, index=False)
-    for flags, needle in ((["--level", "1.5"], "--level"), (["--n-boot", "1"], "--n-boot")):
+    for flags, needle in ((["--level", "1.5"], "level=1.5"), (["--n-boot", "1"], "n_boot=1")):
         assert main(["forecast", str(src), "--to", "100", *flags]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and needle in err

@@ -93,12 +93,12 @@ def test_time_limit_scales_with_the_reference_time(problems, verifier):
     fast = Problem(p.problem_id, p.task, p.prompt, {**p.reference, "reference_solution_time": 0.1})
     assert v.timeout(slow) == 15.0
     assert v.timeout(fast) == 2.0
-    calibrated = v.timeout(p)  # times the canonical solution in the sandbox: well under a second
-    assert calibrated == 2.0
+    calibrated = v.timeout(p)  # times the canonical solution in the sandbox
     from ttscale._plugins.verifiers import unit_tests
 
     measured = unit_tests._calibrated[v._calibration_key(p)]
-    assert 0 < measured < 0.5
+    assert measured > 0
+    assert calibrated == pytest.approx(max(2.0, 3.0 * measured))  # the rule, whatever the machine's speed
 
 
 def test_bad_references_and_options_are_input_errors(problems):

@@ -143,8 +143,9 @@ def test_import_against_a_known_task_checks_problem_ids(tmp_path):
     # the task's 3 problems are stored, but only the 2 the file holds were imported (issue 14/15)
     assert res.num_problems == 2 and len(probs) == 3 and probs["task"].eq("arithmetic").all()
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"problem_id": "arith-00009", "text": "1"}])
-    with pytest.raises(InputError, match=r"problem id 'arith-00009' is not one of task 'arithmetic'"):
+    with pytest.raises(InputError, match=r"problem id 'arith-00009' is not a problem of task 'arithmetic'"):
         imp(bad, tmp_path / "run2", task="arithmetic", num_problems=3)
+    assert not (tmp_path / "run2").exists()  # no folder or lock left (issue 23)
 
 
 def test_gsm8k_answer_extraction():

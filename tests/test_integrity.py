@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from ttscale.cli import main
+from ttscale.errors import InputError
 from ttscale.plugins import Problem, problems_frame
 from ttscale.rundir.locks import StageBusy, lock_path, stage_lock
 from ttscale.rundir.store import SAMPLE_KEY, RunDir, atomic_write_json, shard_paths
@@ -135,7 +136,7 @@ def test_duplicate_verdicts_are_refused_by_readers_and_repaired_by_verify(tmp_pa
     shard = shard_paths(run.verdicts_dir("exact"))[0]
     # what two concurrent verifies of an older version left: every verdict twice
     shutil.copy(shard, shard.with_name("part-99999999999999999999-dupe.parquet"))
-    with pytest.raises(Exception, match="12 sample\\(s\\) have more than one verdict"):
+    with pytest.raises(InputError, match="12 sample\\(s\\) have more than one verdict"):
         run.read_verdicts("exact")
     # compare verifies what is missing first, which repairs the folder: right numbers, not half
     assert main(["compare", str(run.path), "--verifiers", "exact,exact2"]) == 0
@@ -145,7 +146,7 @@ def test_duplicate_verdicts_are_refused_by_readers_and_repaired_by_verify(tmp_pa
     shutil.copy(shard, shard.with_name("part-99999999999999999999-dupe.parquet"))
     assert main(["verify", str(run.path), "--verifier", "exact"]) == 0
     out, err = capsys.readouterr()
-    assert "verified 0 samples (12 already done)" in out
+    assert "nothing to verify (12 samples already done)" in out
     assert "removed 12 duplicate verdict(s)" in err
     v = run.read_verdicts("exact")
     assert len(v) == 12 and len(shard_paths(run.verdicts_dir("exact"))) == 1

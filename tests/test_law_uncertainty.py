@@ -11,7 +11,6 @@ exact`` (counts per problem of ``ttscale.analysis.pipeline.load_input(RUN).count
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,7 @@ from ttscale.analysis.laws.power_law import FitResult, fit_power_law, log_spaced
 from ttscale.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv"
-REF_DIR = Path(os.environ.get("TTSCALE_REFERENCE_DIR",
-                              Path(__file__).resolve().parents[2] / "shared" / "reference"))
+REF_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"  # shipped with the repo
 MONKEYS = REF_DIR / "monkeys_llama3_counts.csv"
 
 
@@ -124,7 +122,6 @@ def test_main_job_law_is_rejected_with_reasons(tmp_path):
         assert rec["b_ci"][0] < rec["b"] < rec["b_ci"][1]
 
 
-@pytest.mark.skipif(not MONKEYS.is_file(), reason="reference data absent")
 def test_monkeys_fits_judged_and_intervals_contain_published_values(tmp_path):
     out = tmp_path / "m"
     assert main(["analyze", str(MONKEYS), "--out", str(out), "--n-boot", "500",

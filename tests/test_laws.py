@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,7 @@ from ttscale.analysis.laws.power_law import (
 )
 from ttscale.errors import InputError
 
-REFERENCE = Path(
-    os.environ.get(
-        "TTSCALE_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"
-    )
-)
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"  # shipped with the repo
 MONKEYS = REFERENCE / "monkeys_llama3_counts.csv"
 
 
@@ -139,7 +134,6 @@ def test_bad_counts_raise_input_error() -> None:
         fit_from_counts([10, 0], [3, 0])
 
 
-@pytest.mark.skipif(not MONKEYS.exists(), reason="reference data absent")
 @pytest.mark.parametrize(
     "model, a, b",
     [("Llama-3-8B-Instruct", -1.33, -0.43), ("Llama-3-70B-Instruct", -0.75, -0.46)],

@@ -11,9 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import ttscale
 from ttscale.cli import main
+from ttscale.errors import InputError
 
 COUNTS = "problem,num_samples,num_correct\n" + "".join(f"{i},10,{i % 11}\n" for i in range(8))
 
@@ -269,7 +273,7 @@ def test_dry_run_offline_plans_without_the_model(tmp_path, capsys, monkeypatch):
     assert main(["sweep", str(cfg), "--dry-run", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["to_sample"] == 5000 and row["est_flops"] is None
-    assert "not checked" in row["note"] and "no FLOPs estimate" in row["note"]
+    assert "not checked" in row["note"] and "FLOPs from analysis.model_shape" in row["note"]
     # running it for real still refuses the unknown model, before anything is written
     bad(capsys, ["sweep", str(cfg)], "models[0].model", "some-org/some-model-not-cached")
 
@@ -348,3 +352,422 @@ def test_output_piped_into_a_reader_that_left_says_nothing():
     proc.stdout.close()  # closed before the interpreter has even imported ttscale
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0 and err == ""
+
+
+# == issue 23 ===================================================================================
+# -- item 1: a damaged shard is named in one line, and --repair redraws or rejudges it ----------
+def _damaged_copy(src: Path, dst: Path, folder: str) -> Path:
+    """Copy run ``src`` to ``dst`` and cut its second shard of ``folder`` to 100 bytes."""
+    shutil.copytree(src, dst)
+    shard = sorted((dst / folder).glob("part-*.parquet"))[1]
+    with open(shard, "r+b") as f:
+        f.truncate(100)
+    return shard
+
+
+def _sorted(df):
+    return df.sort_values(["problem_id", "temperature", "sample_index"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tmp_path_factory):
+    """A small embedded run whose samples and verdicts lie in several shards, analysed."""
+    out = tmp_path_factory.mktemp("shards") / "run"
+    assert main(["sample", "--task", "arithmetic", "--num-problems", "4", "-k", "8", "--max-tokens", "6",
+                 "--max-n-per-request", "4", "--batch-size", "4", "--threads", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    from ttscale.api import verify
+
+    verify(out, "exact", workers=0, progress=False, batch_problems=1)
+    assert len(list((out / "samples").glob("part-*"))) >= 2
+    assert len(list((out / "verdicts" / "exact").glob("part-*"))) >= 2
+    assert main(["analyze", str(out), "--n-boot", "20"]) == 0
+    return out
+
+
+@pytest.mark.slow  # the shared fixture samples, verifies and analyses (about 60 s on 2 busy cores)
+def test_damaged_sample_shard_is_named_by_every_reader_and_repaired_identically(tmp_path, capsys,
+                                                                                sharded_run):
+    from ttscale.rundir.store import RunDir
+
+    run = tmp_path / "run"
+    shard = _damaged_copy(sharded_run, run, "samples")
+    capsys.readouterr()
+    for argv in (["verify", str(run), "--verifier", "exact", "--name", "e2"], ["sample", str(run)],
+                 ["analyze", str(run)], ["report", str(run)],
+                 ["compare", str(run), "--verifiers", "exact"]):
+        line = bad(capsys, argv, str(shard), "damaged shard", "Parquet magic bytes not found",
+                   f"ttscale sample {run} --repair")
+        assert line.count(str(shard)) == 1
+    assert not (run / "verdicts" / "e2").exists()  # verify refused before writing verifier.json
+    assert main(["sample", str(run), "--repair", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"damaged shard set aside to {run / 'damaged' / 'samples' / shard.name}" in err
+    assert (run / "damaged" / "samples" / shard.name).stat().st_size == 100
+    assert json.loads((run / "run.json").read_text())["damaged_shards_set_aside"] == {"samples": 1}
+    pd.testing.assert_frame_equal(_sorted(RunDir(run).read_samples()),
+                                  _sorted(RunDir(sharded_run).read_samples()))
+    assert main(["analyze", str(run), "--n-boot", "20"]) == 0  # the old verdicts fit the new samples
+
+
+@pytest.mark.slow
+def test_damaged_verdict_shard_is_named_and_verify_repair_rejudges_it(tmp_path, capsys, sharded_run):
+    from ttscale.rundir.store import RunDir
+
+    run = tmp_path / "run"
+    shard = _damaged_copy(sharded_run, run, "verdicts/exact")
+    capsys.readouterr()
+    for argv in (["verify", str(run), "--verifier", "exact"], ["analyze", str(run)],
+                 ["compare", str(run), "--verifiers", "exact"]):
+        bad(capsys, argv, str(shard), "damaged shard",
+            f"ttscale verify {run} --verifier exact --name exact --repair")
+    with pytest.raises(InputError, match="damaged shard"):
+        ttscale.open_run(run).verdicts  # noqa: B018 - the API's reader checks too
+    assert main(["verify", str(run), "--verifier", "exact", "--repair"]) == 0
+    cap = capsys.readouterr()
+    assert "damaged shard set aside" in cap.err and "(0 already done)" not in cap.out
+    pd.testing.assert_frame_equal(_sorted(RunDir(run).read_verdicts("exact")),
+                                  _sorted(RunDir(sharded_run).read_verdicts("exact")))
+    assert json.loads((run / "run.json").read_text())["damaged_shards_set_aside"] == {"verdicts/exact": 1}
+
+
+@pytest.mark.slow
+def test_repair_of_a_whole_run_sets_nothing_aside(tmp_path, capsys, sharded_run):
+    run = tmp_path / "run"
+    shutil.copytree(sharded_run, run)
+    res = ttscale.verify(run, "exact", repair=True, progress=False)
+    assert res.set_aside == [] and res.verified == 0
+    assert not (run / "damaged").exists()
+
+
+# -- item 3: a missing extra and a bad backend option are one line each ---------------------------
+def test_openai_backend_without_httpx_names_the_extra(tmp_path):
+    out = tmp_path / "r"
+    code = ("import sys; sys.modules['httpx'] = None\nfrom ttscale.cli import main\n"
+            f"sys.exit(main(['sample', '--task', 'arithmetic', '-k', '2', '--backend', 'openai', "
+            f"'--backend-option', 'base_url=http://127.0.0.1:9/v1', '--out', {str(out)!r}]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "ttscale sample: error: --backend openai: needs the package 'httpx' (pip install 'ttscale[openai]')"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend,option,needle", [
+    ("openai", "concurrency=abc", "concurrency='abc': must be an integer"),
+    ("openai", "rate_limit=0", "rate_limit=0: must be > 0"),
+    ("openai", "endpoint=chatty", "must be one of completions, chat"),
+    ("openai", "logprobs=maybe", "logprobs='maybe': must be true or false"),
+    ("openai", "extra_body=5", "must be a mapping"),
+    ("transformers", "threads=0", "threads=0: must be >= 1"),
+    ("transformers", "batch_size=2.5", "batch_size=2.5: must be an integer"),
+    ("vllm", "gpu_memory_utilization=0", "must be > 0"),
+])
+def test_backend_options_are_checked_up_front(tmp_path, capsys, backend, option, needle):
+    out = tmp_path / "r"
+    argv = ["sample", "--task", "arithmetic", "-k", "2", "--backend", backend, "--backend-option", option,
+            "--out", str(out)]
+    if backend == "openai":
+        argv += ["--backend-option", "base_url=http://127.0.0.1:9/v1"]
+    bad(capsys, argv, "backend option", needle, f"({backend} backend:")
+    assert not out.exists()
+
+
+def test_backend_options_typed_through_the_api():
+    from ttscale.sampling.backends import get_backend
+
+    with pytest.raises(InputError, match="concurrency='x': must be an integer"):
+        get_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", concurrency="x")
+
+
+# -- item 7: every API verb refuses a bad argument with an InputError in its own words ---------------
+def _counts_df():
+    import pandas as pd
+
+    return pd.read_csv(Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv")
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda df: ttscale.analyze(42), "analyze: source=42 (int): expected"),
+    (lambda df: ttscale.analyze(None), "analyze: source=None"),
+    (lambda df: ttscale.forecast(df, to="abc"), "to='abc': expected a whole number"),
+    (lambda df: ttscale.forecast(df, to=10**30), "must be between 1 and 1e15"),
+    (lambda df: ttscale.forecast(df, to=100, level=2), "level=2: must be a number in (0, 1)"),
+    (lambda df: ttscale.pass_at_k(10, 3, [20]), "k=20 is more than the n=10 samples of problem 0"),
+    (lambda df: ttscale.coverage([10, 30], [3, 4], [20]), "n=10 samples of problem 0"),
+    (lambda df: ttscale.compare(42, "exact"), "compare: source=42"),
+    (lambda df: ttscale.simulate(3.5), "simulate: source=3.5"),
+    (lambda df: ttscale.verify(None, "exact"), "verify: source=None"),
+    (lambda df: ttscale.report(7), "report: source=7"),
+    (lambda df: ttscale.list_plugins("nope"), "what='nope'"),
+    (lambda df: ttscale.temperatures(df, n_boot=-1), "n_boot=-1"),
+])
+def test_api_bad_arguments_are_input_errors_in_the_apis_words(call, needle):
+    with pytest.raises(InputError) as e:
+        call(_counts_df())
+    assert needle in str(e.value)
+    assert "--" not in str(e.value) and "command line" not in str(e.value)
+
+
+def test_api_temperatures_takes_a_dataframe_and_lists_backends():
+    view = ttscale.temperatures(_counts_df(), n_boot=20, ks=[1, 4])
+    assert set(view.best["k"]) == {1, 4}
+    names = [name for name, kind, _ in ttscale.list_plugins("backends")]
+    assert names == ["import", "openai", "transformers", "vllm"]
+
+
+def test_public_pass_at_k_keeps_exact_values():
+    got = ttscale.pass_at_k([4, 4], [0, 2], [1, 2])
+    np.testing.assert_allclose(got, [[0.0, 0.0], [0.5, 5 / 6]], rtol=1e-15)  # 1 - C(2,2)/C(4,2)
+
+
+def test_cli_to_beyond_any_forecast_is_one_line(capsys):
+    src = str(Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv")
+    line = bad(capsys, ["forecast", src, "--to", str(10**30)], "to=1000000000000000000000000000000",
+               "must be between 1 and 1e15")
+    assert line.count("forecast") == 1
+
+
+# -- item 8: run directories and the files given for them -------------------------------------------
+def _hand_made_run(path: Path) -> Path:
+    from ttscale.plugins import Problem, problems_frame
+    from ttscale.rundir.store import RunDir
+
+    run = RunDir(path)
+    run.write_problems(problems_frame([Problem("p0", "arithmetic", "1+1=", {"answer": "2"})]))
+    run.write_samples(pd.DataFrame([{"problem_id": "p0", "temperature": 0.5, "sample_index": j, "seed": j,
+                                     "text": "2", "num_prompt_tokens": 2, "num_output_tokens": 1,
+                                     "finish_reason": "stop"} for j in range(3)]))
+    return path
+
+
+@pytest.mark.parametrize("content,needle", [("garbage", "not valid JSON"), ("[1, 2]", "expected a JSON object")])
+def test_verify_refuses_a_damaged_run_json(tmp_path, capsys, content, needle):
+    run = _hand_made_run(tmp_path / "run")
+    (run / "run.json").write_text(content)
+    bad(capsys, ["verify", str(run), "--verifier", "exact"], str(run / "run.json"), needle)
+    assert not (run / "verdicts").exists()
+
+
+def test_verify_given_a_file_says_it_is_a_file(tmp_path, capsys):
+    f = tmp_path / "counts.csv"
+    f.write_text(COUNTS)
+    bad(capsys, ["verify", str(f), "--verifier", "exact"], "a file, not a run directory")
+
+
+def test_analyze_an_empty_folder_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    bad(capsys, ["analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "not a run directory")
+
+
+@pytest.mark.parametrize("name,text", [("c.json", '{"a": 1}'), ("c.csv", '[{"problem": 1}]')])
+def test_counts_file_that_is_json_is_named_so(tmp_path, capsys, name, text):
+    (tmp_path / name).write_text(text)
+    bad(capsys, ["analyze", str(tmp_path / name), "--out", str(tmp_path / "o")], "is JSON", "CSV or Parquet")
+    assert not (tmp_path / "o").exists()
+
+
+def test_import_with_unknown_problem_ids_leaves_nothing(tmp_path, capsys):
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"problem_id": "zzz", "text": "4", "sample_index": 0, "temperature": 0.6}\n')
+    out = tmp_path / "imp"
+    line = bad(capsys, ["sample", "--backend", "import", "--from", str(src), "--task", "arithmetic",
+                        "--out", str(out)], "problem id 'zzz' is not a problem of task 'arithmetic'")
+    assert "''" not in line
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.jsonl"]  # no staging folder either
+
+
+@pytest.mark.parametrize("yaml_text,needle", [
+    ("num_sample: 2\n", "num_sample: unknown key (did you mean 'num_samples'?)"),
+    ("num_samples: 2\nmodels: [{model: embedded, bakend: x}]\n", "models[0].bakend: unknown key (did you mean 'backend'?)"),
+])
+def test_sweep_key_typos_are_named(tmp_path, capsys, yaml_text, needle):
+    cfg = tmp_path / "s.yaml"
+    base = f"name: s\nout: {tmp_path / 'res'}\ntasks: [{{name: arithmetic}}]\nverifiers: [{{name: exact}}]\n"
+    if "models" not in yaml_text:
+        base += "models: [{model: embedded}]\n"
+    cfg.write_text(base + yaml_text)
+    bad(capsys, ["sweep", str(cfg), "--dry-run"], needle)
+
+
+def test_unbalanced_verifier_form_is_named(tmp_path, capsys):
+    run = _hand_made_run(tmp_path / "run")
+    bad(capsys, ["verify", str(run), "--verifier", "imperfect(base=exact,fpr=0.1"], "unbalanced parentheses")
+
+
+@pytest.mark.slow
+def test_changing_a_runs_task_is_refused_before_the_task_loads(tmp_path, capsys, sharded_run):
+    run = tmp_path / "run"
+    shutil.copytree(sharded_run, run)
+    bad(capsys, ["sample", str(run), "--task", "gsm8k"], "field 'task' is 'arithmetic' in this run, not 'gsm8k'")
+
+
+# -- item 4: the temperature view on ties and on temperatures that are none ---------------------------
+def _tie_counts(tmp_path: Path, temps=("0.6", "1.0")) -> Path:
+    src = tmp_path / "tie.csv"
+    rows = [f"{i},{t},10,{10 if i % 2 else 3}" for i in range(20) for t in temps]
+    src.write_text("problem,temperature,num_samples,num_correct\n" + "\n".join(rows) + "\n")
+    return src
+
+
+def test_identical_counts_at_two_temperatures_read_as_a_tie(tmp_path):
+    view = ttscale.temperatures(_tie_counts(tmp_path), n_boot=200, ks=[1, 4, 10])
+    best = view.best
+    assert (best["p_best"] == 0.5).all()  # each resample a tie, shared between the two
+    assert (best["gap"] == 0).all()
+    assert ((best["gap_ci_low"] <= 0) & (best["gap_ci_high"] >= 0)).all()
+    assert (best["tied"] == "0.6,1").all()
+
+
+def test_a_clear_winner_is_not_a_tie(tmp_path):
+    src = tmp_path / "c.csv"
+    rows = [f"{i},0.6,10,{5 + i % 5}\n{i},1.0,10,{i % 3}" for i in range(30)]
+    src.write_text("problem,temperature,num_samples,num_correct\n" + "\n".join(rows) + "\n")
+    best = ttscale.temperatures(src, n_boot=200, ks=[1]).best.iloc[0]
+    assert best["best_temperature"] == 0.6 and best["tied"] == "" and best["p_best"] == 1.0
+
+
+@pytest.mark.parametrize("temp,needle", [("abc", "'abc' is not a temperature"), ("-1", "-1"), ("inf", "inf")])
+def test_counts_with_a_temperature_that_is_none_are_refused(tmp_path, capsys, temp, needle):
+    src = _tie_counts(tmp_path, ("0.6", temp))
+    bad(capsys, ["temperatures", str(src)], str(src), "field 'temperature'", needle, "finite number >= 0")
+
+
+# -- item 10: messages that say each thing once -------------------------------------------------------
+def test_output_paths_are_named_once(tmp_path, capsys):
+    src = tmp_path / "good.csv"
+    src.write_text(COUNTS)
+    line = bad(capsys, ["analyze", str(src), "--out", str(src)], "exists and is not a folder")
+    assert line.count(str(src)) == 1
+    with pytest.raises(InputError) as e:
+        ttscale.analyze(str(src), out=str(src))
+    assert str(e.value).count(str(src)) == 1 and str(e.value).startswith("out=")
+
+
+def test_api_verb_prefix_is_not_repeated_by_the_cli(capsys):
+    line = bad(capsys, ["simulate"], "exactly one of")
+    assert line.count("simulate") == 1
+
+
+def test_simulate_summary_is_rounded_wrapped_and_has_no_none(capsys):
+    assert main(["simulate", "--difficulty", "beta:1,2", "--k-max", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out and "0.99984398" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "optimal_k=" in out and "saturation_k=" in out
+
+
+def test_lock_holder_message_keeps_the_whole_command(tmp_path):
+    from ttscale.rundir.locks import _describe_holder
+
+    lock = tmp_path / "l"
+    command = "ttscale sample --task arithmetic " + " ".join(f"--task-option k{i}=v{i}" for i in range(8))
+    lock.write_text(json.dumps({"pid": 1, "host": "h", "since": "now", "command": command}))
+    assert _describe_holder(lock).endswith(command)
+
+
+def test_a_non_ascii_sweep_name_says_why(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"name: über\nout: {tmp_path / 'res'}\nnum_samples: 2\nmodels: [{{model: embedded}}]\n"
+                   "tasks: [{name: arithmetic}]\nverifiers: [{name: exact}]\n")
+    bad(capsys, ["sweep", str(cfg), "--dry-run"], "names a folder: ASCII letters")
+
+
+def test_a_full_disk_at_the_lock_names_the_lock_file(tmp_path, monkeypatch):
+    from ttscale.errors import StorageError
+    from ttscale.rundir import locks
+
+    def full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(locks.os, "pwrite", full)
+    with pytest.raises(StorageError) as e, locks.stage_lock(tmp_path / "run", "sampling"):
+        pass
+    assert str(e.value) == f"cannot write {locks.lock_path(tmp_path / 'run', 'sampling')}: No space left on device"
+
+
+# -- item 11: the dry run's FLOPs come from analysis.model_shape ---------------------------------------
+def test_dry_run_flops_from_the_analysis_model_shape(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(f"name: g\nout: {tmp_path / 'g'}\nnum_samples: 10\ntemperatures: [0.6]\nmax_tokens: 100\n"
+                   "models: [{model: Org/Some-Unknown-Model, backend: vllm}]\n"
+                   "tasks: [{name: arithmetic, num_problems: 5}]\nverifiers: [{name: exact}]\n"
+                   "analysis: {model_shape: qwen2.5-7b}\n")
+    assert main(["sweep", str(cfg), "--dry-run"]) == 0
+    from ttscale.analysis.costs.model_shape import find_shape
+
+    row = capsys.readouterr().out.splitlines()[1].split()
+    tokens = int(row[row.index("50") + 3])  # est_output_tokens after samples, done, to_sample
+    assert tokens == 5000
+    flops = float(row[-2])
+    assert flops == pytest.approx(2 * find_shape("qwen2.5-7b")[0].num_params * tokens, rel=0.01)
+
+
+# -- item 9: the report's tables scroll, legend labels stay distinct, CJK names draw quietly ------------
+def test_fit_intervals_table_scrolls_like_the_others():
+    from ttscale.reporting.fits import fit_section
+
+    rec = {"metric": "pass@k", "law": "power_law", "fit_status": "ok", "a": -1.0, "b": -0.4}
+    html = fit_section([rec], [])
+    assert '<div class="scroll"><table>' in html and html.count("<table>") == html.count('<div class="scroll"><table>')
+
+
+def test_legend_labels_of_long_names_stay_distinct():
+    from ttscale.reporting.svg import Series, legend_labels, line_chart
+
+    names = [f"pass@k (exact) task=arithmetic temperature={t}" for t in ("0.6", "1.0")]
+    labels = legend_labels(names)
+    assert len(set(labels)) == 2 and all(len(x) <= 30 for x in labels)
+    svg = line_chart([Series(n, [1, 10], [0.1, 0.5]) for n in names], "k", "coverage")
+    assert all(f"<title>{n} (click to hide or show)</title>" in svg for n in names)
+
+
+def test_cjk_group_names_draw_without_glyph_warnings(tmp_path):
+    code = ("import warnings, pandas as pd, ttscale\nwarnings.simplefilter('default')\n"
+            "df = pd.DataFrame({'benchmark': ['数学'] * 6 + ['代码'] * 6, 'problem': list(range(12)),"
+            " 'num_samples': 8, 'num_correct': [i % 9 for i in range(12)]})\n"
+            f"ttscale.analyze(df, out={str(tmp_path / 'o')!r}, n_boot=10, progress=False)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert p.returncode == 0, p.stderr
+    assert "Glyph" not in p.stderr and "missing from font" not in p.stderr, p.stderr
+    assert any((tmp_path / "o" / "figures").iterdir())
+
+
+def test_temperature_legend_sits_outside_the_plot(tmp_path):
+    from ttscale.analysis.temperatures.view import temperature_view, view_figure
+
+    view = temperature_view(pd.read_csv(_tie_counts(tmp_path)), ["temperature"], ks=[1, 4], n_boot=10)
+    fig = view_figure(view)
+    ax = fig.axes[-1]
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # right of the axes, not over the lines
+
+
+# -- item 5: one BLAS thread inside the analysis verbs ------------------------------------------------
+def test_analysis_verbs_run_with_one_blas_thread(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import ttscale.analysis.inputs as inputs
+    from ttscale.core.threads import analysis_threads
+
+    seen = []
+
+    original = inputs.input_from_counts
+
+    def spy(*args, **kwargs):
+        seen.append([d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "input_from_counts", spy)
+    ttscale.analyze(_counts_df(), n_boot=0, ks=[1], progress=False)
+    ttscale.forecast(_counts_df(), to=20, n_boot=0, progress=False)
+    assert seen and all(t == 1 for threads in seen for t in threads)  # every BLAS loaded (numpy's, scipy's)
+    monkeypatch.setenv("TTSCALE_BLAS_THREADS", "0")
+    with analysis_threads():  # 0: numpy's own default, untouched
+        default = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    assert default == [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]

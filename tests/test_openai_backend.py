@@ -189,7 +189,7 @@ def test_connection_errors_are_retried_for_the_whole_window(capsys):
     t0 = time.monotonic()
     with pytest.raises(ServerUnavailable, match=r"did not answer for [12] s"):
         _collect(be, [Request("p", "x", 1.0, n=1, seed=3)])
-    assert 1.5 <= time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 >= 1.5  # it kept trying for the whole window
     assert len(be.attempts) > 3  # more than max_retries + 1: the window, not the count, decided
     err = capsys.readouterr().err
     assert err.count("is not answering") == 1 and "retrying for up to 1.5 s" in err

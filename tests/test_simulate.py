@@ -331,19 +331,19 @@ def test_plan_b_std_shrinks_with_problems_and_samples(tmp_path, capsys):
 
 # -- bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "expected"), [
-    (["counts.csv", "--difficulty", "beta:1,2"], "simulate: give exactly one of INPUT or --difficulty"),
-    ([], "simulate: give exactly one of INPUT or --difficulty"),
-    (["--difficulty", "beta:1,2", "--fpr", "1.5"], "simulate: --fpr must be in [0, 1], got 1.5"),
-    (["--difficulty", "beta:1,2", "--fnr", "-0.1"], "simulate: --fnr must be in [0, 1], got -0.1"),
-    (["--difficulty", "beta:1,2", "--fpr", "0.6", "--fnr", "0.5"], "simulate: --fpr + --fnr must be below 1"),
+    (["counts.csv", "--difficulty", "beta:1,2"], "give exactly one of INPUT or --difficulty"),
+    ([], "give exactly one of INPUT or --difficulty"),
+    (["--difficulty", "beta:1,2", "--fpr", "1.5"], "--fpr must be in [0, 1], got 1.5"),
+    (["--difficulty", "beta:1,2", "--fnr", "-0.1"], "--fnr must be in [0, 1], got -0.1"),
+    (["--difficulty", "beta:1,2", "--fpr", "0.6", "--fnr", "0.5"], "--fpr + --fnr must be below 1"),
     (["--difficulty", "beta:1"], "--difficulty 'beta:1': expected beta:ALPHA,BETA"),
     (["--difficulty", "gamma:1,2"], "--difficulty 'gamma:1,2': expected beta:ALPHA,BETA"),
     (["--difficulty", "beta:one,2"], "--difficulty 'beta:one,2': expected beta:ALPHA,BETA"),
     (["--difficulty", "beta:-1,2"], "--difficulty 'beta:-1,2': need ALPHA, BETA > 0"),
     (["--difficulty", "beta:1,2,zero=1.2"], "--difficulty 'beta:1,2,zero=1.2': need ALPHA, BETA > 0 and zero + one < 1"),
     (["--difficulty", "beta:1,2,tail=0.1"], "--difficulty 'beta:1,2,tail=0.1': unknown field 'tail'"),
-    (["--difficulty", "beta:1,2", "--k-max", "0"], "simulate: --k-max must be at least 1, got 0"),
-    (["--difficulty", "beta:1,2", "--fp-cost", "-1"], "simulate: --fp-cost and --cost-per-sample must be >= 0"),
+    (["--difficulty", "beta:1,2", "--k-max", "0"], "--k-max must be at least 1, got 0"),
+    (["--difficulty", "beta:1,2", "--fp-cost", "-1"], "--fp-cost and --cost-per-sample must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)

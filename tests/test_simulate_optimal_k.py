@@ -161,8 +161,8 @@ def test_figure_shades_the_interval(counts):
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--ci", "1.5"], "simulate: --ci must be in (0, 1), got 1.5"),
-    (["--optimal-k-boot", "-1"], "simulate: --optimal-k-boot must be >= 0, got -1"),
+    (["--ci", "1.5"], "--ci must be in (0, 1), got 1.5"),
+    (["--optimal-k-boot", "-1"], "--optimal-k-boot must be >= 0, got -1"),
 ])
 def test_bad_interval_options_are_one_line(tmp_path, capsys, args, expected):
     code = main(["simulate", "--difficulty", "beta:1,2", *args, "--out", str(tmp_path / "out")])

@@ -25,7 +25,9 @@ def _samples(pids: list[str], k: int, start: int = 0) -> pd.DataFrame:
 
 
 def _garble(path: Path) -> None:
-    path.write_bytes(b"not parquet at all")
+    """Unreadable, at its old size: the summaries' size check does not open it (a shard whose
+    size changed is opened, and named as damaged: tests/test_newcomer_inputs.py)."""
+    path.write_bytes(b"x" * path.stat().st_size)
 
 
 def test_noop_and_incremental_verify_read_only_new_shards(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from ttscale.analysis.temperatures.view import (
     temperature_view,
 )
 from ttscale.cli import main
+from ttscale.errors import InputError
 
 
 def _random_case(seed: int, temps: int, problems: int = 25, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +135,7 @@ def test_analyze_writes_the_view_for_a_run_with_temperatures(tmp_path) -> None:
 
 def test_view_needs_two_temperatures(tmp_path, capsys) -> None:
     df = pd.DataFrame({"temperature": 1.0, "problem": range(5), "num_samples": 4, "num_correct": 1})
-    with pytest.raises(Exception, match="two or more temperatures"):
+    with pytest.raises(InputError, match="two or more temperatures"):
         temperature_view(df, ["temperature"])
     src = tmp_path / "one.csv"
     df.to_csv(src, index=False)

@@ -43,7 +43,7 @@ def test_verify_cli_writes_verdicts_with_exact_counts(tmp_path: Path, capsys) ->
     assert run.verifiers() == ["exact"]
     # again: everything is skipped, nothing new is written
     assert main(["verify", str(run.path), "--verifier", "exact"]) == 0
-    assert "verified 0 samples (12 already done)" in capsys.readouterr().out
+    assert "nothing to verify (12 samples already done)" in capsys.readouterr().out
     assert len(list(run.verdicts_dir("exact").glob("part-*.parquet"))) == 1
 
 

@@ -56,8 +56,8 @@ _EXPORTS: dict[str, str] = {
     "SweepConfig": "ttscale.orchestration.config",
     "InputError": "ttscale.errors",
     # estimators on per-problem counts (numpy in, numpy out)
-    "pass_at_k": "ttscale.analysis.curves.estimators",
-    "coverage": "ttscale.analysis.curves.estimators",
+    "pass_at_k": "ttscale.api.checks",  # strict: k > n is an InputError
+    "coverage": "ttscale.api.checks",
     "bootstrap_ci": "ttscale.analysis.curves.estimators",
     "maj_at_k": "ttscale.analysis.curves.selection",
     "best_of_k": "ttscale.analysis.curves.selection",

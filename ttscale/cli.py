@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except InputError as e:
-        print(f"ttscale {args.command}: error: {e}", file=sys.stderr)
+        text = str(e)
+        if text.startswith(f"{args.command}: "):  # the API names its verb; the prefix has it
+            text = text[len(args.command) + 2:]
+        print(f"ttscale {args.command}: error: {text}", file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # `ttscale list verifiers | head`: the reader left; nothing to say
         import os

@@ -76,8 +76,14 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    import warnings
+
     import matplotlib.pyplot as plt
 
+    # group names in scripts the default font lacks (CJK, ...) draw as boxes: not worth a warning
+    # per glyph and figure (the names are whole in the tables and file names)
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support", category=UserWarning)
     return plt
 
 

@@ -5,11 +5,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ttscale.api.checks import check_source, whole
 from ttscale.errors import InputError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,6 +22,17 @@ if TYPE_CHECKING:
     from ttscale.analysis.frontier.result import Frontier
     from ttscale.analysis.results import Analysis, Comparison, Simulation
     from ttscale.analysis.temperatures.view import TemperatureView
+
+
+def _one_blas_thread(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run the verb with numpy's BLAS at one thread (:mod:`ttscale.core.threads`)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        from ttscale.core.threads import analysis_threads
+
+        with analysis_threads():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _with_options(cls: type, known: dict[str, Any], extra: dict[str, Any], verb: str) -> Any:
@@ -29,18 +45,20 @@ def _with_options(cls: type, known: dict[str, Any], extra: dict[str, Any], verb:
 
 
 def _load(source: Any, group_by: list[str] | None = None, prompt_tokens: float | None = None,
-          output_tokens: float | None = None, allow_stale: bool = False) -> Any:
+          output_tokens: float | None = None, allow_stale: bool = False, verb: str = "analyze") -> Any:
     """An AnalysisInput from a path (counts table or run directory), a Run or a DataFrame."""
     import pandas as pd
 
     from ttscale.analysis.inputs import input_from_counts, load_input
 
+    check_source(source, verb)
     if isinstance(source, pd.DataFrame):
         return input_from_counts(source, group_by, prompt_tokens, output_tokens)
     return load_input(os.fspath(source), group_by, prompt_tokens, output_tokens,
                       allow_stale=allow_stale)
 
 
+@_one_blas_thread
 def analyze(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | None = None, *,
             ks: list[int] | None = None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
             ceiling: bool = False, saturation_threshold: float = 1e-4,
@@ -81,6 +99,7 @@ def analyze(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | N
     return result
 
 
+@_one_blas_thread
 def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str | None = None,
             ks: list[int] | None = None, n_boot: int = 1000, seed: int = 0,
             workers: int | None = None, out: str | os.PathLike | None = None,
@@ -100,8 +119,8 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
     from ttscale.analysis.results import Comparison
     from ttscale.rundir.outputs import check_out_dir
 
-    if n_boot < 0:
-        raise InputError(f"--n-boot {n_boot}: must be 0 or more")
+    check_source(run, "compare", frames=False)
+    n_boot = whole(n_boot, "n_boot", "compare", minimum=0)
     if out is not None:
         check_out_dir(out, "out")
     specs = split_specs(verifiers) if isinstance(verifiers, str) else list(verifiers)
@@ -113,11 +132,12 @@ def compare(run: str | os.PathLike, verifiers: list[str] | str, *, oracle: str |
     return result
 
 
+@_one_blas_thread
 def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
                      method: str | list[str] | None = None, from_k: int | None = None,
                      seed: int = 0, group_by: list[str] | None = None,
                      allow_stale: bool = False, level: float = 0.9,
-                     n_boot: int = 100) -> list[dict[str, Any]]:
+                     n_boot: int = 100, progress: bool = True) -> list[dict[str, Any]]:
     """:func:`forecast` as a list of dicts, one per (group, method): what ``--json`` prints.
 
     Keys: the group columns, ``method``, ``k``, ``coverage`` (None where a group has no correct
@@ -137,18 +157,24 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     from ttscale.analysis.forecasting.interval import forecast_records as with_intervals
     from ttscale.analysis.forecasting.law import analysis_verdicts
 
+    check_source(source, "forecast")
     src = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
-    if to < 1:
-        raise InputError(f"{src}: --to must be at least 1, got {to}")
-    inp = _load(source, group_by, allow_stale=allow_stale)
-    if not 0 < level < 1:
-        raise InputError(f"{src}: --level must be in (0, 1), got {level}")
-    if n_boot < 0 or n_boot == 1:
-        raise InputError(f"{src}: --n-boot must be 0 (no interval) or at least 2, got {n_boot}")
+    to = whole(to, "to", src)
+    if from_k is not None:
+        from_k = whole(from_k, "from_k", src)
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise InputError(f"{src}: level={level!r}: must be a number in (0, 1)")
+    n_boot = whole(n_boot, "n_boot", src, minimum=0)
+    if n_boot == 1:
+        raise InputError(f"{src}: n_boot=1: must be 0 (no interval) or at least 2")
+    inp = _load(source, group_by, allow_stale=allow_stale, verb="forecast")
+
+    from ttscale.core.progress import progress_bar
 
     def per_group(counts: pd.DataFrame, gcols: list[str], k: int, methods: list[str],
                   where: str) -> list[dict[str, Any]]:
-        return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed)
+        with progress_bar("forecast", "fit", enabled=progress) as bar:  # (group, method) fits
+            return with_intervals(counts, gcols, k, methods, where, level, n_boot, seed, progress=bar)
 
     verdicts = (analysis_verdicts(inp.source / "analysis", inp.state, inp.counts, inp.group_cols)
                 if from_k is None else None)
@@ -159,7 +185,7 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
 def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
              method: str | list[str] | None = None, from_k: int | None = None, seed: int = 0,
              group_by: list[str] | None = None, allow_stale: bool = False, level: float = 0.9,
-             n_boot: int = 100) -> pd.DataFrame:
+             n_boot: int = 100, progress: bool = True) -> pd.DataFrame:
     """Forecast coverage at ``k = to`` per group (and method) from the samples drawn, with a
     ``level`` interval (``n_boot`` bootstrap refits; 0: none; see :func:`forecast_records`).
 
@@ -176,30 +202,33 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
 
     return pd.DataFrame(forecast_records(source, to, method=method, from_k=from_k, seed=seed,
                                          group_by=group_by, allow_stale=allow_stale,
-                                         level=level, n_boot=n_boot))
+                                         level=level, n_boot=n_boot, progress=progress))
 
 
-def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_boot: int = 1000,
+@_one_blas_thread
+def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | None = None, n_boot: int = 1000,
                  ci: float = 0.95, seed: int = 0, splits: int = 5,
                  group_by: list[str] | None = None, out: str | os.PathLike | None = None,
                  allow_stale: bool = False) -> TemperatureView:
     """The temperature view: coverage against temperature at fixed k, the best temperature per k.
 
-    ``source`` is a counts table with a ``temperature`` column or a run directory. Returns a
+    ``source`` is a counts table (path or DataFrame) with a ``temperature`` column or a run
+    directory. Returns a
     :class:`ttscale.analysis.temperatures.view.TemperatureView` (``by_temperature``: coverage
     per (group, temperature, k) with CIs; ``best``: per (group, k) the best temperature, the gap
     to the runner-up with a paired CI, p_best, and the best split of k samples over temperatures
     with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
-    from ttscale.analysis.inputs import load_input
     from ttscale.analysis.temperatures.view import temperature_view, write_view
 
     if group_by is not None and "temperature" not in group_by:
         group_by = [*group_by, "temperature"]
-    inp = load_input(os.fspath(source), group_by, allow_stale=allow_stale)
-    if n_boot < 0 or not 0 < ci < 1 or splits < 1:
-        raise InputError(f"{inp.source}: --n-boot must be >= 0, --ci in (0, 1), --splits >= 1")
+    inp = _load(source, group_by, allow_stale=allow_stale, verb="temperatures")
+    n_boot = whole(n_boot, "n_boot", str(inp.source), minimum=0)
+    splits = whole(splits, "splits", str(inp.source))
+    if isinstance(ci, bool) or not isinstance(ci, int | float) or not 0 < ci < 1:
+        raise InputError(f"{inp.source}: ci={ci!r}: must be a number in (0, 1)")
     view = temperature_view(inp.counts, inp.group_cols, ks, n_boot, ci, seed, splits,
                             source=str(inp.source))
     if out is not None:
@@ -207,12 +236,13 @@ def temperatures(source: str | os.PathLike, *, ks: list[int] | None = None, n_bo
     return view
 
 
+@_one_blas_thread
 def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
              difficulty: str | None = None, verifier: str | None = None,
              out: str | os.PathLike | None = None, k_max: int = 10_000,
              selection: str = "resample", fpr: float = 0.0, fnr: float = 0.0,
              fp_cost: float = 0.0, cost_per_sample: float = 0.0, allow_stale: bool = False,
-             **options: Any) -> Simulation:
+             progress: bool = True, **options: Any) -> Simulation:
     """What-if curves at larger k, with an imperfect verifier, costs; and sample-size planning.
 
     Difficulty comes from ``source`` (a counts table, DataFrame or run directory: one curve per
@@ -241,13 +271,17 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
     if difficulty is not None:
         groups = [({}, sim.parse_difficulty(difficulty), None)]
     else:
-        inp = _load(source, allow_stale=allow_stale)
+        inp = _load(source, allow_stale=allow_stale, verb="simulate")
         label = "<counts>" if isinstance(source, pd.DataFrame) else os.fspath(source)
         groups = sim.difficulties_from_counts(inp.counts, inp.group_cols, verifier, str(label))
+    from ttscale.core.progress import progress_bar
+
     try:
-        table, summaries, adaptive_plan = sim.simulate_groups(
-            groups, k_max=k_max, selection=selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
-            cost_per_sample=cost_per_sample, **options)
+        with progress_bar("simulate", "group", enabled=progress) as bar:
+            table, summaries, adaptive_plan = sim.simulate_groups(
+                groups, k_max=k_max, selection=selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
+                cost_per_sample=cost_per_sample, progress=bar, **options)
+            bar(len(groups), len(groups))
     except TypeError as e:  # an unknown keyword
         raise InputError(f"simulate: {e}") from e
     result = Simulation(table, summaries, adaptive_plan)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ttscale.api.checks import check_source
 from ttscale.errors import InputError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
            task_options: dict[str, Any] | None = None,
            backend_options: dict[str, Any] | None = None, executor: str | None = None,
            executor_options: dict[str, Any] | None = None, progress: bool = True,
-           verbose: bool = False, budgets: list[int] | str | None = None,
+           verbose: bool = False, budgets: list[int] | str | None = None, repair: bool = False,
            **settings: Any) -> SamplingResult:
     """Draw ``num_samples`` samples per problem and temperature into run directory ``out``.
 
@@ -40,8 +41,10 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
     bundled 1M-parameter model. ``executor="ray"`` runs backend replicas on a Ray cluster
     (``executor_options``: address, replicas, num_cpus, num_gpus, ...; see
     ``ttscale.sampling.executors``). The backends' own logs (vLLM, transformers) go to
-    ``out/logs/backend.log`` (also to stderr with ``verbose``). Returns a
-    :class:`ttscale.sampling.sampler.SamplingResult`.
+    ``out/logs/backend.log`` (also to stderr with ``verbose``). ``repair`` first sets aside
+    the run's damaged sample shards (under ``damaged/``, see :mod:`ttscale.rundir.damage`), so
+    that this call draws their samples again, with the same seeds. Returns a
+    :class:`ttscale.sampling.sampler.SamplingResult` (``set_aside``: the shards moved).
 
     >>> ttscale.sample("arithmetic", model="embedded", num_samples=8, out="runs/a")  # doctest: +SKIP
     """
@@ -55,9 +58,12 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
                                  executor, executor_options)
     from ttscale.sampling.backends.outage import ServerUnavailable
 
+    moved = _repair_samples(Path(target)) if repair else []
     try:
         with third_party_logs(Path(target) / "logs" / "backend.log", verbose=verbose):
-            return draw(s, target, progress=progress)
+            result = draw(s, target, progress=progress)
+            result.set_aside = moved
+            return result
     except ServerUnavailable as e:  # say what was kept and how to resume
         from ttscale.rundir.store import RunDir
 
@@ -79,11 +85,22 @@ def sample(task: str | None = None, *, out: str | os.PathLike | None = None,
         raise type(e)(f"{e} ({kept} in the run): resume with: ttscale sample {target}") from None
 
 
+def _repair_samples(target: Path) -> list[Path]:
+    """Set aside the damaged shards of ``target/samples`` under the sampling lock."""
+    from ttscale.rundir.locks import stage_lock
+    from ttscale.rundir.store import SAMPLE_SCHEMA, repair_folder
+
+    if not (target / "samples").is_dir():
+        return []
+    with stage_lock(target, "sampling"):
+        return repair_folder(target / "samples", SAMPLE_SCHEMA)
+
+
 def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None = None, *,
            name: str | None = None, workers: int | None = None, time_limit: float = 60.0,
            time_limit_per_sample: float = 1.0, executor: str = "local",
            executor_options: dict[str, Any] | None = None, progress: bool = True,
-           **kwargs: Any) -> VerifyResult:
+           repair: bool = False, **kwargs: Any) -> VerifyResult:
     """Judge a run directory's samples with one verifier into ``verdicts/<name>/``.
 
     ``verifier`` is a registered name (``ttscale list verifiers``: ``math``, ``exact``,
@@ -95,7 +112,9 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
     num_cpus, max_restarts). Other keywords go to
     :func:`ttscale.verification.verify.verify_run` (``wait=True``: wait for another process verifying
     into the same folder instead of raising; ``on_wait(line)`` is told what it waits for). Returns a :class:`ttscale.verification.verify.VerifyResult`
-    (verified, skipped, passed, errors).
+    (verified, skipped, passed, errors). ``repair`` first sets aside the folder's damaged
+    verdict shards (under ``damaged/``, :mod:`ttscale.rundir.damage`) and judges their samples
+    again (``set_aside`` in the result).
     """
     import re
 
@@ -105,8 +124,14 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
 
     if time_limit <= 0 or time_limit_per_sample < 0:
         raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
-    spec = parse_executor(executor, dict(executor_options or {}), "command line")
+    check_source(run, "verify", frames=False)
+    spec = parse_executor(executor, dict(executor_options or {}), "verify")
+    if not isinstance(verifier, str) or not verifier.strip():
+        raise InputError(f"verify: verifier={verifier!r}: expected a registered name, e.g. 'exact'")
     m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", verifier.strip())
+    if m is None and ("(" in verifier or ")" in verifier):
+        raise InputError(f"verifier {verifier!r}: unbalanced parentheses (the form is "
+                         "NAME(KEY=VALUE,...), e.g. imperfect(base=exact,fpr=0.1))")
     if m:
         parsed = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=verifier)
         verifier, options = m.group(1), {**parsed, **(options or {})}
@@ -120,7 +145,7 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
         return verify_run(os.fspath(run), verifier, dict(options or {}), workers=workers,
                           out_name=name, time_limit=time_limit,
                           time_limit_per_sample=time_limit_per_sample, executor=spec,
-                          progress=bar, **kwargs)
+                          progress=bar, repair=repair, **kwargs)
 
 
 def _sweep_config(config: str | os.PathLike | dict[str, Any] | SweepConfig) -> tuple[Any, str]:
@@ -186,15 +211,24 @@ def report(folder: str | os.PathLike, out: str | os.PathLike | None = None, *,
     from ttscale.reporting.html import build_report
     from ttscale.rundir.outputs import check_out_file
 
+    check_source(folder, "report", frames=False)
     check_out_file(out if out is not None else Path(os.fspath(folder)) / "report.html", "out")
     return build_report(os.fspath(folder), out, allow_stale=allow_stale)
 
 
 def list_plugins(what: str) -> list[tuple[str, str, str]]:
-    """(name, kind, description) of every registered ``"tasks"`` or ``"verifiers"``, by name.
+    """(name, kind, description) of every registered ``"tasks"`` or ``"verifiers"``, or of the
+    sampling ``"backends"`` (kind ``backend``; their options: ``ttscale list backends``), by name.
 
     Built-ins and entry-point plugins alike; a verifier's kind is oracle, selector or imperfect.
     """
+    if what == "backends":
+        from ttscale.sampling.backends.options import BACKENDS
+
+        rows = [(name, "backend", desc) for name, (desc, _) in BACKENDS.items()]
+        return sorted([*rows, ("import", "backend", "samples you already have (from a file)")])
+    if what not in ("tasks", "verifiers"):
+        raise InputError(f"list_plugins: what={what!r}: expected 'tasks', 'verifiers' or 'backends'")
     from ttscale.core.registry import describe
 
     return describe(what)

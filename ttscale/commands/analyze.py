@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.input) / "analysis"
     else:
         out = Path(args.out)
-    check_out_dir(out, "--out" if args.out else f"{args.input} (its analysis/ folder)")
+    check_out_dir(out, "--out" if args.out else f"{out} (the analysis folder)")
     result = analyze(args.input, out, ks=ks, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
                      ceiling=args.ceiling, saturation_threshold=args.saturation_threshold,
                      model_shape=args.model_shape, max_k=args.max_k,

@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_boot < 0:
         raise InputError(f"--n-boot {args.n_boot}: must be 0 or more")
-    check_out_dir(args.out or Path(args.run_dir) / "analysis" / "compare",
-                  "--out" if args.out else args.run_dir)
+    target = args.out or Path(args.run_dir) / "analysis" / "compare"
+    check_out_dir(target, "--out" if args.out else str(target))
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis" / "compare"
     result = compare(args.run_dir, args.verifiers, oracle=args.oracle, ks=parse_ks(args.ks),
                      n_boot=args.n_boot, seed=args.seed, workers=args.workers, out=out,

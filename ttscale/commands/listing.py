@@ -10,7 +10,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered tasks or verifiers", description=__doc__)
+    p = sub.add_parser("list", help="list registered tasks, verifiers or sampling backends", description=__doc__)
     p.add_argument("what", choices=["tasks", "verifiers", "backends"],
                    help="tasks, verifiers (with their options) or backends (with their options)")
     p.set_defaults(func=run)

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from ttscale.api import report
     from ttscale.rundir.outputs import check_out_file
 
-    check_out_file(args.out or Path(args.dir) / "report.html", "--out" if args.out else args.dir)
+    target = args.out or Path(args.dir) / "report.html"
+    check_out_file(target, "--out" if args.out else str(target))
     path = report(args.dir, args.out, allow_stale=args.allow_stale)
     print(path)
     return 0

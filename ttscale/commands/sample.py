@@ -9,6 +9,7 @@ and the flags given. Every setting is checked before anything is written or load
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ttscale.commands.argtypes import finite_float
@@ -64,6 +65,9 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--ray-address", help="ray: cluster address (default: $RAY_ADDRESS)")
     e.add_argument("--executor-option", action="append", metavar="KEY=VALUE", default=None,
                    help="ray: num_cpus, num_gpus, batch_samples, in_flight, max_restarts (repeatable)")
+    p.add_argument("--repair", action="store_true",
+                   help="first move damaged sample shards aside (to RUN_DIR/damaged/) and draw their "
+                        "samples again, with the same seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="also print the backend's own logs (vLLM, transformers) on stderr; they always "
@@ -106,12 +110,16 @@ def run(args: argparse.Namespace) -> int:
                  num_problems=args.num_problems, run_dir=args.run_dir, config=args.config,
                  task_options=task_options, backend_options=opts or None,
                  executor=args.executor, executor_options=ex_opts or None,
-                 progress=not args.quiet, verbose=args.verbose, **flags)
+                 progress=not args.quiet, verbose=args.verbose, repair=args.repair, **flags)
+    for path in res.set_aside:
+        print(f"ttscale sample: damaged shard set aside to {path}; its samples drawn again",
+              file=sys.stderr)
     rate = res.samples_per_second
     secs = res.sampling_seconds or res.seconds
     tok = res.output_tokens / secs if secs > 0 else 0.0
+    plural = "" if res.num_problems == 1 else "s"
     print(f"{res.run_dir}: wrote {res.written} samples ({res.total} in the run, {res.num_problems} "
-          f"problems) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
+          f"problem{plural}) in {res.seconds:.1f} s; sampling: {rate:.0f} samples/s, {tok:.0f} tokens/s")
     from ttscale.orchestration.adaptive import summary_line
 
     line = summary_line(res.run_dir)  # an adaptive run: the rule and the samples it saved

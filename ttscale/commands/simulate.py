@@ -96,10 +96,33 @@ def run(args: argparse.Namespace) -> int:
         print()
     else:
         for s in result.summaries:
-            print("  ".join(f"{k}={v}" for k, v in s.items() if k not in ("plan", "adaptive_plan")))
+            print(summary_text(s))
             if "adaptive_plan" in s:
                 _print_plan(pd.DataFrame(s["adaptive_plan"]), args.k_max)
     return 0
+
+
+def _value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def summary_text(s: dict, width: int = 100) -> str:
+    """A group's summary as ``key=value`` pairs, floats to 4 significant digits, unset ones
+    left out, wrapped at ``width`` (continuation lines indented)."""
+    items = [f"{k}={_value(v)}" for k, v in s.items()
+             if k not in ("plan", "adaptive_plan") and v is not None]
+    lines, cur = [], ""
+    for item in items:
+        if cur and len(cur) + 2 + len(item) > width:
+            lines.append(cur)
+            cur = "  " + item
+        else:
+            cur = f"{cur}  {item}" if cur else item
+    return "\n".join([*lines, cur])
 
 
 def _print_plan(plan, k_max: int) -> None:

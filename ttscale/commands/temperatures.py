@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"by_temperature": json.loads(view.by_temperature.to_json(orient="records")),
                           "best": json.loads(view.best.to_json(orient="records"))}, indent=1))
         return 0
-    cols = [*view.group_cols, "k", "best_temperature", "coverage", "runner_up", "gap", "gap_ci_low",
+    cols = [*view.group_cols, "k", "best_temperature", "tied", "coverage", "runner_up", "gap", "gap_ci_low",
             "gap_ci_high", "p_best", "split", "coverage_in_sample", "coverage_cross_fitted", "optimism"]
     table = view.best[[c for c in cols if c in view.best.columns]]
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    if "tied" in view.best.columns and (view.best["tied"] != "").any():
+        print("tied: temperatures with the same coverage as the best at that k; the data do not choose "
+              "between them (p_best is shared among them)")
     return 0

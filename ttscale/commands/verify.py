@@ -40,8 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true",
                    help="if another process is verifying into the same folder, wait for it "
                         "(default: exit 2 at once)")
+    p.add_argument("--repair", action="store_true",
+                   help="first move damaged verdict shards aside (to RUN_DIR/damaged/) and judge "
+                        "their samples again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,14 +62,20 @@ def run(args: argparse.Namespace) -> int:
                     workers=args.workers, name=args.name, time_limit=args.time_limit,
                     time_limit_per_sample=args.time_limit_per_sample, executor=args.executor,
                     executor_options=ex_opts, wait=args.wait, progress=not args.quiet,
-                    on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr))
+                    on_wait=lambda line: print(f"ttscale verify: {line}", file=sys.stderr),
+                    repair=args.repair)
+    for path in result.set_aside:
+        print(f"ttscale verify: damaged shard set aside to {path}; its samples judged again",
+              file=sys.stderr)
     if result.repaired:
         print(f"verdicts/{result.name}: removed {result.repaired} duplicate verdict(s) left by "
               "concurrent runs of an older version (kept the first of each)", file=sys.stderr)
-    rate = f"{result.passed / result.verified:.4f}" if result.verified else "n/a"
-    print(f"verdicts/{result.name}: verified {result.verified} samples ({result.skipped} already "
-          f"done), passed {result.passed} (rate {rate}), errors/timeouts {result.errors}, "
-          f"{result.shards} shard(s)")
+    if not result.verified:
+        print(f"verdicts/{result.name}: nothing to verify ({_n(result.skipped, 'sample')} already done)")
+    else:
+        print(f"verdicts/{result.name}: verified {_n(result.verified, 'sample')} ({result.skipped} "
+              f"already done), passed {result.passed} (rate {result.passed / result.verified:.4f}), "
+              f"errors/timeouts {result.errors}, {_n(result.shards, 'shard')}")
     if result.errors:
         print(f"ttscale verify: {result.errors} sample(s) ended in error or timeout (status column)",
               file=sys.stderr)

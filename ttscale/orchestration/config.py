@@ -58,7 +58,7 @@ class ModelSpec(_Strict):
     @classmethod
     def _name_ok(cls, v: str | None) -> str | None:
         if v is not None and not _NAME.match(v):
-            raise ValueError(f"{v!r} must be letters, digits, '_', '-' or '.'")
+            raise ValueError(f"{v!r} names a folder: ASCII letters, digits, '_', '-' or '.' only")
         return v
 
 
@@ -121,7 +121,7 @@ class SweepConfig(_Strict):
     @classmethod
     def _name_ok(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be letters, digits, '_', '-' or '.'")
+            raise ValueError(f"{v!r} names a folder: ASCII letters, digits, '_', '-' or '.' only")
         return v
 
     @field_validator("temperatures")
@@ -214,15 +214,39 @@ def sweep_config_from_mapping(raw: dict[str, Any], source: str | Path = "sweep c
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
+        errors = e.errors()
+        # an unknown key first: a typo (num_sample) also makes its field "missing"
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         field = _loc(tuple(err["loc"]))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            import difflib
+
+            loc = tuple(err["loc"])
+            known = _known_keys(loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif err["type"] == "missing":
             msg = "missing required field"
         msg = msg.removeprefix("Value error, ")
         raise InputError(f"{path}: {field}: {msg}") from e
+
+
+def _known_keys(parent: tuple) -> list[str]:
+    """The field names of the model at ``parent`` (a pydantic error location) in SweepConfig."""
+    model: Any = SweepConfig
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        sub = None
+        for cand in (ModelSpec, TaskSpec, VerifierSpec, AnalysisSpec):
+            if field is not None and (field.annotation is cand or cand.__name__ in str(field.annotation)):
+                sub = cand
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
 
 
 def describe_fields(model: type[BaseModel] = SweepConfig, prefix: str = "") -> list[str]:

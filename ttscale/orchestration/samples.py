@@ -143,7 +143,7 @@ def resolve_settings(
         # replicas asked for now must fit
         final["executor_options"] = {**final["executor_options"],
                                      "fit": bool(given.get("fit", "replicas" not in given))}
-    settings: SampleSettings = parse_settings(final, "command line")
+    settings: SampleSettings = parse_settings(final, "sample")
     if not out:
         raise InputError("--out: missing (the run directory to write)")
     if settings.backend == "import":

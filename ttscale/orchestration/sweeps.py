@@ -83,7 +83,8 @@ def _check_model(m: ModelSpec, where: str, unreachable_ok: bool = False) -> str 
 
         if unreachable_ok and not isinstance(e, RepositoryNotFoundError):
             return (f"model {m.model!r} not checked: not in the local cache and the hub does not "
-                    f"answer ({type(e).__name__}); no FLOPs estimate")
+                    f"answer ({type(e).__name__}); FLOPs from analysis.model_shape or a preset of "
+                    "that name, if any")
         raise InputError(f"{where}.model: {m.model!r} is not a local folder, not in the Hugging Face "
                          f"cache, and the hub does not answer for it ({type(e).__name__})") from e
 
@@ -198,15 +199,26 @@ def dry_run(cfg: SweepConfig, cells: list[Cell]) -> list[dict[str, Any]]:
                "est_output_tokens": int(left * out_tokens),
                "est_prompt_tokens": int(prompt_chars / 4 * pairs_left),
                "verifiers": ",".join(verifier_label(v) for v in cell.verifiers)}
-        flops = _flops_per_token(cell.model)
+        flops = _flops_per_token(cell.model, cfg.analysis.model_shape)
         tokens = row["est_output_tokens"] + row["est_prompt_tokens"]
         row["est_flops"] = float(flops * tokens) if flops and tokens else (0.0 if not tokens else None)
         rows.append(row)
     return rows
 
 
-def _flops_per_token(m: ModelSpec) -> float | None:
-    """2 * params (Large Language Monkeys' FLOPs per token, context term left out)."""
+def _flops_per_token(m: ModelSpec, model_shape: str | None = None) -> float | None:
+    """2 * params (Large Language Monkeys' FLOPs per token, context term left out): from the
+    analysis' ``model_shape`` (a preset, a folder, a cached hub config; "auto" or unset: the
+    model's name), else from the model's own config.json where it can be found offline."""
+    from ttscale.analysis.costs.model_shape import find_shape
+
+    for name in ([model_shape] if model_shape and model_shape != "auto" else []) + [m.model]:
+        try:
+            found = find_shape(name)
+        except Exception:  # noqa: BLE001 - an unreadable config: try the next source
+            found = None
+        if found is not None:
+            return 2.0 * float(found[0].num_params)
     try:
         from ttscale.sampling.backends.transformers_backend import resolve_model
 

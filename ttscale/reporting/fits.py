@@ -89,6 +89,7 @@ def fit_section(fits: list[dict[str, Any]], group_cols: list[str] | None = None)
         "confidence band of the measured curve; its saturation point and any forecast from it "
         "should not be relied on. Safe to extrapolate: the law fitted on k up to n/10 predicts "
         "the coverage measured at n (a back-test inside the data).</p>"
+        '<div class="scroll">'  # wide: scrolls within the page like the other tables
         f"<table><thead><tr>{''.join(f'<th class=l>{_e(h)}</th>' for h in head)}</tr></thead>"
-        f"<tbody>{rows}</tbody></table>" + (f"<ul>{''.join(notes)}</ul>" if notes else "")
+        f"<tbody>{rows}</tbody></table></div>" + (f"<ul>{''.join(notes)}</ul>" if notes else "")
     )

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttscale.reporting.svg import Series, histogram, line_chart, table_html
-from ttscale.rundir.store import RunDir, shard_paths
+from ttscale.rundir.damage import DamagedShard, iter_shard_batches, open_shard, read_shard
+from ttscale.rundir.store import SAMPLE_SCHEMA, VERDICT_SCHEMA, RunDir, shard_paths
 
 
 def _esc(x: Any) -> str:
@@ -166,6 +168,8 @@ def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
         return ""
     try:
         rates = pass_rates(rd, oracle)
+    except DamagedShard:
+        raise  # named with its repair, never a section silently missing
     except Exception:  # noqa: BLE001 - a run without readable verdicts has no per-problem view
         return ""
     if not len(rates):
@@ -174,6 +178,8 @@ def problems_section(run: Path, cfg: dict[str, Any], examples: int = 3) -> str:
     try:
         problems = rd.read_problems().set_index("problem_id")
         found = first_examples(rd, oracle, picks)
+    except DamagedShard:
+        raise
     except Exception:  # noqa: BLE001
         return rates_block(oracle, rates)
     return rates_block(oracle, rates) + examples_table(picks, rates, problems, found)
@@ -258,7 +264,8 @@ def _first_keys(rd: RunDir, verifier: str, picks: list[str],
     of the picked problems, ``skip`` left out; one verdict shard's filtered rows at a time."""
     best: dict[tuple[str, bool], tuple[Any, ...]] = {}
     for path in shard_paths(rd.verdicts_dir(verifier)):
-        t = pq.read_table(path, columns=[*_KEY, "passed"], filters=[("problem_id", "in", picks)])
+        t = read_shard(path, VERDICT_SCHEMA, [*_KEY, "passed"])
+        t = t.filter(pc.is_in(t["problem_id"], pa.array(picks, pa.string())))
         for pid in picks:
             for flag in (True, False):
                 mask = pc.and_(pc.equal(t["problem_id"], pid), pc.equal(t["passed"], flag))
@@ -283,8 +290,8 @@ def _texts(rd: RunDir, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], str 
     is streamed in batches up to the last of them (never a whole shard's texts at once)."""
     found: dict[tuple[Any, ...], str | None] = {}
     for path in shard_paths(rd.samples_dir):
-        pf = pq.ParquetFile(path, buffer_size=TEXT_BUFFER)
-        t = pf.read(columns=_KEY)
+        pf = open_shard(path, SAMPLE_SCHEMA, buffer_size=TEXT_BUFFER)
+        t = read_shard(path, SAMPLE_SCHEMA, _KEY)
         mask = None
         for p, temp, i in keys - found.keys():
             hit = pc.and_(pc.and_(pc.equal(t["problem_id"], p), pc.equal(t["temperature"], temp)),
@@ -298,7 +305,7 @@ def _texts(rd: RunDir, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], str 
         at = {r: (k["problem_id"], k["temperature"], k["sample_index"])
               for r, k in zip(rows, t.take(rows).to_pylist(), strict=True)}
         start = 0
-        for batch in pf.iter_batches(batch_size=TEXT_BATCH, columns=["text"]):
+        for batch in iter_shard_batches(pf, path, batch_size=TEXT_BATCH, columns=["text"]):
             for r in rows:
                 if start <= r < start + batch.num_rows and at[r] not in found:
                     found[at[r]] = batch.column(0)[r - start].as_py()

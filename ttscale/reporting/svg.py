@@ -75,6 +75,7 @@ def line_chart(series: list[Series], x_label: str, y_label: str, log_x: bool = T
     out.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">{_esc(x_label)}</text>'
                f'<text transform="translate(12 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
                f'{_esc(y_label)}</text>')
+    labels = legend_labels([s.name for s in series])
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         keep = [j for j, x in enumerate(s.xs) if _ok(x, log_x) and s.ys[j] == s.ys[j]]
@@ -98,9 +99,10 @@ def line_chart(series: list[Series], x_label: str, y_label: str, log_x: bool = T
         g.append("</g>")
         out.extend(g)
         ly = top + 14 + 16 * i
-        out.append(f'<g data-series="{_esc(s.name)}" style="cursor:pointer"><title>click to hide or show</title>'
+        out.append(f'<g data-series="{_esc(s.name)}" style="cursor:pointer">'
+                   f'<title>{_esc(s.name)} (click to hide or show)</title>'
                    f'<rect x="{left + plot_w + 12}" y="{ly - 9}" width="14" height="10" fill="{color}"/>'
-                   f'<text x="{left + plot_w + 30}" y="{ly}">{_esc(_short(s.name, 30))}</text></g>')
+                   f'<text x="{left + plot_w + 30}" y="{ly}">{_esc(labels[i])}</text></g>')
     out.append("</svg>")
     return "".join(out)
 
@@ -154,6 +156,24 @@ def _ticks(x0: float, x1: float, log_x: bool) -> list[float]:
     if log_x:
         return [10.0 ** e for e in range(math.floor(x0), math.ceil(x1) + 1) if x0 - 1e-9 <= e <= x1 + 1e-9]
     return [x0 + (x1 - x0) * i / 5 for i in range(6)]
+
+
+def legend_labels(names: list[str], n: int = 30) -> list[str]:
+    """Each name in at most ``n`` characters, distinct where the names are: cut at the end,
+    else in the middle (keeping both ends), else numbered."""
+    short = [_short(x, n) for x in names]
+    if len(set(short)) < len(set(names)):
+        head = (n - 1) // 3
+        short = [x if len(x) <= n else x[:head] + "…" + x[-(n - 1 - head):] for x in names]
+    seen: dict[str, int] = {}
+    out = []
+    for name, label in zip(names, short, strict=True):
+        clash = [m for m in set(names) if m != name and short[names.index(m)] == label]
+        if clash:
+            seen[label] = seen.get(label, 0) + 1
+            label = f"{label[: n - 4]}… #{seen[label]}"
+        out.append(label)
+    return out
 
 
 def _short(text: str, n: int) -> str:

@@ -56,6 +56,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: is a directory, expected a CSV or Parquet counts table")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
+    with open(path, "rb") as f:
+        head = f.read(256).lstrip()
+    if path.suffix.lower() in (".json", ".jsonl") or head[:1] in (b"{", b"["):
+        raise InputError(f"{path}: is JSON; a counts table is a CSV or Parquet file with columns "
+                         "problem, num_samples, num_correct")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)

@@ -114,7 +114,9 @@ def _describe_holder(path: Path) -> str:
     if not isinstance(info, dict) or not info.get("pid"):
         return "another process"
     since = str(info.get("since", "?"))
-    command = " ".join(str(info.get("command", "")).split())[:80]
+    command = " ".join(str(info.get("command", "")).split())
+    if len(command) > 400:  # whole, unless absurdly long
+        command = command[:399] + "…"
     return (f"pid {info['pid']} on {info.get('host', '?')}, since {since}"
             + (f": {command}" if command else ""))
 
@@ -182,8 +184,13 @@ def stage_lock(
         info = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage,
                 "since": datetime.now(UTC).isoformat(timespec="seconds"),
                 "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError as e:  # a full disk: name the file (pwrite's error has no path)
+            from ttscale.errors import StorageError
+
+            raise StorageError.from_os_error(path, e) from e
         remove_stale_temporaries(stage_folders(root, stage) if clean is None else clean)
         with _held_lock:
             _held[key] = 1

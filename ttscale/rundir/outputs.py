@@ -26,17 +26,28 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _named(flag: str, path: Path) -> str:
+    """``--out PATH`` for a flag, ``out=PATH`` for an API argument, ``PATH`` when ``flag`` is
+    the path itself or a description already holding it."""
+    if flag.startswith("-"):
+        return f"{flag} {path}"
+    if flag.isidentifier():
+        return f"{flag}={str(path)!r}"
+    return flag if str(path) in flag else f"{flag} {path}"
+
+
 def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     """``path`` is (or can be made) a writable folder; InputError otherwise. Writes nothing."""
     path = Path(path)
+    where = _named(flag, path)
     if path.exists() and not path.is_dir():
-        raise InputError(f"{flag} {path}: exists and is not a folder")
+        raise InputError(f"{where}: exists and is not a folder")
     base = _nearest_existing(path)
     if not base.is_dir():
-        raise InputError(f"{flag} {path}: {base} is not a folder")
+        raise InputError(f"{where}: {base} is not a folder")
     if not os.access(base, os.W_OK | os.X_OK):
         why = "is on a read-only filesystem" if _read_only_fs(base) else "is not writable"
-        raise InputError(f"{flag} {path}: {base} {why}")
+        raise InputError(f"{where}: {why}" if base == path else f"{where}: {base} {why}")
     return path
 
 
@@ -44,9 +55,9 @@ def check_out_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     """``path`` is a file that can be written (its folder made); InputError otherwise."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{flag} {path}: is a folder, expected a file name")
+        raise InputError(f"{_named(flag, path)}: is a folder, expected a file name")
     if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"{flag} {path}: is not writable")
+        raise InputError(f"{_named(flag, path)}: is not writable")
     check_out_dir(path.parent, flag)
     return path
 

@@ -123,7 +123,7 @@ def check(problems: list[str], where: Path, allow_stale: bool = False) -> list[s
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     line = f"{where}: stale: {problems[0]}{more}"
     if not allow_stale:
-        raise StaleError(f"{line}; or pass --allow-stale")
+        raise StaleError(f"{line}; or pass --allow-stale (allow_stale=True in the API)")
     print(f"warning: {line}", file=sys.stderr)
     return problems
 

@@ -34,6 +34,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttscale.errors import InputError, StorageError
+from ttscale.rundir.damage import (
+    find_damaged,
+    iter_shard_batches,
+    open_shard,
+    read_shard,
+    run_dir_of,
+    set_aside,
+)
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -96,25 +104,31 @@ def with_late_columns(table: pa.Table | pa.RecordBatch, columns: list[str]) -> p
     return pa.table(out, names=columns)
 
 
-def read_parquet(source: str | os.PathLike | pq.ParquetFile, columns: list[str]) -> pa.Table:
-    """Read ``columns`` of one shard, filling late columns that an older shard lacks."""
-    pf = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+def read_parquet(source: str | os.PathLike | pq.ParquetFile, columns: list[str],
+                 schema: pa.Schema | None = None) -> pa.Table:
+    """Read ``columns`` of one shard, filling late columns that an older shard lacks; a shard
+    that cannot be read (path given) is a :class:`ttscale.rundir.damage.DamagedShard`."""
+    pf = source if isinstance(source, pq.ParquetFile) else open_shard(Path(source), schema)
     have = set(pf.schema_arrow.names)
     present = [c for c in columns if c in have]
     extra = ["num_output_tokens"] if ("answer_tokens" in columns and "answer_tokens" not in have
                                       and "num_output_tokens" in have
                                       and "num_output_tokens" not in present) else []
-    return with_late_columns(pf.read(columns=present + extra), columns)
+    if isinstance(source, pq.ParquetFile):
+        return with_late_columns(pf.read(columns=present + extra), columns)
+    return with_late_columns(read_shard(Path(source), schema, present + extra), columns)
 
 
-def iter_batches(path: str | os.PathLike, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
-    """A shard's ``columns`` batch by batch, late columns filled (see :func:`read_parquet`)."""
-    pf = pq.ParquetFile(path)
+def iter_batches(path: str | os.PathLike, columns: list[str], batch_size: int,
+                 schema: pa.Schema | None = None) -> Iterator[pa.Table]:
+    """A shard's ``columns`` batch by batch, late columns filled (see :func:`read_parquet`); a
+    shard that cannot be read is a :class:`ttscale.rundir.damage.DamagedShard`."""
+    pf = open_shard(Path(path), schema)
     have = set(pf.schema_arrow.names)
     present = [c for c in columns if c in have]
     if "answer_tokens" in columns and "answer_tokens" not in have and "num_output_tokens" not in present:
         present.append("num_output_tokens")
-    for batch in pf.iter_batches(batch_size=batch_size, columns=present):
+    for batch in iter_shard_batches(pf, Path(path), batch_size=batch_size, columns=present):
         yield with_late_columns(batch, columns)
 
 
@@ -240,9 +254,14 @@ class RunDir:
         if not self.run_json.is_file():
             return {}
         try:
-            return json.loads(self.run_json.read_text())
+            rec = json.loads(self.run_json.read_text())
         except json.JSONDecodeError as e:
             raise InputError(f"{self.run_json}: not valid JSON ({e.msg}, line {e.lineno})") from e
+        except UnicodeDecodeError as e:
+            raise InputError(f"{self.run_json}: not UTF-8 text") from e
+        if not isinstance(rec, dict):
+            raise InputError(f"{self.run_json}: expected a JSON object, got {type(rec).__name__}")
+        return rec
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, config)
@@ -341,11 +360,34 @@ def write_shard(folder: Path, table: pa.Table) -> Path:
 def read_shards(
     folder: Path, schema: pa.Schema, columns: list[str] | None = None
 ) -> pd.DataFrame:
-    """Concatenate a folder's shards (an empty frame with the schema's columns if none)."""
+    """Concatenate a folder's shards (an empty frame with the schema's columns if none); a
+    shard that cannot be read raises :class:`ttscale.rundir.damage.DamagedShard`."""
     paths = shard_paths(folder)
     cols = columns or [f.name for f in schema]
     if not paths:
         return schema.empty_table().select(cols).to_pandas()
-    tables = [read_parquet(p, cols) for p in paths]
+    tables = [read_parquet(p, cols, schema) for p in paths]
     return pa.concat_tables(tables).to_pandas()
 
+
+
+def repair_folder(folder: Path, schema: pa.Schema) -> list[Path]:
+    """Set aside every damaged shard of ``folder`` (samples/ or verdicts/<name>/, see
+    :mod:`ttscale.rundir.damage`) and count them in run.json's ``damaged_shards_set_aside``;
+    their new paths. Call under the folder's stage lock."""
+    damaged = find_damaged(shard_paths(folder), schema)
+    if not damaged:
+        return []
+    run_dir = run_dir_of(folder)
+    moved = set_aside(run_dir, damaged)
+    try:
+        rec = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return moved  # no record to count in (an imported or hand-made run)
+    if isinstance(rec, dict):
+        key = str(folder.relative_to(run_dir))
+        total = dict(rec.get("damaged_shards_set_aside") or {})
+        total[key] = int(total.get(key, 0)) + len(moved)
+        rec["damaged_shards_set_aside"] = total
+        atomic_write_json(run_dir / "run.json", rec)
+    return moved

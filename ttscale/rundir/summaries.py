@@ -26,7 +26,10 @@ needs, batch by batch), adds their counts and writes the whole file atomically (
 fsync, rename). A shard is named once and never rewritten, so the file always equals the sum
 over the shards it names: killed at any moment (SIGKILL included), the old file stays and the
 next update folds the remaining shards. A folded shard that has disappeared (shards deleted by
-hand) makes the next update recount from scratch.
+hand) makes the next update recount from scratch. The file also records each folded shard's
+size: a shard whose size has changed since (cut short by a copy, say) is opened and, if it cannot
+be read, named as damaged (:class:`ttscale.rundir.damage.DamagedShard`) rather than counted from
+the summary as if it were whole.
 
 Duplicates cannot be seen from counts alone; the check made here is that a verifier never has
 more verdicts of a (problem, temperature) than there are samples of it, and none of a (problem,
@@ -46,7 +49,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttscale.errors import InputError
-from ttscale.rundir.store import RunDir, atomic_write_bytes, iter_batches, read_parquet, shard_paths
+from ttscale.rundir.damage import DamagedShard, read_shard
+from ttscale.rundir.store import (
+    SAMPLE_SCHEMA,
+    VERDICT_SCHEMA,
+    RunDir,
+    atomic_write_bytes,
+    iter_batches,
+    read_parquet,
+    shard_paths,
+)
 
 VERSION = 2  # 2: the budget axis (a version-1 file is recounted from the shards)
 META_KEY = b"ttscale.summary"
@@ -75,6 +87,7 @@ class Summary:
     shards: list[str]
     content_hash: str
     path: Path
+    sizes: dict[str, int] | None = None  # bytes of each folded shard when it was folded
 
 
 def summaries_dir(run: RunDir) -> Path:
@@ -147,12 +160,34 @@ def _read(path: Path, schema: pa.Schema) -> Summary | None:
         table = pf.read().cast(schema)
     except (OSError, ValueError, pa.ArrowInvalid):
         return None
-    return Summary(table, list(meta.get("shards", [])), str(meta.get("hash", "")), path)
+    sizes = meta.get("sizes")
+    return Summary(table, list(meta.get("shards", [])), str(meta.get("hash", "")), path,
+                   dict(sizes) if isinstance(sizes, dict) else None)
 
 
-def _write(path: Path, table: pa.Table, shards: list[str]) -> Summary:
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _changed(have: Summary, shards: list[Path], schema: pa.Schema | None) -> bool:
+    """Whether a folded shard's size differs from when it was folded (or was not recorded);
+    one that changed and cannot be read raises DamagedShard."""
+    if have.sizes is None:
+        return True
+    changed = False
+    for p in shards:
+        if p.name in have.sizes and have.sizes[p.name] != _size(p):
+            read_shard(p, schema)  # raises when damaged
+            changed = True
+    return changed
+
+
+def _write(path: Path, table: pa.Table, shards: list[str], sizes: dict[str, int] | None = None) -> Summary:
     h = _hash(table)
-    meta = {"version": VERSION, "shards": shards, "hash": h}
+    meta = {"version": VERSION, "shards": shards, "hash": h, "sizes": sizes or {}}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf)
@@ -160,16 +195,18 @@ def _write(path: Path, table: pa.Table, shards: list[str]) -> Summary:
         atomic_write_bytes(path, buf.getvalue().to_pybytes())
     except OSError:  # a read-only run directory: the summary is still right, just not kept
         pass
-    return Summary(table.replace_schema_metadata(None), shards, h, path)
+    return Summary(table.replace_schema_metadata(None), shards, h, path, sizes)
 
 
 def _update(path: Path, folder: Path, schema: pa.Schema, columns: list[str], part, keys: list[str],
-            values: list[str]) -> Summary:
+            values: list[str], shard_schema: pa.Schema | None = None) -> Summary:
     shards = shard_paths(folder)
     names = [p.name for p in shards]
     have = _read(path, schema)
     if have is not None and not set(have.shards) <= set(names):
         have = None  # a folded shard is gone: recount everything
+    if have is not None and _changed(have, shards, shard_schema):
+        have = None  # a folded shard was rewritten (and is readable): recount everything
     done = set(have.shards) if have is not None else set()
     new = [p for p in shards if p.name not in done]
     if have is not None and not new:
@@ -177,14 +214,15 @@ def _update(path: Path, folder: Path, schema: pa.Schema, columns: list[str], par
     parts = [have.table] if have is not None else [schema.empty_table()]
     for p in new:
         pending = []
-        for batch in iter_batches(p, columns, BATCH_ROWS):
+        for batch in iter_batches(p, columns, BATCH_ROWS, shard_schema):
             pending.append(part(batch))
         if pending:
             parts.append(_sum_by(pa.concat_tables(pending), keys, values))
         if len(parts) > 8:  # keep the running total small
             parts = [_sum_by(pa.concat_tables(parts), keys, values).cast(schema)]
     table = _sum_by(pa.concat_tables(parts), keys, values).cast(schema)
-    return _write(path, table, [*(have.shards if have is not None else []), *[p.name for p in new]])
+    folded = [*(have.shards if have is not None else []), *[p.name for p in new]]
+    return _write(path, table, folded, {p.name: _size(p) for p in shards if p.name in set(folded)})
 
 
 def samples_summary(run: RunDir) -> Summary:
@@ -195,7 +233,7 @@ def samples_summary(run: RunDir) -> Summary:
     return _update(samples_summary_path(run), run.samples_dir, SAMPLES_SUMMARY_SCHEMA,
                    ["problem_id", "temperature", "budget", "num_prompt_tokens", "num_output_tokens",
                     "thinking_tokens", "answer_tokens", "forced"],
-                   _samples_part, GROUP, SAMPLE_VALUES)
+                   _samples_part, GROUP, SAMPLE_VALUES, SAMPLE_SCHEMA)
 
 
 def verdict_summary(run: RunDir, verifier: str, check: bool = True) -> Summary:
@@ -207,7 +245,10 @@ def verdict_summary(run: RunDir, verifier: str, check: bool = True) -> Summary:
     try:
         s = _update(verdict_summary_path(run, verifier), folder, VERDICT_SUMMARY_SCHEMA,
                     ["problem_id", "temperature", "budget", "answer", "score", "passed"],
-                    _verdicts_part, VERDICT_KEYS, ["count", "passed"])
+                    _verdicts_part, VERDICT_KEYS, ["count", "passed"],
+                    VERDICT_SCHEMA)
+    except DamagedShard:
+        raise
     except InputError as e:
         raise InputError(f"{folder}: {e}") from None
     if check:
@@ -300,7 +341,7 @@ def _joint_dense(run: RunDir, verifier: str, reference: str) -> pa.Table | None:
     def fill(name: str) -> np.ndarray | None:
         state = np.full(total, -1, np.int8)
         for path in shard_paths(run.verdicts_dir(name)):
-            t = read_parquet(path, _KEY_COLUMNS)
+            t = read_parquet(path, _KEY_COLUMNS, VERDICT_SCHEMA)
             p = pc.index_in(t["problem_id"], pids).to_numpy(zero_copy_only=False)
             q = pc.index_in(t["temperature"], temps).to_numpy(zero_copy_only=False)
             r = pc.index_in(t["budget"], buds).to_numpy(zero_copy_only=False)
@@ -341,7 +382,7 @@ def _joint_join(run: RunDir, verifier: str, reference: str) -> pa.Table:
     cols = _KEY_COLUMNS
 
     def read(name: str, as_: str) -> pa.Table:
-        parts = [read_parquet(p, cols) for p in shard_paths(run.verdicts_dir(name))]
+        parts = [read_parquet(p, cols, VERDICT_SCHEMA) for p in shard_paths(run.verdicts_dir(name))]
         t = pa.concat_tables(parts) if parts else pa.table({c: [] for c in cols})
         return t.rename_columns([*cols[:4], as_])
 

@@ -126,6 +126,8 @@ class SamplingResult:
     seconds: float  # the whole call, model loading included
     output_tokens: int
     sampling_seconds: float = 0.0  # generating and writing shards only
+    #: damaged shards this call set aside (``repair=True``): where each went under damaged/
+    set_aside: list[Path] = dataclasses.field(default_factory=list)
 
     @property
     def samples_per_second(self) -> float:
@@ -196,6 +198,18 @@ def locked(run: RunDir) -> AbstractContextManager[Path]:
     return stage_lock(run.path, "sampling")
 
 
+def check_identity(run: RunDir, s: SampleSettings, old: dict[str, Any] | None = None) -> None:
+    """InputError when ``s`` changes a setting that fixes which samples are drawn."""
+    old = run.read_config() if old is None else old
+    if not old:
+        return
+    theirs = old.get("identity", {})
+    for key, value in identity(s).items():
+        if theirs.get(key) != value:
+            raise InputError(f"{run.run_json}: field '{key}' is {theirs.get(key)!r} in this run, not "
+                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
+
+
 def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
     """The stored run.json, after checking that ``s`` only extends it (InputError otherwise)."""
     old = run.read_config()
@@ -203,13 +217,8 @@ def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict
         return {}  # nothing drawn yet, so nothing is fixed: the settings may still change
     if not old:
         raise InputError(f"{run.run_json}: missing, but {run.samples_dir} holds samples")
+    check_identity(run, s, old)
     where = str(run.run_json)
-    mine = identity(s)
-    theirs = old.get("identity", {})
-    for key, value in mine.items():
-        if theirs.get(key) != value:
-            raise InputError(f"{where}: field '{key}' is {theirs.get(key)!r} in this run, not "
-                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
     check_rule(old, s, where)
     if s.num_samples is not None and old.get("num_samples") and s.num_samples < old["num_samples"]:
         raise InputError(f"{where}: field 'num_samples': this run has K={old['num_samples']}, "
@@ -311,8 +320,16 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
     from ttscale.sampling.executors import executor_of
 
     executor_of(settings)  # a bad executor option: an error before anything is loaded
+    from ttscale.sampling.backends.options import check_options
+
+    try:  # a bad backend option too
+        check_options(settings.backend, dict(settings.backend_options or {}))
+    except ValueError as e:
+        raise InputError(str(e)) from None
     t0 = time.time()
     run = RunDir(out)
+    if run.path.is_dir() and run.has_samples():  # a changed task or model: said before loading it
+        check_identity(run, settings)
     problems, stop, task = load_task(settings)
     thinking = thinking_of(settings, task)
     check_budget_settings(settings, "settings")
@@ -333,6 +350,9 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
                 make_backend,  # local: in this process; ray: replicas
             )
 
+            if progress and sys.stderr.isatty():  # loading takes 10-40 s before the first sample
+                print(f"sampling: loading {settings.model} ({settings.backend} backend)...",
+                      file=sys.stderr, flush=True)
             backend = make_backend(settings)
         if backend is not None and hasattr(backend, "validate"):  # bad prompts: nothing written
             try:

@@ -28,9 +28,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ttscale.rundir.store import SAMPLE_KEY, SAMPLE_SCHEMA, RunDir, read_parquet, shard_paths
+from ttscale.rundir.store import (
+    SAMPLE_KEY,
+    SAMPLE_SCHEMA,
+    VERDICT_SCHEMA,
+    RunDir,
+    read_parquet,
+    shard_paths,
+)
 
 #: a group of samples: (problem, temperature, budget)
 GROUP = ["problem_id", "temperature", "budget"]
@@ -121,7 +127,7 @@ def mark_covered(run: RunDir, folder: str, p: Plan) -> None:
 def _done_keys(run: RunDir, folder: str, problem_ids: list[str]) -> pd.MultiIndex:
     """Keys of the verdicts of these problems (only the key columns, filtered per shard)."""
     paths = [str(p) for p in shard_paths(run.verdicts_dir(folder))]
-    parts = [read_parquet(p, SAMPLE_KEY) for p in paths]
+    parts = [read_parquet(p, SAMPLE_KEY, VERDICT_SCHEMA) for p in paths]
     table = pa.concat_tables(parts)
     df = table.filter(pc.is_in(table["problem_id"], value_set=pa.array(problem_ids))).to_pandas()
     return pd.MultiIndex.from_frame(df[SAMPLE_KEY].astype({"sample_index": np.int64}))
@@ -144,12 +150,11 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
         return
     for name in p.shards:
         path = run.samples_dir / name
-        pf = pq.ParquetFile(path)
-        keys = read_parquet(pf, SAMPLE_KEY).to_pandas()
+        keys = read_parquet(path, SAMPLE_KEY, SAMPLE_SCHEMA).to_pandas()
         mask = _mask(keys, p)
         if not mask.any():
             continue
-        table = read_parquet(pf, columns)
+        table = read_parquet(path, columns, SAMPLE_SCHEMA)
         if not mask.all():
             table = table.filter(pa.array(mask))
         yield table.to_pandas()
@@ -158,7 +163,7 @@ def iter_shards(run: RunDir, p: Plan, columns: list[str]) -> Iterator[pd.DataFra
 def iter_keys(run: RunDir) -> Iterator[pd.DataFrame]:
     """Every sample's key, one frame per shard (for checks that must see all samples)."""
     for path in shard_paths(run.samples_dir):
-        yield read_parquet(path, SAMPLE_KEY).to_pandas()
+        yield read_parquet(path, SAMPLE_KEY, SAMPLE_SCHEMA).to_pandas()
 
 
 def iter_tasks(run: RunDir, p: Plan, columns: list[str], problems: dict[str, Any]

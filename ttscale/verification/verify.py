@@ -37,6 +37,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -164,8 +165,12 @@ def load_problems(run: RunDir) -> dict[str, Problem]:
     (from the samples summary: no sample is read)."""
     from ttscale.rundir.summaries import samples_summary
 
+    if run.path.is_file():
+        raise InputError(f"{run.path}: a file, not a run directory (a counts table goes to "
+                         "analyze, forecast or simulate)")
     if not run.exists():
         raise InputError(f"{run.path}: run directory does not exist")
+    run.read_config()  # a run.json that is not JSON (or not a mapping) is refused, as analyze does
     if not run.has_samples():
         if not run.run_json.is_file() and not run.problems_path.is_file():
             from ttscale.rundir.outputs import not_a_run
@@ -198,6 +203,8 @@ class VerifyResult:
     shards: int
     repaired: int = 0  # duplicate verdicts removed (left by concurrent runs of older versions)
     faults: dict[str, int] = field(default_factory=dict)  # executor ray: workers lost, replaced, dropped
+    #: damaged verdict shards set aside (``repair=True``), their rows judged again
+    set_aside: list[Path] = field(default_factory=list)
 
 
 def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = None,
@@ -234,13 +241,15 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
                batch_problems: int = 64, time_limit: float = 60.0,
                time_limit_per_sample: float = 1.0, progress: Any = None,
                executor: Any = None, wait: bool | float = False,
-               on_wait: Any = None) -> VerifyResult:
+               on_wait: Any = None, repair: bool = False) -> VerifyResult:
     """Verify every sample of ``run_dir`` not yet verified by this verifier; see module doc.
 
     Holds the stage lock ``verify:<folder>`` (:func:`ttscale.rundir.locks.stage_lock`) throughout:
     another process verifying into the same folder raises :class:`ttscale.rundir.locks.StageBusy`
     at once (or after ``wait`` seconds; True waits as long as it takes, telling ``on_wait``).
-    A folder holding duplicate verdicts (from older versions) is repaired first.
+    A folder holding duplicate verdicts (from older versions) is repaired first. With ``repair``,
+    damaged verdict shards (:mod:`ttscale.rundir.damage`) are set aside under ``damaged/`` first
+    and their samples judged again.
 
     ``executor`` (a :class:`ttscale.sampling.executors.ExecutorSpec`; default local) set to ray fans the
     problems out to verifier actors on a Ray cluster (``workers`` is then unused).
@@ -257,7 +266,7 @@ def verify_run(run_dir: str | os.PathLike | RunDir, name: str | Verifier, option
         return _verify_locked(run, verifier, folder, problems, workers=workers,
                               batch_problems=batch_problems, time_limit=time_limit,
                               time_limit_per_sample=time_limit_per_sample, progress=progress,
-                              executor=executor)
+                              executor=executor, repair=repair)
 
 
 def _record_faults(run: RunDir, folder: str, faults: dict[str, int]) -> None:
@@ -289,13 +298,20 @@ def _has_duplicates(run: RunDir, folder: str) -> bool:
 
 def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[str, Problem], *,
                    workers: int | None, batch_problems: int, time_limit: float,
-                   time_limit_per_sample: float, progress: Any, executor: Any) -> VerifyResult:
+                   time_limit_per_sample: float, progress: Any, executor: Any,
+                   repair: bool = False) -> VerifyResult:
     from ttscale.verification.pending import iter_tasks, mark_covered, needed_columns, plan
+
+    set_aside = []
+    if repair:
+        from ttscale.rundir.store import repair_folder
+
+        set_aside = repair_folder(run.verdicts_dir(folder), VERDICT_SCHEMA)
 
     # duplicates left by older versions' concurrent runs (reads the verdicts only when present)
     repaired = run.dedupe_verdicts(folder) if _has_duplicates(run, folder) else 0
     todo = plan(run, folder)  # from the summaries: a re-run with nothing to do reads no sample
-    result = VerifyResult(folder, 0, todo.skipped, 0, 0, 0, repaired)
+    result = VerifyResult(folder, 0, todo.skipped, 0, 0, 0, repaired, set_aside)
     atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
         "name": verifier.name, "kind": verifier.kind,
         "options": _jsonable(verifier.options)})

@@ -181,7 +181,7 @@ def observed_coverage(n: Any, c: Any, ks: Any) -> np.ndarray:
 
 def forecast_records(
     counts: Any, group_cols: list[str], to_k: int, methods: list[str], source: str = "counts",
-    level: float = 0.9, n_boot: int = 100, seed: int = 0,
+    level: float = 0.9, n_boot: int = 100, seed: int = 0, progress: Any = None,
 ) -> list[dict[str, Any]]:
     """One record per (group, method) of a counts frame: the group values, ``method``, ``k``,
     ``coverage`` and its interval ``ci_low``/``ci_high`` at ``ci_level`` (null with ``n_boot``
@@ -191,7 +191,8 @@ def forecast_records(
     A group with no correct sample at all has nothing to forecast from: its coverage is null
     and ``"error"`` says why (the other groups are still forecast). Counts of an adaptive run
     (a stopping rule) get the point forecasts of ``ttscale.analysis.forecasting.forecast.forecast_records``
-    and no interval (the bootstrap here assumes fixed n).
+    and no interval (the bootstrap here assumes fixed n). ``progress(done, total)``, if given,
+    is told after each (group, method).
     """
     from ttscale.analysis.adaptive.run import is_adaptive
     from ttscale.analysis.forecasting.forecast import forecast_records as point_records
@@ -204,7 +205,10 @@ def forecast_records(
     from ttscale.analysis.forecasting.forecast import choose_method
 
     out = []
+    total = (counts.groupby(group_cols, dropna=False).ngroups if group_cols else 1) * len(methods)
     for rec, _, n, c in method_records(counts, group_cols, to_k, methods):
+        if progress is not None:
+            progress(len(out), total)
         method = rec["method"]
         rec.update({"from_n": int(n.min()), "extrapolated": bool(to_k > int(n.min()))})
         if method == "auto" and (c > 0).any():
@@ -228,6 +232,8 @@ def forecast_records(
                        extrapolation_sd=_num(f.extrapolation_sd[0]),
                        model_sd=float(f.model_sd[0]))
         out.append(rec)
+    if progress is not None:
+        progress(len(out), total)
     return out
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -247,6 +248,7 @@ def simulate_groups(
     seed: int = 0, adaptive: list[int] | None = None, min_samples: int = 1, first_round: int = 32,
     growth: float = 2.0, adaptive_ks: list[int] | tuple[int, ...] = (1, 10, 100, 1000, 10000),
     adaptive_problems: int = 500, ci: float = 0.95, optimal_k_boot: int = 200,
+    progress: Any = None,
 ) -> tuple[pd.DataFrame, list[dict], pd.DataFrame | None]:
     """(simulation table, one summary per group, adaptive plan or None) per (group, difficulty[, counts]).
 
@@ -274,7 +276,9 @@ def simulate_groups(
                   adaptive_problems=adaptive_problems, ci=ci, optimal_k_boot=optimal_k_boot)
     ks = np.unique(np.concatenate([np.arange(1, min(k_max, 100) + 1), log_spaced_ks(k_max, 200)]))
     frames, summaries, plans = [], [], []
-    for group, diff, *rest in difficulties:
+    for i, (group, diff, *rest) in enumerate(difficulties):
+        if progress is not None:  # ``progress(done, total)`` per group
+            progress(i, len(difficulties))
         curves = simulate_curves(diff, ks, selection, fpr, fnr, fp_cost, cost_per_sample,
                                  wrong_answers, reward_separation, seed)
         summary = {**group, **summarise(curves, diff, selection, fpr, fnr, saturation_threshold),

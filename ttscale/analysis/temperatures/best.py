@@ -234,6 +234,13 @@ def counts_by_temperature(
     for col in ("problem", "num_samples", "num_correct", temperature_col):
         if col not in df.columns:
             raise InputError(f"{source}: missing column '{col}'")
+    temps = pd.to_numeric(df[temperature_col], errors="coerce")
+    bad = temps.isna() | ~np.isfinite(temps.astype(float)) | (temps < 0)
+    if bad.any():
+        value = df[temperature_col][bad].iloc[0]
+        raise InputError(f"{source}: field '{temperature_col}': {value!r} is not a temperature "
+                         "(a finite number >= 0)")
+    df = df.assign(**{temperature_col: temps.astype(float)})
     n_t = df.pivot_table(index="problem", columns=temperature_col, values="num_samples", aggfunc="sum")
     c_t = df.pivot_table(index="problem", columns=temperature_col, values="num_correct", aggfunc="sum")
     if n_t.isna().any().any():

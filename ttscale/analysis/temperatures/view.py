@@ -92,8 +92,12 @@ def best_temperatures(n: Any, c: Any, temperatures: list[float], ks: Any, n_boot
     for j, k in enumerate(ks):
         order = np.argsort(-mean[:, j], kind="stable")
         best = int(order[0])
+        top = mean[best, j]
+        tied = [float(temperatures[t]) for t in order if abs(mean[t, j] - top) <= 1e-12]
         rec: dict[str, Any] = {"k": int(k), "best_temperature": float(temperatures[best]),
-                               "coverage": float(mean[best, j])}
+                               "coverage": float(mean[best, j]),
+                               # the temperatures as good as the best: >1 means the data do not choose
+                               "tied": ",".join(f"{t:g}" for t in tied) if len(tied) > 1 else ""}
         if len(order) > 1:
             second = int(order[1])
             rec.update(runner_up=float(temperatures[second]),
@@ -102,9 +106,17 @@ def best_temperatures(n: Any, c: Any, temperatures: list[float], ks: Any, n_boot
                 diff = boot[:, best, j] - boot[:, second, j]
                 rec.update(gap_ci_low=float(np.quantile(diff, alpha)),
                            gap_ci_high=float(np.quantile(diff, 1 - alpha)),
-                           p_best=float(np.mean(boot[:, best, j] >= boot[:, :, j].max(axis=1))))
+                           p_best=_p_best(boot[:, :, j], best))
         rows.append(rec)
     return pd.DataFrame(rows)
+
+
+def _p_best(boot: np.ndarray, best: int) -> float:
+    """The share of resamples (rows of ``boot``, one column a temperature) in which ``best``
+    has the highest coverage, a tie shared equally among the tied: identical counts give 1/T."""
+    top = boot.max(axis=1, keepdims=True)
+    winners = np.abs(boot - top) <= 1e-12
+    return float(np.mean(winners[:, best] / winners.sum(axis=1)))
 
 
 def _halves(n: np.ndarray, c: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -254,7 +266,8 @@ def view_figure(view: TemperatureView, max_lines: int = 6) -> Any:
         ax.set_xlabel("temperature")
         ax.set_ylabel("coverage (pass@k), best starred")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    # one legend beside the last panel, never over the lines
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 

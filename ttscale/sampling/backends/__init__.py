@@ -55,6 +55,12 @@ def get_backend(name: str, **options: Any) -> Any:
 
     Unknown options are an InputError naming them and the known ones; so is a missing dependency.
     """
+    from ttscale.sampling.backends.options import check_options
+
+    try:  # typed and bounded before anything is built: one line per bad value
+        options = check_options(name, options)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     cls = backend_class(name)
     known = backend_options(name)
     if known is not None:

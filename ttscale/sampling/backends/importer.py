@@ -142,8 +142,11 @@ def import_samples(settings: Any, out: str | os.PathLike, progress: bool = True)
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
         raise InputError(f"--out {run.path}: exists and is not a directory")
+    from ttscale.rundir.outputs import undo_if_nothing_drawn
+
+    created = not run.path.exists()
     staged = stage_jsonl(src, settings, run, progress) if kind == "jsonl" else None
-    with locked(run):
+    with undo_if_nothing_drawn(run.path, created), locked(run):
         try:
             if staged is not None:
                 file_problems, verdicts = staged.problems, {}
@@ -211,8 +214,8 @@ def _problems_for(settings: Any, src: Path, file_problems: dict[str, Problem],
     known = {p.problem_id for p in task_problems}
     unknown = sorted(used - known)
     if unknown:
-        raise InputError(f"--from {src}: problem id {unknown[0]!r} is not one of task "
-                         f"{settings.task!r}'s {len(known)} problems")
+        raise InputError(f"--from {src}: problem id {unknown[0]!r} is not a problem of task "
+                         f"{settings.task!r} (it has {len(known)})")
     return task_problems
 
 

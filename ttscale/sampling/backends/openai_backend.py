@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx  # noqa: F401 - the openai extra; missing, get_backend names it with the pip hint
+
 from ttscale.errors import InputError
 from ttscale.sampling.backends.base import Backend, BackendInfo, Request, Sample
 from ttscale.sampling.backends.outage import DEFAULT_RETRY_WINDOW, Outage, preflight
@@ -193,7 +195,6 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------ internals
     async def _run_all(self, requests: list[Request], out: queue.Queue) -> None:
-        import httpx
 
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -267,7 +268,6 @@ class OpenAIBackend(Backend):
 
     async def _post(self, client: Any, sem: asyncio.Semaphore, bucket: TokenBucket | None,
                     body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
 
         path = ENDPOINTS[self.endpoint]
         last = ""
