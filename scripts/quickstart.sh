@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job from a fresh clone: install into .venv (CPU only, no network but the package
-# registry), then run the embedded sweep: results/embedded-arith/report.html.
+# registry), then run the embedded sweep: results/embedded-think/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -16,4 +16,4 @@ if ! python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null; then
 fi
 python -m pip install -q ".[cpu,math]"
 time ttscale sweep examples/embedded.yaml
-echo "open results/embedded-arith/report.html"
+echo "open results/embedded-think/report.html"

@@ -56,14 +56,16 @@ def write(path: Path, cfg: dict | str) -> Path:
 # -- valid configs -------------------------------------------------------------------------------
 def test_example_config_loads_with_its_values():
     cfg = load_sweep_config(EXAMPLE)
-    assert cfg.name == "embedded-arith"
-    assert (cfg.seed, cfg.num_samples, cfg.temperatures, cfg.max_tokens) == (0, 100, [0.6, 1.0], 8)
-    assert [(m.label, m.backend, m.model) for m in cfg.models] == [("arith-llama", "transformers", "embedded")]
-    assert [(t.name, t.num_problems, t.key) for t in cfg.tasks] == [("arithmetic", 50, "arithmetic")]
+    assert cfg.name == "embedded-think"
+    assert (cfg.seed, cfg.num_samples, cfg.temperatures, cfg.max_tokens) == (0, 32, [0.7, 1.0], 8)
+    assert cfg.budgets == [4, 8, 16, 32]
+    assert [(m.label, m.backend, m.model) for m in cfg.models] == [
+        ("think-llama", "transformers", "think-llama"), ("think-llama-small", "transformers", "think-llama-small")]
+    assert [(t.name, t.num_problems, t.key) for t in cfg.tasks] == [("long-addition", 40, "long-addition")]
     assert [v.name for v in cfg.verifiers] == ["exact", "majority", "imperfect"]
     assert cfg.verifiers[2].options == {"base": "exact", "fpr": 0.1, "fnr": 0.05}
     assert cfg.analysis.n_boot == 1000
-    assert sweep_root(cfg) == Path("results") / "embedded-arith"
+    assert sweep_root(cfg) == Path("results") / "embedded-think"
 
 
 @pytest.mark.skipif(not (EMBEDDED_DIR / "config.json").is_file(), reason="the embedded model is not shipped here")
@@ -71,12 +73,14 @@ def test_example_config_dry_run_plans_its_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, stdout, err = _run_cli(["sweep", str(EXAMPLE), "--dry-run", "--json"], capsys)
     assert code == 0, err
-    (row,) = json.loads(stdout)
+    rows = json.loads(stdout)
+    assert [r["model"] for r in rows] == ["think-llama", "think-llama-small"]
+    row = rows[0]
     assert {k: row[k] for k in ("model", "task", "problems", "temperatures", "k", "samples", "done", "to_sample")} == {
-        "model": "arith-llama", "task": "arithmetic", "problems": 50, "temperatures": 2, "k": 100,
-        "samples": 10_000, "done": 0, "to_sample": 10_000}
+        "model": "think-llama", "task": "long-addition", "problems": 40, "temperatures": 2, "k": 32,
+        "samples": 10_240, "done": 0, "to_sample": 10_240}
     assert row["verifiers"] == "exact,majority,imperfect-exact-fpr0.1-fnr0.05"
-    assert row["est_flops"] > 0  # the embedded model's shape is known
+    assert row["est_flops"] > rows[1]["est_flops"] > 0  # the shipped models' shapes are known
     assert list(tmp_path.iterdir()) == []  # results/ is not created by a dry run
 
 

@@ -14,7 +14,7 @@ The same verbs as the ``ttscale`` command, callable from Python (see ``ttscale.a
     ttscale.compare("runs/a", ["exact", "imperfect(base=exact,fpr=0.1)"])
     ttscale.forecast(counts, to=10_000); ttscale.simulate(counts, fpr=0.05)
     f = ttscale.frontier("runs/a"); f.table, f.moves, f.allocation, f.plot()
-    ttscale.sweep("examples/embedded.yaml"); ttscale.report("results/embedded-arith")
+    ttscale.sweep("examples/embedded.yaml"); ttscale.report("results/embedded-think")
     run = ttscale.open_run("runs/a"); run.samples, run.verdicts
 
 Importing ``ttscale`` is cheap: each name is loaded on first use (no torch, vLLM or matplotlib

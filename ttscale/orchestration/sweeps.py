@@ -57,7 +57,9 @@ def _check_model(m: ModelSpec, where: str, unreachable_ok: bool = False) -> str 
 
     if m.backend in ("openai", "import"):
         return
-    if m.model in EMBEDDED_NAMES:
+    from ttscale.core.models import shipped_model
+
+    if m.model in EMBEDDED_NAMES or shipped_model(m.model) is not None:
         try:
             resolve_model(m.model)
         except InputError as e:

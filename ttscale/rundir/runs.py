@@ -117,7 +117,7 @@ class Run:
 def open_run(path: str | os.PathLike) -> Run:
     """Open a run directory (InputError if ``path`` is not one); nothing is read until asked.
 
-    >>> run = ttscale.open_run("results/embedded-arith/embedded/arithmetic")  # doctest: +SKIP
+    >>> run = ttscale.open_run("results/embedded-think/think-llama/long-addition")  # doctest: +SKIP
     >>> run.samples.groupby("temperature").size()                            # doctest: +SKIP
     """
     p = Path(path)

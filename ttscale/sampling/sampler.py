@@ -166,11 +166,11 @@ def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures
 
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
                   stop: tuple[str, ...] = (), thinking: Thinking | None = None
-                  ) -> RequestPlan | BudgetRequests:
+                  ) -> RequestPlan | RequestList:
     """Requests for exactly the missing samples, problem by problem, chunked, seeds continuing:
     a lazily generated :class:`ttscale.sampling.planner.RequestPlan` (memory independent of K).
 
-    With budgets, a list of requests (:class:`BudgetRequests`), each covering a contiguous range of
+    With budgets, a list of requests (:class:`RequestList`), each covering a contiguous range of
     indices that lack the same budgets; ``existing`` then needs a ``budget`` column."""
     from ttscale.sampling.planner import plan
 
@@ -179,7 +179,7 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
     if s.budgets:
         from ttscale.sampling.budget_plan import plan_budget_requests
 
-        return BudgetRequests(plan_budget_requests(problems, s, existing, stop,
+        return RequestList(plan_budget_requests(problems, s, existing, stop,
                                                    thinking or thinking_of(s) or Thinking()))
     if "budget" in existing.columns:
         existing = existing[existing["budget"] == 0]
@@ -391,8 +391,9 @@ def samples_asked(r: Request) -> int:
     return r.n * max(1, len(r.budgets))
 
 
-class BudgetRequests(list):
-    """The planned requests of a run with budgets, with the plan's ``samples`` and ``distinct``."""
+class RequestList(list):
+    """Requests as a list (a run with budgets, an adaptive round), with a plan's ``samples`` and
+    ``distinct``."""
 
     @property
     def samples(self) -> int:
@@ -444,6 +445,8 @@ def _drain(run: RunDir, backend: Backend, requests: RequestPlan, progress: bool)
     """Write each batch the backend yields as one shard; returns (samples, output tokens)."""
     from tqdm import tqdm
 
+    if not hasattr(requests, "samples"):  # a plain list (adaptive rounds)
+        requests = RequestList(requests)
     total = requests.samples
     written = tokens = 0
     start = time.time()

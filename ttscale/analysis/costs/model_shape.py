@@ -77,6 +77,11 @@ def find_shape(name: str) -> tuple[ModelShape, str] | None:
     """(shape, its name: a preset, "embedded" or the config.json read), or None when unknown."""
     if name in EMBEDDED_NAMES:
         return _from_config_file(EMBEDDED_DIR / "config.json"), "embedded"
+    from ttscale.core.models import shipped_model
+
+    shipped = shipped_model(name)
+    if shipped is not None:
+        return _from_config_file(shipped / "config.json"), str(name)
     path = Path(name).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return _from_config_file(path / "config.json"), f"{path / 'config.json'}"

@@ -43,7 +43,10 @@ def resolve_model(name: str) -> str:
         if not (EMBEDDED_DIR / "config.json").is_file():
             raise InputError(f"--model {name}: the embedded model is missing from {EMBEDDED_DIR}")
         return str(EMBEDDED_DIR)
-    return str(name)
+    from ttscale.core.models import shipped_model
+
+    folder = shipped_model(name)  # think-llama, think-llama-small
+    return str(folder) if folder is not None else str(name)
 
 
 def weights_digest(path: str, limit_bytes: int = 256 << 20) -> str | None:
