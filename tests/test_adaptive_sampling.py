@@ -58,7 +58,7 @@ def test_decisions_follow_the_rule_and_samples_are_a_prefix_of_full_sampling(tmp
     # every adaptive sample is the full run's sample with the same key (the seed contract)
     ref = full.read_samples().merge(samples[SAMPLE_KEY], on=SAMPLE_KEY)
     pd.testing.assert_frame_equal(_sorted(samples), _sorted(ref))
-    passed = verdicts.set_index(SAMPLE_KEY)["passed"]
+    passed = verdicts.set_index(["problem_id", "temperature", "sample_index"])["passed"]
     for row in state.itertuples():
         idx = sorted(samples[(samples.problem_id == row.problem_id)
                              & (samples.temperature == row.temperature)]["sample_index"])
@@ -94,7 +94,7 @@ def test_growing_k_past_an_old_k_that_is_no_boundary_checks_it_once_more(tmp_pat
     before = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
     draw(settings(32), out, backend=backend, progress=False)  # then 32 (not 40)
     after = read_state(RunDir(out)).set_index(["problem_id", "temperature"])
-    passed = RunDir(out).read_verdicts("exact").set_index(SAMPLE_KEY)["passed"].sort_index()
+    passed = RunDir(out).read_verdicts("exact").set_index(["problem_id", "temperature", "sample_index"])["passed"].sort_index()
     moved = 0
     for key, row in after.iterrows():
         old = before.loc[key]

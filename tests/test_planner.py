@@ -55,12 +55,12 @@ def test_iter_chunks_cut_at_sample_boundaries_keeping_seeds():
 
 
 def test_a_local_run_fed_in_windows_draws_the_same_samples(tmp_path, monkeypatch):
-    import ttscale.sampling.sampler as sampler
+    import ttscale.sampling.planner as planner
 
     base = dict(task="arithmetic", model="embedded", num_problems=3, num_samples=10, max_tokens=6,
                 backend_options={"threads": 1, "batch_size": 4})
     run_sampling(SampleSettings(**base), tmp_path / "whole", progress=False)
-    monkeypatch.setattr(sampler, "WINDOW_SAMPLES", 9)  # windows of 8 samples: 2 batches each
+    monkeypatch.setattr(planner, "WINDOW_SAMPLES", 9)  # windows of 8 samples: 2 batches each
     run_sampling(SampleSettings(**base), tmp_path / "windows", progress=False)
     a = RunDir(tmp_path / "whole").read_samples().sort_values(SAMPLE_KEY).reset_index(drop=True)
     b = RunDir(tmp_path / "windows").read_samples().sort_values(SAMPLE_KEY).reset_index(drop=True)

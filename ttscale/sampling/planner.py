@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.sampling.backends.base import Request, seed_base
+from ttscale.sampling.backends.base import Backend, Request, seed_base
 
 Ranges = dict[tuple[str, float], list[tuple[int, int]]]
 
@@ -129,3 +129,69 @@ def iter_chunks(requests: Iterable[Request], size: int) -> Iterator[list[Request
                 cur, room = [], size
     if cur:
         yield cur
+
+
+def contiguous_ranges(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct integers as half-open runs: [0, 1, 2, 5, 6] -> [(0, 3), (5, 7)]."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(set(indices)):
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
+
+
+def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
+                    k: int) -> dict[tuple[str, float], list[int]]:
+    """For each (problem, temperature), the sample indices in 0..k-1 that ``existing`` lacks."""
+    have: dict[tuple[str, float], set[int]] = {}
+    if len(existing):
+        for (pid, t), idx in existing.groupby(["problem_id", "temperature"])["sample_index"]:
+            have[(str(pid), float(t))] = set(int(i) for i in idx)
+    out = {}
+    for pid in problem_ids:
+        for t in temperatures:
+            got = have.get((pid, float(t)), set())
+            lack = [i for i in range(k) if i not in got]
+            if lack:
+                out[(pid, float(t))] = lack
+    return out
+
+
+def samples_asked(r: Request) -> int:
+    """Samples a request gives: n, times its number of budgets."""
+    return r.n * max(1, len(r.budgets))
+
+
+class RequestList(list):
+    """Requests as a list (a run with budgets, an adaptive round), with a plan's ``samples`` and
+    ``distinct``."""
+
+    @property
+    def samples(self) -> int:
+        return sum(samples_asked(r) for r in self)
+
+    def distinct(self) -> list[Request]:
+        seen: set[tuple[str, float]] = set()
+        return [r for r in self if (r.problem_id, r.temperature) not in seen
+                and not seen.add((r.problem_id, r.temperature))]
+
+
+#: samples handed to a local backend per call (a multiple of its batch size): bounds the memory of
+#: a huge plan; a run below it is one call, as before
+WINDOW_SAMPLES = 1 << 18
+
+
+def windows(backend: Backend, requests: RequestPlan) -> Iterator[Iterable[Any]]:
+    """The plan as the backend takes it: whole and lazy for one that streams (Ray), else in
+    windows of about WINDOW_SAMPLES samples cut at a multiple of its batch size (so a batch
+    holds the same samples as in one call, and draws the same samples)."""
+    if getattr(backend, "streams_requests", False):
+        yield requests
+        return
+    if requests.samples <= WINDOW_SAMPLES:
+        yield list(requests)  # backends index their requests
+        return
+    size = max(1, int(getattr(backend, "batch_size", 1) or 1))
+    yield from iter_chunks(requests, max(1, WINDOW_SAMPLES // size) * size)

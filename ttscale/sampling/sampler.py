@@ -18,7 +18,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,9 +33,16 @@ from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
 from ttscale.rundir.store import SAMPLE_SCHEMA, RunDir, config_hash
 from ttscale.sampling.adaptive_settings import AdaptiveSettings, check_rule
-from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Request, Thinking
+from ttscale.sampling.backends.base import SEED_STRIDE, Backend, Thinking
 from ttscale.sampling.budget_plan import check_budget_settings, check_budgets, thinking_of
-from ttscale.sampling.planner import RequestPlan, iter_chunks
+from ttscale.sampling.executors import record_faults
+from ttscale.sampling.planner import (  # noqa: F401 (contiguous_ranges, missing_indices re-exported)
+    RequestList,
+    RequestPlan,
+    contiguous_ranges,
+    missing_indices,
+    windows,
+)
 from ttscale.sampling.prompt_check import check_prompt_lengths
 
 #: backend options that change speed or memory only, never which samples are drawn
@@ -136,34 +142,6 @@ class SamplingResult:
 
 
 # -- planning -------------------------------------------------------------------------------
-def contiguous_ranges(indices: list[int]) -> list[tuple[int, int]]:
-    """Sorted distinct integers as half-open runs: [0, 1, 2, 5, 6] -> [(0, 3), (5, 7)]."""
-    out: list[tuple[int, int]] = []
-    for i in sorted(set(indices)):
-        if out and out[-1][1] == i:
-            out[-1] = (out[-1][0], i + 1)
-        else:
-            out.append((i, i + 1))
-    return out
-
-
-def missing_indices(existing: pd.DataFrame, problem_ids: list[str], temperatures: list[float],
-                    k: int) -> dict[tuple[str, float], list[int]]:
-    """For each (problem, temperature), the sample indices in 0..k-1 that ``existing`` lacks."""
-    have: dict[tuple[str, float], set[int]] = {}
-    if len(existing):
-        for (pid, t), idx in existing.groupby(["problem_id", "temperature"])["sample_index"]:
-            have[(str(pid), float(t))] = set(int(i) for i in idx)
-    out = {}
-    for pid in problem_ids:
-        for t in temperatures:
-            got = have.get((pid, float(t)), set())
-            lack = [i for i in range(k) if i not in got]
-            if lack:
-                out[(pid, float(t))] = lack
-    return out
-
-
 def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataFrame,
                   stop: tuple[str, ...] = (), thinking: Thinking | None = None
                   ) -> RequestPlan | RequestList:
@@ -384,61 +362,6 @@ def run_sampling(settings: SampleSettings, out: str | os.PathLike, backend: Back
         run.write_config(run_record(settings, run.read_config(), info, len(problems), stats))
     return SamplingResult(run.path, len(problems), requests.samples, written, total, seconds,
                           tokens, t_sample)
-
-
-def samples_asked(r: Request) -> int:
-    """Samples a request gives: n, times its number of budgets."""
-    return r.n * max(1, len(r.budgets))
-
-
-class RequestList(list):
-    """Requests as a list (a run with budgets, an adaptive round), with a plan's ``samples`` and
-    ``distinct``."""
-
-    @property
-    def samples(self) -> int:
-        return sum(samples_asked(r) for r in self)
-
-    def distinct(self) -> list[Request]:
-        seen: set[tuple[str, float]] = set()
-        return [r for r in self if (r.problem_id, r.temperature) not in seen
-                and not seen.add((r.problem_id, r.temperature))]
-
-
-def record_faults(run: RunDir, backend: Any) -> dict[str, int]:
-    """Add the executor's fault counts of this call (replica deaths, restarts, ...) to run.json's
-    ``executor_faults`` totals, even when the call failed; the counts of this call."""
-    counts = getattr(backend, "fault_counts", None)
-    faults = {k: int(v) for k, v in counts().items()} if callable(counts) else {}
-    if any(faults.values()):
-        import contextlib
-
-        with contextlib.suppress(OSError):  # never hides the error that ended the call
-            rec = run.read_config()
-            old = rec.get("executor_faults", {})
-            rec["executor_faults"] = {k: int(old.get(k, 0)) + faults.get(k, 0)
-                                      for k in sorted(set(old) | set(faults))}
-            run.write_config(rec)
-    return faults
-
-
-#: samples handed to a local backend per call (a multiple of its batch size): bounds the memory of
-#: a huge plan; a run below it is one call, as before
-WINDOW_SAMPLES = 1 << 18
-
-
-def windows(backend: Backend, requests: RequestPlan) -> Iterator[Iterable[Any]]:
-    """The plan as the backend takes it: whole and lazy for one that streams (Ray), else in
-    windows of about WINDOW_SAMPLES samples cut at a multiple of its batch size (so a batch
-    holds the same samples as in one call, and draws the same samples)."""
-    if getattr(backend, "streams_requests", False):
-        yield requests
-        return
-    if requests.samples <= WINDOW_SAMPLES:
-        yield list(requests)  # backends index their requests
-        return
-    size = max(1, int(getattr(backend, "batch_size", 1) or 1))
-    yield from iter_chunks(requests, max(1, WINDOW_SAMPLES // size) * size)
 
 
 def _drain(run: RunDir, backend: Backend, requests: RequestPlan, progress: bool) -> tuple[int, int]:

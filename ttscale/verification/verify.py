@@ -311,7 +311,7 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
     # duplicates left by older versions' concurrent runs (reads the verdicts only when present)
     repaired = run.dedupe_verdicts(folder) if _has_duplicates(run, folder) else 0
     todo = plan(run, folder)  # from the summaries: a re-run with nothing to do reads no sample
-    result = VerifyResult(folder, 0, todo.skipped, 0, 0, 0, repaired, set_aside)
+    result = VerifyResult(folder, 0, todo.skipped, 0, 0, 0, repaired, set_aside=set_aside)
     atomic_write_json(run.verdicts_dir(folder) / "verifier.json", {
         "name": verifier.name, "kind": verifier.kind,
         "options": _jsonable(verifier.options)})

@@ -56,3 +56,20 @@ def keep_connected(spec: ExecutorSpec) -> None:
         from ttscale.sampling.executors.cluster import connect
 
         connect(spec.ray.address, spec.ray.local_cpus)
+
+
+def record_faults(run: Any, backend: Any) -> dict[str, int]:
+    """Add the executor's fault counts of this call (replica deaths, restarts, ...) to run.json's
+    ``executor_faults`` totals, even when the call failed; the counts of this call."""
+    counts = getattr(backend, "fault_counts", None)
+    faults = {k: int(v) for k, v in counts().items()} if callable(counts) else {}
+    if any(faults.values()):
+        import contextlib
+
+        with contextlib.suppress(OSError):  # never hides the error that ended the call
+            rec = run.read_config()
+            old = rec.get("executor_faults", {})
+            rec["executor_faults"] = {k: int(old.get(k, 0)) + faults.get(k, 0)
+                                      for k in sorted(set(old) | set(faults))}
+            run.write_config(rec)
+    return faults
