@@ -139,19 +139,10 @@ def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
     import torch
     from transformers import DynamicCache
 
+    from ttscale.sampling.backends.transformers_backend import left_padded
+
     lm, tok, dev = backend.lm, backend.tokenizer, backend.device
-    uniq = sorted({ri for ri, _ in chunk})
-    slot = {ri: k for k, ri in enumerate(uniq)}
-    width = max(len(prompts[ri]) for ri in uniq)
-    ids = torch.full((len(uniq), width), backend.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(uniq), width), dtype=torch.long)
-    for k, ri in enumerate(uniq):
-        p = prompts[ri]
-        ids[k, width - len(p):] = torch.tensor(p)
-        mask[k, width - len(p):] = 1
-    ids, mask = ids.to(dev), mask.to(dev)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    row_slot = torch.tensor([slot[ri] for ri, _ in chunk], device=dev)
+    ids, mask, pos, row_slot = left_padded(backend, chunk, prompts)
     reqs = [requests[ri] for ri, _ in chunk]
     room = [backend.context - len(prompts[ri]) if backend.context else 1 << 30 for ri, _ in chunk]
     markers = [thinking_of(r).think_end for r in reqs]

@@ -33,6 +33,27 @@ EMBEDDED_NAMES = ("embedded", "arith-llama", "ttscale/arith-llama")
 EMBEDDED_DIR = Path(__file__).resolve().parents[2] / "models" / "arith-llama"
 
 
+def left_padded(backend: Any, chunk: list[tuple[int, int]], prompts: list[list[int]]) -> tuple:
+    """The distinct prompts of ``chunk`` (rows: (request index, sample)) left-padded into one
+    batch: (ids, attention mask, positions, each row's prompt slot), on the backend's device."""
+    import torch
+
+    dev = backend.device
+    uniq = sorted({ri for ri, _ in chunk})
+    slot = {ri: k for k, ri in enumerate(uniq)}
+    width = max(len(prompts[ri]) for ri in uniq)
+    ids = torch.full((len(uniq), width), backend.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(uniq), width), dtype=torch.long)
+    for k, ri in enumerate(uniq):
+        p = prompts[ri]
+        ids[k, width - len(p):] = torch.tensor(p)
+        mask[k, width - len(p):] = 1
+    ids, mask = ids.to(dev), mask.to(dev)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    row_slot = torch.tensor([slot[ri] for ri, _ in chunk], device=dev)
+    return ids, mask, pos, row_slot
+
+
 class OutOfMemory(InputError):
     """The accelerator ran out of memory; the message says which settings to lower."""
 
@@ -253,18 +274,7 @@ class TransformersBackend(Backend):
         from transformers import DynamicCache
 
         dev = self.device
-        uniq = sorted({ri for ri, _ in chunk})
-        slot = {ri: k for k, ri in enumerate(uniq)}
-        width = max(len(prompts[ri]) for ri in uniq)
-        ids = torch.full((len(uniq), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(uniq), width), dtype=torch.long)
-        for k, ri in enumerate(uniq):
-            p = prompts[ri]
-            ids[k, width - len(p) :] = torch.tensor(p)
-            mask[k, width - len(p) :] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        row_slot = torch.tensor([slot[ri] for ri, _ in chunk], device=dev)
+        ids, mask, pos, row_slot = left_padded(self, chunk, prompts)
         reqs = [requests[ri] for ri, _ in chunk]
         limits = [self._max_new(r, len(prompts[ri])) for (ri, _), r in zip(chunk, reqs, strict=True)]
         steps = max(limits)
