@@ -109,16 +109,22 @@ def test_a_node_lost_mid_sampling_the_run_finishes_on_the_other(cluster, local_r
         backend.close()
     assert res.written == 48
     pd.testing.assert_frame_equal(sorted_samples(tmp_path / "run"), local_run)
-    # the lost replica's replacement has no node to go to: dropped, its work done by the other
-    assert backend.stats.faults() == {"replica_deaths": 1, "restarts": 1, "dropped": 1,
-                                      "lost_chunks": backend.stats.lost_chunks}
-    assert backend.stats.lost_chunks >= 1
-    assert RunDir(tmp_path / "run").read_config()["executor_faults"]["dropped"] == 1
+    # the lost replica's replacement has no node to go to: dropped, its work done by the other --
+    # unless the other replica finished the run within the 0.5 s placement bound (seen once in a
+    # full-suite run on a loaded machine): then nothing was left to drop it for
+    faults = backend.stats.faults()
+    dropped = faults["dropped"]
+    assert faults == {"replica_deaths": 1, "restarts": 1, "dropped": dropped,
+                      "lost_chunks": backend.stats.lost_chunks}
+    assert dropped in (0, 1) and backend.stats.lost_chunks >= 1
+    assert RunDir(tmp_path / "run").read_config()["executor_faults"].get("dropped", 0) == dropped
     err = capfd.readouterr().err
     assert err.count("executor ray: replica r") == 1 and "died" in err  # one line per fault
-    assert err.count("could not be placed within 0.5 s") == 1
-    assert "the largest node" not in err and "freest node has CPU 0 free" in err
-    assert backend.progress_note().startswith("| 1/2 live |") and "dropped" in backend.progress_note()
+    assert err.count("could not be placed within 0.5 s") == dropped
+    assert "the largest node" not in err
+    if dropped:
+        assert "freest node has CPU 0 free" in err
+        assert backend.progress_note().startswith("| 1/2 live |") and "dropped" in backend.progress_note()
 
 
 def test_the_only_node_lost_ends_with_the_resume_command_and_the_resume_finishes(
