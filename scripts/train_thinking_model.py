@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ttscale._plugins.tasks.long_addition import scratchpad  # the task's own reference trace
 
 THINK, END_THINK = "<think>", "</think>"
 VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", *"0123456789", "+", "*", "-", "=", ",", THINK, END_THINK]
@@ -87,19 +88,6 @@ def build_model(seed: int, hidden: int = 128, layers: int = 4):  # -> transforme
 def encode(text: str) -> list[int]:
     """Token ids of a digits-and-operators string (no markers, no ``<bos>``)."""
     return [VOCAB.index(c) for c in text]
-
-
-def scratchpad(a: int, b: int) -> str:
-    """The thinking text for a+b: per column (LSD first) a_i b_i s_i carry, then ``,``."""
-    sa, sb = str(a)[::-1], str(b)[::-1]
-    out, carry = [], 0
-    for i in range(max(len(sa), len(sb))):
-        da = int(sa[i]) if i < len(sa) else 0
-        db = int(sb[i]) if i < len(sb) else 0
-        t = da + db + carry
-        carry = t // 10
-        out.append(f"{da}{db}{t % 10}{carry},")
-    return "".join(out)
 
 
 def prompt_ids(a: int, b: int) -> list[int]:
