@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttscale.sampling.backends.base import Request, Sample, Thinking, answer_seed
+from ttscale.sampling.backends.batching import left_padded
 
 #: extra tokens a trace may run past the largest budget so that a marker starting by then is seen
 MARKER_MARGIN = 2
@@ -138,8 +139,6 @@ def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
             prompts: list[list[int]], _pick: Any) -> list[Trace]:
     import torch
     from transformers import DynamicCache
-
-    from ttscale.sampling.backends.transformers_backend import left_padded
 
     lm, tok, dev = backend.lm, backend.tokenizer, backend.device
     ids, mask, pos, row_slot = left_padded(backend, chunk, prompts)

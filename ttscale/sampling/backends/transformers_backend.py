@@ -27,31 +27,11 @@ from typing import Any
 
 from ttscale.errors import InputError
 from ttscale.sampling.backends.base import Backend, BackendInfo, Request, Sample
+from ttscale.sampling.backends.batching import left_padded
 
 #: names that resolve to the shipped embedded model
 EMBEDDED_NAMES = ("embedded", "arith-llama", "ttscale/arith-llama")
 EMBEDDED_DIR = Path(__file__).resolve().parents[2] / "models" / "arith-llama"
-
-
-def left_padded(backend: Any, chunk: list[tuple[int, int]], prompts: list[list[int]]) -> tuple:
-    """The distinct prompts of ``chunk`` (rows: (request index, sample)) left-padded into one
-    batch: (ids, attention mask, positions, each row's prompt slot), on the backend's device."""
-    import torch
-
-    dev = backend.device
-    uniq = sorted({ri for ri, _ in chunk})
-    slot = {ri: k for k, ri in enumerate(uniq)}
-    width = max(len(prompts[ri]) for ri in uniq)
-    ids = torch.full((len(uniq), width), backend.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(uniq), width), dtype=torch.long)
-    for k, ri in enumerate(uniq):
-        p = prompts[ri]
-        ids[k, width - len(p):] = torch.tensor(p)
-        mask[k, width - len(p):] = 1
-    ids, mask = ids.to(dev), mask.to(dev)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    row_slot = torch.tensor([slot[ri] for ri, _ in chunk], device=dev)
-    return ids, mask, pos, row_slot
 
 
 class OutOfMemory(InputError):
