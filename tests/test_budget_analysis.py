@@ -152,3 +152,34 @@ def test_the_temperature_view_is_per_budget():
         rates = sub.assign(r=sub["num_correct"] / sub["num_samples"]).groupby("temperature")["r"].mean()
         best = view.best[(view.best["budget"] == b) & (view.best["k"] == 1)]["best_temperature"].iloc[0]
         assert best == rates.idxmax()
+
+
+def test_the_fit_check_rejects_a_straight_line_and_accepts_the_law():
+    budgets = np.array([4, 8, 12, 16, 20, 24, 28, 32])
+    rng = np.random.default_rng(3)
+    n = np.full((40, 8), 32)
+    line = np.broadcast_to(np.linspace(0.12, 0.99, 8), (40, 8))  # think-llama's measured shape
+    rec = sequential_record(budgets, rng.binomial(32, line), n, eps=1e-4, n_boot=20)
+    assert rec["sequential_fit_status"] == "rejected" and rec["sequential_fit_p"] < 1e-6
+    assert "does not fit" in rec["sequential_note"]
+    law = np.broadcast_to(budget_curve(budgets, 0.9, 0.08), (400, 8))
+    rec = sequential_record(budgets, rng.binomial(32, law), np.full((400, 8), 32), eps=1e-4, n_boot=20)
+    assert rec["sequential_fit_status"] == "ok" and rec["sequential_fit_p"] >= 0.01
+
+
+def test_the_measured_saturation_budget_is_the_first_budget_after_the_last_steep_step():
+    from ttscale.analysis.laws.sequential import measured_saturation
+
+    b = np.array([10, 20, 40, 80])
+    # gains per round of 10 tokens: 0.3, 0.05 (over two rounds: 0.025), 0.0005 (over four)
+    acc = np.array([0.3, 0.6, 0.65, 0.652])
+    assert measured_saturation(b, acc, eps=0.01, unit=10) == 40
+    assert measured_saturation(b, acc, eps=0.1, unit=10) == 20
+    assert measured_saturation(b, acc, eps=1e-4, unit=10) is None  # still rising at 80
+    assert measured_saturation(b, np.full(4, 0.5), eps=1e-4, unit=10) == 10
+    rng = np.random.default_rng(0)
+    n = np.full((300, 4), 40)
+    rec = sequential_record(b, rng.binomial(40, np.broadcast_to(acc, (300, 4))), n, eps=0.01, n_boot=100)
+    assert rec["sequential_measured_saturation_budget"] == 40
+    lo, hi = rec["sequential_measured_saturation_budget_ci"]
+    assert lo <= 40 and (hi is None or hi >= 40)

@@ -109,10 +109,27 @@ def _sequential_rows(run: Path) -> pd.DataFrame | None:
         lo, hi = r.get("sequential_saturation_budget_ci") or [np.nan, np.nan]
         sat_k = ", ".join(f"B={int(b)}: {('never' if v is None or v != v else int(v))}"
                           for b, v in zip(g["budget"], g.get("saturation_k", [None] * len(g)), strict=True))
+        status = r.get("sequential_fit_status") or "unchecked"
         rows.append({**dict(zip(rest, key, strict=True)),
-                     "sequential saturation budget [CI]": f"{r['sequential_saturation_budget']:.0f} [{lo:.0f}, {hi:.0f}]",
+                     "law's sequential saturation budget [CI]":
+                         f"{r['sequential_saturation_budget']:.0f} [{lo:.0f}, {hi:.0f}]"
+                         + ("" if status == "ok" else f" (law {status})"),
+                     "measured saturation budget [CI]": _measured(r),
                      "F_max": round(float(r["sequential_f_max"]), 4),
                      "round (tokens)": r["sequential_round_tokens"],
                      "parallel saturation k per budget": sat_k,
                      "note": r.get("sequential_note") or ""})
     return pd.DataFrame(rows)
+
+
+def _measured(r: pd.Series) -> str:
+    """The law-free saturation budget with its interval ("not reached" beyond the largest budget)."""
+    v = r.get("sequential_measured_saturation_budget")
+    ci = r.get("sequential_measured_saturation_budget_ci") or [None, None]
+    if "sequential_measured_saturation_budget" not in r.index:
+        return ""
+
+    def text(x: object) -> str:
+        return "not reached" if x is None or x != x else f"{float(x):.0f}"
+
+    return f"{text(v)} [{text(ci[0])}, {text(ci[1])}]"
