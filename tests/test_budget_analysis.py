@@ -120,6 +120,7 @@ def test_the_report_shows_accuracy_over_the_budget_and_tokens_per_budget(run, tm
     assert "Thinking budgets: accuracy over the budget at each k" in page
     assert "pass@1 (verifier=exact, temperature=1)" in page and "budget = 3" in page
     assert "mean thinking tokens" in page and "sequential saturation budget [CI]" in page
+    assert "measured saturation budget [CI]" in page
 
 
 def test_a_sweep_gives_each_model_its_budgets_and_how_it_forces_answers(tmp_path):
