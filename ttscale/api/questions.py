@@ -298,7 +298,8 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
              prompt_tokens: float | None = None, tokens_per_sample: float | None = None,
              prices: Any = None, at: list[tuple[dict[str, Any] | str, int]] | None = None,
              bins: int = 4, allocation: bool = True, whatif_k: list[int] | None = None,
-             whatif_method: str | None = None, allow_stale: bool = False) -> Frontier:
+             whatif_method: str | None = None, whatif_budget: list[int] | None = None,
+             allow_stale: bool = False) -> Frontier:
     """The compute-optimal frontier: at each cost, the best configuration and k, with honest intervals.
 
     ``source``: a counts table (path or DataFrame; every combination of its grouping columns,
@@ -317,7 +318,10 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
     per-difficulty allocation (``allocation=False`` skips it). ``whatif_k`` (factors, e.g.
     ``[2, 4]``) adds each configuration's coverage forecast at that many times its samples
     (``whatif_method``, default ``beta_eb``) and a what-if frontier marking those points
-    extrapolated (``.whatif``, ``.extrapolated``). With ``out`` the files of
+    extrapolated (``.whatif``, ``.extrapolated``). ``whatif_budget`` (factors of the largest
+    budget, e.g. ``[2, 4]``) adds, for each family of configurations sampled at three or more
+    budgets, its coverage at that budget from the sequential law (where the law fits and passes a
+    back-test; else a note says why not), also marked extrapolated. With ``out`` the files of
     ``ttscale frontier --out`` are written. Returns a :class:`ttscale.analysis.frontier.result.Frontier`.
     """
     import pandas as pd
@@ -344,7 +348,8 @@ def frontier(source: str | os.PathLike | pd.DataFrame, out: str | os.PathLike | 
                               cache_dir=Path(label) / "summaries" / "cache" if hist is not None else None)
     starts = None if at is None else [(_config_index(cs, cfg, label), int(k)) for cfg, k in at]
     result = compute_frontier(cs, metrics=metrics, n_boot=n_boot, level=level, seed=seed, at=starts,
-                              bins=bins, allocation=allocation, whatif_k=whatif_k, whatif_method=whatif_method)
+                              bins=bins, allocation=allocation, whatif_k=whatif_k, whatif_method=whatif_method,
+                              whatif_budget=whatif_budget)
     if out is not None:
         result.save(out)
     return result

@@ -80,6 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--what-if-k", help="comma-separated factors: forecast each configuration's coverage at "
                    "that many times its samples and show the frontier with them, marked extrapolated")
     p.add_argument("--what-if-method", help="forecast method of --what-if-k (default: beta_eb)")
+    p.add_argument("--what-if-budget", help="comma-separated factors of the largest budget: forecast each "
+                   "configuration family's coverage there from the sequential law (where it fits), marked "
+                   "extrapolated")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--allow-stale", action="store_true",
                    help="run directory: warn instead of refusing when a verifier has not judged every sample")
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                       at=parse_at(args.at), bins=args.bins, allocation=not args.no_allocation,
                       whatif_k=parse_ks(args.what_if_k) if args.what_if_k else None,
                       whatif_method=args.what_if_method,
+                      whatif_budget=parse_ks(args.what_if_budget) if args.what_if_budget else None,
                       allow_stale=args.allow_stale)
     if args.json:
         print(json.dumps({"settings": result.settings, "notes": result.notes,
@@ -140,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         print(result.saturation.to_string(index=False, float_format=fmt))
     if len(result.whatif):
         m = result.metrics[0]
-        print(f"\nwhat-if frontier by {m} (k beyond the run: extrapolated, a forecast's interval):")
+        print(f"\nwhat-if frontier by {m} (k or budget beyond the run: extrapolated, a forecast's interval):")
         w = result.whatif[result.whatif["metric"] == m]
         print(w.drop(columns=["metric", "config"]).to_string(index=False, float_format=fmt))
     if result.written:

@@ -59,7 +59,7 @@ class Frontier:
     saturation: pd.DataFrame
     notes: list[str]
     settings: dict[str, Any]
-    #: with ``whatif_k``: the forecast candidates beyond the samples drawn, and the frontier of
+    #: with ``whatif_k`` / ``whatif_budget``: the forecast candidates beyond the samples or budgets drawn, and the frontier of
     #: observed and forecast candidates together (``extrapolated`` marks the forecast points)
     extrapolated: pd.DataFrame = field(default_factory=pd.DataFrame)
     whatif: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -91,7 +91,7 @@ class Frontier:
             w = self.whatif[self.whatif["metric"] == m] if len(self.whatif) else self.whatif
             if len(w) and w["extrapolated"].any():
                 ax.step(w["cost"], w["accuracy"], where="post", color="k", lw=1, ls="--",
-                        label="what-if: k beyond the run (extrapolated)")
+                        label="what-if: k or budget beyond the run (extrapolated)")
             t = self.table[self.table["metric"] == m]
             for i, (label, g) in enumerate(t.groupby("label", sort=False)):
                 ax.scatter(g["cost"], g["accuracy"], s=16, color=f"C{(i + 1) % 10}", zorder=3,
@@ -127,7 +127,7 @@ class Frontier:
 def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_boot: int = 1000,
                      level: float = 0.95, seed: int = 0, at: list[tuple[int, int]] | None = None,
                      bins: int = 4, allocation: bool = True, whatif_k: list[int] | None = None,
-                     whatif_method: str | None = None) -> Frontier:
+                     whatif_method: str | None = None, whatif_budget: list[int] | None = None) -> Frontier:
     """Every question of the package on ``cs`` (see :class:`Frontier`)."""
     from ttscale.analysis.frontier.band import check_level
 
@@ -177,17 +177,22 @@ def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_
         sat = saturation_by_bin(cs, bins, n_boot, level, seed)
     extra, whatif = pd.DataFrame(), pd.DataFrame()
     if whatif_k:
-        from ttscale.analysis.frontier.whatif import (
-            DEFAULT_WHATIF_METHOD,
-            extrapolate_k,
-            whatif_frontier,
-        )
+        from ttscale.analysis.frontier.whatif import DEFAULT_WHATIF_METHOD, extrapolate_k
 
         extra = extrapolate_k(cs, whatif_k, whatif_method or DEFAULT_WHATIF_METHOD, seed=seed)
+    if whatif_budget:
+        from ttscale.analysis.frontier.whatif_budget import extrapolate_budget
+
+        more, why = extrapolate_budget(cs, whatif_budget, seed=seed)
+        notes += why
+        extra = pd.concat([extra, more], ignore_index=True) if len(more) else extra
+    if whatif_k or whatif_budget:
+        from ttscale.analysis.frontier.whatif import whatif_frontier
+
         whatif = whatif_frontier(cand, extra, metrics)
         if len(whatif) and whatif["extrapolated"].any():
-            notes.append("what-if frontier: points marked extrapolated rest on a coverage forecast at k beyond "
-                         "the samples drawn (a model's extrapolation, outside the band)")
+            notes.append("what-if frontier: points marked extrapolated rest on a forecast at k or a budget "
+                         "beyond the run (a model's extrapolation, outside the band)")
     settings = {"source": cs.source, "axes": cs.axes, "metrics": metrics, "n_boot": n_boot,
                 "level": level, "seed": seed, "band_quantile": q, "problems": int(cs.n.shape[0]),
                 "configurations": int(cs.n.shape[1]), "candidates": int(len(cand)), "bins": bins,

@@ -8,8 +8,7 @@ empirical-Bayes Beta ``beta_eb``; its own ``level`` interval from bootstrap refi
 any candidate (cost is linear in k). :func:`whatif_frontier` then gives the frontier of the
 observed candidates and these together, each point marked ``extrapolated`` where it rests on a
 forecast: a model's extrapolation, not an estimate, and outside the band of the observed frontier.
-The budget axis beyond the budgets sampled is not extrapolated (no law of accuracy against budget
-is fitted here).
+The budget axis beyond the budgets sampled: :mod:`ttscale.analysis.frontier.whatif_budget`.
 """
 
 from __future__ import annotations
