@@ -184,3 +184,22 @@ def test_the_measured_saturation_budget_is_the_first_budget_after_the_last_steep
     assert rec["sequential_measured_saturation_budget"] == 40
     lo, hi = rec["sequential_measured_saturation_budget_ci"]
     assert lo <= 40 and (hi is None or hi >= 40)
+
+
+def test_the_report_examples_are_the_texts_of_the_judged_budget(run):
+    from ttscale.reporting.sections import first_examples
+    from ttscale.rundir.store import RunDir
+
+    r = ttscale.open_run(run)
+    df = r.samples.merge(r.read_verdicts("exact"), on=["problem_id", "temperature", "budget", "sample_index"])
+    picks = sorted(df["problem_id"].unique())
+    found = first_examples(RunDir(run), "exact", picks)
+    for pid in picks:
+        for slot, flag in ((0, True), (1, False)):
+            rows = df[(df["problem_id"] == pid) & (df["passed"] == flag)]
+            if not len(rows):
+                assert found[pid][slot] is None
+                continue
+            first = rows.sort_values(["temperature", "budget", "sample_index"]).iloc[0]
+            head = f"[budget {first['budget']}{', answer forced' if first['forced'] else ''}] "
+            assert found[pid][slot] == head + first["text"]

@@ -129,7 +129,7 @@ def test_partial_verdicts_in_shuffled_shards_match_full_tables(tmp_path):
     assert "7 problems; 1 never solved, 1 always solved" in section
     assert "<i>none</i>" in section  # the always (never) solved problem has no failing (passing) one
     # the first passing verdict of p3 is of a missing sample: passed over for the next one
-    assert report_sections._first_keys(rd, "exact", ["p3"], set())[("p3", True)] == ("p3", 0.6, -1)
+    assert report_sections._first_keys(rd, "exact", ["p3"], set())[("p3", True)] == ("p3", 0.6, 0, -1)  # budget 0: no budget axis
     assert first_examples(rd, "exact", ["p3"])["p3"][0].startswith("p3 at ")
 
 

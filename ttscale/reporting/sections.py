@@ -20,8 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttscale.reporting.svg import Series, histogram, line_chart, table_html
-from ttscale.rundir.damage import DamagedShard, iter_shard_batches, open_shard, read_shard
-from ttscale.rundir.store import SAMPLE_SCHEMA, VERDICT_SCHEMA, RunDir, shard_paths
+from ttscale.rundir.damage import DamagedShard, iter_shard_batches, open_shard
+from ttscale.rundir.store import (
+    SAMPLE_KEY,
+    SAMPLE_SCHEMA,
+    VERDICT_SCHEMA,
+    RunDir,
+    read_parquet,
+    shard_paths,
+)
 
 
 def _esc(x: Any) -> str:
@@ -202,7 +209,8 @@ def rates_block(oracle: str, rates: pd.Series) -> str:
 
 def examples_table(picks: list[str], rates: pd.Series, problems: pd.DataFrame,
                    found: dict[str, tuple[str | None, str | None]]) -> str:
-    """One row per picked problem: its rate, prompt, reference, a passing and a failing text."""
+    """One row per picked problem: its rate, prompt, reference, a passing and a failing text
+    (each headed by its thinking budget where the run has that axis)."""
     rows = []
     for pid in picks:
         good, bad = found.get(pid, (None, None))
@@ -229,7 +237,7 @@ def pass_rates(rd: RunDir, verifier: str) -> pd.Series:
     return (per["passed"] / per["count"]).sort_values()
 
 
-_KEY = ["problem_id", "temperature", "sample_index"]
+_KEY = SAMPLE_KEY  # (problem_id, temperature, budget, sample_index): a budget's sample, not another's
 #: rows of sample text decoded at a time, and the read buffer, while looking up example texts
 TEXT_BATCH = 1024
 TEXT_BUFFER = 1 << 20
@@ -237,7 +245,9 @@ TEXT_BUFFER = 1 << 20
 
 def first_examples(rd: RunDir, verifier: str, picks: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """Per picked problem: the text of its first passing and of its first failing sample by
-    (temperature, sample_index) among those ``verifier`` judged (None where there is none).
+    (temperature, budget, sample_index) among those ``verifier`` judged (None where there is
+    none); a text at a thinking budget > 0 is headed ``[budget B, answer forced]`` or
+    ``[budget B]``, since the same index holds other texts at other budgets.
 
     Reads only the picked problems' rows (pyarrow filters), one shard at a time: the verdict
     shards for the first keys, then the sample shards for those keys' texts, stopping once all
@@ -260,61 +270,71 @@ def first_examples(rd: RunDir, verifier: str, picks: list[str]) -> dict[str, tup
 
 def _first_keys(rd: RunDir, verifier: str, picks: list[str],
                 skip: set[tuple[Any, ...]]) -> dict[tuple[str, bool], tuple[Any, ...]]:
-    """(problem_id, passed) -> the smallest (problem_id, temperature, sample_index) verdict key
-    of the picked problems, ``skip`` left out; one verdict shard's filtered rows at a time."""
+    """(problem_id, passed) -> the smallest (problem_id, temperature, budget, sample_index)
+    verdict key of the picked problems, ``skip`` left out; one verdict shard's filtered rows at a
+    time."""
     best: dict[tuple[str, bool], tuple[Any, ...]] = {}
     for path in shard_paths(rd.verdicts_dir(verifier)):
-        t = read_shard(path, VERDICT_SCHEMA, [*_KEY, "passed"])
+        t = read_parquet(path, [*_KEY, "passed"], VERDICT_SCHEMA)
         t = t.filter(pc.is_in(t["problem_id"], pa.array(picks, pa.string())))
         for pid in picks:
             for flag in (True, False):
                 mask = pc.and_(pc.equal(t["problem_id"], pid), pc.equal(t["passed"], flag))
-                for p, temp, i in skip:
-                    if p == pid:
-                        mask = pc.and_(mask, pc.invert(pc.and_(pc.equal(t["temperature"], temp),
-                                                               pc.equal(t["sample_index"], i))))
+                for key in skip:
+                    if key[0] == pid:
+                        mask = pc.and_(mask, pc.invert(_matches(t, key, with_problem=False)))
                 sub = t.filter(mask)
                 if not sub.num_rows:
                     continue
-                temp = pc.min(sub["temperature"])
-                sub = sub.filter(pc.equal(sub["temperature"], temp))
-                key = (pid, temp.as_py(), pc.min(sub["sample_index"]).as_py())
+                for col in _KEY[1:-1]:  # the smallest temperature, then budget, then index
+                    sub = sub.filter(pc.equal(sub[col], pc.min(sub[col])))
+                key = (pid, *(sub[c][0].as_py() for c in _KEY[1:-1]), pc.min(sub["sample_index"]).as_py())
                 if (pid, flag) not in best or key[1:] < best[(pid, flag)][1:]:
                     best[(pid, flag)] = key
     return best
 
 
 def _texts(rd: RunDir, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], str | None]:
-    """The sample text of each (problem_id, temperature, sample_index) in ``keys`` that exists,
+    """The sample text of each (problem_id, temperature, budget, sample_index) in ``keys`` that exists,
     shard by shard until all are found: a shard's key columns locate the rows, then its text
     is streamed in batches up to the last of them (never a whole shard's texts at once)."""
     found: dict[tuple[Any, ...], str | None] = {}
     for path in shard_paths(rd.samples_dir):
         pf = open_shard(path, SAMPLE_SCHEMA, buffer_size=TEXT_BUFFER)
-        t = read_shard(path, SAMPLE_SCHEMA, _KEY)
+        t = read_parquet(path, [*_KEY, "forced"], SAMPLE_SCHEMA)
         mask = None
-        for p, temp, i in keys - found.keys():
-            hit = pc.and_(pc.and_(pc.equal(t["problem_id"], p), pc.equal(t["temperature"], temp)),
-                          pc.equal(t["sample_index"], i))
+        for key in keys - found.keys():
+            hit = _matches(t, key)
             mask = hit if mask is None else pc.or_(mask, hit)
         if mask is None:
             break
         rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
         if not rows:
             continue
-        at = {r: (k["problem_id"], k["temperature"], k["sample_index"])
-              for r, k in zip(rows, t.take(rows).to_pylist(), strict=True)}
+        at = {r: tuple(k[c] for c in _KEY) for r, k in zip(rows, t.take(rows).to_pylist(), strict=True)}
+        head = {r: (f"[budget {k['budget']}{', answer forced' if k['forced'] else ''}] " if k["budget"] else "")
+                for r, k in zip(rows, t.take(rows).to_pylist(), strict=True)}
         start = 0
         for batch in iter_shard_batches(pf, path, batch_size=TEXT_BATCH, columns=["text"]):
             for r in rows:
                 if start <= r < start + batch.num_rows and at[r] not in found:
-                    found[at[r]] = batch.column(0)[r - start].as_py()
+                    text = batch.column(0)[r - start].as_py()
+                    found[at[r]] = None if text is None else head[r] + text
             start += batch.num_rows
             if start > rows[-1]:
                 break
         if len(found) == len(keys):
             break
     return found
+
+
+def _matches(t: pa.Table, key: tuple[Any, ...], with_problem: bool = True) -> pa.ChunkedArray:
+    """Rows of ``t`` whose key columns equal ``key`` (all of them, or all but the problem)."""
+    cols = list(zip(_KEY, key, strict=True))[0 if with_problem else 1:]
+    mask = pc.equal(t[cols[0][0]], cols[0][1])
+    for col, v in cols[1:]:
+        mask = pc.and_(mask, pc.equal(t[col], v))
+    return mask
 
 
 def _first_oracle(rd: Any) -> str | None:
