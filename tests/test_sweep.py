@@ -237,3 +237,23 @@ def test_second_run_draws_nothing_new(sweep):
         assert digest_files(shard_paths(run / "verdicts" / v)) == sweep["verdict_shards_first"][v]
     pd.testing.assert_frame_equal(pd.read_parquet(run / "analysis" / "curves.parquet"), sweep["curves_first"])
     assert not [p for p in run.rglob(".*.tmp")]  # no temporary files left behind
+
+
+def test_a_cluster_lost_inside_a_sweep_names_the_command_that_resumes_it(tmp_path, monkeypatch):
+    """The cluster itself is exercised in tests/test_ray_cluster.py; here, what the sweep adds."""
+    from ttscale.orchestration import sweeps
+    from ttscale.orchestration.config import load_sweep_config
+    from ttscale.sampling.executors.cluster import ClusterLost
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(sweep_config(tmp_path / "out"), sort_keys=False))
+
+    def lost(*args, **kwargs):
+        raise ClusterLost("executor ray: no replica left")
+
+    monkeypatch.setattr(sweeps, "_run_cells", lost)
+    with pytest.raises(ClusterLost) as e:
+        sweeps.run_sweep(load_sweep_config(cfg_path), str(cfg_path), progress=False, log=lambda *_: None)
+    assert str(e.value) == (f"executor ray: no replica left; everything written is kept: resume the sweep "
+                            f"with: ttscale sweep {cfg_path}")
+    assert e.value.exit_code == 3

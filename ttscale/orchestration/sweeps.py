@@ -256,7 +256,13 @@ def run_sweep(cfg: SweepConfig, source: str, progress: bool = True, log: Any = p
     root.mkdir(parents=True, exist_ok=True)
     with stage_lock(root, "sweep"):  # a second sweep on this folder: one line, exit 2
         keep_connected(executor)  # one cluster connection for every cell and stage
-        return _run_cells(cfg, source, cells, settings, executor, root, progress, log)
+        try:
+            return _run_cells(cfg, source, cells, settings, executor, root, progress, log)
+        except InputError as e:
+            if not getattr(e, "resumable", False):  # the cluster lost every replica (ClusterLost)
+                raise
+            raise type(e)(f"{e}; everything written is kept: resume the sweep with: ttscale sweep "
+                          f"{source}") from None
 
 
 def _run_cells(cfg: SweepConfig, source: str, cells: list[Cell], settings: list[Any], executor: Any,
