@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttscale.sampling.backends.base import Request, Sample, Thinking, answer_seed
-from ttscale.sampling.backends.batching import left_padded
+from ttscale.sampling.backends.batching import advance, decode, left_padded, pick, stop_cut
 
 #: extra tokens a trace may run past the largest budget so that a marker starting by then is seen
 MARKER_MARGIN = 2
@@ -111,13 +111,13 @@ def samples_of_trace(backend: Any, r: Request, i: int, prompt_len: int, trace: T
 
 
 def sample_with_budgets(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
-                        prompts: list[list[int]], pick: Any, oom: type[Exception]) -> list[list[Sample]]:
-    """Per row of ``chunk``: its samples at each budget (transformers backend, whose token
-    picker ``pick`` and out-of-memory error ``oom`` it takes)."""
+                        prompts: list[list[int]], oom: type[Exception]) -> list[list[Sample]]:
+    """Per row of ``chunk``: its samples at each budget (transformers backend, whose
+    out-of-memory error ``oom`` it takes)."""
     import torch
 
     try:
-        traces = _traces(backend, chunk, requests, prompts, pick)
+        traces = _traces(backend, chunk, requests, prompts)
     except torch.cuda.OutOfMemoryError as e:
         raise oom(f"{backend.device}: out of memory sampling {len(chunk)} traces with "
                           "budgets; lower --batch-size") from e
@@ -136,7 +136,7 @@ def _uniforms(seeds: list[int], lengths: list[int], steps: int, dev: Any) -> Any
 
 
 def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
-            prompts: list[list[int]], _pick: Any) -> list[Trace]:
+            prompts: list[list[int]]) -> list[Trace]:
     import torch
     from transformers import DynamicCache
 
@@ -177,9 +177,9 @@ def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
                     snap = copy.deepcopy(cache)
                     snap.batch_select_indices(keep)
                     snaps[step] = (snap, live[keep].clone(), mask[keep].clone(), next_pos[keep].clone())
-            pick = _pick(logits, temps[live], top_ps[live], uniforms[live, step])
-            stopped_eos = torch.isin(pick, eos).tolist()
-            for b, (row, t) in enumerate(zip(live.tolist(), pick.tolist(), strict=True)):
+            picked = pick(logits, temps[live], top_ps[live], uniforms[live, step])
+            stopped_eos = torch.isin(picked, eos).tolist()
+            for b, (row, t) in enumerate(zip(live.tolist(), picked.tolist(), strict=True)):
                 if not active[row]:
                     continue
                 tr, r = traces[row], reqs[row]
@@ -205,25 +205,17 @@ def _traces(backend: Any, chunk: list[tuple[int, int]], requests: list[Request],
                 if tr.answer_from is not None:
                     if stopped_eos[b]:
                         active[row], tr.finish = False, "stop"
-                    elif r.stop and (cut := _stop_cut(tok, tr.tokens, tr.answer_from, r.stop)) is not None:
+                    elif r.stop and (cut := stop_cut(tok, tr.tokens, tr.answer_from, r.stop)) is not None:
                         active[row], tr.finish, tr.stop_text = False, "stop", cut
                     elif n >= limit[row]:
                         active[row] = False
             still = [b for b, row in enumerate(live.tolist()) if active[row]]
             if not still:
                 break
-            if len(still) <= len(live) // 2 and len(live) >= 8:
-                keep = torch.tensor(still, device=dev)
-                cache.batch_select_indices(keep)
-                live, mask, next_pos, pick = live[keep], mask[keep], next_pos[keep], pick[keep]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            out = lm(input_ids=pick[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                     **{backend.cache_kw: cache}, use_cache=True)
-            next_pos = next_pos + 1
-            logits = out.logits[:, -1, :]
+            logits, live, mask, next_pos = advance(backend, cache, live, mask, next_pos, picked, still)
         backend.decoded_tokens += sum(len(t.tokens) for t in traces)
         for b in budgets:
-            _force(backend, b, snaps.get(b), traces, reqs, chunk, room, temps, top_ps, _pick)
+            _force(backend, b, snaps.get(b), traces, reqs, chunk, room, temps, top_ps)
     return traces
 
 
@@ -235,17 +227,8 @@ def _closed(tok: Any, tokens: list[int], marker: str) -> tuple[int, int] | None:
     return marker_start(tok, tokens, marker)
 
 
-def _stop_cut(tok: Any, tokens: list[int], start: int, stop: tuple[str, ...]) -> str | None:
-    """The whole text cut at the first stop string of the answer (after ``start``), or None."""
-    answer = tok.decode(tokens[start:], skip_special_tokens=True)
-    cuts = [answer.find(s) for s in stop if s and s in answer]
-    if not cuts:
-        return None
-    return tok.decode(tokens[:start], skip_special_tokens=True) + answer[: min(cuts)]
-
-
 def _force(backend: Any, budget: int, snap: Any, traces: list[Trace], reqs: list[Request],
-           chunk: list[tuple[int, int]], room: list[int], temps: Any, top_ps: Any, _pick: Any) -> None:
+           chunk: list[tuple[int, int]], room: list[int], temps: Any, top_ps: Any) -> None:
     """Generate the forced answers at ``budget`` of the rows that need one, from the snapshot."""
     import torch
 
@@ -263,12 +246,12 @@ def _force(backend: Any, budget: int, snap: Any, traces: list[Trace], reqs: list
     keep = torch.tensor([where[row] for row in need], device=backend.device)
     cache.batch_select_indices(keep)
     mask, next_pos = mask[keep], next_pos[keep]
-    dev, tok, lm = backend.device, backend.tokenizer, backend.lm
+    dev, lm = backend.device, backend.lm
     # rows may differ in their cue; group rows by force text (usually one group)
     groups: dict[str, list[int]] = {}
     for k, row in enumerate(need):
         groups.setdefault(thinking_of(reqs[row]).force_text, []).append(k)
-    for text, ks in groups.items():
+    for ks in groups.values():
         sub = torch.tensor(ks, device=dev)
         c = copy.deepcopy(cache) if len(groups) > 1 else cache
         if len(groups) > 1:
@@ -280,47 +263,12 @@ def _force(backend: Any, budget: int, snap: Any, traces: list[Trace], reqs: list
         with torch.inference_mode():
             out = lm(input_ids=torch.tensor([fids] * len(ks), device=dev), attention_mask=m,
                      position_ids=p, **{backend.cache_kw: c}, use_cache=True)
-            logits = out.logits[:, -1, :]
-            nxt = next_pos[sub] + len(fids)
             limits = [max(1, min(int(reqs[row].max_tokens), room[row] - budget - len(fids))) for row in rows]
             seeds = [answer_seed(int(reqs[row].seed) + chunk[row][1], budget) for row in rows]
-            steps = max(limits)
-            u = _uniforms(seeds, limits, steps, dev)
-            eos = torch.tensor(backend.eos_ids or [-1], device=dev)
-            live_b = torch.arange(len(rows), device=dev)
-            toks: list[list[int]] = [[] for _ in rows]
-            finish = ["length"] * len(rows)
-            cut: list[str | None] = [None] * len(rows)
-            act = [True] * len(rows)
-            idx_rows = torch.tensor(rows, device=dev)
-            for step in range(steps):
-                pick = _pick(logits, temps[idx_rows[live_b]], top_ps[idx_rows[live_b]], u[live_b, step])
-                stopped = torch.isin(pick, eos).tolist()
-                for b, (k, t) in enumerate(zip(live_b.tolist(), pick.tolist(), strict=True)):
-                    if not act[k]:
-                        continue
-                    toks[k].append(t)
-                    stop = reqs[rows[k]].stop
-                    if stopped[b]:
-                        act[k], finish[k] = False, "stop"
-                    elif stop and (s := _stop_cut(tok, toks[k], 0, stop)) is not None:
-                        act[k], finish[k], cut[k] = False, "stop", s
-                    elif len(toks[k]) >= limits[k]:
-                        act[k] = False
-                still = [b for b, k in enumerate(live_b.tolist()) if act[k]]
-                if not still:
-                    break
-                if len(still) <= len(live_b) // 2 and len(live_b) >= 8:
-                    kk = torch.tensor(still, device=dev)
-                    c.batch_select_indices(kk)
-                    live_b, m, nxt, pick = live_b[kk], m[kk], nxt[kk], pick[kk]
-                m = torch.cat([m, torch.ones_like(m[:, :1])], dim=1)
-                out = lm(input_ids=pick[:, None], attention_mask=m, position_ids=nxt[:, None],
-                         **{backend.cache_kw: c}, use_cache=True)
-                nxt = nxt + 1
-                logits = out.logits[:, -1, :]
-        backend.decoded_tokens += sum(len(t) for t in toks)
-        for k, row in enumerate(rows):
-            body = toks[k][:-1] if finish[k] == "stop" and cut[k] is None else toks[k]
-            text = cut[k] if cut[k] is not None else tok.decode(body, skip_special_tokens=True)
-            traces[row].answers[budget] = (toks[k], text, finish[k])
+            idx = torch.tensor(rows, device=dev)
+            outs = decode(backend, c, out.logits[:, -1, :], m, next_pos[sub] + len(fids), temps[idx],
+                          top_ps[idx], _uniforms(seeds, limits, max(limits), dev), limits,
+                          [tuple(reqs[row].stop or ()) for row in rows])
+        backend.decoded_tokens += sum(len(o[0]) for o in outs)
+        for row, answer in zip(rows, outs, strict=True):
+            traces[row].answers[budget] = answer

@@ -27,7 +27,7 @@ from typing import Any
 
 from ttscale.errors import InputError
 from ttscale.sampling.backends.base import Backend, BackendInfo, Request, Sample
-from ttscale.sampling.backends.batching import left_padded
+from ttscale.sampling.backends.batching import decode, left_padded
 
 #: names that resolve to the shipped embedded model
 EMBEDDED_NAMES = ("embedded", "arith-llama", "ttscale/arith-llama")
@@ -185,7 +185,7 @@ class TransformersBackend(Backend):
             if any(requests[ri].budgets for ri, _ in chunk):
                 from ttscale.sampling.backends.budget_forcing import sample_with_budgets
 
-                outs: list[Any] = sample_with_budgets(self, chunk, requests, prompts, _pick, OutOfMemory)
+                outs: list[Any] = sample_with_budgets(self, chunk, requests, prompts, OutOfMemory)
             else:
                 outs = self._run_oom_safe(chunk, requests, prompts)
                 self.decoded_tokens += sum(len(o[0]) for o in outs)
@@ -265,53 +265,15 @@ class TransformersBackend(Backend):
             gen = torch.Generator().manual_seed(int(r.seed) + i)
             uniforms[row, : limits[row]] = torch.rand(limits[row], generator=gen, dtype=torch.float64)
         uniforms = uniforms.to(dev)
-        eos = torch.tensor(self.eos_ids or [-1], device=dev)
 
         with torch.inference_mode():
             cache = DynamicCache(config=self.lm.config)
             out = self.lm(input_ids=ids, attention_mask=mask, position_ids=pos,
                           **{self.cache_kw: cache}, use_cache=True)
-            logits = out.logits[:, -1, :][row_slot]
             cache.reorder_cache(row_slot)
-            mask = mask[row_slot]
-            next_pos = pos[:, -1][row_slot] + 1
-            live = torch.arange(len(chunk), device=dev)  # batch position -> row
-            tokens: list[list[int]] = [[] for _ in chunk]
-            finish = ["length"] * len(chunk)
-            texts: list[str | None] = [None] * len(chunk)
-            active = [True] * len(chunk)
-            for step in range(steps):
-                pick = _pick(logits, temps[live], top_ps[live], uniforms[live, step])
-                stopped_eos = torch.isin(pick, eos).tolist()
-                for b, (row, tok) in enumerate(zip(live.tolist(), pick.tolist(), strict=True)):
-                    if not active[row]:
-                        continue
-                    tokens[row].append(tok)
-                    if stopped_eos[b]:
-                        active[row], finish[row] = False, "stop"
-                    elif reqs[row].stop and (cut := self._stop_text(tokens[row], reqs[row].stop)) is not None:
-                        active[row], finish[row], texts[row] = False, "stop", cut
-                    elif len(tokens[row]) >= limits[row]:
-                        active[row] = False
-                still = [b for b, row in enumerate(live.tolist()) if active[row]]
-                if not still:
-                    break
-                if len(still) <= len(live) // 2 and len(live) >= 8:
-                    keep = torch.tensor(still, device=dev)
-                    cache.batch_select_indices(keep)
-                    live, mask, next_pos, pick = live[keep], mask[keep], next_pos[keep], pick[keep]
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-                out = self.lm(input_ids=pick[:, None], attention_mask=mask,
-                              position_ids=next_pos[:, None], **{self.cache_kw: cache}, use_cache=True)
-                next_pos = next_pos + 1
-                logits = out.logits[:, -1, :]
-        results = []
-        for row, toks in enumerate(tokens):
-            if texts[row] is None:
-                body = toks[:-1] if finish[row] == "stop" else toks
-                texts[row] = self.tokenizer.decode(body, skip_special_tokens=True)
-            results.append((toks, texts[row], finish[row]))
-        return results
+            return decode(self, cache, out.logits[:, -1, :][row_slot], mask[row_slot],
+                          pos[:, -1][row_slot] + 1, temps, top_ps, uniforms, limits,
+                          [tuple(r.stop or ()) for r in reqs])
 
     def _max_new(self, r: Request, prompt_len: int) -> int:
         if r.max_tokens < 1:
@@ -320,32 +282,6 @@ class TransformersBackend(Backend):
             return int(r.max_tokens)
         return max(1, min(int(r.max_tokens), self.context - prompt_len))
 
-    def _stop_text(self, toks: list[int], stop: tuple[str, ...]) -> str | None:
-        text = self.tokenizer.decode(toks, skip_special_tokens=True)
-        cuts = [text.find(s) for s in stop if s and s in text]
-        return text[: min(cuts)] if cuts else None
-
-
-def _pick(logits, temps, top_ps, u):
-    """One token per row: argmax where the temperature is 0, else inverse-CDF sampling at ``u``."""
-    import torch
-
-    greedy = temps == 0
-    x = logits.double() / torch.where(greedy, torch.ones_like(temps), temps)[:, None].double()
-    probs = torch.softmax(x, dim=-1)
-    order = None
-    if bool((top_ps < 1).any()):
-        probs, order = probs.sort(dim=-1, descending=True, stable=True)
-        before = probs.cumsum(-1) - probs  # mass strictly before each token
-        probs = probs * (before < top_ps[:, None].double())
-    cdf = probs.cumsum(-1)
-    idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1)
-    vocab = probs.shape[-1]
-    last_nonzero = vocab - 1 - (probs > 0).flip(-1).long().argmax(-1)
-    idx = torch.minimum(idx, last_nonzero)
-    if order is not None:
-        idx = order.gather(1, idx[:, None]).squeeze(1)
-    return torch.where(greedy, logits.argmax(-1), idx)
 
 
 def _eos_ids(lm: Any, tokenizer: Any) -> list[int]:
