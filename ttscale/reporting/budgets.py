@@ -130,6 +130,8 @@ def _measured(r: pd.Series) -> str:
         return ""
 
     def text(x: object) -> str:
-        return "not reached" if x is None or x != x else f"{float(x):.0f}"
+        return "beyond" if x is None or x != x else f"{float(x):.0f}"
 
+    if v is None or v != v:
+        return "not reached: still rising at the largest budget"
     return f"{text(v)} [{text(ci[0])}, {text(ci[1])}]"
