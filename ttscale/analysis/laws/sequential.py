@@ -19,8 +19,8 @@ not fit: a model that must write a scratchpad of some length before it can answe
 or a straight line, not along ``1 - exp(-lam B)``. The fit check compares each budget's residual
 with the standard error of its accuracy (the spread of per-problem rates over the problems):
 ``chi2 = sum(resid^2 / se^2)`` on ``budgets - 2`` degrees of freedom, and the law is ``rejected`` when
-its p-value is below 0.01 (1.5% false alarms where the law holds, measured on 400 synthetic runs;
-fewer where problems' rates move together across budgets, which the per-budget errors ignore).
+its p-value is below 0.01 (0.5% false alarms where the law holds on 400 synthetic runs, none where
+problems' rates move together across budgets: ``benchmarks/bench_sequential_law.py``).
 
 Beside the law, the *measured* saturation budget needs no law at all: the smallest sampled budget
 from which every further measured step gains less than eps per round, with its bootstrap interval
