@@ -10,13 +10,14 @@ namespace, then only waits for init and exits with it (the spawner dies with it)
 starts from the zygote's pristine memory and never reads a job: its memory holds no test, no
 expected value, nothing of the harness's verdicts. On a request from init (three file
 descriptors over a Unix socket) it makes a program's world -- new PID, IPC and mount
-namespaces, made by one ``unshare`` of its own and left again with ``setns`` once two processes
-are born in them -- and forks into it a *reaper*, the namespace's PID 1, and the program's
-process beside it, which it moves into the program's control-group slot. It tells init both
-pids (on the program's reply pipe) and stays their parent: it reaps them once init says it is
-done with them (so that a pid init signals is never reused meanwhile) and reports how the
-program's process ended. Two forks a program, both from the spawner, none wasted on a process
-that only forks and exits.
+namespaces, made by one ``unshare`` of its own and left again with ``setns`` once two
+processes are born in them -- and starts in it a *reaper*, the namespace's PID 1 (a 232-byte
+executable started with ``posix_spawn``: see :func:`namespaces.reaper_executable`; a forked
+Python process on machines other than x86-64), then forks the program's process beside it and
+moves it into the program's control-group slot. It tells init both pids (on the program's reply
+pipe) and stays their parent: it reaps them once init says it is done with them (so that a pid
+init signals is never reused meanwhile) and reports how the program's process ended. One fork
+of Python a program, from the spawner; no process in between that only forks and exits.
 
 **The program's process** reads its job (code, limits, uid, scratch size) from its request
 pipe, confines itself (new session, its own /proc and scratch tmpfs, rlimits, its own
@@ -99,6 +100,7 @@ def serve_spawner(cfg: dict, sock: socket.socket) -> None:
     are killed, or the spare could not start): kill the reaper, reap both once they are gone, then ``P seq status cpu_us`` (the program's process)
     and ``Q seq`` (its reaper). Until ``D`` they stay unreaped, so that their pids, which init
     signals, are never reused meanwhile. Ends when init closes the socket."""
+    cfg["_elf_reaper"] = os.access(ns.REAPER, os.X_OK)  # in the root init built (x86-64)
     own = [(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
            for name, flag in (("pid", ns.CLONE_NEWPID), ("ipc", ns.CLONE_NEWIPC),
                               ("mnt", ns.CLONE_NEWNS))]
@@ -161,16 +163,19 @@ def _spawn(cfg: dict, own: list, fds: list[int], seq: int, sock: socket.socket) 
     two processes forked next -- the first is the new namespace's PID 1, its reaper; the second
     is the program's process -- after which this process goes back to its own namespaces. Says
     both pids (in the worker's namespace) on the program's reply pipe, before the program
-    speaks. Two forks, both from here: no process in between that forks and exits."""
+    speaks."""
     ns.check(ns.libc.unshare(NEW_WORLD), "unshare")
     reaper = program = 0
     try:
-        reaper = os.fork()
-        if reaper == 0:
-            try:
-                reaper_main()
-            finally:
-                os._exit(1)
+        if cfg["_elf_reaper"]:
+            reaper = os.posix_spawn(ns.REAPER, ["reaper"], {})
+        else:
+            reaper = os.fork()
+            if reaper == 0:
+                try:
+                    reaper_main()
+                finally:
+                    os._exit(1)
         program = os.fork()
         if program == 0:
             try:

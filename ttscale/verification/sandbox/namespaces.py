@@ -25,6 +25,7 @@ import os
 import platform
 import select
 import signal
+import struct
 import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -124,6 +125,13 @@ def build_root(cfg: dict) -> None:
         done.append(src)
     for d in ("dev", "proc", "scratch", "etc"):  # each program mounts its own /scratch, /proc
         os.mkdir(f"{root}/{d}")
+    elf = reaper_executable()
+    if elf is not None:  # each program's PID 1 (else a forked Python process is)
+        fd = os.open(root + REAPER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555)
+        try:
+            os.write(fd, elf)
+        finally:
+            os.close(fd)
     for node in ("null", "zero", "full", "random", "urandom"):
         open(f"{root}/dev/{node}", "w").close()
         mount(f"/dev/{node}", f"{root}/dev/{node}", None, MS_BIND)
@@ -138,6 +146,36 @@ def build_root(cfg: dict) -> None:
         os.chroot(".")
     os.chdir("/")
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+REAPER = "/.reaper"  #: where the new root holds :func:`reaper_executable`
+
+
+def reaper_executable() -> bytes | None:
+    """A program namespace's PID 1 as a static x86-64 Linux executable of 232 bytes (None on
+    other machines): it closes every descriptor, blocks every signal, then reaps children
+    forever (``wait4``; with none, it waits for ``SIGCHLD``). Started with ``posix_spawn`` (no
+    copy of the spawner's page tables, none of its pages touched), it costs a fraction of a
+    forked Python reaper."""
+    if platform.machine() != "x86_64":
+        return None
+    q = struct.Struct("<Q").pack
+    code = bytes.fromhex(
+        "31ff" "beffffffff" "31d2" "b8b4010000" "0f05"  # close_range(0, ~0U, 0)
+        "31ff" "488d35" "47000000" "31d2" "41ba08000000" "b80e000000" "0f05"
+        # ^ rt_sigprocmask(SIG_BLOCK, &every, NULL, 8)
+        "bfffffffff" "31f6" "ba00000040" "4531d2" "b83d000000" "0f05"  # loop: wait4(-1, 0, __WALL, 0)
+        "4883f8f6" "75e4"  # if it did not fail with ECHILD: loop
+        "488d3d" "1d000000" "31f6" "31d2" "41ba08000000" "b880000000" "0f05"
+        # ^ rt_sigtimedwait(&{SIGCHLD}, NULL, NULL, 8)
+        "ebca" "9090"  # loop
+    ) + q(0xFFFFFFFFFFFFFFFF) + q(1 << (signal.SIGCHLD - 1))  # every signal; SIGCHLD
+    base, start = 0x400000, 64 + 56
+    size = start + len(code)
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 0x3E, 1, base + start, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)  # PT_LOAD, R+X
+    return header + segment + code
 
 
 def drop_capabilities() -> None:
