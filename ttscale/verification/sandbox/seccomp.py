@@ -28,6 +28,7 @@ import os
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_CMP_MASKED_EQ = 7
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SCMP_FLTATR_CTL_OPTIMIZE = 8
 
 
 def SCMP_ACT_ERRNO(err: int) -> int:  # noqa: N802 - libseccomp's macro name
@@ -89,6 +90,11 @@ def compile_filter() -> tuple[bytes | None, str | None]:
     if not ctx:
         return None, "seccomp_init failed"
     try:
+        # A binary tree of system-call numbers (libseccomp 2.5+; older ones keep the linear list):
+        # each program's install costs the kernel less (it checks every system call against the
+        # filter once, to cache the always-allowed ones): 0.23 vs 0.40 ms here.
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
         def rule(action: int, syscall: str, *cmps: tuple[int, int, int]) -> None:
             nr = lib.seccomp_syscall_resolve_name(syscall.encode())
             if nr == -1:  # __NR_SCMP_ERROR: unknown to this libseccomp
