@@ -211,14 +211,15 @@ def kill_all(timeout: float = 5.0) -> None:
         time.sleep(0.0005)
 
 
-def kill_program(reaper: int, program: int, timeout: float = 5.0) -> None:
+def kill_program(reaper: int, program: int, timeout: float = 5.0, members=None) -> None:
     """SIGKILL every process of a program's PID namespace and wait until they have exited
     (their descriptors, sockets among them, closed): first the program's own (its first
     process ``program``, and whatever else it runs: found by namespace, until none is left),
     then its PID 1, ``reaper`` (with which the kernel would kill the namespace anyway). The
-    reaper's own exit and the reaping (:func:`reap`) are left for later, off the verdict's path:
-    the last process of a namespace takes a grace period of the kernel to go, and the reaper
-    holds the namespace until then."""
+    reaper's own exit and the reaping are left for later, off the verdict's path: the last
+    process of a namespace takes a grace period of the kernel to go, and the reaper holds the
+    namespace until then. ``members``, if given, lists the program's processes (its control
+    group: one read) instead of a scan of /proc by namespace."""
     if os.getpid() != 1:
         raise RuntimeError("refusing to kill: not the init of a PID namespace")
     until = time.monotonic() + timeout
@@ -233,7 +234,8 @@ def kill_program(reaper: int, program: int, timeout: float = 5.0) -> None:
         done.update(todo)
         if world is None:
             break
-        todo = [pid for pid in _members(world) if pid not in done and pid != reaper]
+        found = members() if members is not None else _members(world)
+        todo = [pid for pid in found if pid not in done and pid != reaper]
         if not todo:
             break
     try:

@@ -204,11 +204,13 @@ def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
         status, error = "timeout", None
     except channel.ChannelClosed:
         status, error = "fail", f"{tester.ENDED}before the tests ran"
-    lingering = ns.program_leftovers(reaper, cand) if status == "pass" else None
+    lingering = None
+    if status == "pass" and (group is None or group.tasks() != 1):  # 1: its process alone
+        lingering = ns.program_leftovers(reaper, cand)
     # Whether it ended by itself (its descriptors close a moment before it is gone)
     ended_alone = status == "fail" and bool(error) and error.startswith(tester.ENDED) \
         and _ends(cand, 1.0)
-    ns.kill_program(reaper, cand)  # its whole namespace dies with it
+    ns.kill_program(reaper, cand, members=group.members if group is not None else None)
     world.zygote.done(seq)  # the spawner may reap both now
     wait_status, cpu = 0, 0.0
     if ended_alone:  # it is gone already: how it ended says more
