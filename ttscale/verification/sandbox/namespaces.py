@@ -11,11 +11,11 @@ and the Python installation, a fresh /proc, /dev/{null,zero,full,random,urandom}
 /tmp as a link to /scratch -- pivots into it, detaches the old root and remounts the new one
 read-only. Nothing of the host's /home, /root, /tmp or the repository is visible. The new network
 namespace holds a loopback interface that is down: no address, local or remote, is reachable.
-:func:`kill_program` SIGKILLs a program's own PID namespace (through its PID 1), :func:`reap`
-reaps its processes;
-:func:`program_leftovers` says whether a program still runs other processes or threads;
-:func:`kill_all` SIGKILLs every process of the worker's namespace (``kill(-1)``). All three
-refuse to run anywhere but the worker's PID 1.
+:func:`reaper_executable` is each program namespace's PID 1 (written into the new root).
+:func:`kill_program` SIGKILLs a program's own PID namespace (its processes, then its PID 1; the
+worker's spawner, their parent, reaps them); :func:`program_leftovers` says whether a program
+still runs other processes or threads; :func:`kill_all` SIGKILLs every process of the worker's
+namespace (``kill(-1)``). Both killers refuse to run anywhere but the worker's PID 1.
 """
 
 from __future__ import annotations
@@ -189,9 +189,9 @@ def drop_capabilities() -> None:
 def kill_all(timeout: float = 5.0) -> None:
     """SIGKILL every process of this PID namespace but init; return once all are dead.
 
-    Init reaps its own children; a candidate's process has its parent outside the namespace
-    (the zygote reaps it), and its children come to init only once it is reaped: so this also
-    waits until no process of the namespace but init is alive (zombies aside).
+    Init reaps its own children; the spawner has its parent outside the namespace (the zygote
+    reaps it), and its children (programs' processes and reapers) come to init once it is dead:
+    so this also waits until no process of the namespace but init is alive (zombies aside).
     """
     if os.getpid() != 1:  # kill(-1) outside a PID namespace would hit the whole machine
         raise RuntimeError("refusing kill(-1): not the init of a PID namespace")
@@ -276,34 +276,6 @@ def _kill_and_wait(pids: list[int], until: float) -> None:
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def reap(pid: int, until: float) -> tuple[int, float]:
-    """Reap ``pid`` (a child of this process, or soon one: its first parent exits at once);
-    (its wait status, its CPU seconds). RuntimeError if it is not gone by ``until``."""
-    if pid <= 0:  # reaped already
-        return 0, 0.0
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return 0, 0.0
-    try:
-        if not select.select([pidfd], [], [], max(0.0, until - time.monotonic()))[0]:
-            raise RuntimeError(f"process {pid} of a program survived SIGKILL")
-        while True:
-            try:
-                done, status, usage = os.wait4(pid, os.WNOHANG)
-                if done:
-                    return status, usage.ru_utime + usage.ru_stime
-            except ChildProcessError:  # its first parent has not exited yet
-                pass
-            except InterruptedError:
-                continue
-            if time.monotonic() > until:
-                raise RuntimeError(f"process {pid} of a program could not be reaped")
-            time.sleep(0.0002)
-    finally:
-        os.close(pidfd)
 
 
 def program_leftovers(reaper: int, pid: int, grace: float = 0.25) -> str | None:
