@@ -100,7 +100,8 @@ def serve_spawner(cfg: dict, sock: socket.socket) -> None:
     are killed, or the spare could not start): kill the reaper, reap both once they are gone, then ``P seq status cpu_us`` (the program's process)
     and ``Q seq`` (its reaper). Until ``D`` they stay unreaped, so that their pids, which init
     signals, are never reused meanwhile. Ends when init closes the socket."""
-    cfg["_elf_reaper"] = os.access(ns.REAPER, os.X_OK)  # in the root init built (x86-64)
+    # the executable reaper, in the root init built (x86-64), unless the config says not to
+    elf = cfg.get("elf_reaper", True) and os.access(ns.REAPER, os.X_OK)
     own = [(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
            for name, flag in (("pid", ns.CLONE_NEWPID), ("ipc", ns.CLONE_NEWIPC),
                               ("mnt", ns.CLONE_NEWNS))]
@@ -126,7 +127,7 @@ def serve_spawner(cfg: dict, sock: socket.socket) -> None:
                 sock.sendall(_message(b"E", seq))
             else:
                 try:
-                    reaper, program = _spawn(cfg, own, fds, seq, sock)
+                    reaper, program = _spawn(cfg, own, fds, seq, sock, elf)
                 except OSError as e:
                     sock.sendall(_message(b"E", seq, e.errno or 0))
                 else:
@@ -158,16 +159,18 @@ def _wait(pid: int) -> tuple[int, int]:
             return 0, 0
 
 
-def _spawn(cfg: dict, own: list, fds: list[int], seq: int, sock: socket.socket) -> tuple[int, int]:
+def _spawn(cfg: dict, own: list, fds: list[int], seq: int, sock: socket.socket,
+           elf: bool) -> tuple[int, int]:
     """Program ``seq``'s world: new PID, IPC and mount namespaces, made here and entered by the
-    two processes forked next -- the first is the new namespace's PID 1, its reaper; the second
-    is the program's process -- after which this process goes back to its own namespaces. Says
+    two processes started next -- the first is the new namespace's PID 1, its reaper (``elf``:
+    the executable one, else a forked Python process); the second is the program's process --
+    after which this process goes back to its own namespaces. Says
     both pids (in the worker's namespace) on the program's reply pipe, before the program
     speaks."""
     ns.check(ns.libc.unshare(NEW_WORLD), "unshare")
     reaper = program = 0
     try:
-        if cfg["_elf_reaper"]:
+        if elf:
             reaper = os.posix_spawn(ns.REAPER, ["reaper"], {})
         else:
             reaper = os.fork()
