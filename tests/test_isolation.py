@@ -234,7 +234,30 @@ def test_user_namespace_mode_attacks_reach_no_later_program():
     assert _processes_with(MARK) == []
 
 
-def _run_unprivileged(python: str, codes: list[str]) -> list[dict]:
+def test_python_reaper_where_the_executable_one_is_off():
+    """The forked Python reaper (machines other than x86-64; here by the worker's config) holds
+    the same line: attacks on reaping and re-parenting, then right programs, user-namespace
+    mode. The first program checks that its PID 1 is that Python process."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    need(os.geteuid() == 0 and shutil.which("setpriv") is not None and python is not None
+         and SYSCALLS is not None, "needs root (to drop to nobody), setpriv and a system python3")
+    names = ["zombies", "clone_parent_survivor", "signals_to_everything"]
+    jobs = ["assert b'worker.py' in open('/proc/1/cmdline', 'rb').read()\n" + RIGHT]
+    for n in names:
+        jobs += [writer(n), reader(n), THREADED_RIGHT]
+    replies = _run_unprivileged(python, jobs, elf_reaper=False)
+    if not replies[0]["ready"]:
+        need(False, f"unprivileged user namespaces are off here: {replies[0]['error']}")
+    got = [r["status"] for r in replies[1:]]
+    assert len(got) == len(jobs), replies[-1]
+    assert got[0] == "pass", replies[1]
+    for i, n in enumerate(names):
+        assert got[1 + 3 * i] != "pass", n
+        assert got[2 + 3 * i: 4 + 3 * i] == ["pass", "pass"], (n, replies[3 + 3 * i: 5 + 3 * i])
+    assert _processes_with(MARK) == []
+
+
+def _run_unprivileged(python: str, codes: list[str], **cfg_extra) -> list[dict]:
     folder = tempfile.mkdtemp(prefix="ttscale-userns-", dir="/tmp")
     try:
         os.chmod(folder, 0o755)
@@ -245,7 +268,7 @@ def _run_unprivileged(python: str, codes: list[str]) -> list[dict]:
                   "output_bytes": 10000}
         lines = "".join(json.dumps({"code": c, "test": TESTS, "timeout": 5.0, "limits": limits,
                                     "entry_point": "add"}) + "\n" for c in codes)
-        cfg = {"uid": 0, "drop_uid": False, "ro_paths": [], "nproc_base": 200}
+        cfg = {"uid": 0, "drop_uid": False, "ro_paths": [], "nproc_base": 200, **cfg_extra}
         out = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-S",
              os.path.join(folder, "worker.py"), json.dumps(cfg)], input=lines.encode(),

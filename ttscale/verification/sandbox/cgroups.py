@@ -175,6 +175,24 @@ class Group:
         for fd in self.procs:
             os.write(fd, str(pid).encode())
 
+    def _read(self, dir_fd: int, name: str) -> str:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            return os.read(fd, 1 << 16).decode()
+        finally:
+            os.close(fd)
+
+    def tasks(self) -> int:
+        """How many tasks (processes and threads, zombies not yet reaped among them) the slot
+        holds: one read, where scanning /proc costs a read per process."""
+        return int(self._read(self.dirs[-1], "pids.current"))
+
+    def members(self) -> list[int]:
+        """The processes in the slot (pids in the reader's namespace): the program's first
+        process and everything it started, wherever re-parented (none can leave the group: no
+        cgroup file is visible in the sandbox)."""
+        return [int(p) for p in self._read(self.dirs[-1], "cgroup.procs").split()]
+
     def oom_kills(self) -> int:
         """How many processes the kernel has killed in this group for memory, so far."""
         name = "memory.events" if self.kind == "v2" else "memory.oom_control"

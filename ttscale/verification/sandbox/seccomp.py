@@ -21,13 +21,13 @@ names, raw I/O ports. System calls of another architecture (x32, i386 on x86_64)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_CMP_MASKED_EQ = 7
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SCMP_FLTATR_CTL_OPTIMIZE = 8
 
 
 def SCMP_ACT_ERRNO(err: int) -> int:  # noqa: N802 - libseccomp's macro name
@@ -73,11 +73,17 @@ class _SockFprog(ctypes.Structure):
 
 def compile_filter() -> tuple[bytes | None, str | None]:
     """(the BPF program, None), or (None, why there is no filter on this machine)."""
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
     try:
-        lib = ctypes.CDLL(name, use_errno=True)
-    except OSError as e:
-        return None, f"libseccomp is not installed ({e})"
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        # ctypes.util imports subprocess, and with it threading, whose after-fork hook then
+        # runs in every forked program (0.7 ms each here): only where the usual name fails.
+        from ctypes.util import find_library
+
+        try:
+            lib = ctypes.CDLL(find_library("seccomp") or "libseccomp.so", use_errno=True)
+        except OSError as e:
+            return None, f"libseccomp is not installed ({e})"
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
@@ -89,6 +95,11 @@ def compile_filter() -> tuple[bytes | None, str | None]:
     if not ctx:
         return None, "seccomp_init failed"
     try:
+        # A binary tree of system-call numbers (libseccomp 2.5+; older ones keep the linear list):
+        # each program's install costs the kernel less (it checks every system call against the
+        # filter once, to cache the always-allowed ones): 0.23 vs 0.40 ms here.
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
         def rule(action: int, syscall: str, *cmps: tuple[int, int, int]) -> None:
             nr = lib.seccomp_syscall_resolve_name(syscall.encode())
             if nr == -1:  # __NR_SCMP_ERROR: unknown to this libseccomp

@@ -9,15 +9,16 @@ namespaces, a read-only root, no network) and becomes two processes:
   (:mod:`tester`) and decides every verdict. It is not dumpable and, in root mode, another uid
   than the programs: a program can neither trace it, open its memory or descriptors, nor
   signal it.
-- **the zygote** (the outer process, outside the PID namespace) forks each program's *candidate
-  process* (:mod:`candidate`) from memory that never held a job, a test or a verdict, one job
-  ahead so that no program waits for a fork.
+- **the zygote** (the outer process, outside the PID namespace) forks **the spawner** into it
+  once, from memory that never held a job, a test or a verdict; the spawner makes each
+  program's world and forks its processes (:mod:`candidate`), ``AHEAD`` jobs ahead so that no
+  program waits for a fork.
 
 Per program, a world of its own (:mod:`candidate`): PID, IPC and mount namespaces with a
 reaper as PID 1, a fresh /proc and scratch, a uid no other live program has (8 per worker, in
 turn), the seccomp filter, and -- where the machine has one -- the worker's control group,
-bounding memory and tasks of all its processes together (:mod:`cgroups`). Init moves the
-program's process into the group, sends it its code and limits; the program's process confines
+bounding memory and tasks of all its processes together (:mod:`cgroups`). The spawner moves
+the program's process into the group; init sends it its code and limits; the program's process confines
 itself, runs the code and answers calls; init runs the tests, whose calls to the program's functions cross a pipe as
 plain data (:mod:`channel`). The verdict is ``pass`` only if the code ran to its end and every
 test passed, and the program left nothing running (no other process, no other thread). Then
@@ -67,9 +68,11 @@ START_TIMEOUT = 10.0  # seconds a candidate process may take to start
 #: (new namespaces, a control-group move: the kernel waits for RCU grace periods), mostly waiting.
 #: Fewer than the control-group slots: no spare ever sits in the slot of the program running.
 AHEAD = cgroups.SLOTS - 1
-PRELOAD = (  # what HumanEval-style programs import most; others import in the program's process
-    "typing math random copy string collections re hashlib itertools functools heapq bisect "
-    "operator"
+#: What HumanEval-style programs import most; others import in the program's process. Not
+#: ``random`` nor anything that imports ``threading``: each registers an after-fork hook that
+#: then runs in every program (reseeding, 0.1-0.25 ms; threading's, 0.7 ms), used or not.
+PRELOAD = (
+    "typing math copy string collections re hashlib itertools functools heapq bisect operator"
 ).split()
 
 # Trusted code run once in the worker: it builds the AST node types (built on the first
@@ -103,7 +106,8 @@ def _prepare_process() -> None:
 
 
 class Candidates:
-    """Candidate processes forked ``AHEAD`` jobs ahead by the zygote, so that none is waited for."""
+    """Programs' processes (each in its world) forked ``AHEAD`` jobs ahead by the spawner, so
+    that none is waited for."""
 
     def __init__(self, zygote: candidate.ZygoteClient):
         self.zygote = zygote
@@ -136,6 +140,7 @@ class Candidates:
                 pass
             for fd in (out_r, req_w, resp_r):  # its process could not start: the next one
                 os.close(fd)
+            self.zygote.done(seq)
         why = self.zygote.failed.get(seq, "no answer")
         raise RuntimeError(f"no candidate process could be started ({why})")
 
@@ -144,13 +149,13 @@ class World:
     """What each program gets of its own besides its namespaces: a uid no other live program
     has (in root mode; rotated, so that nothing the kernel keeps per uid is met again soon),
     its bounds as a whole in a control-group slot (where the machine has them), and the
-    reaping of the programs killed before it."""
+    reaping of the programs killed before it (by the spawner, their parent)."""
 
     UIDS = 8  #: uids per worker, used in turn
 
-    def __init__(self, cfg: dict, groups: list):
-        self.cfg, self.groups, self.n = cfg, groups, 0
-        self.dying: list[tuple[int, int, int]] = []  # (seq, reaper, program), killed, not reaped
+    def __init__(self, cfg: dict, groups: list, zygote: candidate.ZygoteClient):
+        self.cfg, self.groups, self.zygote, self.n = cfg, groups, zygote, 0
+        self.dying: list[int] = []  # seqs of programs killed, not known to be reaped
 
     def next_uid(self) -> int:
         self.n += 1
@@ -160,19 +165,18 @@ class World:
         return self.groups[seq % len(self.groups)] if self.groups else None
 
     def settle(self, seq: int, timeout: float = 5.0) -> None:
-        """Reap the killed programs that are gone; wait for those that shared program
+        """Forget the killed programs that are reaped; wait for those that shared program
         ``seq``'s slot (the one before it there), so that nothing of them counts against it."""
         until = time.monotonic() + timeout
+        self.zygote.poll()
         keep = []
-        for old, reaper, program in self.dying:
-            must = bool(self.groups) and (seq - old) % len(self.groups) == 0
-            if must or _ends(program, 0):  # the reaper's exit waits for this one's reaping
-                ns.reap(program, until)
-                program = 0
-            if must or _ends(reaper, 0):
-                ns.reap(reaper, until)
+        for old in self.dying:
+            if self.groups and (seq - old) % len(self.groups) == 0:
+                self.zygote.reap(old, until)
+            if self.zygote.is_reaped(old):
+                self.zygote.forget(old)
             else:
-                keep.append((old, reaper, program))
+                keep.append(old)
         self.dying = keep
 
 
@@ -202,16 +206,18 @@ def run_job(job: dict, cfg: dict, world: World, candidates: Candidates) -> dict:
         status, error = "timeout", None
     except channel.ChannelClosed:
         status, error = "fail", f"{tester.ENDED}before the tests ran"
-    lingering = ns.program_leftovers(reaper, cand) if status == "pass" else None
+    lingering = None
+    if status == "pass" and (group is None or group.tasks() != 1):  # 1: its process alone
+        lingering = ns.program_leftovers(reaper, cand)
     # Whether it ended by itself (its descriptors close a moment before it is gone)
     ended_alone = status == "fail" and bool(error) and error.startswith(tester.ENDED) \
         and _ends(cand, 1.0)
-    ns.kill_program(reaper, cand)  # its whole namespace dies with it
+    ns.kill_program(reaper, cand, members=group.members if group is not None else None)
+    world.zygote.done(seq)  # the spawner may reap both now
     wait_status, cpu = 0, 0.0
     if ended_alone:  # it is gone already: how it ended says more
-        wait_status, cpu = ns.reap(cand, time.monotonic() + 5.0)
-        cand = 0
-    world.dying.append((seq, reaper, cand))
+        wait_status, cpu = world.zygote.reap(seq, time.monotonic() + 5.0, program_only=True)
+    world.dying.append(seq)
     duration = time.monotonic() - start
     out_r = link.out_r if link.out_r >= 0 else None
     if out_r is not None:
@@ -326,7 +332,7 @@ def main() -> None:
     ns.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no one reads this memory (the tests run here)
     _prepare_process()
     zygote = candidate.ZygoteClient(zygote_end)
-    world = World(cfg, groups)
+    world = World(cfg, groups, zygote)
     zygote.ready()  # the new root is built: the zygote may fork into it
     candidates = Candidates(zygote)
     candidates.ahead.extend(candidates._order() for _ in range(AHEAD))  # while the first job comes
