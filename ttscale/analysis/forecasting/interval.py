@@ -221,13 +221,13 @@ def forecast_records(
 ) -> list[dict[str, Any]]:
     """One record per (group, method) of a counts frame: the group values, ``method``, ``k``,
     ``coverage`` and its interval ``ci_low``/``ci_high`` at ``ci_level`` (null with ``n_boot``
-    0), ``floor_sd`` and ``extrapolation_sd`` (the interval's two parts), ``extrapolated``
+    0), ``floor_sd``, ``extrapolation_sd`` and ``model_sd`` (the interval's parts, see the module doc), ``extrapolated``
     (k beyond the smallest n: a model's extrapolation, not an estimate) and ``from_n``.
 
     A group with no correct sample at all has nothing to forecast from: its coverage is null
     and ``"error"`` says why (the other groups are still forecast). Counts of an adaptive run
     (a stopping rule) get the point forecasts of ``ttscale.analysis.forecasting.forecast.forecast_records``
-    and no interval (the bootstrap here assumes fixed n). ``progress(done, total)``, if given,
+    and no interval (the parametric bootstrap here draws a fixed n). ``progress(done, total)``, if given,
     is told after each (group, method).
     """
     from ttscale.analysis.adaptive.run import is_adaptive
