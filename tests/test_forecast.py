@@ -152,27 +152,31 @@ def test_interval_is_the_simulated_noise_and_the_alternatives_where_the_law_is_u
     solved, m = np.mean(c > 0), int(np.sum(c == 0))
     r = np.clip((f.coverage - solved) * p.size / m, 0, 1)
     np.testing.assert_allclose(f.floor_sd, np.sqrt(m * r * (1 - r)) / p.size, rtol=1e-12)
-    # the noise: the parametric bootstrap's spread of forecast minus truth, never below the floor
+    # the noise: the parametric bootstrap's spread of forecast minus truth, with the floor
     errs = simulated_errors(n, c, np.array(ks), "power_law", 30, seed=1)
     assert errs.shape == (30, 2)
     np.testing.assert_allclose(f.extrapolation_sd, errs.std(axis=0, ddof=1), rtol=1e-12)
-    sd = np.maximum(f.extrapolation_sd, f.floor_sd)
-    curve_low = curve_interval(n, c, np.array([50]), 0.8, seed=1)[0][0]
+    sd = np.hypot(f.extrapolation_sd, f.floor_sd)
+    curve_low, curve_high = (b[0] for b in curve_interval(n, c, np.array([50]), 0.8, seed=1))
     assert curve_low < np.mean(pass_at_k(n, c, [50]))
     # a law safe to extrapolate: the alternatives are not spanned
     assert np.all(f.model_sd == 0) and f.law_extrapolation == "safe"
     np.testing.assert_allclose(f.low, np.clip(np.maximum(f.coverage - z * sd, curve_low), 0, 1),
                                rtol=1e-12)
-    np.testing.assert_allclose(f.high, np.clip(f.coverage + z * sd, 0, 1), rtol=1e-12)
-    # unsafe: the interval spans every alternative's forecast, plus the same noise on each side
+    np.testing.assert_allclose(f.high, np.clip(np.maximum(f.coverage + z * sd, curve_high), 0, 1),
+                               rtol=1e-12)
+    # unsafe (or unchecked): the interval spans every alternative's forecast, plus the same noise
     u = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1,
                                law_extrapolation="unsafe")
+    unchecked = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1,
+                                       law_extrapolation="unchecked")
+    np.testing.assert_array_equal(unchecked.low, u.low)
     alts = np.array([forecast_curve(n, c, ks, a) for a in ("beta_eb", "beta_zi_eb")])
     np.testing.assert_allclose(u.model_sd, np.max(np.abs(alts - u.coverage), axis=0) / z)
     lo = np.minimum(u.coverage, alts.min(axis=0)) - z * sd
     hi = np.maximum(u.coverage, alts.max(axis=0)) + z * sd
     np.testing.assert_allclose(u.low, np.clip(np.maximum(lo, curve_low), 0, 1), rtol=1e-12)
-    np.testing.assert_allclose(u.high, np.clip(hi, 0, 1), rtol=1e-12)
+    np.testing.assert_allclose(u.high, np.clip(np.maximum(hi, curve_high), 0, 1), rtol=1e-12)
     assert np.all(u.high - u.low >= f.high - f.low - 1e-12) and u.beyond_samples.all()
     # the same seed gives the same interval; without a verdict given it is computed
     again = forecast_with_interval(n, c, ks, "power_law", level=0.8, n_boot=30, seed=1,
@@ -319,3 +323,16 @@ def test_auto_keeps_the_power_law_where_it_passes_its_extrapolation_back_test() 
     assert rec["chosen_method"] == "power_law" and rec["model_sd"] == 0.0
     assert rec["coverage"] == pytest.approx(forecast_coverage(n, c, 10_000, "power_law"), abs=1e-12)
     assert rec["ci_low"] < rec["coverage"] < rec["ci_high"]
+
+
+def test_interval_beyond_n_reaches_the_curves_upper_bound_when_every_problem_is_solved() -> None:
+    # every problem solved in n samples: the law forecasts 0.9999x at 10n, the truth of these
+    # problems is about 1; coverage does not fall with k, so the upper end reaches the curve's
+    # upper bound at n (1 here: Clopper-Pearson of P of P)
+    from ttscale.analysis.forecasting.interval import forecast_with_interval
+
+    rng = np.random.default_rng(2)
+    c = rng.binomial(100, rng.uniform(0.3, 0.9, 60))
+    assert (c > 0).all()
+    f = forecast_with_interval(np.full(c.size, 100), c, [1000, 10_000], "power_law", n_boot=5)
+    assert np.all(f.high == 1.0) and np.all(f.low < f.coverage)
