@@ -19,7 +19,13 @@ sets). The truth is the unbiased coverage at K from all N samples (synthetic: th
 * ``ratio``: MAE / floor (the goal: <= 1.25 on every dataset);
 * ``cover90``: the share of forecasts whose 90% interval (ttscale.analysis.forecasting.interval)
   holds the truth (the goal: 0.85-0.95), for the methods in ``--interval-methods``; the
-  intervals' alternatives (beta_eb, beta_zi_eb) are fitted for every draw even when not listed.
+  intervals' alternatives (power_law, beta_eb, beta_zi_eb) are fitted for every draw even when not
+  listed, and a power-law interval of a law unsafe to extrapolate reaches the ceiling law's
+  forecast, as ``ttscale forecast`` reports it;
+* ``width`` and ``width/MAE``: the interval's mean width (points) and its ratio to the error (about
+  4 for a calibrated interval of a normal error: wider is wasted, narrower misses);
+* ``auto/best`` and ``auto chose``: ``--method auto``'s error over the best single method's (the
+  goal: <= 1.1) and its most frequent choice.
 
     python benchmarks/bench_forecast.py            # full: 10 draws, every method (~5-10 min on 2 cores)
     python benchmarks/bench_forecast.py --quick    # 3 draws, power_law and beta_eb, fewer boots
