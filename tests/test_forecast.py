@@ -207,6 +207,7 @@ def test_interval_spans_the_alternatives_on_a_never_solvable_share() -> None:
         assert safe.low[0] > truth  # the noise alone misses it
 
 
+@pytest.mark.slow  # 8.5 s: 12 draws, each with its parametric bootstrap and extrapolation check
 def test_interval_covers_the_truth_on_a_beta_population() -> None:
     # a population the methods agree on: the 90% interval should hold the truth most of the time
     from ttscale.analysis.forecasting.interval import forecast_with_interval
