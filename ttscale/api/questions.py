@@ -187,10 +187,12 @@ def forecast(source: str | os.PathLike | pd.DataFrame, to: int, *,
              group_by: list[str] | None = None, allow_stale: bool = False, level: float = 0.9,
              n_boot: int = 100, progress: bool = True) -> pd.DataFrame:
     """Forecast coverage at ``k = to`` per group (and method) from the samples drawn, with a
-    ``level`` interval (``n_boot`` bootstrap refits; 0: none; see :func:`forecast_records`).
+    ``level`` interval (``n_boot`` parametric-bootstrap replicates; 0: none; see
+    :func:`forecast_records`).
 
     ``method``: ``power_law`` (default), ``beta``, ``beta_eb``, ``beta_mixture``, ``beta_zi_eb``, a list of them,
-    or ``"all"``. ``from_k`` first subsamples each problem to that many samples without
+    ``"all"``, or ``"auto"`` (per group: the power law where it passes its extrapolation
+    back-test, else a Beta method; ``chosen_method`` and ``method_reason`` say which and why). ``from_k`` first subsamples each problem to that many samples without
     replacement (a back-test; seeded by ``seed``). Returns one row per (group, method): the group
     columns, ``method``, ``k``, ``coverage`` (NaN where a group has no correct sample; ``error``
     says why), its interval, ``from_k`` and, for ``power_law``, ``law_status`` (``"rejected"``:

@@ -12,8 +12,9 @@ Output: a readable table, or with ``--json`` a JSON list on stdout, one object p
 method): the group columns, ``"method"``, ``"k"`` (= K), ``"coverage"`` (a float in [0, 1]),
 ``"ci_low"``/``"ci_high"`` (its ``--level`` interval, default 90%; null with ``--n-boot 0``),
 ``"ci_level"``, ``"floor_sd"``, ``"extrapolation_sd"`` and ``"model_sd"`` (the interval's parts:
-which unsolved problems are solvable, the bootstrap spread of the method's extrapolation, the
-alternatives' spread; see ``ttscale.analysis.forecasting.interval``), ``"extrapolated"`` (K beyond
+which unsolved problems are solvable, the spread of forecast minus truth in a parametric bootstrap
+from the fitted difficulty, and the other methods' spread, spanned only where the power law fails
+its extrapolation back-test; see ``ttscale.analysis.forecasting.interval``), ``"extrapolated"`` (K beyond
 the samples per problem: a model's extrapolation, not an estimate), ``"from_n"`` (the smallest
 samples per problem used), ``"from_k"`` (N, or null without ``--from-k``), and ``"law_status"``,
 ``"law_reasons"`` and ``"law_warnings"`` (below). A group in which no sample is correct has
@@ -41,9 +42,11 @@ Safe to extrapolate? Each ``power_law`` record (asked for, or chosen by ``auto``
 measured at n (``ttscale.analysis.laws.extrapolation``); an ``unsafe`` law gets a warning line on
 stderr. At K <= n every method returns the unbiased estimate with the measured curve's interval.
 
-``--method auto`` chooses per group the method whose back-test inside the data (n/10 -> n) errs
-least; the record keeps ``"method": "auto"`` and adds ``"chosen_method"``, ``"method_reason"`` and
-``"backtest_errors"``.
+``--method auto`` chooses per group: ``power_law`` where the law passes its extrapolation
+back-test, ``beta_zi_eb`` where the law predicted the measured coverage at n too high (a ceiling),
+else the method whose back-test inside the data (n/10 -> n) errs least
+(``ttscale.analysis.forecasting.forecast.choose_method``); the record keeps ``"method": "auto"``
+and adds ``"chosen_method"``, ``"method_reason"`` and ``"backtest_errors"``.
 
 Methods (``ttscale.analysis.forecasting.forecast``): ``power_law`` (the exponentiated power law fitted to the
 measured curve, extrapolated; the default, see benchmarks/bench_forecast.py: no method beats it

@@ -4,7 +4,9 @@ Difficulty comes from INPUT (a counts table or a run directory; one curve per gr
 ``--difficulty beta:ALPHA,BETA[,zero=Z]``. Writes ``OUT/simulation.parquet`` (group columns, k,
 coverage, accuracy, false_positive_rate, samples_drawn, utility), ``OUT/summary.json`` (per
 group: saturation_k, optimal_k with optimal_k_ci, a bootstrap interval over problems at --ci,
-optimal_utility, accuracy_ceiling, ...; plus the plan table when asked) and
+optimal_utility, accuracy_ceiling, ...; optimal_k_extrapolated, law_extrapolation and
+optimal_k_warning, which marks an optimal k beyond the samples drawn when the power law fails its
+extrapolation back-test, also a line on stderr; plus the plan table when asked) and
 ``OUT/figures/simulate.{png,svg}``; ``--json`` prints the summary.
 """
 
@@ -99,7 +101,16 @@ def run(args: argparse.Namespace) -> int:
             print(summary_text(s))
             if "adaptive_plan" in s:
                 _print_plan(pd.DataFrame(s["adaptive_plan"]), args.k_max)
+    for s in result.summaries:  # also with --json: one line per group on stderr
+        if s.get("optimal_k_warning"):
+            print(f"warning: {_group_label(s)}{s['optimal_k_warning']}", file=sys.stderr)
     return 0
+
+
+def _group_label(s: dict) -> str:
+    """``col=value, ...: `` of a summary's group columns (those before ``difficulty``)."""
+    names = list(s)[: list(s).index("difficulty")] if "difficulty" in s else []
+    return "".join(f"{k}={s[k]}, " for k in names)[:-2] + ": " if names else ""
 
 
 def _value(v: object) -> str:

@@ -18,9 +18,10 @@ The fix is an exact binomial bound with an effective number of trials (Korn and 
 
 The interval reported is the hull of that bound and the bootstrap's (:func:`widen_at_ceiling`).
 Measured coverage of nominal 95% intervals (``python benchmarks/bench_law_intervals.py --quick``,
-nine Beta families, n = 100, k = 1 ... 100, the worst over families and k): 10 problems 0.965
-(before the few-problem guards of :func:`effective_trials`: 0.800; the bootstrap alone: 0.000
-at the ceiling), 30 problems 0.920 (0.865), 128 problems 0.935 (0.920).
+nine Beta families, n = 100, k = 1 ... 100, 1,000 draws each, the worst over families and k):
+10 problems 0.967 (before the few-problem guards of :func:`effective_trials`: 0.806; the
+bootstrap alone: 0.000 at the ceiling), 30 problems 0.948 (0.879), 128 problems 0.948 (0.943);
+Monte Carlo standard error 0.007 a cell.
 """
 
 from __future__ import annotations

@@ -286,6 +286,7 @@ def simulate_groups(
         summary = _with_interval(summary, diff, ks, selection, fpr=fpr, fnr=fnr, fp_cost=fp_cost,
                                  cost_per_sample=cost_per_sample, n_boot=optimal_k_boot, ci=ci,
                                  seed=seed)
+        summary.update(mark_optimal_k(summary, diff, rest[0] if rest else None))
         if plan_b_precision:
             plan = plan_exponent_precision(diff, plan_b_precision, list(plan_problems),
                                            list(plan_samples), replicates, seed)
@@ -305,6 +306,32 @@ def simulate_groups(
         summaries.append(summary)
     plan_table = pd.concat(plans, ignore_index=True) if plans else None
     return pd.concat(frames, ignore_index=True), summaries, plan_table
+
+
+def mark_optimal_k(summary: dict, d: Difficulty, counts: pd.DataFrame | None) -> dict:
+    """Is the optimal k an extrapolation from a law that fails the back-test? ``optimal_k_extrapolated``
+    (beyond the samples per problem the difficulty was fitted from), ``law_extrapolation``
+    (the power law's "safe to extrapolate" verdict on the group's counts,
+    :func:`ttscale.analysis.forecasting.law.group_extrapolation`: ``safe``, ``unsafe``,
+    ``unchecked``; null without counts or when the optimal k is within the samples) and
+    ``optimal_k_warning`` (one line when the verdict is ``unsafe``: the coverage curve the
+    optimal k is read from was already wrong one decade out inside the data)."""
+    k_opt = int(summary["optimal_k"])
+    beyond = d.observed_k is not None and k_opt > d.observed_k
+    out: dict = {"optimal_k_extrapolated": bool(beyond), "law_extrapolation": None,
+                 "optimal_k_warning": None}
+    if not beyond or counts is None:
+        return out
+    from ttscale.analysis.forecasting.law import group_extrapolation
+
+    verdict = group_extrapolation(counts, "simulate")
+    out["law_extrapolation"] = verdict["status"]
+    if verdict["status"] == "unsafe":
+        out["optimal_k_warning"] = (
+            f"optimal k = {k_opt} lies beyond the {d.observed_k} samples per problem, and the "
+            "power law fails the extrapolation back-test on these counts (fitted on one decade it "
+            "misses the next inside the data): do not trust this optimal k; sample more")
+    return out
 
 
 def _with_interval(summary: dict, d: Difficulty, ks: np.ndarray, selection: str, *,
