@@ -621,6 +621,28 @@ def test_identical_counts_at_two_temperatures_read_as_a_tie(tmp_path):
     assert (best["tied"] == "0.6,1").all()
 
 
+def test_identical_counts_never_yield_a_claimed_split(tmp_path, capsys):
+    src = _tie_counts(tmp_path)
+    best = ttscale.temperatures(src, n_boot=50, ks=[1, 4, 10]).best
+    for row in best.itertuples():  # all k samples on the best temperature, and no gain claimed
+        assert json.loads(row.split) == {"0.6": row.k, "1.0": 0} == json.loads(row.split_found)
+        assert row.split_gain == 0 and row.split_gain_ci_low == 0 and row.split_gain_ci_high == 0
+        assert not row.split_better
+        assert row.split_verdict == "no split is better than 0.6 alone: the data do not choose"
+    assert main(["temperatures", str(src), "--ks", "1,4,10", "--n-boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "split, k=1,4,10: no split is better than 0.6 alone: the data do not choose"
+    # three temperatures, random counts, the same at each: never a split
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        c = rng.integers(0, 9, size=12)
+        df = pd.DataFrame([(i, t, 8, int(c[i])) for i in range(12) for t in (0.2, 0.7, 1.1)],
+                          columns=["problem", "temperature", "num_samples", "num_correct"])
+        got = ttscale.temperatures(df, n_boot=20, ks=[2, 5, 8], seed=seed).best
+        assert not got["split_better"].any() and (got["split_gain"] == 0).all()
+        assert all(json.loads(s)["0.2"] == k for s, k in zip(got["split"], got["k"], strict=True))
+
+
 def test_a_clear_winner_is_not_a_tie(tmp_path):
     src = tmp_path / "c.csv"
     rows = [f"{i},0.6,10,{5 + i % 5}\n{i},1.0,10,{i % 3}" for i in range(30)]

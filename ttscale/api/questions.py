@@ -216,8 +216,11 @@ def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | No
     directory. Returns a
     :class:`ttscale.analysis.temperatures.view.TemperatureView` (``by_temperature``: coverage
     per (group, temperature, k) with CIs; ``best``: per (group, k) the best temperature, the gap
-    to the runner-up with a paired CI, p_best, and the best split of k samples over temperatures
-    with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
+    to the runner-up with a paired CI, p_best, and the split of k samples over temperatures:
+    ``split_found`` the exact best in sample, ``split_gain`` its gain over the best temperature
+    alone cross-fitted over problems with a t interval, ``split`` the recommendation (the found
+    split when ``split_better``, i.e. that interval is above 0, else all k at the best
+    temperature; ``split_verdict`` in words), its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
     from ttscale.analysis.temperatures.view import temperature_view, write_view
