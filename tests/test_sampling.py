@@ -103,7 +103,7 @@ def test_importing_sampling_modules_pulls_in_no_backend_library():
 def test_get_backend_errors_name_the_backend_and_option():
     from ttscale.sampling.backends import get_backend
 
-    with pytest.raises(InputError, match=r"--backend nope: unknown backend \(known: transformers, vllm, openai, import\)"):
+    with pytest.raises(InputError, match=r"backend='nope': unknown backend \(known: transformers, vllm, openai, import\)"):
         get_backend("nope")
     with pytest.raises(InputError, match=r"--from FILE"):
         get_backend("import")
@@ -339,7 +339,7 @@ def test_out_of_memory_mid_run_keeps_the_samples_written_and_resumes(tmp_path, b
     backend.batch_size = 6  # one request of n=6 a batch: 3 problems x 2 temperatures = 6 batches
     backend._sample_rows = flaky
     try:
-        with pytest.raises(InputError, match=r"out of memory sampling 6 sequences at once; lower --batch-size"):
+        with pytest.raises(InputError, match=r"out of memory sampling 6 sequences at once; lower batch_size"):
             run_sampling(settings(temperatures=[0.5, 1.0]), tmp_path / "r", backend, progress=False)
         kept = sorted_samples(tmp_path / "r")
         assert len(kept) == 12 and kept.groupby(["problem_id", "temperature"]).size().eq(6).all()
