@@ -240,3 +240,15 @@ def test_split_gain_interval_covers_zero_when_every_temperature_has_the_same_rat
         mixed += min(json.loads(row["split_found"]).values()) > 0
     assert mixed >= 8  # the noise winners are there to be claimed ...
     assert claimed <= 2 and covered >= 0.9 * reps  # ... and are not
+
+
+def test_a_budget_no_single_temperature_holds_has_a_split_and_no_claim() -> None:
+    from ttscale.analysis.temperatures.view import budget_splits
+
+    n, c = np.array([[4, 6]] * 5), np.array([[1, 2], [0, 3], [2, 2], [1, 1], [0, 0]])
+    rows = budget_splits(n, c, [0.5, 1.0], [5, 8], n_splits=1).set_index("k")
+    assert json.loads(rows.loc[5, "split"]) == {"0.5": 0, "1.0": 5}  # only 1.0 has 5 samples
+    assert rows.loc[5, "split_verdict"].startswith("no split is better than 1 alone")
+    assert sum(json.loads(rows.loc[8, "split"]).values()) == 8 and not rows.loc[8, "split_better"]
+    assert np.isnan(rows.loc[8, "split_gain"])
+    assert rows.loc[8, "split_verdict"] == "no temperature alone has 8 samples here: nothing to compare with"

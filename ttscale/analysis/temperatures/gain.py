@@ -38,7 +38,9 @@ What is reported instead:
 Ties: where the split found is no better in sample than the best single temperature (to 1e-12),
 the allocation all on that temperature is taken, in the fit and in every fold; identical counts
 at every temperature therefore give ``split_gain`` 0 with the interval [0, 0] and never a
-claimed split.
+claimed split. A budget that no temperature holds alone (k above every temperature's samples,
+possible when calling :func:`ttscale.analysis.temperatures.view.budget_splits` directly) has a
+split but nothing to compare it with: NaN gain, never claimed, and a verdict saying so.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ FOLDS = 5
 
 
 def first_best(values: np.ndarray) -> int:
-    """The first index whose value is within :data:`TIE` of the largest (NaN never best)."""
+    """The first index whose value is within :data:`TIE` of the largest (NaN never best; -1 when
+    every value is NaN)."""
+    if np.isnan(values).all():
+        return -1
     vals = np.where(np.isnan(values), -np.inf, values)
     return int(np.flatnonzero(vals >= vals.max() - TIE)[0])
 
@@ -73,14 +78,15 @@ def concentrated(t: int, temps: int, total: int) -> tuple[int, ...]:
 
 def choose(logs: list[np.ndarray], caps: np.ndarray, total: int) -> tuple[tuple[int, ...], int, bool]:
     """(split, best single temperature, proven optimal) chosen on ``logs``' problems; a split no
-    better in sample than the best single temperature is replaced by all on that temperature."""
+    better in sample than the best single temperature is replaced by all on that temperature.
+    The best temperature is -1 when none has ``total`` samples."""
     from ttscale.analysis.temperatures.best import coverage_from_logs, split_from_logs
 
     singles = single_coverages(logs, total)
     best = first_best(singles)
     alloc, exact = split_from_logs(logs, caps, total)
     alloc = tuple(int(a) for a in alloc)
-    if not np.isnan(singles[best]) and coverage_from_logs(logs, alloc) <= singles[best] + TIE:
+    if best >= 0 and coverage_from_logs(logs, alloc) <= singles[best] + TIE:
         alloc = concentrated(best, len(logs), total)
     return alloc, best, exact
 
@@ -92,10 +98,11 @@ def _miss(logs: list[np.ndarray], alloc: tuple[int, ...], rows: np.ndarray) -> n
 def fold_gains(logs: list[np.ndarray], caps: np.ndarray, total: int, folds: int = FOLDS,
                seed: int = 0) -> np.ndarray:
     """(P,) per-problem held-out gain ``d_p`` of the split over the best single temperature, each
-    chosen on the folds without p; NaN for all when there are fewer than two problems."""
+    chosen on the folds without p; NaN for all when there are fewer than two problems or no
+    temperature has ``total`` samples."""
     num_p = logs[0].shape[0]
     out = np.full(num_p, np.nan)
-    if num_p < 2:
+    if num_p < 2 or all(total >= lg.shape[1] for lg in logs):
         return out
     order = np.random.default_rng(seed).permutation(num_p)
     for held in np.array_split(order, min(int(folds), num_p)):
@@ -123,6 +130,10 @@ def claim(found: tuple[int, ...], temperatures: list[float], best: int, low: flo
           ) -> dict[str, Any]:
     """``split`` (what the view recommends), ``split_better`` and ``split_verdict``."""
     total = int(sum(found))
+    if best < 0:
+        return {"split": json.dumps({str(t): a for t, a in zip(temperatures, found, strict=True)}),
+                "split_better": False,
+                "split_verdict": f"no temperature alone has {total} samples here: nothing to compare with"}
     mixed = sum(a > 0 for a in found) > 1
     better = bool(mixed and np.isfinite(low) and low > 0)
     name = f"{temperatures[best]:g}"
