@@ -682,10 +682,10 @@ def test_identical_counts_never_yield_a_claimed_split(tmp_path, capsys):
         assert json.loads(row.split) == {"0.6": row.k, "1.0": 0} == json.loads(row.split_found)
         assert row.split_gain == 0 and row.split_gain_ci_low == 0 and row.split_gain_ci_high == 0
         assert not row.split_better
-        assert row.split_verdict == "no split is better than 0.6 alone: the data do not choose"
+        assert row.split_verdict == "no split is better than T=0.6 alone: the data do not choose"
     assert main(["temperatures", str(src), "--ks", "1,4,10", "--n-boot", "50"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "split, k=1,4,10: no split is better than 0.6 alone: the data do not choose"
+    assert out.splitlines()[-1] == "split, k=1,4,10: no split is better than T=0.6 alone: the data do not choose"
     # three temperatures, random counts, the same at each: never a split
     rng = np.random.default_rng(0)
     for seed in range(5):

@@ -204,7 +204,7 @@ def test_a_noise_winner_split_is_found_but_not_claimed() -> None:
     assert row["split_gain_ci_low"] < 0 < row["split_gain_ci_high"]
     assert not row["split_better"]
     assert json.loads(row["split"]) == {"0.6": 0, "1.0": 10}
-    assert row["split_verdict"] == "no split is better than 1 alone: the data do not choose"
+    assert row["split_verdict"] == "no split is better than T=1 alone: the data do not choose"
 
 
 def test_a_split_that_truly_helps_is_claimed() -> None:
@@ -248,7 +248,7 @@ def test_a_budget_no_single_temperature_holds_has_a_split_and_no_claim() -> None
     n, c = np.array([[4, 6]] * 5), np.array([[1, 2], [0, 3], [2, 2], [1, 1], [0, 0]])
     rows = budget_splits(n, c, [0.5, 1.0], [5, 8], n_splits=1).set_index("k")
     assert json.loads(rows.loc[5, "split"]) == {"0.5": 0, "1.0": 5}  # only 1.0 has 5 samples
-    assert rows.loc[5, "split_verdict"].startswith("no split is better than 1 alone")
+    assert rows.loc[5, "split_verdict"].startswith("no split is better than T=1 alone")
     assert sum(json.loads(rows.loc[8, "split"]).values()) == 8 and not rows.loc[8, "split_better"]
     assert np.isnan(rows.loc[8, "split_gain"])
     assert rows.loc[8, "split_verdict"] == "no temperature alone has 8 samples here: nothing to compare with"

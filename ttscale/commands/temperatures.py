@@ -10,7 +10,7 @@ split of k samples over temperatures the view recommends (the exact best split o
 cross-fitted gain over the best temperature has an interval above 0, else all on that
 temperature) with that gain and its interval, the best split's in-sample coverage, its
 cross-fitted coverage (chosen on half the samples, measured on the other half) and the optimism
-between the two; below the table one line per verdict on splitting ("no split is better than T
+between the two; below the table one line per verdict on splitting ("no split is better than T=t
 alone: the data do not choose" when the interval holds 0). ``--json`` prints
 ``{"by_temperature": [...], "best": [...]}`` instead. ``--out DIR`` also writes
 ``DIR/temperatures.parquet``, ``DIR/temperature_best.parquet`` and

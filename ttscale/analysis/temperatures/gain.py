@@ -32,7 +32,7 @@ What is reported instead:
 - ``split_better``: True only when the exact best split is not all on one temperature and the
   interval's low end is above 0. Otherwise the view recommends the best single temperature
   (``split`` = all k samples there, ``split_found`` keeps the optimiser's allocation) and
-  ``split_verdict`` says "no split is better than T alone: the data do not choose" (or "...:
+  ``split_verdict`` says "no split is better than T=t alone: the data do not choose" (or "...:
   splitting loses out of sample" when the whole interval is below 0).
 
 Ties: where the split found is no better in sample than the best single temperature (to 1e-12),
@@ -136,7 +136,7 @@ def claim(found: tuple[int, ...], temperatures: list[float], best: int, low: flo
                 "split_verdict": f"no temperature alone has {total} samples here: nothing to compare with"}
     mixed = sum(a > 0 for a in found) > 1
     better = bool(mixed and np.isfinite(low) and low > 0)
-    name = f"{temperatures[best]:g}"
+    name = f"T={temperatures[best]:g}"
     if better:
         verdict = f"better than {name} alone"
     elif not np.isfinite(low):

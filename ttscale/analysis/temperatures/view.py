@@ -20,7 +20,7 @@ From per-problem counts at T temperatures (``n``, ``c``: (problems, T)):
   chosen from all n. Whether splitting beats the best single temperature at all is
   :mod:`ttscale.analysis.temperatures.gain`'s question: the split's gain cross-fitted over problem
   folds with a t interval; ``split`` is the exact best split only when that interval lies above
-  0, else all k samples at the best temperature with the verdict "no split is better than T
+  0, else all k samples at the best temperature with the verdict "no split is better than T=t
   alone: the data do not choose" (``split_found`` keeps the optimiser's allocation).
 
 :func:`temperature_view` runs the three on every group of a counts frame that has a temperature
