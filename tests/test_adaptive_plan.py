@@ -112,5 +112,5 @@ def test_forecast_reads_adaptive_counts_and_refuses_subsampling_them():
     assert fit["fit_status"] in ("ok", "rejected")
     assert (law["law_status"], law["law_reasons"]) == (fit["fit_status"], fit["fit_reasons"])
     assert all(r["law_status"] is None for r in records if r["method"] != "power_law")
-    with pytest.raises(InputError, match="--from-k: an adaptive run"):
+    with pytest.raises(InputError, match="from_k: an adaptive run"):
         forecast_records(counts, 5000, from_k=16)

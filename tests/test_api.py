@@ -195,9 +195,9 @@ def test_simulate_a_perfect_verifier_reaches_coverage(tmp_path):
     assert (tmp_path / "sim" / "simulation.parquet").is_file() and isinstance(s.plot(), Figure)
     noisy = ttscale.simulate(pd.read_csv(FIXTURE), fpr=0.2, k_max=200)
     assert len(noisy.summaries) == 2 and (noisy.summary["accuracy_ceiling"] < 1).all()
-    with pytest.raises(InputError, match="exactly one of INPUT or --difficulty"):
+    with pytest.raises(InputError, match="exactly one of source or difficulty"):
         ttscale.simulate()
-    with pytest.raises(InputError, match="--fpr must be in"):
+    with pytest.raises(InputError, match=r"fpr must be in \[0, 1\], got 2.0"):
         ttscale.simulate(difficulty="beta:1,1", fpr=2.0)
 
 

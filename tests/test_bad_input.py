@@ -187,7 +187,7 @@ def test_forecast_bad_method_and_bad_to(tmp_path, capsys):
     src = _write(tmp_path, GOOD)
     _run_bad(capsys, ["forecast", str(src), "--to", "100", "--method", "astrology"], None,
              str(src), "--method 'astrology'")
-    _run_bad(capsys, ["forecast", str(src), "--to", "0"], None, str(src), "to=0")
+    _run_bad(capsys, ["forecast", str(src), "--to", "0"], None, str(src), "--to 0")
 
 
 def test_subprocess_bad_input_prints_one_line_and_exits_2(tmp_path):

@@ -235,7 +235,7 @@ def test_forecast_records_and_bad_interval_options(tmp_path, capsys) -> None:
     assert rec["extrapolated"] is False and rec["ci_low"] <= rec["coverage"] <= rec["ci_high"]
     src = tmp_path / "c.csv"
     df.to_csv(src, index=False)
-    for flags, needle in ((["--level", "1.5"], "level=1.5"), (["--n-boot", "1"], "n_boot=1")):
+    for flags, needle in ((["--level", "1.5"], "--level 1.5"), (["--n-boot", "1"], "--n-boot 1")):
         assert main(["forecast", str(src), "--to", "100", *flags]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and needle in err

@@ -510,6 +510,60 @@ def test_api_bad_arguments_are_input_errors_in_the_apis_words(call, needle):
     assert "--" not in str(e.value) and "command line" not in str(e.value)
 
 
+BETA = ["--difficulty", "beta:1,2"]
+
+
+@pytest.mark.parametrize("kwargs,api_needle,argv,cli_needle", [
+    (dict(difficulty="beta:1,2", fpr=0.6, fnr=0.5), "simulate: fpr + fnr must be below 1",
+     ["simulate", *BETA, "--fpr", "0.6", "--fnr", "0.5"], "--fpr + --fnr must be below 1"),
+    (dict(difficulty="beta:1,2", fpr=1.5), "fpr must be in [0, 1], got 1.5",
+     ["simulate", *BETA, "--fpr", "1.5"], "--fpr must be in [0, 1], got 1.5"),
+    (dict(difficulty="beta:1,2", k_max=0), "k_max must be at least 1, got 0",
+     ["simulate", *BETA, "--k-max", "0"], "--k-max must be at least 1, got 0"),
+    (dict(difficulty="beta:1,2", replicates=2), "replicates must be at least 3",
+     ["simulate", *BETA, "--replicates", "2"], "--replicates must be at least 3"),
+    (dict(), "give exactly one of source or difficulty",
+     ["simulate"], "give exactly one of INPUT or --difficulty"),
+    (dict(difficulty="beta:x"), "difficulty 'beta:x': expected beta:ALPHA,BETA",
+     ["simulate", "--difficulty", "beta:x"], "--difficulty 'beta:x': expected beta:ALPHA,BETA"),
+])
+def test_simulate_names_python_arguments_from_python_and_flags_from_the_cli(capsys, kwargs, api_needle,
+                                                                            argv, cli_needle):
+    with pytest.raises(InputError) as e:
+        ttscale.simulate(progress=False, **kwargs)
+    assert api_needle in str(e.value) and "--" not in str(e.value), str(e.value)
+    assert "--" in bad(capsys, argv, cli_needle)
+
+
+def test_simulate_refuses_a_rate_that_is_not_a_number():
+    with pytest.raises(InputError, match=r"simulate: fpr='abc': expected a number"):
+        ttscale.simulate(difficulty="beta:1,2", fpr="abc", progress=False)
+
+
+@pytest.mark.parametrize("verb,kwargs,api_needle,flags,cli_needle", [
+    ("analyze", dict(n_boot=-1), "n_boot must be >= 0, got -1", ["--n-boot", "-1"], "--n-boot must be >= 0, got -1"),
+    ("analyze", dict(ci=2.0), "ci must be in (0, 1), got 2.0", ["--ci", "2"], "--ci must be in (0, 1), got 2.0"),
+    ("analyze", dict(ks=[20]), "ks k=20 exceeds the samples", ["--ks", "20"], "--ks k=20 exceeds the samples"),
+    ("analyze", dict(group_by=["nope"]), "group_by column 'nope'", ["--group-by", "nope"], "--group-by column 'nope'"),
+    ("analyze", dict(law_boot=-2), "law_boot must be >= 0, got -2", ["--law-boot", "-2"], "--law-boot must be >= 0, got -2"),
+    ("frontier", dict(bins=0), "bins must be at least 1, got 0", ["--bins", "0"], "--bins must be at least 1, got 0"),
+    ("frontier", dict(prices=(1, -1)), "prices *: prices must be >= 0", ["--price", "1,-1"],
+     "--price *: prices must be >= 0"),
+    ("forecast", dict(to=100, method="nope"), "method 'nope' is not a forecast method",
+     ["--to", "100", "--method", "nope"], "--method 'nope' is not a forecast method"),
+])
+def test_analysis_verbs_name_python_arguments_from_python_and_flags_from_the_cli(
+        tmp_path, capsys, verb, kwargs, api_needle, flags, cli_needle):
+    src = tmp_path / "c.csv"
+    src.write_text(COUNTS)
+    with pytest.raises(InputError) as e:
+        getattr(ttscale, verb)(str(src), **kwargs)
+    assert api_needle in str(e.value) and "--" not in str(e.value), str(e.value)
+    out = ["--out", str(tmp_path / "o")] if verb == "analyze" else []
+    bad(capsys, [verb, str(src), *flags, *out], cli_needle)
+    assert not (tmp_path / "o").exists()
+
+
 def test_api_temperatures_takes_a_dataframe_and_lists_backends():
     view = ttscale.temperatures(_counts_df(), n_boot=20, ks=[1, 4])
     assert set(view.best["k"]) == {1, 4}
@@ -524,7 +578,7 @@ def test_public_pass_at_k_keeps_exact_values():
 
 def test_cli_to_beyond_any_forecast_is_one_line(capsys):
     src = str(Path(__file__).parent / "fixtures" / "embedded_arith_counts.csv")
-    line = bad(capsys, ["forecast", src, "--to", str(10**30)], "to=1000000000000000000000000000000",
+    line = bad(capsys, ["forecast", src, "--to", str(10**30)], "--to 1000000000000000000000000000000",
                "must be between 1 and 1e15")
     assert line.count("forecast") == 1
 
@@ -619,6 +673,28 @@ def test_identical_counts_at_two_temperatures_read_as_a_tie(tmp_path):
     assert (best["gap"] == 0).all()
     assert ((best["gap_ci_low"] <= 0) & (best["gap_ci_high"] >= 0)).all()
     assert (best["tied"] == "0.6,1").all()
+
+
+def test_identical_counts_never_yield_a_claimed_split(tmp_path, capsys):
+    src = _tie_counts(tmp_path)
+    best = ttscale.temperatures(src, n_boot=50, ks=[1, 4, 10]).best
+    for row in best.itertuples():  # all k samples on the best temperature, and no gain claimed
+        assert json.loads(row.split) == {"0.6": row.k, "1.0": 0} == json.loads(row.split_found)
+        assert row.split_gain == 0 and row.split_gain_ci_low == 0 and row.split_gain_ci_high == 0
+        assert not row.split_better
+        assert row.split_verdict == "no split is better than T=0.6 alone: the data do not choose"
+    assert main(["temperatures", str(src), "--ks", "1,4,10", "--n-boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "split, k=1,4,10: no split is better than T=0.6 alone: the data do not choose"
+    # three temperatures, random counts, the same at each: never a split
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        c = rng.integers(0, 9, size=12)
+        df = pd.DataFrame([(i, t, 8, int(c[i])) for i in range(12) for t in (0.2, 0.7, 1.1)],
+                          columns=["problem", "temperature", "num_samples", "num_correct"])
+        got = ttscale.temperatures(df, n_boot=20, ks=[2, 5, 8], seed=seed).best
+        assert not got["split_better"].any() and (got["split_gain"] == 0).all()
+        assert all(json.loads(s)["0.2"] == k for s, k in zip(got["split"], got["k"], strict=True))
 
 
 def test_a_clear_winner_is_not_a_tie(tmp_path):

@@ -125,7 +125,7 @@ def test_replicas_beyond_the_cluster_are_one_clear_error(cluster, tmp_path):
 def test_a_model_the_replicas_cannot_load_is_one_line_and_frees_the_cluster(cluster, tmp_path):
     s = SampleSettings(**{**BASE, "model": str(tmp_path / "no-model")}, executor="ray",
                        executor_options={"replicas": 2})
-    with pytest.raises(InputError, match=r"^--model .*no-model: cannot load it"):
+    with pytest.raises(InputError, match=r"^model='.*no-model': cannot load it"):
         run_sampling(s, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
     deadline = time.time() + 30

@@ -72,7 +72,7 @@ def test_interval_is_seeded_and_follows_ci_and_boot(counts):
     assert a["optimal_k_ci"][0] <= narrow["optimal_k_ci"][0] <= narrow["optimal_k"]
     assert narrow["optimal_k"] <= narrow["optimal_k_ci"][1] <= a["optimal_k_ci"][1]
     off = interval_of(counts, fpr=0.012, fp_cost=2.0, optimal_k_boot=0)
-    assert off["optimal_k_ci"] is None and off["optimal_k_ci_note"] == "--optimal-k-boot 0"
+    assert off["optimal_k_ci"] is None and off["optimal_k_ci_note"] == "optimal_k_boot=0"  # the API's words
 
 
 @pytest.mark.parametrize("kw", [dict(fpr=0.012, fp_cost=2.0), dict(cost_per_sample=0.0005),
@@ -127,7 +127,7 @@ def test_interval_covers_the_populations_optimal_k():
     truth = math.floor(x) + 1
     pop = ttscale.simulate(difficulty=f"beta:{a},{b}", fpr=fpr, fp_cost=v, k_max=300).summaries[0]
     assert pop["optimal_k"] == truth == 18
-    assert pop["optimal_k_ci"] is None and "--difficulty" in pop["optimal_k_ci_note"]
+    assert pop["optimal_k_ci"] is None and "(difficulty)" in pop["optimal_k_ci_note"]
     hits, points = 0, []
     for rep in range(30):  # measured: 26 of 30 (at 95%: 26), median k 18; 10 CPU s, 9 s wall
         counts = counts_from_beta(a, b, 100, 20, seed=100 + rep)

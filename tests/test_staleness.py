@@ -65,6 +65,11 @@ def test_more_samples_are_detected_until_verified_and_analysed(run, capsys):
     verify = f"`ttscale verify {run} --verifier exact`"
     _refused(["analyze", str(run)], capsys, "verifier 'exact' has verdicts for 40 of 80 samples", verify)
     _refused(["report", str(run)], capsys, "40 of 80 samples", verify)
+    import ttscale  # the API names its own argument, not the flag
+
+    with pytest.raises(StaleError, match=r"or pass allow_stale=True$") as e:
+        ttscale.analyze(run)
+    assert f"run `ttscale.verify({str(run)!r}, 'exact')`" in str(e.value) and "--" not in str(e.value)
     assert read_state(run / "analysis")["samples"]["count"] == 40  # nothing rewritten
     _ok(["verify", str(run), "--verifier", "exact"])
     _refused(["report", str(run)], capsys,

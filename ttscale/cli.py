@@ -15,7 +15,7 @@ import sys
 from typing import Any, NoReturn
 
 from ttscale import __version__
-from ttscale.errors import InputError, os_error_line
+from ttscale.errors import InputError, cli_wording, os_error_line
 
 #: sub-command name -> module under ttscale.commands (one module each)
 COMMANDS = {
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = args.func(args)
+        with cli_wording():  # messages name this command's flags, not the API's arguments
+            code = args.func(args)
     except InputError as e:
         text = str(e)
         if text.startswith(f"{args.command}: "):  # the API names its verb; the prefix has it

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+#: set while the command line runs a command: messages then name flags (``--n-boot``), else the
+#: Python arguments of the API verb (``n_boot=``)
+_CLI_WORDING: ContextVar[bool] = ContextVar("ttscale_cli_wording", default=False)
+_UNSET: Any = object()
+
 
 class InputError(Exception):
     """Bad user input: a malformed file, a missing field, an impossible request.
@@ -47,3 +57,37 @@ def os_error_line(e: OSError) -> str:
     paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
     text = f"{' -> '.join(paths)}: {cause}" if paths else cause
     return " ".join(text.split())
+
+
+@contextmanager
+def cli_wording() -> Iterator[None]:
+    """Within it, :func:`arg` names command-line flags (the CLI runs each command inside it)."""
+    token = _CLI_WORDING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_WORDING.reset(token)
+
+
+def arg(name: str, value: Any = _UNSET, flag: str | None = None) -> str:
+    """An argument in the caller's words: ``n_boot=5`` (or ``n_boot``) from Python, ``--n-boot 5``
+    (or ``--n-boot``) from the command line; a switch (``value`` True) is its flag alone there
+    (``--allow-stale``). ``name`` is the API verb's keyword; ``flag`` the command's spelling where
+    it is not ``--`` + name with dashes (e.g. ``INPUT`` for ``source``)."""
+    if _CLI_WORDING.get():
+        shown = flag or "--" + name.replace("_", "-")
+        return shown if value is _UNSET or value is True else f"{shown} {value}"
+    return name if value is _UNSET else f"{name}={value!r}"
+
+
+def arg_option(name: str, key: str, value: Any, flag: str) -> str:
+    """One key of a dict argument in the caller's words: ``backend_options={'retry_window': 600}``
+    from Python, ``--backend-option retry_window=600`` from the command line."""
+    if _CLI_WORDING.get():
+        return f"{flag} {key}={value}"
+    return f"{name}={{{key!r}: {value!r}}}"
+
+
+def in_cli() -> bool:
+    """Whether the command line is running the current command (see :func:`cli_wording`)."""
+    return _CLI_WORDING.get()

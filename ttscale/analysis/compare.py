@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.analysis.curves.verifier_curves import TABLE_COLUMNS  # noqa: F401 - the table's columns
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 
 def split_specs(text: str) -> list[str]:
@@ -24,17 +24,17 @@ def split_specs(text: str) -> list[str]:
     for ch in text:
         depth += (ch == "(") - (ch == ")")
         if depth < 0:
-            raise InputError(f"--verifiers {text!r}: unbalanced ')'")
+            raise InputError(f"{arg('verifiers')} {text!r}: unbalanced ')'")
         if ch == "," and depth == 0:
             out.append(cur.strip())
             cur = ""
         else:
             cur += ch
     if depth:
-        raise InputError(f"--verifiers {text!r}: unbalanced '('")
+        raise InputError(f"{arg('verifiers')} {text!r}: unbalanced '('")
     out.append(cur.strip())
     if not all(out):
-        raise InputError(f"--verifiers {text!r}: empty entry")
+        raise InputError(f"{arg('verifiers')} {text!r}: empty entry")
     return out
 
 
@@ -45,7 +45,7 @@ def resolve(run: Any, spec: str) -> tuple[Any, str]:
 
     m = re.fullmatch(r"([A-Za-z0-9_.-]+)\((.*)\)", spec)
     if m:
-        opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=f"--verifiers {spec}")
+        opts = parse_options([p for p in m.group(2).split(",") if p.strip()], flag=arg("verifiers", spec))
         v = make_verifier(m.group(1), opts)
         return v, verdict_name(v)
     meta = run.verdicts_dir(spec) / "verifier.json"
@@ -63,7 +63,7 @@ def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -
     if oracle:
         v, folder = resolve(run, oracle)
         if v.kind != "oracle":
-            raise InputError(f"--oracle {oracle}: {v.name!r} is a {v.kind}, not an oracle")
+            raise InputError(f"{arg('oracle', oracle)}: {v.name!r} is a {v.kind}, not an oracle")
         return v, folder
     for v, folder in resolved:
         if v.kind == "oracle":
@@ -81,7 +81,7 @@ def pick_oracle(run: Any, resolved: list[tuple[Any, str]], oracle: str | None) -
         if getattr(cls, "verifiers", ()):
             return resolve(run, cls.verifiers[0])
     raise InputError(f"{run.path}: no oracle among --verifiers and none known for task(s) "
-                     f"{', '.join(task_names)}: give --oracle")
+                     f"{', '.join(task_names)}: give {arg('oracle')}")
 
 
 def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = None,
@@ -108,7 +108,7 @@ def compare_run(run_dir: str | Path, specs: list[str], *, oracle: str | None = N
     resolved = [resolve(run, s) for s in specs]
     folders = [f for _, f in resolved]
     if len(set(folders)) != len(folders):
-        raise InputError(f"--verifiers: an entry repeats ({', '.join(folders)})")
+        raise InputError(f"{arg('verifiers')}: an entry repeats ({', '.join(folders)})")
     ref, ref_folder = pick_oracle(run, resolved, oracle)
     todo = [(ref, ref_folder)] + [(v, f) for v, f in resolved if f != ref_folder]
     for v, f in todo:  # validate all before verifying any

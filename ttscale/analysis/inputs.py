@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.rundir.counts import group_columns, read_table, validate_counts
 from ttscale.rundir.store import RunDir
 
@@ -52,7 +52,7 @@ def _pool(counts: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
 
     if is_adaptive(counts):
         raise InputError("counts table: adaptive rows cannot be pooled over groups (the rule "
-                         "stopped each group apart); keep every grouping column in --group-by")
+                         f"stopped each group apart); keep every grouping column in {arg('group_by')}")
     agg = counts.groupby([*group_by, "problem"], sort=True, dropna=False)
     out = agg[["num_samples", "num_correct"]].sum().reset_index()
     return out[[*group_by, "problem", "num_samples", "num_correct"]]
@@ -64,7 +64,7 @@ def _check_group_by(group_by: list[str] | None, available: list[str], source: Pa
     unknown = [c for c in group_by if c not in available]
     if unknown:
         raise InputError(
-            f"{source}: --group-by column {unknown[0]!r} is not a grouping column "
+            f"{source}: {arg('group_by')} column {unknown[0]!r} is not a grouping column "
             f"(available: {', '.join(available) or 'none'})"
         )
     return list(group_by)
@@ -86,7 +86,7 @@ def load_input(
         raise InputError(f"{path}: no such file or directory")
     if path.is_dir():
         if prompt_tokens is not None or output_tokens is not None:
-            raise InputError(f"{path}: --prompt-tokens/--output-tokens apply to counts tables; "
+            raise InputError(f"{path}: {arg('prompt_tokens')}/{arg('output_tokens')} apply to counts tables; "
                              "a run directory records its own token counts")
         return _load_run(path, group_by, allow_stale)
     return input_from_counts(read_table(path), group_by, prompt_tokens, output_tokens, path)
@@ -108,10 +108,10 @@ def input_from_counts(
         counts = _pool(counts, cols)
     tokens = None
     if (prompt_tokens is None) != (output_tokens is None):
-        raise InputError(f"{path}: give both --prompt-tokens and --output-tokens, or neither")
+        raise InputError(f"{path}: give both {arg('prompt_tokens')} and {arg('output_tokens')}, or neither")
     if prompt_tokens is not None:
         if prompt_tokens < 0 or output_tokens < 0:
-            raise InputError(f"{path}: --prompt-tokens/--output-tokens must be >= 0")
+            raise InputError(f"{path}: {arg('prompt_tokens')}/{arg('output_tokens')} must be >= 0")
         tokens = counts[cols].drop_duplicates().reset_index(drop=True)
         tokens["avg_prompt_tokens"] = float(prompt_tokens)
         tokens["avg_output_tokens"] = float(output_tokens)

@@ -23,7 +23,7 @@ from ttscale.analysis.inputs import (  # noqa: F401 (re-exported: the analysis i
     input_from_counts,
     load_input,
 )
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.rundir.counts import check_k
 from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.store import atomic_write_json, atomic_write_table
@@ -83,7 +83,7 @@ def _shapes(inp: AnalysisInput, name: str | None) -> tuple[dict[tuple, Any], dic
         shape, where = resolve_shape(model, inp.source)
         return {k: shape for k in keys}, {k: where for k in keys}
     if "model" not in inp.group_cols:
-        raise InputError(f"{inp.source}: --model-shape auto needs a 'model' grouping column")
+        raise InputError(f"{inp.source}: {arg('model_shape', 'auto')} needs a 'model' grouping column")
     at = inp.group_cols.index("model")
     found = {k: resolve_shape(str(k[at]), inp.source) for k in keys}
     return {k: v[0] for k, v in found.items()}, {k: v[1] for k, v in found.items()}
@@ -119,22 +119,22 @@ def _check_options(inp: AnalysisInput, opts: Options) -> None:
     n_min = max_k(inp.counts)
     if opts.ks is not None:
         if not opts.ks:
-            raise InputError(f"{src}: --ks is empty")
-        check_k(np.asarray(opts.ks), n_min, src, what="--ks k")
+            raise InputError(f"{src}: {arg('ks')} is empty")
+        check_k(np.asarray(opts.ks), n_min, src, what=arg("ks") + " k")
     if opts.max_k is not None:
-        check_k(opts.max_k, n_min, src, what="--max-k")
+        check_k(opts.max_k, n_min, src, what=arg("max_k"))
         if opts.ks is not None and max(opts.ks) > opts.max_k:
-            raise InputError(f"{src}: --ks k={max(opts.ks)} is above --max-k {opts.max_k}")
+            raise InputError(f"{src}: {arg('ks')} k={max(opts.ks)} is above {arg('max_k')} {opts.max_k}")
     if opts.n_boot < 0:
-        raise InputError(f"{src}: --n-boot must be >= 0, got {opts.n_boot}")
+        raise InputError(f"{src}: {arg('n_boot')} must be >= 0, got {opts.n_boot}")
     if not 0.0 < opts.ci < 1.0:
-        raise InputError(f"{src}: --ci must be in (0, 1), got {opts.ci}")
+        raise InputError(f"{src}: {arg('ci')} must be in (0, 1), got {opts.ci}")
     if opts.law_boot < 0:
-        raise InputError(f"{src}: --law-boot must be >= 0, got {opts.law_boot}")
+        raise InputError(f"{src}: {arg('law_boot')} must be >= 0, got {opts.law_boot}")
     if opts.tail_k_min is not None and opts.tail_k_min < 1:
-        raise InputError(f"{src}: --tail-k-min must be >= 1, got {opts.tail_k_min}")
+        raise InputError(f"{src}: {arg('tail_k_min')} must be >= 1, got {opts.tail_k_min}")
     if not opts.saturation_threshold > 0:
-        raise InputError(f"{src}: --saturation-threshold must be > 0, got {opts.saturation_threshold}")
+        raise InputError(f"{src}: {arg('saturation_threshold')} must be > 0, got {opts.saturation_threshold}")
 
 
 def _clean(x: Any) -> Any:
@@ -328,7 +328,7 @@ def write_outputs(result: AnalysisResult, out_dir: str | os.PathLike) -> list[Pa
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a directory")
+        raise InputError(f"{out}: {arg('out')} exists and is not a directory")
     figures = build_figures(result)  # may fail; nothing written yet
     out.mkdir(parents=True, exist_ok=True)
     with stage_lock(out, "analysis"):  # one writer; removes .tmp-* of killed writers

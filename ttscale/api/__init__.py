@@ -4,7 +4,9 @@
 Each takes plain objects (paths, a counts DataFrame, a :class:`ttscale.rundir.runs.Run`) and returns
 plain ones (a dataclass, a DataFrame, a path); each raises :class:`ttscale.errors.InputError`
 on bad input before anything is written, and ``ttscale <command>`` is flag parsing, one call
-here, and printing. Keyword arguments mirror the command's flags (``--n-boot`` -> ``n_boot``);
+here, and printing. Keyword arguments mirror the command's flags (``--n-boot`` -> ``n_boot``), and
+errors name them so (``n_boot must be >= 0``; the CLI runs each verb inside
+:func:`ttscale.errors.cli_wording`, where the same message says ``--n-boot``);
 options a stage grows later pass through ``**options`` to it unchanged. Nothing heavy is
 imported until a verb runs.
 """

@@ -3,7 +3,7 @@
 Each verb checks what it is given before it computes anything: a source that is neither a path,
 a :class:`ttscale.rundir.runs.Run` nor a DataFrame, a ``to`` that is not a whole number or is
 beyond what can be forecast, are :class:`ttscale.errors.InputError` lines naming the argument
-(``to=abc``), never a TypeError or OverflowError from deep inside. ``ttscale.pass_at_k`` and
+(``to='abc'`` from Python, ``--to abc`` from the command line: :func:`ttscale.errors.arg`), never a TypeError or OverflowError from deep inside. ``ttscale.pass_at_k`` and
 ``ttscale.coverage`` refuse a k above a problem's samples (as the CLI does), where the internal
 estimators of :mod:`ttscale.analysis.curves.estimators` return NaN for the curves' sake.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: the largest k a forecast or a curve is asked at (beyond it no count is exact in float64)
 MAX_K = 10**15
@@ -39,9 +39,9 @@ def whole(value: Any, name: str, verb: str, minimum: int = 1, maximum: int = MAX
     if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
         ok = True
     if not ok:
-        raise InputError(f"{verb}: {name}={value!r}: expected a whole number")
+        raise InputError(f"{verb}: {arg(name, value)}: expected a whole number")
     if not minimum <= value <= maximum:
-        raise InputError(f"{verb}: {name}={value!r}: must be between {minimum} and {maximum:.0e}".replace("e+", "e"))
+        raise InputError(f"{verb}: {arg(name, value)}: must be between {minimum} and {maximum:.0e}".replace("e+", "e"))
     return int(value)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ttscale.api.checks import check_source, whole
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 T = TypeVar("T")
 
@@ -163,10 +163,10 @@ def forecast_records(source: str | os.PathLike | pd.DataFrame, to: int, *,
     if from_k is not None:
         from_k = whole(from_k, "from_k", src)
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
-        raise InputError(f"{src}: level={level!r}: must be a number in (0, 1)")
+        raise InputError(f"{src}: {arg('level', level)}: must be a number in (0, 1)")
     n_boot = whole(n_boot, "n_boot", src, minimum=0)
     if n_boot == 1:
-        raise InputError(f"{src}: n_boot=1: must be 0 (no interval) or at least 2")
+        raise InputError(f"{src}: {arg('n_boot', 1)}: must be 0 (no interval) or at least 2")
     inp = _load(source, group_by, allow_stale=allow_stale, verb="forecast")
 
     from ttscale.core.progress import progress_bar
@@ -218,8 +218,11 @@ def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | No
     directory. Returns a
     :class:`ttscale.analysis.temperatures.view.TemperatureView` (``by_temperature``: coverage
     per (group, temperature, k) with CIs; ``best``: per (group, k) the best temperature, the gap
-    to the runner-up with a paired CI, p_best, and the best split of k samples over temperatures
-    with its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
+    to the runner-up with a paired CI, p_best, and the split of k samples over temperatures:
+    ``split_found`` the exact best in sample, ``split_gain`` its gain over the best temperature
+    alone cross-fitted over problems with a t interval, ``split`` the recommendation (the found
+    split when ``split_better``, i.e. that interval is above 0, else all k at the best
+    temperature; ``split_verdict`` in words), its cross-fitted coverage). ``group_by`` always keeps ``temperature``. With ``out`` the
     files of ``ttscale temperatures --out`` are written.
     """
     from ttscale.analysis.temperatures.view import temperature_view, write_view
@@ -230,7 +233,7 @@ def temperatures(source: str | os.PathLike | pd.DataFrame, *, ks: list[int] | No
     n_boot = whole(n_boot, "n_boot", str(inp.source), minimum=0)
     splits = whole(splits, "splits", str(inp.source))
     if isinstance(ci, bool) or not isinstance(ci, int | float) or not 0 < ci < 1:
-        raise InputError(f"{inp.source}: ci={ci!r}: must be a number in (0, 1)")
+        raise InputError(f"{inp.source}: {arg('ci', ci)}: must be a number in (0, 1)")
     view = temperature_view(inp.counts, inp.group_cols, ks, n_boot, ci, seed, splits,
                             source=str(inp.source))
     if out is not None:
@@ -267,7 +270,7 @@ def simulate(source: str | os.PathLike | pd.DataFrame | None = None, *,
     if out is not None:
         check_out_dir(out, "out")
     if (source is None) == (difficulty is None):
-        raise InputError("simulate: give exactly one of INPUT or --difficulty")
+        raise InputError(f"simulate: give exactly one of {arg('source', flag='INPUT')} or {arg('difficulty')}")
     sim.check_options(fpr=fpr, fnr=fnr, selection=selection, k_max=k_max, fp_cost=fp_cost,
                       cost_per_sample=cost_per_sample, **options)
     if difficulty is not None:
@@ -366,11 +369,11 @@ def _config_index(cs: Any, cfg: dict[str, Any] | str, source: str) -> int:
         cfg = dict(part.split("=", 1) for part in cfg.split(",") if "=" in part)
     unknown = [c for c in cfg if c not in cs.axes]
     if unknown:
-        raise InputError(f"{source}: --at column {unknown[0]!r} is not a configuration column "
+        raise InputError(f"{source}: {arg('at')} column {unknown[0]!r} is not a configuration column "
                          f"(columns: {', '.join(cs.axes) or 'none'})")
     hits = [j for j in range(len(labels))
             if all(str(cs.configs[c].iloc[j]).strip() == str(v).strip() for c, v in cfg.items())]
     if len(hits) != 1:
-        raise InputError(f"{source}: --at {cfg} matches {len(hits)} configurations (need exactly one; "
+        raise InputError(f"{source}: {arg('at')} {cfg} matches {len(hits)} configurations (need exactly one; "
                          f"configurations: {'; '.join(labels[:6])}{' ...' if len(labels) > 6 else ''})")
     return hits[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ttscale.api.checks import check_source
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 if TYPE_CHECKING:
 
@@ -123,7 +123,7 @@ def verify(run: str | os.PathLike, verifier: str, options: dict[str, Any] | None
     from ttscale.verification.verify import parse_options, verify_run
 
     if time_limit <= 0 or time_limit_per_sample < 0:
-        raise InputError("--time-limit must be positive and --time-limit-per-sample not negative")
+        raise InputError(f"{arg('time_limit')} must be positive and {arg('time_limit_per_sample')} not negative")
     check_source(run, "verify", frames=False)
     spec = parse_executor(executor, dict(executor_options or {}), "verify")
     if not isinstance(verifier, str) or not verifier.strip():

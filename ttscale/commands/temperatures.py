@@ -6,8 +6,12 @@ temperatures (grouped as ``ttscale analyze`` does, temperature apart). The logic
 ``ttscale.temperatures`` (see ``ttscale.analysis.temperatures.view`` for the methods); this command prints
 one row per (group, k): the best temperature with its coverage, the runner-up and the gap with a
 paired bootstrap CI, ``p_best`` (share of bootstrap resamples where the best stays best), the
-exact best split, its in-sample coverage, its cross-fitted coverage (chosen on half the samples,
-measured on the other half) and the optimism between the two. ``--json`` prints
+split of k samples over temperatures the view recommends (the exact best split only when its
+cross-fitted gain over the best temperature has an interval above 0, else all on that
+temperature) with that gain and its interval, the best split's in-sample coverage, its
+cross-fitted coverage (chosen on half the samples, measured on the other half) and the optimism
+between the two; below the table one line per verdict on splitting ("no split is better than T=t
+alone: the data do not choose" when the interval holds 0). ``--json`` prints
 ``{"by_temperature": [...], "best": [...]}`` instead. ``--out DIR`` also writes
 ``DIR/temperatures.parquet``, ``DIR/temperature_best.parquet`` and
 ``DIR/figures/coverage_vs_temperature.{png,svg}`` (``ttscale analyze`` writes the same into a
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ttscale.commands.analyze import parse_columns, parse_ks
 
@@ -51,10 +56,26 @@ def run(args: argparse.Namespace) -> int:
                           "best": json.loads(view.best.to_json(orient="records"))}, indent=1))
         return 0
     cols = [*view.group_cols, "k", "best_temperature", "tied", "coverage", "runner_up", "gap", "gap_ci_low",
-            "gap_ci_high", "p_best", "split", "coverage_in_sample", "coverage_cross_fitted", "optimism"]
+            "gap_ci_high", "p_best", "split", "split_gain", "split_gain_ci_low", "split_gain_ci_high",
+            "coverage_in_sample", "coverage_cross_fitted", "optimism"]
     table = view.best[[c for c in cols if c in view.best.columns]]
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     if "tied" in view.best.columns and (view.best["tied"] != "").any():
         print("tied: temperatures with the same coverage as the best at that k; the data do not choose "
               "between them (p_best is shared among them)")
+    for line in verdict_lines(view.best, view.group_cols):
+        print(line)
     return 0
+
+
+def verdict_lines(best: Any, group_cols: list[str]) -> list[str]:
+    """One line per (group, verdict on splitting), naming the k it holds for."""
+    if "split_verdict" not in best.columns:
+        return []
+    lines = []
+    for key, rows in best.groupby([*group_cols, "split_verdict"], sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{c}={v}" for c, v in zip(group_cols, key[:-1], strict=True))
+        ks = ",".join(str(int(k)) for k in rows["k"])
+        lines.append(f"split{' (' + where + ')' if where else ''}, k={ks}: {key[-1]}")
+    return lines

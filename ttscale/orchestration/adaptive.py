@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.rundir.adaptive_state import read_state, write_state
 from ttscale.rundir.store import RunDir
 from ttscale.sampling.adaptive_settings import RULE_FIELDS, AdaptiveSettings, check_rule  # noqa: F401 (re-exported)
@@ -79,7 +79,7 @@ def round_requests(problems: list[Problem], s: SampleSettings, existing: pd.Data
     for p in problems:
         prompt: Any = p.messages if s.prompt_format == "chat" else p.prompt
         if s.prompt_format == "chat" and not p.messages:
-            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+            raise InputError(f"{arg('prompt_format', 'chat')}: task {p.task!r} has no chat form of its prompts")
         for t in s.temperatures:
             key = (p.problem_id, float(t))
             if key not in targets:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: flags that are backend options (their values go to the backend's constructor)
 BACKEND_FLAGS = ("max_num_seqs", "gpu_memory_utilization", "dtype", "device", "batch_size", "threads")
@@ -145,17 +145,17 @@ def resolve_settings(
                                      "fit": bool(given.get("fit", "replicas" not in given))}
     settings: SampleSettings = parse_settings(final, "sample")
     if not out:
-        raise InputError("--out: missing (the run directory to write)")
+        raise InputError(f"{arg('out')}: missing (the run directory to write)")
     if settings.backend == "import":
         if not settings.from_file:
-            raise InputError("--from: the import backend needs a file of samples (--from FILE)")
+            raise InputError(f"{arg('from_file', flag='--from')}: the import backend needs a file of samples")
     else:
         if settings.from_file:
-            raise InputError(f"--from: only for --backend import (backend is {settings.backend})")
+            raise InputError(f"{arg('from_file', flag='--from')}: only for {arg('backend', 'import')} (backend is {settings.backend})")
         if settings.num_samples is None:
-            raise InputError("-k/--num-samples: missing (samples per problem and temperature)")
+            raise InputError(f"{arg('num_samples', flag='-k/--num-samples')}: missing (samples per problem and temperature)")
         if not settings.task:
-            raise InputError("--task: missing (see `ttscale list tasks`)")
+            raise InputError(f"{arg('task')}: missing (see `ttscale list tasks`)")
     return settings, str(out)
 
 

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg, in_cli
 from ttscale.rundir.store import RunDir, atomic_write_json
 
 STATE_FILE = "state.json"
@@ -52,13 +52,18 @@ def run_state(run: RunDir, verifiers: list[str] | None = None) -> dict[str, Any]
 
 
 def verify_command(run: RunDir, name: str) -> str:
-    """The ``ttscale verify`` line that completes verifier folder ``name`` (from verifier.json)."""
+    """The ``ttscale verify`` line (from Python: the ``ttscale.verify`` call) that completes verifier
+    folder ``name`` (from verifier.json)."""
     meta: dict[str, Any] = {}
     try:
         meta = json.loads((run.verdicts_dir(name) / "verifier.json").read_text())
     except (OSError, ValueError):
         pass
     verifier = str(meta.get("name") or name)
+    if not in_cli():  # the API's call
+        opts = f", {meta['options']!r}" if meta.get("options") else ""
+        named = f", name={name!r}" if name != verifier or meta.get("options") else ""
+        return f"ttscale.verify({str(run.path)!r}, {verifier!r}{opts}{named})"
     parts = ["ttscale", "verify", str(run.path), "--verifier", verifier]
     for k, v in sorted((meta.get("options") or {}).items()):
         parts += ["--verifier-option", f"{k}={v}"]
@@ -123,7 +128,7 @@ def check(problems: list[str], where: Path, allow_stale: bool = False) -> list[s
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     line = f"{where}: stale: {problems[0]}{more}"
     if not allow_stale:
-        raise StaleError(f"{line}; or pass --allow-stale (allow_stale=True in the API)")
+        raise StaleError(f"{line}; or pass {arg('allow_stale', True)}")
     print(f"warning: {line}", file=sys.stderr)
     return problems
 
@@ -146,7 +151,8 @@ def check_run_outputs(run: RunDir, allow_stale: bool = False) -> list[str]:
     analysis = run.path / "analysis"
     if (analysis / "curves.parquet").is_file():
         problems += freshness_problems(read_state(analysis), state, analysis,
-                                       shlex.join(["ttscale", "analyze", str(run.path)]))
+                                       shlex.join(["ttscale", "analyze", str(run.path)]) if in_cli()
+                                       else f"ttscale.analyze({str(run.path)!r})")
     compare = analysis / "compare"
     if (compare / "compare.parquet").is_file():
         recorded = read_state(compare)
@@ -156,5 +162,6 @@ def check_run_outputs(run: RunDir, allow_stale: bool = False) -> list[str]:
             "verifiers": {k: v for k, v in state["verifiers"].items() if k in used}}
         verifiers = ",".join(used) if used else "..."
         problems += freshness_problems(recorded, current, compare, shlex.join(
-            ["ttscale", "compare", str(run.path), "--verifiers", verifiers]))
+            ["ttscale", "compare", str(run.path), "--verifiers", verifiers]) if in_cli()
+            else f"ttscale.compare({str(run.path)!r}, {verifiers!r})")
     return check(problems, run.path, allow_stale)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.sampling.stopping import StoppingRule
 
 #: the fields of the rule; a resumed run must keep every one
@@ -41,11 +41,11 @@ def check_rule(old: dict[str, Any], s: Any, where: str) -> None:
         return
     if theirs is None:
         raise InputError(f"{where}: field 'adaptive': this run was sampled without a stopping rule; "
-                         "use another --out for an adaptive run")
+                         f"use another {arg('out')} for an adaptive run")
     if mine is None:
         raise InputError(f"{where}: field 'adaptive': this run samples until solved "
-                         f"({theirs}); give the same adaptive block or use another --out")
+                         f"({theirs}); give the same adaptive block or use another {arg('out')}")
     for key in RULE_FIELDS:
         if theirs.get(key) != mine.get(key):
             raise InputError(f"{where}: field 'adaptive.{key}' is {theirs.get(key)!r} in this run, "
-                             f"not {mine.get(key)!r}: the stopping rule cannot change (use another --out)")
+                             f"not {mine.get(key)!r}: the stopping rule cannot change (use another {arg('out')})")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.plugins import Problem
 from ttscale.sampling.backends.base import Request, Thinking, seed_base
 
@@ -86,7 +86,7 @@ def thinking_of(s: SampleSettings, task: Any = None) -> Thinking | None:
 def _prompt_of(p: Problem, s: SampleSettings) -> str | list[dict[str, str]]:
     if s.prompt_format == "chat":
         if not p.messages:
-            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+            raise InputError(f"{arg('prompt_format', 'chat')}: task {p.task!r} has no chat form of its prompts")
         return p.messages
     return p.prompt
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: characters one token can hold at most, for this bound (real tokenizers: about 3-5 on text)
 MAX_CHARS_PER_TOKEN = 16
@@ -68,5 +68,5 @@ def check_prompt_lengths(problems: list[Any], backend: str, model: str, chat: bo
         n = prompt_chars(p, chat)
         if n > limit:
             raise InputError(f"problem {p.problem_id!r}: its prompt has {n:,} characters, more than "
-                             f"the {context:,}-token context of --model {model} can hold (at most "
+                             f"the {context:,}-token context of {arg('model', model)} can hold (at most "
                              f"about {limit:,} characters); shorten it or use a longer-context model")

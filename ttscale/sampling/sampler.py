@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.plugins import Problem, problems_frame
 from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.outputs import check_run_target, undo_if_nothing_drawn
@@ -164,7 +164,7 @@ def plan_requests(problems: list[Problem], s: SampleSettings, existing: pd.DataF
     prompts: dict[str, str | list[dict[str, str]]] = {}
     for p in problems:
         if s.prompt_format == "chat" and not p.messages:
-            raise InputError(f"--prompt-format chat: task {p.task!r} has no chat form of its prompts")
+            raise InputError(f"{arg('prompt_format', 'chat')}: task {p.task!r} has no chat form of its prompts")
         prompts[p.problem_id] = p.messages if s.prompt_format == "chat" else p.prompt
     return plan(problems, prompts, existing, s.temperatures, s.num_samples, s.seed,
                 s.max_n_per_request, s.max_tokens, tuple(stop), s.top_p)
@@ -185,7 +185,7 @@ def check_identity(run: RunDir, s: SampleSettings, old: dict[str, Any] | None = 
     for key, value in identity(s).items():
         if theirs.get(key) != value:
             raise InputError(f"{run.run_json}: field '{key}' is {theirs.get(key)!r} in this run, not "
-                             f"{value!r}: use another --out (only K, temperatures and problems can grow)")
+                             f"{value!r}: use another {arg('out')} (only K, temperatures and problems can grow)")
 
 
 def check_resume(run: RunDir, s: SampleSettings, problems: pd.DataFrame) -> dict[str, Any]:
@@ -267,16 +267,16 @@ def load_task(s: SampleSettings) -> tuple[list[Problem], tuple[str, ...], Any]:
     from ttscale.core.registry import tasks
 
     if not s.task:
-        raise InputError("--task: missing (see `ttscale list tasks`)")
+        raise InputError(f"{arg('task')}: missing (see `ttscale list tasks`)")
     cls = tasks.get(s.task)
     try:
         task = cls(**s.task_options)
         problems = task.problems(s.num_problems, s.seed)
     except (TypeError, ValueError) as e:
-        raise InputError(f"--task-option: task {s.task!r} rejects options {s.task_options} "
+        raise InputError(f"{arg('task_options', flag='--task-option')}: task {s.task!r} rejects options {s.task_options} "
                          f"({type(e).__name__}: {e})") from e
     if not problems:
-        raise InputError(f"--task {s.task}: the task gave no problems")
+        raise InputError(f"{arg('task', s.task)}: the task gave no problems")
     return problems, tuple(getattr(task, "stop", ()) or ()), task
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.plugins import Problem, Verifier
 from ttscale.rundir.locks import stage_lock
 from ttscale.rundir.store import VERDICT_SCHEMA, RunDir, atomic_write_json
@@ -232,7 +232,7 @@ def prepare(run: RunDir, name: str | Verifier, options: dict[str, Any] | None = 
         if meta.get("name") != verifier.name or meta.get("options") != mine:
             raise InputError(f"{meta_path}: verdicts there came from verifier {meta.get('name')!r} "
                              f"with options {meta.get('options')}, not {verifier.name!r} with {mine}"
-                             f" (pick another --name)")
+                             f" (pick another {arg('name')})")
     return verifier, folder, problems
 
 
@@ -325,7 +325,7 @@ def _verify_locked(run: RunDir, verifier: Verifier, folder: str, problems: dict[
         workers = 0 if inline else min(os.cpu_count() or 1, todo.problems)
     n_workers = int(workers)
     if n_workers < 0:
-        raise InputError(f"--workers {n_workers}: must be 0 (in-process) or more")
+        raise InputError(f"{arg('workers', n_workers)}: must be 0 (in-process) or more")
 
     def limit_fn(df: pd.DataFrame) -> float:
         return time_limit + time_limit_per_sample * len(df)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ttscale.analysis.adaptive.estimators import adaptive_pass_at_k
 from ttscale.analysis.curves.estimators import pass_at_k
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 ADAPTIVE_COLUMNS = ("adaptive_prev", "adaptive_successes", "adaptive_min_samples", "adaptive_max_samples")
 
@@ -99,7 +99,7 @@ def attach(run: Any, counts: pd.DataFrame, cols: list[str], verifiers: list[str]
                          f"({folder!r})")
     if "temperature" not in cols and state["temperature"].nunique() > 1:
         raise InputError(f"{run.path}: an adaptive run's curves are per temperature (the rule stops "
-                         "each (problem, temperature)); keep 'temperature' in --group-by")
+                         f"each (problem, temperature)); keep 'temperature' in {arg('group_by')}")
     if "verifier" in cols:
         counts = counts[counts["verifier"] == folder]
     st = state.rename(columns={"problem_id": "problem"})

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from ttscale.analysis.costs.cost import PRESETS, ModelShape
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: assumed when a counts table gives no token counts: a MATH-style few-shot prompt, one solution
 DEFAULT_PROMPT_TOKENS = 512.0
@@ -101,7 +101,7 @@ def resolve_shape(name: str, source: str | Path) -> tuple[ModelShape, str]:
     found = find_shape(name)
     if found is None:
         raise InputError(
-            f"{source}: --model-shape {name!r} is not a known model shape: give a preset "
+            f"{source}: {arg('model_shape')} {name!r} is not a known model shape: give a preset "
             f"({', '.join(sorted(PRESETS))}), 'embedded', a model folder or config.json, or a hub "
             "id whose config.json is in the Hugging Face cache"
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,18 @@ def parse_difficulty(spec: str, grid: int = 2000) -> Difficulty:
     """``beta:ALPHA,BETA[,zero=Z][,one=O]`` -> a quantile grid of the beta plus point masses."""
     kind, _, rest = spec.partition(":")
     if kind != "beta" or not rest:
-        raise InputError(f"--difficulty {spec!r}: expected beta:ALPHA,BETA[,zero=Z][,one=O]")
+        raise InputError(f"{arg('difficulty')} {spec!r}: expected beta:ALPHA,BETA[,zero=Z][,one=O]")
     parts = rest.split(",")
     try:
         alpha, beta = float(parts[0]), float(parts[1])
         extra = dict(x.split("=", 1) for x in parts[2:])
         zero, one = float(extra.pop("zero", 0)), float(extra.pop("one", 0))
     except (ValueError, IndexError) as e:
-        raise InputError(f"--difficulty {spec!r}: expected beta:ALPHA,BETA[,zero=Z][,one=O]") from e
+        raise InputError(f"{arg('difficulty')} {spec!r}: expected beta:ALPHA,BETA[,zero=Z][,one=O]") from e
     if extra:
-        raise InputError(f"--difficulty {spec!r}: unknown field {sorted(extra)[0]!r}")
+        raise InputError(f"{arg('difficulty')} {spec!r}: unknown field {sorted(extra)[0]!r}")
     if not (alpha > 0 and beta > 0) or not (0 <= zero and 0 <= one and zero + one < 1):
-        raise InputError(f"--difficulty {spec!r}: need ALPHA, BETA > 0 and zero + one < 1")
+        raise InputError(f"{arg('difficulty')} {spec!r}: need ALPHA, BETA > 0 and zero + one < 1")
     q = (np.arange(grid) + 0.5) / grid
     p = stats.beta.ppf(q, alpha, beta)
     w = np.full(grid, (1 - zero - one) / grid)

@@ -45,7 +45,7 @@ from ttscale.analysis.forecasting.beta_fits import (  # noqa: F401 (re-exported)
     refit_zero_inflated_beta,
 )
 from ttscale.analysis.laws.power_law import check_counts, coverage_curve, fit_from_counts
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 
 # ----------------------------------------------------------------------------------- methods
@@ -305,7 +305,7 @@ def resolve_methods(method: str | list[str] | None, source: str = "forecast") ->
     asked = [method] if isinstance(method, str) else list(method)
     for m in asked:
         if m not in names:
-            raise InputError(f"{source}: --method {m!r} is not a forecast method "
+            raise InputError(f"{source}: {arg('method')} {m!r} is not a forecast method "
                              f"(known: {', '.join(names)}, all)")
     return asked
 
@@ -329,9 +329,9 @@ def forecast_input(counts: pd.DataFrame, group_cols: list[str], to: int,
         from ttscale.analysis.adaptive.run import is_adaptive
 
         if is_adaptive(counts):
-            raise InputError(f"{source}: --from-k: an adaptive run's samples cannot be subsampled (each "
+            raise InputError(f"{source}: {arg('from_k')}: an adaptive run's samples cannot be subsampled (each "
                              "(problem, temperature) stopped by a rule); forecast from them as they are")
-        check_k(from_k, int(counts["num_samples"].min()), source, what="--from-k")
+        check_k(from_k, int(counts["num_samples"].min()), source, what=arg("from_k"))
         counts = subsample(counts, from_k, seed)
     out = (records or forecast_records)(counts, group_cols, to, methods, source)
     for r in out:

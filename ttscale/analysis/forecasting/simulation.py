@@ -52,7 +52,7 @@ from ttscale.analysis.forecasting.difficulty import (  # noqa: F401 - the diffic
 )
 from ttscale.analysis.forecasting.optimal_k import best_k, optimal_k_bootstrap, refit_optimal_k  # noqa: F401
 from ttscale.analysis.laws.power_law import fit_from_counts
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 SELECTIONS = ("resample", "vote", "best-of-n")
 
@@ -164,33 +164,46 @@ def check_options(*, fpr: float = 0.0, fnr: float = 0.0, selection: str = "resam
                   min_samples: int = 1, first_round: int = 32, growth: float = 2.0,
                   adaptive_problems: int = 500, ci: float = 0.95, optimal_k_boot: int = 200,
                   **_: object) -> None:
-    """Raise InputError (naming the flag) for an option ``ttscale simulate`` cannot honour."""
+    """Raise InputError for an option ``simulate`` cannot honour, naming it in the caller's words
+    (``fpr=0.7`` from Python, ``--fpr 0.7`` from the command line: :func:`ttscale.errors.arg`)."""
+    def number(name: str, v: Any, whole: bool = False) -> None:
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        if not ok or not np.isfinite(v) or (whole and float(v) != int(v)):
+            raise InputError(f"simulate: {arg(name, v)}: expected a {'whole number' if whole else 'number'}")
+
+    for name, v in (("fpr", fpr), ("fnr", fnr), ("fp_cost", fp_cost), ("cost_per_sample", cost_per_sample),
+                    ("ci", ci)):
+        number(name, v)
+    for name, v in (("k_max", k_max), ("replicates", replicates), ("optimal_k_boot", optimal_k_boot),
+                    ("adaptive_problems", adaptive_problems)):
+        number(name, v, whole=True)
     if not 0.0 < ci < 1.0:
-        raise InputError(f"simulate: --ci must be in (0, 1), got {ci}")
+        raise InputError(f"simulate: {arg('ci')} must be in (0, 1), got {ci}")
     if optimal_k_boot < 0:
-        raise InputError(f"simulate: --optimal-k-boot must be >= 0, got {optimal_k_boot}")
+        raise InputError(f"simulate: {arg('optimal_k_boot')} must be >= 0, got {optimal_k_boot}")
     for name, v in (("fpr", fpr), ("fnr", fnr)):
         if not 0 <= v <= 1:
-            raise InputError(f"simulate: --{name} must be in [0, 1], got {v}")
+            raise InputError(f"simulate: {arg(name)} must be in [0, 1], got {v}")
     if fpr + fnr >= 1 and selection == "resample":
-        raise InputError("simulate: --fpr + --fnr must be below 1 (else the verifier is no better than chance)")
+        raise InputError(f"simulate: {arg('fpr')} + {arg('fnr')} must be below 1 (else the verifier is no "
+                         "better than chance)")
     if k_max < 1:
-        raise InputError(f"simulate: --k-max must be at least 1, got {k_max}")
+        raise InputError(f"simulate: {arg('k_max')} must be at least 1, got {k_max}")
     if fp_cost < 0 or cost_per_sample < 0:
-        raise InputError("simulate: --fp-cost and --cost-per-sample must be >= 0")
+        raise InputError(f"simulate: {arg('fp_cost')} and {arg('cost_per_sample')} must be >= 0")
     if replicates < 3:
-        raise InputError("simulate: --replicates must be at least 3")
-    if any(x < 1 for x in [*plan_problems, *plan_samples]):
-        raise InputError("simulate: --plan-problems and --plan-samples must be positive")
+        raise InputError(f"simulate: {arg('replicates')} must be at least 3")
+    if any(not isinstance(x, int | np.integer) or x < 1 for x in [*plan_problems, *plan_samples]):
+        raise InputError(f"simulate: {arg('plan_problems')} and {arg('plan_samples')} must be whole numbers >= 1")
     if adaptive is not None:
         from ttscale.sampling.stopping import StoppingRule
 
         if not adaptive:
-            raise InputError("simulate: --adaptive is empty (give r values, e.g. 1,2,4,8)")
+            raise InputError(f"simulate: {arg('adaptive')} is empty (give r values, e.g. 1,2,4,8)")
         for r in adaptive:  # one line naming the field for r < 1, m > K, growth <= 1
-            StoppingRule(r, min_samples, first_round, growth).check(k_max, "simulate --adaptive")
+            StoppingRule(r, min_samples, first_round, growth).check(k_max, f"simulate {arg('adaptive')}")
         if adaptive_problems < 1:
-            raise InputError("simulate: --adaptive-problems must be at least 1")
+            raise InputError(f"simulate: {arg('adaptive_problems')} must be at least 1")
 
 
 def difficulties_from_counts(counts: pd.DataFrame, group_cols: list[str], verifier: str | None = None,
@@ -204,7 +217,7 @@ def difficulties_from_counts(counts: pd.DataFrame, group_cols: list[str], verifi
         names = sorted(counts["verifier"].unique())
         chosen = verifier or names[0]
         if chosen not in names:
-            raise InputError(f"{source}: --verifier {chosen!r} has no oracle verdicts, which give the counts (have: {', '.join(names)})")
+            raise InputError(f"{source}: {arg('verifier')} {chosen!r} has no oracle verdicts, which give the counts (have: {', '.join(names)})")
         counts = counts[counts["verifier"] == chosen]
     cols = [c for c in group_cols if counts[c].nunique() > 1 or c != "verifier"]
     out = []
@@ -339,11 +352,11 @@ def _with_interval(summary: dict, d: Difficulty, ks: np.ndarray, selection: str,
     """``summary`` with the optimal k's interval fields after ``optimal_k_is_max_k``."""
     note = None
     if d.pairs is None:
-        note = "the difficulty is given (--difficulty): no problems to resample"
+        note = f"the difficulty is given ({arg('difficulty')}): no problems to resample"
     elif selection != "resample":
         note = f"no interval for {selection}: its accuracy is too costly to recompute per replicate"
     elif n_boot == 0:
-        note = "--optimal-k-boot 0"
+        note = arg("optimal_k_boot", 0)
     if note is None:
         fields = {**optimal_k_bootstrap(d, ks, int(summary["optimal_k"]), n_boot=n_boot, ci=ci,
                                         seed=seed, **rates), "optimal_k_ci_note": None}

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ttscale.analysis.frontier.band import frontier_points
 from ttscale.analysis.frontier.configs import Configurations
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: most points a merged Pareto set keeps (thinned on a log-cost grid beyond it)
 MAX_PARETO = 20_000
@@ -107,7 +107,7 @@ def allocate(cs: Configurations, metric: str, bins: int = 4, targets: np.ndarray
     ``gain`` with ``ci_low``/``ci_high``, ``bins`` (the number used).
     """
     if bins < 1:
-        raise InputError(f"{cs.source}: --bins must be at least 1, got {bins}")
+        raise InputError(f"{cs.source}: {arg('bins')} must be at least 1, got {bins}")
     n, c = cs.n, cs.c
     if (n < 2).any():
         raise InputError(f"{cs.source}: per-difficulty allocation splits each problem's samples in two "

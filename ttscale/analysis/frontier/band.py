@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 
 def frontier_points(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
@@ -130,6 +130,6 @@ def disagreements(cand: pd.DataFrame, a: str = "flops", b: str = "kinetics_eflop
 
 def check_level(level: float, n_boot: int, source: str) -> None:
     if not 0 < level < 1:
-        raise InputError(f"{source}: --level must be in (0, 1), got {level}")
+        raise InputError(f"{source}: {arg('level')} must be in (0, 1), got {level}")
     if n_boot < 20:
-        raise InputError(f"{source}: --n-boot must be at least 20 for a band, got {n_boot}")
+        raise InputError(f"{source}: {arg('n_boot')} must be at least 20 for a band, got {n_boot}")

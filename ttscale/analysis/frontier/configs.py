@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.analysis.curves.estimators import pass_at_k
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.rundir.counts import TOKEN_COLUMNS, group_columns, validate_counts
 
 #: cost metrics, in the order the outputs show them, with their units
@@ -203,19 +203,19 @@ def _parse_prices(prices: Any, models: list[str], source: str) -> dict[str, tupl
     if isinstance(prices, tuple | list) and len(prices) == 2 and not isinstance(prices[0], tuple | list):
         prices = {"*": tuple(prices)}
     if not isinstance(prices, dict):
-        raise InputError(f"{source}: --price must be IN,OUT or MODEL=IN,OUT (dollars per million tokens)")
+        raise InputError(f"{source}: {arg('prices', flag='--price')} must be IN,OUT or MODEL=IN,OUT (dollars per million tokens)")
     out = {}
     for key, pair in prices.items():
         try:
             a, b = (float(x) for x in pair)
         except (TypeError, ValueError) as e:
-            raise InputError(f"{source}: --price {key}: {pair!r} is not two numbers IN,OUT") from e
+            raise InputError(f"{source}: {arg('prices', flag='--price')} {key}: {pair!r} is not two numbers IN,OUT") from e
         if not (np.isfinite(a) and np.isfinite(b) and a >= 0 and b >= 0):
-            raise InputError(f"{source}: --price {key}: prices must be >= 0, got {pair!r}")
+            raise InputError(f"{source}: {arg('prices', flag='--price')} {key}: prices must be >= 0, got {pair!r}")
         out[str(key)] = (a, b)
     missing = [m for m in models if m not in out and "*" not in out]
     if missing:
-        raise InputError(f"{source}: --price gives no price for model {missing[0]!r} (give MODEL=IN,OUT "
+        raise InputError(f"{source}: {arg('prices', flag='--price')} gives no price for model {missing[0]!r} (give MODEL=IN,OUT "
                          "for each model, or one IN,OUT for all)")
     return out
 
@@ -252,9 +252,9 @@ def build_configurations(
             raise InputError(f"{source}: column 'budget' row {row + 1}: {counts['budget'].iloc[row]!r} is not "
                              "a whole number of tokens >= 0 (0: no budget)")
         counts["budget"] = b.astype(np.int64)
-    for name, v in (("--prompt-tokens", prompt_tokens), ("--tokens-per-sample", tokens_per_sample)):
+    for name, v in (("prompt_tokens", prompt_tokens), ("tokens_per_sample", tokens_per_sample)):
         if v is not None and not (np.isfinite(v) and v >= 0):
-            raise InputError(f"{source}: {name} must be a number >= 0, got {v!r}")
+            raise InputError(f"{source}: {arg(name)} must be a number >= 0, got {v!r}")
     counts = counts.assign(_otok=_output_tokens(counts, source))
     if axes:
         keys = counts[axes].drop_duplicates().sort_values(axes).reset_index(drop=True)
@@ -291,9 +291,9 @@ def build_configurations(
     else:
         grid = np.unique(np.asarray([int(k) for k in ks], np.int64))
         if grid.size == 0 or grid.min() < 1:
-            raise InputError(f"{source}: --ks must hold whole numbers >= 1")
+            raise InputError(f"{source}: {arg('ks')} must hold whole numbers >= 1")
         if grid.min() > n.min(axis=0).max():
-            raise InputError(f"{source}: --ks {int(grid.min())} exceeds the samples of every configuration "
+            raise InputError(f"{source}: {arg('ks')} {int(grid.min())} exceeds the samples of every configuration "
                              f"(the most any configuration has on all problems is {int(n.min(axis=0).max())})")
     fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if selection is not None:
@@ -323,11 +323,11 @@ def build_configurations(
     if used:
         notes.append("output tokens per sample: " + "; ".join(
             {"budget": "the budget where no token counts were given (tokens <= budget: cost is an upper bound)",
-             "given": f"--tokens-per-sample {tokens_per_sample} where no token counts were given",
+             "given": f"{arg('tokens_per_sample', tokens_per_sample)} where no token counts were given",
              "assumed": f"{DEFAULT_OUTPUT_TOKENS:.0f} assumed where neither token counts nor a budget "
-                        "were given (give --tokens-per-sample)"}[u] for u in used))
+                        f"were given (give {arg('tokens_per_sample')})"}[u] for u in used))
     if prompt_tokens is None:
-        notes.append(f"prompt tokens: {p_tok:.0f} assumed (give --prompt-tokens)")
+        notes.append(f"prompt tokens: {p_tok:.0f} assumed (give {arg('prompt_tokens')})")
 
     once = {"tokens": np.zeros((P, J))}
     each = {"tokens": otok.copy()}
@@ -352,7 +352,7 @@ def build_configurations(
             once[metric], each[metric] = o, e
     else:
         missing = configs["label"][[s is None for s in shapes]].iloc[0]
-        notes.append(f"FLOPs and eFLOPs left out: no model shape for {missing} (give --model-shape, "
+        notes.append(f"FLOPs and eFLOPs left out: no model shape for {missing} (give {arg('model_shape')}, "
                      "or a model column naming a preset or a local config.json)")
     models = [str(m) for m in keys["model"]] if "model" in axes else ["*"]
     price = _parse_prices(prices, sorted(set(models) - {"*"}), source)

@@ -30,7 +30,7 @@ from ttscale.analysis.frontier.band import (
 )
 from ttscale.analysis.frontier.configs import METRICS, Configurations
 from ttscale.analysis.frontier.moves import next_moves
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 
 @dataclass
@@ -136,8 +136,8 @@ def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_
         metrics = cs.metrics
     for m in metrics:
         if m not in cs.metrics:
-            raise InputError(f"{cs.source}: --metric {m!r} is not available (available: "
-                             f"{', '.join(cs.metrics)}; FLOPs and eFLOPs need a model shape, dollars --price)")
+            raise InputError(f"{cs.source}: {arg('metrics', flag='--metric')} {m!r} is not available (available: "
+                             f"{', '.join(cs.metrics)}; FLOPs and eFLOPs need a model shape, dollars {arg('prices', flag='--price')})")
     cand = cs.candidates().copy()
     x = cs.matrix()
     dev = boot_deviations(x, n_boot, seed)
@@ -169,7 +169,7 @@ def compute_frontier(cs: Configurations, *, metrics: list[str] | None = None, n_
     alloc, sat = pd.DataFrame(), pd.DataFrame()
     if allocation:
         if bins < 1:
-            raise InputError(f"{cs.source}: --bins must be at least 1, got {bins}")
+            raise InputError(f"{cs.source}: {arg('bins')} must be at least 1, got {bins}")
         try:
             alloc = allocate(cs, metrics[0], bins, None, n_boot, level, seed)
         except InputError as e:  # e.g. a problem with one sample: nothing to halve

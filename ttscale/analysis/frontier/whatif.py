@@ -18,7 +18,7 @@ import pandas as pd
 
 from ttscale.analysis.frontier.band import frontier_points
 from ttscale.analysis.frontier.configs import Configurations
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: the forecast method used by default
 DEFAULT_WHATIF_METHOD = "beta_eb"
@@ -31,7 +31,7 @@ def extrapolate_k(cs: Configurations, factors: list[int], method: str = DEFAULT_
     from ttscale.analysis.forecasting.interval import forecast_records
 
     if not factors or any(int(f) != f or f < 2 for f in factors):
-        raise InputError(f"{cs.source}: --what-if-k factors must be whole numbers >= 2, got {factors}")
+        raise InputError(f"{cs.source}: {arg('whatif_k', flag='--what-if-k')} factors must be whole numbers >= 2, got {factors}")
     rows = []
     nmin = cs.n.min(axis=0)
     for j in range(cs.n.shape[1]):

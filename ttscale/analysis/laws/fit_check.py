@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ttscale.analysis.laws.bootstrap import LawBootstrap, law_values, percentile_ci
+from ttscale.errors import arg
 
 #: a law this many half-widths outside the band at some k is rejected (0: outside at all)
 BAND_TOLERANCE = 0.0
@@ -176,7 +177,7 @@ def judge(
     reasons, warnings = [], []
     if band["points"] == 0:
         status = "unchecked"
-        reasons.append("no confidence band to judge the fit against (run with --n-boot > 0)")
+        reasons.append(f"no confidence band to judge the fit against (run with {arg('n_boot')} > 0)")
     elif band["outside"]:
         status = "rejected"
         at = ", ".join(str(k) for k in band["outside_k"])

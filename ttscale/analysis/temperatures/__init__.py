@@ -1,3 +1,4 @@
-"""Analysis, temperature: which temperature is best (p_best, the gap's interval) and the best
-split of samples across temperatures.
+"""Analysis, temperature: which temperature is best (p_best, the gap's interval), the best
+split of samples across temperatures, and whether that split beats the best temperature alone
+(its cross-fitted gain with an interval: gain.py).
 """

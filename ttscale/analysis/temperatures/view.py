@@ -17,7 +17,11 @@ From per-problem counts at T temperatures (``n``, ``c``: (problems, T)):
   ``optimism`` is the mean in-half minus out-of-half coverage. A half holds n/2 samples per
   temperature, which caps the split chosen on it; k above the sum of those caps gets NaN. It
   estimates the coverage of a split chosen from n/2 samples, so it errs slightly low for one
-  chosen from all n.
+  chosen from all n. Whether splitting beats the best single temperature at all is
+  :mod:`ttscale.analysis.temperatures.gain`'s question: the split's gain cross-fitted over problem
+  folds with a t interval; ``split`` is the exact best split only when that interval lies above
+  0, else all k samples at the best temperature with the verdict "no split is better than T=t
+  alone: the data do not choose" (``split_found`` keeps the optimiser's allocation).
 
 :func:`temperature_view` runs the three on every group of a counts frame that has a temperature
 column; :func:`write_view` writes ``temperatures.parquet`` (coverage per temperature),
@@ -37,14 +41,26 @@ import pandas as pd
 
 from ttscale.analysis.laws.power_law import pass_at_k_matrix
 from ttscale.analysis.temperatures.best import counts_by_temperature
+from ttscale.analysis.temperatures.gain import (
+    FOLDS,
+    TIE,
+    choose,
+    claim,
+    first_best,
+    fold_gains,
+    gain_interval,
+)
 from ttscale.errors import InputError
 
 #: what the report says above the table
 REPORT_NOTE = (
     "best_temperature: the temperature with the highest pass@k at that k; gap: its lead over the "
     "runner-up with a paired bootstrap CI over problems; p_best: the share of bootstrap resamples in "
-    "which it stays best. split: the exact best split of k samples over the temperatures; "
-    "coverage_in_sample is chosen and measured on the same samples (optimistic); "
+    "which it stays best. split_found: the exact best split of k samples over the temperatures; "
+    "split_gain: its gain over the best temperature alone, chosen on other problems and measured on "
+    "each (cross-fitted over problem folds), with a t interval; split: split_found when that interval "
+    "is above 0 (split_better), else all k samples at the best temperature (split_verdict says why); "
+    "coverage_in_sample is split_found's, chosen and measured on the same samples (optimistic); "
     "coverage_cross_fitted chooses on half of each problem's samples and measures on the other half."
 )
 
@@ -90,10 +106,10 @@ def best_temperatures(n: Any, c: Any, temperatures: list[float], ks: Any, n_boot
     alpha = (1 - ci) / 2
     rows = []
     for j, k in enumerate(ks):
-        order = np.argsort(-mean[:, j], kind="stable")
-        best = int(order[0])
+        best = first_best(mean[:, j])  # the first of those within TIE of the top, as the split's
+        order = [best, *(int(t) for t in np.argsort(-mean[:, j], kind="stable") if t != best)]
         top = mean[best, j]
-        tied = [float(temperatures[t]) for t in order if abs(mean[t, j] - top) <= 1e-12]
+        tied = [float(temperatures[t]) for t in order if abs(mean[t, j] - top) <= TIE]
         rec: dict[str, Any] = {"k": int(k), "best_temperature": float(temperatures[best]),
                                "coverage": float(mean[best, j]),
                                # the temperatures as good as the best: >1 means the data do not choose
@@ -169,26 +185,32 @@ def cross_fitted_split(n: Any, c: Any, total: int, n_splits: int = 5, seed: int 
 
 
 def budget_splits(n: Any, c: Any, temperatures: list[float], ks: Any, n_splits: int = 5,
-                  seed: int = 0) -> pd.DataFrame:
-    """Per k: the exact best split (JSON {temperature: samples}), its in-sample and cross-fitted
-    coverage, the optimism, and the cross-fitted coverage of the best single temperature.
+                  seed: int = 0, ci: float = 0.95, folds: int = FOLDS) -> pd.DataFrame:
+    """Per k: what the view recommends (``split``: the exact best split when its gain over the best
+    single temperature is established, else all k samples at that temperature), ``split_better``,
+    ``split_verdict``, the split's cross-fitted gain with its CI (see
+    :mod:`ttscale.analysis.temperatures.gain`), the optimiser's own allocation (``split_found``),
+    its in-sample and cross-fitted coverage, the optimism.
 
     The log miss tables of the samples and of each random half are computed once for all k."""
-    from ttscale.analysis.temperatures.best import coverage_from_logs, split_from_logs
+    from ttscale.analysis.temperatures.best import coverage_from_logs
 
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     logs, caps = _logs(n, c), n.min(axis=0)
     halves = _Halves(n, c, n_splits, seed)
+    use = [int(k) for k in np.asarray(ks, dtype=np.int64) if k <= int(caps.sum())]
+    found = [choose(logs, caps, k) for k in use]
+    gains = np.stack([fold_gains(logs, caps, k, folds, seed) for k in use], axis=1) if use else None
+    mean, low, high = gain_interval(gains, ci) if use else ((), (), ())
     rows = []
-    for k in np.asarray(ks, dtype=np.int64):
-        if k > int(caps.sum()):
-            continue
-        alloc, exact = split_from_logs(logs, caps, int(k))
-        cov = coverage_from_logs(logs, alloc)
-        held, optimism = halves.score(int(k))
-        rows.append({"k": int(k),
-                     "split": json.dumps({str(t): a for t, a in zip(temperatures, alloc, strict=True)}),
-                     "split_exact": exact, "coverage_in_sample": cov,
+    for j, k in enumerate(use):
+        alloc, best, exact = found[j]
+        held, optimism = halves.score(k)
+        rows.append({"k": k, **claim(alloc, temperatures, best, float(low[j]), float(high[j])),
+                     "split_gain": float(mean[j]), "split_gain_ci_low": float(low[j]),
+                     "split_gain_ci_high": float(high[j]),
+                     "split_found": json.dumps({str(t): a for t, a in zip(temperatures, alloc, strict=True)}),
+                     "split_exact": exact, "coverage_in_sample": coverage_from_logs(logs, alloc),
                      "coverage_cross_fitted": held, "optimism": optimism})
     return pd.DataFrame(rows)
 
@@ -229,7 +251,7 @@ def temperature_view(counts: pd.DataFrame, group_cols: list[str], ks: list[int] 
             raise InputError(f"{source}: field 'ks': none within 1..{n_min} (the smallest num_samples)")
         table = coverage_by_temperature(n, c, temps, use, n_boot, ci, seed)
         best = best_temperatures(n, c, temps, use, n_boot, ci, seed)
-        best = best.merge(budget_splits(n, c, temps, use, n_splits, seed), on="k", how="left")
+        best = best.merge(budget_splits(n, c, temps, use, n_splits, seed, ci), on="k", how="left")
         for frame in (table, best):
             for col, val in zip(gcols, key, strict=True):
                 frame.insert(list(gcols).index(col), col, val)

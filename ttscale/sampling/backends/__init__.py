@@ -10,7 +10,7 @@ import importlib
 import inspect
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg, arg_option
 
 #: backend name -> "module:class"; each class takes ``model`` plus its own keyword options
 BACKENDS: dict[str, str] = {
@@ -30,14 +30,14 @@ def backend_class(name: str) -> type:
         raise InputError("backend 'import' reads existing samples: use `ttscale sample --backend import --from FILE`")
     ref = BACKENDS.get(name)
     if ref is None:
-        raise InputError(f"--backend {name}: unknown backend (known: {', '.join([*BACKENDS, 'import'])})")
+        raise InputError(f"{arg('backend', name)}: unknown backend (known: {', '.join([*BACKENDS, 'import'])})")
     module, _, attr = ref.partition(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name == module:
-            raise InputError(f"--backend {name}: not available in this installation ({module} is missing)") from e
-        raise InputError(f"--backend {name}: needs the package {e.name!r} (pip install '{EXTRAS[name]}')") from e
+            raise InputError(f"{arg('backend', name)}: not available in this installation ({module} is missing)") from e
+        raise InputError(f"{arg('backend', name)}: needs the package {e.name!r} (pip install '{EXTRAS[name]}')") from e
     return getattr(mod, attr)
 
 
@@ -75,5 +75,5 @@ def get_backend(name: str, **options: Any) -> Any:
                 and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in options]
     if required:
         raise InputError(f"{name} backend: option '{required[0]}' is required "
-                         f"(--backend-option {required[0]}=VALUE)")
+                         f"({arg_option('backend_options', required[0], 'VALUE', '--backend-option')})")
     return cls(**options)

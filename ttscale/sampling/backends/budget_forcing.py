@@ -33,6 +33,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from ttscale.errors import arg
 from ttscale.sampling.backends.base import Request, Sample, Thinking, answer_seed
 from ttscale.sampling.backends.batching import advance, decode, left_padded, pick, stop_cut
 
@@ -120,7 +121,7 @@ def sample_with_budgets(backend: Any, chunk: list[tuple[int, int]], requests: li
         traces = _traces(backend, chunk, requests, prompts)
     except torch.cuda.OutOfMemoryError as e:
         raise oom(f"{backend.device}: out of memory sampling {len(chunk)} traces with "
-                          "budgets; lower --batch-size") from e
+                          f"budgets; lower {arg('batch_size')}") from e
     return [samples_of_trace(backend, requests[ri], i, len(prompts[ri]), t)
             for (ri, i), t in zip(chunk, traces, strict=True)]
 

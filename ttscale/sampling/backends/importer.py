@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.plugins import Problem, problems_frame
 from ttscale.rundir.store import LATE_COLUMNS, SAMPLE_KEY, SAMPLE_SCHEMA, RunDir
 
@@ -114,15 +114,15 @@ def read_samples_file(path: str | os.PathLike, temperature: float):
     stream by :mod:`ttscale.sampling.backends.jsonl_import`), else ("monkeys", (rows, problems, verdicts))."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"--from {path}: no such file or folder")
+        raise InputError(f"{arg('from_file', path, flag='--from')}: no such file or folder")
     if p.is_dir() and not any(p.iterdir()):
-        raise InputError(f"--from {path}: the folder is empty")
+        raise InputError(f"{arg('from_file', path, flag='--from')}: the folder is empty")
     if p.is_file() and (p.suffix in (".jsonl", ".ndjson")
                         or (p.suffix == ".gz" and Path(p.stem).suffix in (".jsonl", ".ndjson", ".json"))):
         return "jsonl", None
     if p.is_dir() or p.suffix in (".yaml", ".yml", ".json"):
         return "monkeys", read_monkey_samples(p, temperature)
-    raise InputError(f"--from {path}: unknown format (use .jsonl or .jsonl.gz, or Monkeys "
+    raise InputError(f"{arg('from_file', path, flag='--from')}: unknown format (use .jsonl or .jsonl.gz, or Monkeys "
                      ".yaml/.json files or a folder)")
 
 
@@ -141,7 +141,7 @@ def import_samples(settings: Any, out: str | os.PathLike, progress: bool = True)
     kind, monkeys = read_samples_file(src, settings.temperatures[0])
     run = RunDir(out)
     if run.path.exists() and not run.path.is_dir():
-        raise InputError(f"--out {run.path}: exists and is not a directory")
+        raise InputError(f"{arg('out', run.path)}: exists and is not a directory")
     from ttscale.rundir.outputs import undo_if_nothing_drawn
 
     created = not run.path.exists()
@@ -214,7 +214,7 @@ def _problems_for(settings: Any, src: Path, file_problems: dict[str, Problem],
     known = {p.problem_id for p in task_problems}
     unknown = sorted(used - known)
     if unknown:
-        raise InputError(f"--from {src}: problem id {unknown[0]!r} is not a problem of task "
+        raise InputError(f"{arg('from_file', src, flag='--from')}: problem id {unknown[0]!r} is not a problem of task "
                          f"{settings.task!r} (it has {len(known)})")
     return task_problems
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg, arg_option
 
 #: default seconds to keep retrying while a server does not answer: long enough for a restart
 DEFAULT_RETRY_WINDOW = 60.0
@@ -46,7 +46,8 @@ class Outage:
             self.since = self._clock()
             self.outages += 1
             self._say(f"ttscale: {self.base_url} is not answering ({why}); retrying for up to "
-                      f"{self.window:g} s (--backend-option retry_window=SECONDS to wait longer)")
+                      f"{self.window:g} s ({arg_option('backend_options', 'retry_window', 'SECONDS', '--backend-option')} "
+                      "to wait longer)")
 
     def recovered(self) -> None:
         """An attempt succeeded: the outage (if any) is over."""
@@ -79,11 +80,11 @@ def preflight(base_url: str, model: str, api_key: str | None, timeout: float = 1
     try:
         resp = httpx.get(url, headers=headers, timeout=timeout)
     except httpx.TransportError as e:
-        raise InputError(f"--backend-option base_url={base_url}: no server answers there "
+        raise InputError(f"{arg_option('backend_options', 'base_url', base_url, '--backend-option')}: no server answers there "
                          f"({type(e).__name__}: {e}); start it, or check the address") from e
     if resp.status_code in (401, 403):
-        raise InputError(f"--backend-option base_url={base_url}: GET /models returned {resp.status_code} "
-                         "(set OPENAI_API_KEY or --backend-option api_key=...)")
+        raise InputError(f"{arg_option('backend_options', 'base_url', base_url, '--backend-option')}: GET /models returned {resp.status_code} "
+                         f"(set OPENAI_API_KEY or {arg_option('backend_options', 'api_key', '...', '--backend-option')})")
     if resp.status_code != 200:
         return None  # a server without the listing: the first request will tell
     try:
@@ -92,5 +93,5 @@ def preflight(base_url: str, model: str, api_key: str | None, timeout: float = 1
     except (ValueError, AttributeError, KeyError, TypeError):
         return None
     if served and model not in served:
-        raise InputError(f"--model {model}: not served at {base_url} (served: {', '.join(served[:10])})")
+        raise InputError(f"{arg('model', model)}: not served at {base_url} (served: {', '.join(served[:10])})")
     return served

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 from ttscale.sampling.backends.base import Backend, BackendInfo, Request, Sample
 from ttscale.sampling.backends.batching import decode, left_padded
 
@@ -42,7 +42,7 @@ def resolve_model(name: str) -> str:
     """The path or hub name to load for ``name`` (the shipped folder for the embedded names)."""
     if str(name) in EMBEDDED_NAMES:
         if not (EMBEDDED_DIR / "config.json").is_file():
-            raise InputError(f"--model {name}: the embedded model is missing from {EMBEDDED_DIR}")
+            raise InputError(f"{arg('model', name)}: the embedded model is missing from {EMBEDDED_DIR}")
         return str(EMBEDDED_DIR)
     from ttscale.core.models import shipped_model
 
@@ -115,9 +115,9 @@ class TransformersBackend(Backend):
         if threads is None and self.device.type == "cpu":
             torch.set_num_threads(default_threads(torch.get_num_threads()))
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine")
+            raise InputError(f"{arg('device', device)}: CUDA is not available on this machine")
         if dtype != "auto" and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
-            raise InputError(f"--dtype {dtype}: not a torch dtype (float32, bfloat16, float16, auto)")
+            raise InputError(f"{arg('dtype', dtype)}: not a torch dtype (float32, bfloat16, float16, auto)")
         self.path = resolve_model(self.model)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
@@ -128,7 +128,7 @@ class TransformersBackend(Backend):
             )
         except (OSError, ValueError, KeyError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"--model {self.model}: cannot load it ({msg})") from e
+            raise InputError(f"{arg('model', self.model)}: cannot load it ({msg})") from e
         try:
             self.lm.to(self.device).eval()
         except torch.cuda.OutOfMemoryError as e:
@@ -246,7 +246,7 @@ class TransformersBackend(Backend):
         except torch.cuda.OutOfMemoryError as e:
             raise OutOfMemory(
                 f"{self.device}: out of memory sampling {len(chunk)} sequences at once; lower "
-                "--batch-size (for vllm: --max-num-seqs or --gpu-memory-utilization)"
+                f"{arg('batch_size')} (for vllm: max_num_seqs or gpu_memory_utilization)"
             ) from e
 
     def _sample_rows(self, chunk, requests, prompts) -> list[tuple[list[int], str, str]]:
