@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ttscale.analysis.frontier.configs import NO_BUDGET, Configurations
-from ttscale.errors import InputError
+from ttscale.errors import InputError, arg
 
 #: quadrature points on (0, 1) for the posterior expectations
 GRID = (np.arange(256) + 0.5) / 256
@@ -74,7 +74,8 @@ def extrapolate_budget(cs: Configurations, factors: list[int], level: float = 0.
     from ttscale.analysis.laws.sequential import fit_budget_curve, fit_check
 
     if not factors or any(int(f) != f or f < 2 for f in factors):
-        raise InputError(f"{cs.source}: --what-if-budget factors must be whole numbers >= 2, got {factors}")
+        raise InputError(f"{cs.source}: {arg('whatif_budget', flag='--what-if-budget')} factors must be whole "
+                         f"numbers >= 2, got {factors}")
     rows: list[dict] = []
     notes: list[str] = []
     families = _families(cs)
