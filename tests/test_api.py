@@ -64,7 +64,7 @@ def test_verify_compact_form_and_resume(run):
     assert (again.verified, again.skipped) == (0, 96)
     imp = ttscale.verify(run, "imperfect(base=exact,fpr=0.5,fnr=0)", workers=0, progress=False)
     assert imp.name == "imperfect-exact-fpr0.5-fnr0" and imp.verified == 96
-    with pytest.raises(InputError, match="time-limit"):
+    with pytest.raises(InputError, match="time_limit must be positive"):
         ttscale.verify(run, "exact", time_limit=0)
 
 
