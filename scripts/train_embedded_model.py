@@ -101,9 +101,15 @@ def draw_batch(rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor,
         t = [*encode(answer), EOS]
         seqs.append(p + t)
         labs.append([-100] * len(p) + t)
+    return right_padded(seqs, labs, PAD)
+
+
+def right_padded(seqs: list[list[int]], labs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows right-padded with ``pad`` into (input_ids, labels), labels padded with -100
+    (also used by scripts/train_thinking_model.py)."""
     width = max(len(s) for s in seqs)
-    ids = torch.full((batch_size, width), PAD, dtype=torch.long)
-    labels = torch.full((batch_size, width), -100, dtype=torch.long)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
     for i, (s, lab) in enumerate(zip(seqs, labs, strict=True)):
         ids[i, : len(s)] = torch.tensor(s)
         labels[i, : len(lab)] = torch.tensor(lab)

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from train_embedded_model import lr_at, right_padded  # the same schedule and padding as arith-llama
 from ttscale._plugins.tasks.long_addition import scratchpad  # the task's own reference trace
 
 THINK, END_THINK = "<think>", "</think>"
@@ -119,21 +119,8 @@ def draw_batch(rng: np.random.Generator, batch_size: int, cut_fraction: float = 
             lab = body
         seqs.append(p + body)
         labs.append([-100] * len(p) + lab)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((batch_size, width), PAD, dtype=torch.long)
-    labels = torch.full((batch_size, width), -100, dtype=torch.long)
-    for i, (s, lab) in enumerate(zip(seqs, labs, strict=True)):
-        ids[i, : len(s)] = torch.tensor(s)
-        labels[i, : len(lab)] = torch.tensor(lab)
-    return ids, labels
+    return right_padded(seqs, labs, PAD)
 
-
-def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up to ``peak``, then cosine decay to 10 % of it at the last step."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
 def save(model, out: Path) -> None:
